@@ -1,0 +1,425 @@
+//! The typed configuration model: what a user writes in `rampart.toml`.
+//!
+//! Every struct denies unknown keys, so a typo is an error rather than a silently
+//! ignored setting. Defaults are the values a production user would pick.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::duration::Duration;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// `[[service]]` tables.
+    #[serde(default, rename = "service")]
+    pub services: Vec<ServiceConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// API, dashboard, health and metrics.
+    #[serde(default = "default_server_listen")]
+    pub listen: SocketAddr,
+    /// Where the SQLite store, logs and the admin token live. Relative paths are
+    /// resolved against the config file's folder.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// What to do with a rollout that was in flight when rampart stopped.
+    #[serde(default)]
+    pub on_restart: RestartPolicy,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_server_listen(),
+            data_dir: default_data_dir(),
+            on_restart: RestartPolicy::default(),
+        }
+    }
+}
+
+fn default_server_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 7070))
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("rampart-data")
+}
+
+/// After a crash, a rollout in flight is either rolled back (the default: the safe
+/// choice when nobody is watching) or resumed at its current step with a fresh
+/// analysis window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RestartPolicy {
+    #[default]
+    Rollback,
+    Resume,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    pub name: String,
+    /// The router's listener: users' traffic enters here.
+    pub listen: SocketAddr,
+    pub backend: BackendConfig,
+    #[serde(default)]
+    pub strategy: StrategyConfig,
+    #[serde(default)]
+    pub analysis: AnalysisConfig,
+    #[serde(default)]
+    pub router: RouterConfig,
+    /// `[[service.check]]` tables: validation run before any traffic moves.
+    #[serde(default, rename = "check")]
+    pub checks: Vec<CheckConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum BackendConfig {
+    /// rampart starts, health-checks, scales and stops the instances itself.
+    Process(ProcessBackendConfig),
+    /// Upstreams that already run.
+    Static(StaticBackendConfig),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessBackendConfig {
+    /// Command template; `{version}`, `{port}` and `{instance}` are substituted.
+    pub command: String,
+    #[serde(default = "default_instances")]
+    pub instances: u32,
+    #[serde(default = "default_ready_path")]
+    pub ready_path: String,
+    #[serde(default = "default_ready_timeout")]
+    pub ready_timeout: Duration,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    pub working_dir: Option<PathBuf>,
+    /// SIGTERM, then SIGKILL after this long.
+    #[serde(default = "default_stop_grace")]
+    pub stop_grace: Duration,
+    /// Each of stdout and stderr is kept to at most this many bytes per instance.
+    #[serde(default = "default_log_max_bytes")]
+    pub log_max_bytes: u64,
+    /// The version running when rampart first starts this service.
+    #[serde(default = "default_initial_version")]
+    pub initial_version: String,
+}
+
+fn default_instances() -> u32 {
+    2
+}
+fn default_ready_path() -> String {
+    "/healthz".into()
+}
+fn default_ready_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_stop_grace() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_log_max_bytes() -> u64 {
+    10 * 1024 * 1024
+}
+fn default_initial_version() -> String {
+    "v1".into()
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticBackendConfig {
+    pub stable: Vec<SocketAddr>,
+    #[serde(default)]
+    pub canary: Vec<SocketAddr>,
+    /// Version label of the stable set, for metrics and status.
+    #[serde(default = "default_initial_version")]
+    pub stable_version: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StrategyConfig {
+    #[serde(default = "default_steps")]
+    pub steps: Vec<StepConfig>,
+    /// How long the previous version is kept after promotion, so that a rollback in
+    /// that window is instant.
+    #[serde(default = "default_scale_down_delay")]
+    pub scale_down_delay: Duration,
+    /// A step whose analysis stays inconclusive this long ends as `on_deadline` says.
+    #[serde(default = "default_progress_deadline")]
+    pub progress_deadline: Duration,
+    #[serde(default)]
+    pub on_deadline: DeadlineAction,
+    /// Failed analyses in a row before rollback.
+    #[serde(default = "default_failure_limit")]
+    pub failure_limit: u32,
+}
+
+impl Default for StrategyConfig {
+    fn default() -> Self {
+        Self {
+            steps: default_steps(),
+            scale_down_delay: default_scale_down_delay(),
+            progress_deadline: default_progress_deadline(),
+            on_deadline: DeadlineAction::default(),
+            failure_limit: default_failure_limit(),
+        }
+    }
+}
+
+fn default_steps() -> Vec<StepConfig> {
+    vec![
+        StepConfig {
+            weight: 5.0,
+            hold: Duration::from_secs(30),
+        },
+        StepConfig {
+            weight: 25.0,
+            hold: Duration::from_secs(60),
+        },
+        StepConfig {
+            weight: 50.0,
+            hold: Duration::from_secs(60),
+        },
+    ]
+}
+fn default_scale_down_delay() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_progress_deadline() -> Duration {
+    Duration::from_secs(600)
+}
+fn default_failure_limit() -> u32 {
+    1
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepConfig {
+    /// Percent of traffic to the canary, 0..=100; fractions allowed.
+    pub weight: f64,
+    pub hold: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeadlineAction {
+    #[default]
+    Fail,
+    Pause,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JudgeKind {
+    #[default]
+    Sequential,
+    Threshold,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnalysisConfig {
+    #[serde(default = "default_interval")]
+    pub interval: Duration,
+    #[serde(default)]
+    pub judge: JudgeKind,
+    /// Percent of canary requests; above it the canary fails at once (guardrail).
+    #[serde(default = "default_max_error_rate")]
+    pub max_error_rate: f64,
+    /// Percent; the canary fails below it.
+    pub min_success_rate: Option<f64>,
+    /// Absolute canary latency limits in milliseconds.
+    pub max_p95_ms: Option<f64>,
+    pub max_p99_ms: Option<f64>,
+    /// Percent, canary p95 against stable p95.
+    #[serde(default = "default_max_latency_regression")]
+    pub max_latency_regression: f64,
+    /// Fewer canary requests than this in a window is inconclusive.
+    #[serde(default = "default_min_requests")]
+    pub min_requests: u64,
+    /// Sequential judge: false-rollback probability over the whole rollout.
+    #[serde(default = "default_alpha")]
+    pub alpha: f64,
+    /// Sequential judge: percent by which the canary error rate may exceed stable's
+    /// before it counts as worse.
+    #[serde(default = "default_allowed_error_increase")]
+    pub allowed_error_increase: f64,
+    /// Sequential judge: percent by which canary latency may exceed stable's.
+    #[serde(default = "default_latency_tolerance")]
+    pub latency_tolerance: f64,
+}
+
+impl Default for AnalysisConfig {
+    fn default() -> Self {
+        Self {
+            interval: default_interval(),
+            judge: JudgeKind::default(),
+            max_error_rate: default_max_error_rate(),
+            min_success_rate: None,
+            max_p95_ms: None,
+            max_p99_ms: None,
+            max_latency_regression: default_max_latency_regression(),
+            min_requests: default_min_requests(),
+            alpha: default_alpha(),
+            allowed_error_increase: default_allowed_error_increase(),
+            latency_tolerance: default_latency_tolerance(),
+        }
+    }
+}
+
+fn default_interval() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_max_error_rate() -> f64 {
+    5.0
+}
+fn default_max_latency_regression() -> f64 {
+    20.0
+}
+fn default_min_requests() -> u64 {
+    50
+}
+fn default_alpha() -> f64 {
+    0.01
+}
+fn default_allowed_error_increase() -> f64 {
+    10.0
+}
+fn default_latency_tolerance() -> f64 {
+    10.0
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouterConfig {
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: Duration,
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout: Duration,
+    /// Header that forces a set: `canary` or `stable`.
+    #[serde(default = "default_version_header")]
+    pub version_header: String,
+    /// Cookie that keeps a client on the set it first got; `None` turns stickiness off.
+    pub sticky_cookie: Option<String>,
+    /// In-flight requests above this get 503 with `Retry-After`; `None` is unlimited.
+    pub max_concurrency: Option<u32>,
+    /// Consecutive 5xx or connect failures before an instance is ejected; 0 disables.
+    #[serde(default = "default_outlier_failures")]
+    pub outlier_consecutive_failures: u32,
+    #[serde(default = "default_outlier_base_ejection")]
+    pub outlier_base_ejection: Duration,
+    /// How long a removed instance may finish in-flight requests.
+    #[serde(default = "default_drain_grace")]
+    pub drain_grace: Duration,
+}
+
+impl Default for RouterConfig {
+    fn default() -> Self {
+        Self {
+            connect_timeout: default_connect_timeout(),
+            request_timeout: default_request_timeout(),
+            version_header: default_version_header(),
+            sticky_cookie: None,
+            max_concurrency: None,
+            outlier_consecutive_failures: default_outlier_failures(),
+            outlier_base_ejection: default_outlier_base_ejection(),
+            drain_grace: default_drain_grace(),
+        }
+    }
+}
+
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(2)
+}
+fn default_request_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_version_header() -> String {
+    "x-rampart-version".into()
+}
+fn default_outlier_failures() -> u32 {
+    5
+}
+fn default_outlier_base_ejection() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_drain_grace() -> Duration {
+    Duration::from_secs(30)
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckConfig {
+    pub name: String,
+    #[serde(flatten)]
+    pub kind: CheckKind,
+    #[serde(default = "default_check_timeout")]
+    pub timeout: Duration,
+    /// Extra attempts after the first failure, with exponential backoff.
+    #[serde(default)]
+    pub retries: u32,
+    #[serde(default = "default_retry_backoff")]
+    pub retry_backoff: Duration,
+    /// A failed critical check stops the deployment; a failed non-critical one is a
+    /// warning.
+    #[serde(default = "default_critical")]
+    pub critical: bool,
+}
+
+fn default_check_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_retry_backoff() -> Duration {
+    Duration::from_secs(1)
+}
+fn default_critical() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum CheckKind {
+    /// Runs through `sh -c`; passes on exit code 0.
+    Command {
+        command: String,
+        working_dir: Option<PathBuf>,
+    },
+    Http {
+        url: String,
+        #[serde(default = "default_http_method")]
+        method: String,
+        #[serde(default = "default_expect_status")]
+        expect_status: u16,
+        /// The body must contain this text.
+        body_contains: Option<String>,
+    },
+    Tcp {
+        address: String,
+    },
+    /// A PromQL query whose result must satisfy the comparison (Prometheus issue).
+    Prometheus {
+        url: String,
+        query: String,
+        /// e.g. "< 0.01"
+        expect: String,
+    },
+}
+
+fn default_http_method() -> String {
+    "GET".into()
+}
+fn default_expect_status() -> u16 {
+    200
+}

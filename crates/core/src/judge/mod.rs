@@ -1,0 +1,64 @@
+//! Canary judges: compare canary against stable on the same live traffic and say
+//! pass, fail or not-enough-data, with the numbers that explain why.
+//!
+//! Every judge is behind [`Judge`], so the engine drives threshold, sequential and
+//! future judges (e.g. Prometheus-backed) the same way.
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Timestamp;
+use crate::sample::WindowSample;
+
+/// The outcome of one evaluation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// No evidence of a regression so far.
+    Pass,
+    /// The canary is worse than allowed.
+    Fail,
+    /// Not enough data to say either way; the step holds.
+    Inconclusive,
+}
+
+/// One number a judge looked at, with what it was compared against.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// e.g. "error_rate", "p95_latency_ms", "error_rate_evidence".
+    pub metric: String,
+    pub canary: Option<f64>,
+    pub stable: Option<f64>,
+    /// Lower and upper confidence bounds of the canary estimate, when the judge has them.
+    pub canary_bounds: Option<(f64, f64)>,
+    pub stable_bounds: Option<(f64, f64)>,
+    /// The test statistic (or the compared value) and the threshold it is held to.
+    pub statistic: Option<f64>,
+    pub threshold: Option<f64>,
+    pub outcome: Outcome,
+}
+
+/// What a judge concluded and why, in words and numbers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    pub judge: String,
+    pub outcome: Outcome,
+    /// One sentence a user can read, e.g. "canary error rate 4.1% > ceiling 1.0%".
+    pub reason: String,
+    pub evidence: Vec<Evidence>,
+    pub canary_requests: u64,
+    pub stable_requests: u64,
+    pub at: Timestamp,
+}
+
+pub trait Judge: Send {
+    fn name(&self) -> &'static str;
+    /// Feeds the traffic measured since the previous call (one or more whole seconds;
+    /// the engine calls this every second).
+    fn observe(&mut self, sample: &WindowSample);
+    /// Judges what was observed, per the judge's own windowing. Threshold judges judge
+    /// the traffic since their previous evaluation; sequential judges judge everything
+    /// since the last [`Judge::reset`].
+    fn evaluate(&mut self, now: Timestamp) -> Verdict;
+    /// Forgets all observations: a fresh analysis window (e.g. after a restart).
+    fn reset(&mut self);
+}

@@ -1,0 +1,14 @@
+//! Pure decision logic for rampart: no I/O, no sockets, no sleeps.
+//!
+//! Everything here is a function of its inputs and of an injected [`clock::Clock`],
+//! so every decision (judges, the rollout state machine, later the autoscaler and
+//! incident rules) is unit-testable and replayable.
+
+pub mod clock;
+pub mod histogram;
+pub mod judge;
+pub mod sample;
+
+pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
+pub use histogram::LatencyHistogram;
+pub use sample::{SetSample, WindowSample};
