@@ -1,0 +1,16 @@
+//! A small HTTP service whose failures are under the caller's control: error rate,
+//! latency, "fail after N requests" and "crash after N requests". rampart's demos and
+//! tests deploy it as a real service; users reach it as `rampart sample-app ...`.
+//!
+//! Endpoints: `GET /` answers `hello from <version>`, `GET /version` a JSON document,
+//! `GET /healthz` answers `ok` (never subject to injected errors or latency), any
+//! other path 404.
+
+mod app;
+mod args;
+mod error;
+mod server;
+
+pub use args::SampleAppArgs;
+pub use error::SampleAppError;
+pub use server::{run, serve};
