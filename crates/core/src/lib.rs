@@ -7,6 +7,7 @@
 pub mod clock;
 pub mod histogram;
 pub mod judge;
+pub mod rollout;
 pub mod sample;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};

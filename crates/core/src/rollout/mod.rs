@@ -1,0 +1,182 @@
+//! The rollout state machine: one deployment from "validate" to "serving all traffic"
+//! or "rolled back", as a pure function of inputs and timestamps.
+//!
+//! The engine owns the loop: it persists the [`Rollout`] (serde, stable JSON), feeds it
+//! an [`Input`] with the current time, persists the result, then executes the returned
+//! [`Command`]s in order. It sends [`Input::Tick`] at [`Rollout::next_wakeup`] (ticking
+//! more often is harmless). Nothing here does I/O, sleeps or reads a clock.
+//!
+//! # States
+//!
+//! ```text
+//! Pending --Begin--> Validating --ValidationFinished(ok)--> Starting --InstancesReady--> Progressing{0}
+//!                        |--ValidationFinished(not ok)--> Failed          |--InstancesFailed--> Failed
+//! Progressing{k} --hold elapsed & latest analysis Pass--> Progressing{k+1} ... --> Promoting
+//! Promoting --PromotionDone--> Succeeded (then ScheduleScaleDown of the previous version)
+//! RollingBack{ends_as} --RollbackDone--> RolledBack | Aborted
+//! ```
+//!
+//! # Progressing
+//!
+//! Entering a step sets the canary weight, restarts the hold and starts a fresh analysis
+//! window (`SetCanaryWeight`, `ResetAnalysis`). Every `analysis_interval` a tick yields
+//! `EvaluateAnalysis`; the engine answers with [`Input::Analysis`].
+//! - The step advances only when its hold has elapsed **and** the latest verdict is
+//!   `Pass`. A hold that ends while the latest verdict is `Inconclusive` or `Fail` waits.
+//! - `Fail` verdicts in a row reaching `failure_limit` roll back. `Pass` resets the count;
+//!   `Inconclusive` neither counts nor resets.
+//! - Progress deadline: with no `Pass` for `progress_deadline` (counted from the step's
+//!   start or its last `Pass`), the rollout rolls back (`DeadlineAction::Fail`) or pauses
+//!   (`DeadlineAction::Pause`).
+//! - Verdicts older than the current window (`verdict.at` before the step started) are
+//!   refused with [`TransitionError::StaleVerdict`].
+//!
+//! # Failures
+//!
+//! - Validation failure ends `Failed`; nothing was started.
+//! - Instances failing to start end `Failed` with `StopCanary` (to clean up whatever did
+//!   start): no user traffic ever reached them, so there is nothing to roll back. The
+//!   exception is re-starting after a restart under the resume policy: that canary had
+//!   served traffic, so it is rolled back like any other.
+//! - A canary crash while Progressing, Paused or Promoting rolls back.
+//! - Every rollback rampart starts on its own also yields `OpenIncident`.
+//! - Rolling back always commands `SetCanaryWeight { percent: 0.0 }` first, then
+//!   `StopCanary`.
+//!
+//! # Operators
+//!
+//! | from \ input | Promote   | Pause  | Resume      | Abort              | Rollback              |
+//! |--------------|-----------|--------|-------------|--------------------|-----------------------|
+//! | Pending      | refused   | refused| refused     | Aborted            | Aborted               |
+//! | Validating   | refused   | refused| refused     | Aborted (cancel)   | Aborted (cancel)      |
+//! | Starting     | refused   | refused| refused     | RollingBack→Aborted| RollingBack→RolledBack|
+//! | Progressing  | Promoting | Paused | refused     | RollingBack→Aborted| RollingBack→RolledBack|
+//! | Paused       | Promoting | refused| Progressing | RollingBack→Aborted| RollingBack→RolledBack|
+//! | Promoting    | refused   | refused| refused     | refused            | refused               |
+//! | RollingBack  | refused   | refused| refused     | refused            | refused               |
+//! | terminal     | refused   | refused| refused     | refused            | refused               |
+//!
+//! Rollback before anything was started ends `Aborted` like abort: there is nothing to
+//! roll back. Promoting cannot be aborted: the analysis has passed and the promotion is a
+//! single routing swap; roll back afterwards by deploying the previous version. A refused
+//! input returns a [`TransitionError`] ("cannot resume: rollout is Progressing, not
+//! Paused") and changes nothing.
+//!
+//! Pausing holds the weight and the step: no weight changes, no advance, no progress
+//! deadline. Analysis keeps running and is recorded, and failures still count: a pause
+//! stops progress, not protection. Resume restarts the step's hold with a fresh
+//! analysis window. Only Progressing can be paused; before traffic flows there is
+//! nothing to hold (abort instead).
+//!
+//! # First deployment
+//!
+//! With no `previous_version` there is no stable version to compare against or to shift
+//! traffic from, so ready instances go straight to Promoting.
+//!
+//! # Recovery after a restart
+//!
+//! The engine sends [`Input::Recovered`] to every non-terminal rollout it loads. The
+//! default policy is [`RecoveryPolicy::Rollback`]: a rollout nobody is watching is
+//! brought to the safe side.
+//! - `Rollback`: Pending and Validating end `Aborted` (nothing was started); Starting,
+//!   Progressing, Paused and Promoting go to RollingBack (ends RolledBack); RollingBack
+//!   re-issues its commands.
+//! - `Resume`: the current state is re-established. Validating re-runs validation;
+//!   Starting re-issues `StartCanary`; Progressing and Paused go through Starting (the
+//!   canary's instances may have died with rampart) and, once ready, return to the same
+//!   step (still paused if they were) with the weight set again, the hold restarted and a
+//!   fresh analysis window; Promoting re-issues `PromoteCanary`; RollingBack re-issues
+//!   its commands.
+//!
+//! Every transition, including a recovery that stays in place, is recorded in
+//! [`Rollout::history`] with time, from, to, reason and actor, and announced with
+//! [`Command::Notify`] after the commands that act on it.
+
+mod command;
+mod error;
+mod input;
+mod machine;
+mod phase;
+mod serde_millis;
+mod spec;
+
+#[cfg(test)]
+mod tests;
+
+use serde::{Deserialize, Serialize};
+
+pub use command::Command;
+pub use error::TransitionError;
+pub use input::{Input, RecoveryPolicy};
+pub use phase::{Actor, PauseCause, Phase, ResumePoint, RollbackEnd, Transition};
+pub use spec::{DeadlineAction, RolloutSpec, SpecError, Step};
+
+use crate::clock::Timestamp;
+use crate::judge::{Outcome, Verdict};
+
+/// One deployment of `version` of `service`, and everything needed to continue it after
+/// a restart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rollout {
+    pub service: String,
+    pub version: String,
+    /// The version serving traffic now; `None` for a service's first deployment.
+    pub previous_version: Option<String>,
+    pub spec: RolloutSpec,
+    pub phase: Phase,
+    pub created_at: Timestamp,
+    /// Start of the current step's hold and analysis window (Progressing, Paused).
+    pub step_started_at: Timestamp,
+    /// The step's start or its latest `Pass`; the progress deadline counts from here.
+    pub last_progress_at: Timestamp,
+    /// When the next `EvaluateAnalysis` is due (Progressing, Paused).
+    pub next_analysis_at: Timestamp,
+    /// The latest verdict's outcome in the current window; `None` right after a reset.
+    pub step_outcome: Option<Outcome>,
+    pub consecutive_failures: u32,
+    /// The latest verdict of the whole rollout, kept across steps for display.
+    pub last_verdict: Option<Verdict>,
+    pub history: Vec<Transition>,
+}
+
+impl Rollout {
+    /// A rollout in `Pending`; nothing happens until [`Input::Begin`].
+    pub fn new(
+        service: impl Into<String>,
+        version: impl Into<String>,
+        previous_version: Option<String>,
+        spec: RolloutSpec,
+        now: Timestamp,
+    ) -> Result<Self, SpecError> {
+        spec.validate()?;
+        Ok(Self {
+            service: service.into(),
+            version: version.into(),
+            previous_version,
+            spec,
+            phase: Phase::Pending,
+            created_at: now,
+            step_started_at: now,
+            last_progress_at: now,
+            next_analysis_at: now,
+            step_outcome: None,
+            consecutive_failures: 0,
+            last_verdict: None,
+            history: Vec::new(),
+        })
+    }
+
+    pub fn is_terminal(&self) -> bool {
+        self.phase.is_terminal()
+    }
+
+    /// The step the canary is at (Progressing or Paused), 0-based, with its definition.
+    pub fn current_step(&self) -> Option<(usize, &Step)> {
+        match self.phase {
+            Phase::Progressing { step, .. } | Phase::Paused { step, .. } => {
+                self.spec.steps.get(step).map(|s| (step, s))
+            }
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! What a rollout is asked to do: the steps, how often to analyse, and when to give up.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// One traffic step: send `weight` percent of traffic to the canary for at least `hold`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    /// Percent of traffic to the canary, `0.0..=100.0`.
+    pub weight: f64,
+    #[serde(rename = "hold_ms", with = "super::serde_millis")]
+    pub hold: Duration,
+}
+
+/// What to do with a step whose analysis has not passed within the progress deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeadlineAction {
+    /// Roll back: a canary that cannot be shown healthy is not promoted.
+    #[default]
+    Fail,
+    /// Hold the current weight and wait for an operator.
+    Pause,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RolloutSpec {
+    pub steps: Vec<Step>,
+    #[serde(rename = "analysis_interval_ms", with = "super::serde_millis")]
+    pub analysis_interval: Duration,
+    /// A step with no passing analysis for this long ends as `on_deadline` says.
+    #[serde(rename = "progress_deadline_ms", with = "super::serde_millis")]
+    pub progress_deadline: Duration,
+    pub on_deadline: DeadlineAction,
+    /// Failed analyses in a row that roll the canary back.
+    pub failure_limit: u32,
+    /// How long the previous version keeps running after promotion.
+    #[serde(rename = "scale_down_delay_ms", with = "super::serde_millis")]
+    pub scale_down_delay: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum SpecError {
+    #[error("a rollout needs at least one step")]
+    NoSteps,
+    #[error("step {index}: weight {weight} is not a percentage; use a value from 0 to 100")]
+    WeightOutOfRange { index: usize, weight: f64 },
+    #[error("analysis_interval must be longer than zero")]
+    ZeroAnalysisInterval,
+    #[error("progress_deadline must be longer than zero")]
+    ZeroProgressDeadline,
+    #[error("failure_limit must be at least 1")]
+    ZeroFailureLimit,
+}
+
+impl RolloutSpec {
+    /// Rejects specs the machine cannot run; the config crate reports the same rules
+    /// with file and line, this is the last line of defence for specs built in code.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        if self.steps.is_empty() {
+            return Err(SpecError::NoSteps);
+        }
+        if let Some((index, step)) = self
+            .steps
+            .iter()
+            .enumerate()
+            .find(|(_, step)| !(0.0..=100.0).contains(&step.weight))
+        {
+            return Err(SpecError::WeightOutOfRange {
+                index,
+                weight: step.weight,
+            });
+        }
+        if self.analysis_interval.is_zero() {
+            return Err(SpecError::ZeroAnalysisInterval);
+        }
+        if self.progress_deadline.is_zero() {
+            return Err(SpecError::ZeroProgressDeadline);
+        }
+        if self.failure_limit == 0 {
+            return Err(SpecError::ZeroFailureLimit);
+        }
+        Ok(())
+    }
+}
