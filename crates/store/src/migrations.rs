@@ -1,0 +1,176 @@
+//! Embedded schema migrations, tracked with `PRAGMA user_version`.
+//!
+//! `MIGRATIONS[i]` takes the schema from version `i` to version `i + 1`. Entries are
+//! only ever appended: an applied migration is never edited, because existing
+//! databases have already run it.
+
+use std::path::Path;
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::error::{Result, StoreError};
+
+/// Migration scripts in order. Version N is reached after running the first N.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: the initial schema.
+    r#"
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY NOT NULL,
+    value TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE audit_log (
+    seq       INTEGER PRIMARY KEY,
+    at        TEXT NOT NULL,
+    actor     TEXT NOT NULL,
+    action    TEXT NOT NULL,
+    subject   TEXT NOT NULL,
+    details   TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash      TEXT NOT NULL
+) STRICT;
+CREATE INDEX audit_log_subject ON audit_log(subject, seq);
+CREATE INDEX audit_log_action ON audit_log(action, seq);
+
+-- History is append-only. These stop accidental code, not an attacker with the
+-- file; the hash chain is what catches the attacker.
+CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'audit_log is append-only: entries cannot be updated'); END;
+CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'audit_log is append-only: entries cannot be deleted'); END;
+
+CREATE TABLE tokens (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    name         TEXT NOT NULL UNIQUE,
+    role         TEXT NOT NULL CHECK (role IN ('viewer', 'operator', 'admin')),
+    secret_hash  TEXT NOT NULL UNIQUE,
+    created_at   TEXT NOT NULL,
+    last_used_at TEXT,
+    revoked_at   TEXT
+) STRICT;
+
+CREATE TABLE deployments (
+    id               TEXT PRIMARY KEY NOT NULL,
+    service          TEXT NOT NULL,
+    version          TEXT NOT NULL,
+    previous_version TEXT,
+    state            TEXT NOT NULL,
+    record           TEXT NOT NULL,
+    created_at       TEXT NOT NULL,
+    updated_at       TEXT NOT NULL,
+    finished_at      TEXT
+) STRICT;
+CREATE INDEX deployments_service ON deployments(service, created_at);
+CREATE INDEX deployments_created ON deployments(created_at);
+CREATE INDEX deployments_active ON deployments(created_at) WHERE finished_at IS NULL;
+
+CREATE TABLE deployment_events (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    deployment_id TEXT NOT NULL REFERENCES deployments(id),
+    at            TEXT NOT NULL,
+    kind          TEXT NOT NULL,
+    message       TEXT NOT NULL,
+    data          TEXT NOT NULL
+) STRICT;
+CREATE INDEX deployment_events_deployment ON deployment_events(deployment_id, id);
+
+CREATE TABLE analysis_measurements (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    deployment_id TEXT NOT NULL REFERENCES deployments(id),
+    at            TEXT NOT NULL,
+    step          INTEGER NOT NULL,
+    outcome       TEXT NOT NULL,
+    verdict       TEXT NOT NULL
+) STRICT;
+CREATE INDEX analysis_measurements_deployment ON analysis_measurements(deployment_id, id);
+
+CREATE TABLE validation_runs (
+    id            TEXT PRIMARY KEY NOT NULL,
+    service       TEXT NOT NULL,
+    deployment_id TEXT REFERENCES deployments(id),
+    started_at    TEXT NOT NULL,
+    result        TEXT NOT NULL,
+    can_deploy    INTEGER NOT NULL CHECK (can_deploy IN (0, 1))
+) STRICT;
+CREATE INDEX validation_runs_service ON validation_runs(service, started_at);
+
+CREATE TABLE incidents (
+    id         TEXT PRIMARY KEY NOT NULL,
+    service    TEXT NOT NULL,
+    opened_at  TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    closed_at  TEXT,
+    status     TEXT NOT NULL,
+    severity   TEXT NOT NULL,
+    title      TEXT NOT NULL,
+    details    TEXT NOT NULL
+) STRICT;
+CREATE INDEX incidents_service ON incidents(service, opened_at);
+CREATE INDEX incidents_opened ON incidents(opened_at);
+
+CREATE TABLE scaling_decisions (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    service        TEXT NOT NULL,
+    at             TEXT NOT NULL,
+    from_instances INTEGER NOT NULL,
+    to_instances   INTEGER NOT NULL,
+    reason         TEXT NOT NULL,
+    status         TEXT NOT NULL,
+    data           TEXT NOT NULL
+) STRICT;
+CREATE INDEX scaling_decisions_service ON scaling_decisions(service, id);
+"#,
+];
+
+/// The newest schema version this binary knows.
+pub fn supported_version() -> i64 {
+    MIGRATIONS.len() as i64
+}
+
+/// Brings the database up to [`supported_version`], all pending steps in one
+/// transaction: either every step lands together with its `user_version`, or none.
+pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
+    let supported = supported_version();
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(|source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let found: i64 = tx
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(|source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    if found > supported {
+        return Err(StoreError::SchemaTooNew {
+            path: path.to_path_buf(),
+            found,
+            supported,
+        });
+    }
+    if found < 0 {
+        return Err(StoreError::Corrupt(format!(
+            "{} has a negative schema version ({found})",
+            path.display()
+        )));
+    }
+    for (index, script) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let version = index as i64 + 1;
+        let step = tx
+            .execute_batch(script)
+            .and_then(|()| tx.pragma_update(None, "user_version", version));
+        step.map_err(|source| StoreError::Migration {
+            path: path.to_path_buf(),
+            version,
+            source,
+        })?;
+        tracing::info!(path = %path.display(), version, "applied store migration");
+    }
+    tx.commit().map_err(|source| StoreError::Migration {
+        path: path.to_path_buf(),
+        version: supported,
+        source,
+    })
+}
