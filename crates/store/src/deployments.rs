@@ -11,7 +11,9 @@ use crate::error::{Result, StoreError, is_foreign_key_violation, is_unique_viola
 use crate::sql::{SqlJson, SqlJsonRef, SqlTime, limit_param, opt_time};
 use crate::{Store, Tx};
 
-/// One deployment of one version of one service.
+/// One deployment of one version of one service. Timestamps are stored with
+/// microsecond precision (see [`crate::format_timestamp`]); [`crate::Store::now`]
+/// already gives values at that precision.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DeploymentRow {
     /// Random hex id, see [`crate::new_id`].

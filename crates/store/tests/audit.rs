@@ -162,7 +162,7 @@ fn swapped_contents_with_seq_kept_are_named_by_the_first_of_them() {
         )
         .unwrap();
     });
-    assert_bad(&report, 5, "entry 5:");
+    assert_bad(&report, 5, "prev_hash does not match entry 4");
 }
 
 #[test]
