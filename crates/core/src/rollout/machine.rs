@@ -41,6 +41,12 @@ impl Rollout {
             } => self.validation_finished(can_deploy, &summary, now),
             Input::InstancesReady => self.instances_ready(now),
             Input::InstancesFailed { reason } => {
+                // Instances that ran and then died are a crash, reported as such.
+                self.expect(
+                    matches!(self.phase, Phase::Starting { .. }),
+                    action,
+                    "Starting",
+                )?;
                 self.canary_failed(action, &format!("instances failed to start: {reason}"), now)
             }
             Input::CanaryCrashed { reason } => {
