@@ -6,6 +6,23 @@
 
 use serde::{Deserialize, Serialize};
 
+mod build;
+mod confidence;
+mod error_test;
+mod latency_test;
+mod mixture;
+pub mod sequential;
+#[cfg(test)]
+mod sequential_tests;
+#[cfg(test)]
+mod test_streams;
+pub mod threshold;
+
+pub use build::{AnalysisSettings, JudgeKind, SettingsError, build_judge};
+pub use confidence::{MixtureBound, wilson_interval};
+pub use sequential::{Finding, SequentialJudge, SequentialSettings};
+pub use threshold::{ThresholdJudge, ThresholdSettings};
+
 use crate::clock::Timestamp;
 use crate::sample::WindowSample;
 
