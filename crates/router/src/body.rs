@@ -1,0 +1,134 @@
+//! Body types. Both directions stream frame by frame (no buffering), so memory stays
+//! flat for any body size; the response body also carries the request's in-flight
+//! accounting, which ends only when the last byte has been passed on.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+
+use crate::limit::Permit;
+use crate::metrics::counters::SetCounters;
+use crate::upstream::InFlight;
+
+/// Everything that counts one request as in flight: the service's concurrency slot,
+/// the instance (for draining and balancing) and the set's in-flight gauge.
+#[derive(Debug)]
+pub(crate) struct RequestGuard {
+    pub(crate) _permit: Permit,
+    _upstream: InFlight,
+    pub(crate) set_gauge: Option<Arc<SetCounters>>,
+}
+
+impl RequestGuard {
+    pub(crate) fn new(permit: Permit, upstream: InFlight, set_gauge: Option<Arc<SetCounters>>) -> Self {
+        if let Some(counters) = &set_gauge {
+            counters.in_flight.fetch_add(1, Ordering::Relaxed);
+        }
+        Self {
+            _permit: permit,
+            _upstream: upstream,
+            set_gauge,
+        }
+    }
+}
+
+impl Drop for RequestGuard {
+    fn drop(&mut self) {
+        if let Some(counters) = &self.set_gauge {
+            counters.in_flight.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// What the router sends back to the client.
+#[derive(Debug)]
+pub(crate) enum ProxyBody {
+    Upstream {
+        inner: Incoming,
+        _guard: RequestGuard,
+    },
+    Full(Option<Bytes>),
+}
+
+impl ProxyBody {
+    pub(crate) fn full(bytes: Bytes) -> Self {
+        ProxyBody::Full(Some(bytes))
+    }
+
+    pub(crate) fn empty() -> Self {
+        ProxyBody::Full(None)
+    }
+}
+
+impl Body for ProxyBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            ProxyBody::Upstream { inner, .. } => Pin::new(inner).poll_frame(cx),
+            ProxyBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ProxyBody::Upstream { inner, .. } => inner.is_end_stream(),
+            ProxyBody::Full(bytes) => bytes.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ProxyBody::Upstream { inner, .. } => inner.size_hint(),
+            ProxyBody::Full(bytes) => {
+                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
+            }
+        }
+    }
+}
+
+/// What the router sends to an upstream: the client's body as it arrives, or nothing
+/// (for a retried request whose body was empty).
+#[derive(Debug)]
+pub(crate) enum ForwardBody {
+    Client(Incoming),
+    Empty,
+}
+
+impl Body for ForwardBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            ForwardBody::Client(inner) => Pin::new(inner).poll_frame(cx),
+            ForwardBody::Empty => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ForwardBody::Client(inner) => inner.is_end_stream(),
+            ForwardBody::Empty => true,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ForwardBody::Client(inner) => inner.size_hint(),
+            ForwardBody::Empty => SizeHint::with_exact(0),
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! Prometheus export of the per-version counters, as a `prometheus_client` custom
+//! collector the API server registers in its `Registry`.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+
+use crate::metrics::CLASS_LABELS;
+use crate::metrics::counters::SetCounters;
+use crate::service::ServiceState;
+
+type Labels = Vec<(&'static str, String)>;
+
+/// Exports `rampart_router_*` series labelled `service`, `set` and `version`.
+#[derive(Debug, Clone)]
+pub struct RouterCollector {
+    pub(crate) services: Arc<Vec<Arc<ServiceState>>>,
+}
+
+impl RouterCollector {
+    fn rows(&self) -> Vec<(Labels, Arc<SetCounters>)> {
+        let mut rows = Vec::new();
+        for service in self.services.iter() {
+            let table = service.table.load();
+            for set in std::iter::once(&table.stable).chain(table.canary.as_ref()) {
+                let labels = vec![
+                    ("service", service.name.clone()),
+                    ("set", set.kind.as_str().to_owned()),
+                    ("version", set.version.clone()),
+                ];
+                rows.push((labels, Arc::clone(&set.counters)));
+            }
+        }
+        rows
+    }
+}
+
+struct Counter(u64);
+
+impl EncodeMetric for Counter {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::MetricEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        encoder.encode_counter::<NoLabelSet, _, u64>(&self.0, None)
+    }
+    fn metric_type(&self) -> MetricType {
+        MetricType::Counter
+    }
+}
+
+impl Collector for RouterCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let rows = self.rows();
+
+        let mut family = encoder.encode_descriptor(
+            "rampart_router_requests",
+            "Requests completed by the router, per service, set and version.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (labels, c) in &rows {
+            Counter(c.requests.load(Ordering::Relaxed)).encode(family.encode_family(labels)?)?;
+        }
+
+        let mut family = encoder.encode_descriptor(
+            "rampart_router_responses",
+            "Responses by status class (1xx..5xx); router-made 502/503/504 count as 5xx.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (labels, c) in &rows {
+            for (class, counter) in CLASS_LABELS.iter().zip(&c.classes) {
+                let mut with_class = labels.clone();
+                with_class.push(("class", (*class).to_owned()));
+                Counter(counter.load(Ordering::Relaxed)).encode(family.encode_family(&with_class)?)?;
+            }
+        }
+
+        let mut family = encoder.encode_descriptor(
+            "rampart_router_errors",
+            "5xx responses plus connect failures and timeouts.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (labels, c) in &rows {
+            Counter(c.errors.load(Ordering::Relaxed)).encode(family.encode_family(labels)?)?;
+        }
+
+        let mut family = encoder.encode_descriptor(
+            "rampart_router_in_flight",
+            "Requests in flight.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (labels, c) in &rows {
+            family
+                .encode_family(labels)?
+                .encode_gauge(&c.in_flight.load(Ordering::Relaxed))?;
+        }
+
+        let mut family = encoder.encode_descriptor(
+            "rampart_router_request_duration_seconds",
+            "Time from request to response head.",
+            None,
+            MetricType::Histogram,
+        )?;
+        for (labels, c) in &rows {
+            let (sum, count, buckets) = c.duration_histogram();
+            family
+                .encode_family(labels)?
+                .encode_histogram::<NoLabelSet>(sum, count, &buckets, None)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,346 @@
+//! One proxied request: choose the set and instance, forward, retry once when that is
+//! safe, record the outcome.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::header::{self, HeaderValue};
+use http::request::Parts;
+use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http_body::Body as _;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+
+use crate::body::{ForwardBody, ProxyBody, RequestGuard};
+use crate::headers;
+use crate::problem::Problem;
+use crate::service::ServiceState;
+use crate::sticky;
+use crate::table::{ActiveTable, SetKind};
+use crate::upstream::InFlight;
+
+/// How an attempt to get a response head from an upstream failed.
+enum Failure {
+    /// No connection could be made: nothing reached the upstream.
+    Connect(String),
+    /// The connection closed before any response; for an idempotent request this is
+    /// as safe to retry as a connect failure (RFC 9110 §9.2.2).
+    ClosedEarly(String),
+    Other(String),
+    Timeout,
+}
+
+impl Failure {
+    fn classify(error: hyper_util::client::legacy::Error) -> Self {
+        if error.is_connect() {
+            return Failure::Connect(error_chain(&error));
+        }
+        let mut source = std::error::Error::source(&error);
+        while let Some(cause) = source {
+            if let Some(h) = cause.downcast_ref::<hyper::Error>()
+                && (h.is_incomplete_message() || h.is_canceled())
+            {
+                return Failure::ClosedEarly(error_chain(&error));
+            }
+            source = cause.source();
+        }
+        Failure::Other(error_chain(&error))
+    }
+
+    /// A connect failure sent nothing, so any request may go elsewhere; a connection
+    /// that closed early may have seen the request, so only idempotent ones may.
+    fn retryable(&self, idempotent: bool) -> bool {
+        match self {
+            Failure::Connect(_) => true,
+            Failure::ClosedEarly(_) => idempotent,
+            Failure::Other(_) | Failure::Timeout => false,
+        }
+    }
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn is_idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+    )
+}
+
+/// The set a request asks for by header, or holds by sticky cookie.
+fn requested_set(state: &ServiceState, parts: &Parts, table: &ActiveTable) -> Option<(SetKind, bool)> {
+    if let Some(name) = &state.version_header
+        && let Some(kind) = parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| SetKind::parse(v.trim()))
+    {
+        return Some((kind, false));
+    }
+    let cookie = state.settings.sticky_cookie.as_deref()?;
+    sticky::read(&parts.headers, cookie, table.generation).map(|kind| (kind, false))
+}
+
+pub(crate) async fn handle(
+    state: Arc<ServiceState>,
+    client: SocketAddr,
+    mut request: Request<Incoming>,
+) -> Result<Response<ProxyBody>, Infallible> {
+    let started = Instant::now();
+    let Some(permit) = state.limit.try_acquire() else {
+        return Ok(Problem::Overloaded.response(
+            &state.name,
+            format!("the service is at its concurrency limit of {:?} requests", state.limit.get()),
+        ));
+    };
+    let upgrade = headers::is_upgrade(request.headers());
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
+    let (mut parts, body) = request.into_parts();
+    let mut table = state.table.load_full();
+
+    // Which set: header override, then a sticky cookie of this rollout, then the split.
+    let (kind, issue_cookie) = requested_set(&state, &parts, &table).unwrap_or_else(|| {
+        let canary = table.canary.is_some() && state.splitter.next_is_canary(table.canary_step);
+        let kind = if canary { SetKind::Canary } else { SetKind::Stable };
+        (kind, state.settings.sticky_cookie.is_some())
+    });
+
+    let now_ms = state.clock.now().as_millis();
+    // Only a request without a body can be sent twice: a streamed body is consumed.
+    let retry_possible = !upgrade && body.is_end_stream();
+    let idempotent = is_idempotent(&parts.method);
+    let mut first_pick = None;
+    for _ in 0..3 {
+        match begin_on(&table, kind, now_ms, None) {
+            Begin::Started(served, in_flight) => {
+                first_pick = Some((served, in_flight));
+                break;
+            }
+            // The instance started draining after we loaded the table: use the new one.
+            Begin::Raced => table = state.table.load_full(),
+            Begin::NoInstance => break,
+        }
+    }
+    let Some((served, in_flight)) = first_pick else {
+        let response = Problem::NoUpstream.response(&state.name, "the service has no instance to send to".into());
+        record_local(&state, &table, kind, response.status(), started);
+        return Ok(response);
+    };
+
+    let set = table.set(served).unwrap_or(&table.stable);
+    prepare_forward(&mut parts, client);
+    let retry_parts = retry_possible.then(|| clone_parts(&parts));
+    let first = send(&state, &parts, ForwardBody::Client(body), in_flight.upstream().addr).await;
+    let (set, in_flight, outcome) = match first {
+        Err(failure) if failure.retryable(idempotent) && retry_parts.is_some() => {
+            state.upstream_failed(set, in_flight.upstream(), now_ms);
+            let failed = in_flight.upstream().addr;
+            drop(in_flight);
+            match begin_on(&table, set.kind, now_ms, Some(failed)) {
+                Begin::Started(retry_kind, retry_in_flight) => {
+                    let retry_set = table.set(retry_kind).unwrap_or(&table.stable);
+                    let parts = retry_parts.unwrap_or_else(|| clone_parts(&parts));
+                    tracing::debug!(service = %state.name, instance = %failed, retry = %retry_in_flight.upstream().addr, "retrying on another instance");
+                    let second = send(&state, &parts, ForwardBody::Empty, retry_in_flight.upstream().addr).await;
+                    (retry_set, retry_in_flight, second)
+                }
+                Begin::Raced | Begin::NoInstance => {
+                    let response = failure_response(&state, failure);
+                    record_local(&state, &table, set.kind, response.status(), started);
+                    return Ok(response);
+                }
+            }
+        }
+        other => (set, in_flight, other),
+    };
+
+    let mut response = match outcome {
+        Ok(response) => response,
+        Err(failure) => {
+            state.upstream_failed(set, in_flight.upstream(), now_ms);
+            let response = failure_response(&state, failure);
+            record_local(&state, &table, set.kind, response.status(), started);
+            return Ok(response);
+        }
+    };
+
+    let status = response.status();
+    let latency_us = started.elapsed().as_micros() as u64;
+    if status.is_server_error() {
+        state.upstream_failed(set, in_flight.upstream(), now_ms);
+    } else {
+        in_flight.upstream().record_success();
+    }
+    state.record(set, status.as_u16(), status.is_server_error(), latency_us);
+
+    let switching = status == StatusCode::SWITCHING_PROTOCOLS && upgrade;
+    headers::strip_hop_by_hop(response.headers_mut(), switching);
+    if issue_cookie
+        && let Some(name) = state.settings.sticky_cookie.as_deref()
+        && let Some(cookie) = sticky::set_cookie(name, table.generation, set.kind)
+    {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    let gauge = state.metrics_enabled().then(|| Arc::clone(&set.counters));
+    let guard = RequestGuard::new(permit, in_flight, gauge);
+
+    if switching {
+        let upstream_upgrade = hyper::upgrade::on(&mut response);
+        if let Some(client_upgrade) = client_upgrade {
+            tokio::spawn(tunnel(state.clone(), client_upgrade, upstream_upgrade, guard));
+        }
+        let (parts, _) = response.into_parts();
+        return Ok(Response::from_parts(parts, ProxyBody::empty()));
+    }
+    let (parts, inner) = response.into_parts();
+    Ok(Response::from_parts(
+        parts,
+        ProxyBody::Upstream {
+            inner,
+            _guard: guard,
+        },
+    ))
+}
+
+enum Begin {
+    Started(SetKind, InFlight),
+    /// The picked instance stopped being active after the table was loaded.
+    Raced,
+    NoInstance,
+}
+
+/// Picks an instance and counts the request on it.
+fn begin_on(
+    table: &ActiveTable,
+    kind: SetKind,
+    now_ms: u64,
+    exclude: Option<SocketAddr>,
+) -> Begin {
+    match table.pick(kind, now_ms, exclude) {
+        None => Begin::NoInstance,
+        Some((set, upstream)) => match upstream.begin() {
+            Some(in_flight) => Begin::Started(set.kind, in_flight),
+            None => Begin::Raced,
+        },
+    }
+}
+
+/// Rewrites the client's request head into the upstream's: hop-by-hop headers out,
+/// forwarding headers in, HTTP/1.1 towards the upstream whatever the client spoke.
+fn prepare_forward(parts: &mut Parts, client: SocketAddr) {
+    let upgrade = headers::is_upgrade(&parts.headers);
+    headers::strip_hop_by_hop(&mut parts.headers, upgrade);
+    // HTTP/2 carries the host in :authority; HTTP/1.1 upstreams need it as Host.
+    if !parts.headers.contains_key(header::HOST)
+        && let Some(authority) = parts.uri.authority()
+        && let Ok(value) = HeaderValue::from_str(authority.as_str())
+    {
+        parts.headers.insert(header::HOST, value);
+    }
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned);
+    headers::add_forwarding(&mut parts.headers, client, host.as_deref());
+    parts.version = Version::HTTP_11;
+}
+
+fn clone_parts(parts: &Parts) -> Parts {
+    let (mut copy, ()) = Request::new(()).into_parts();
+    copy.method = parts.method.clone();
+    copy.uri = parts.uri.clone();
+    copy.version = parts.version;
+    copy.headers = parts.headers.clone();
+    copy
+}
+
+/// Sends the request head (and streams the body) to `addr`; resolves with the
+/// response head, bounded by the service's request timeout.
+async fn send(
+    state: &ServiceState,
+    parts: &Parts,
+    body: ForwardBody,
+    addr: SocketAddr,
+) -> Result<Response<Incoming>, Failure> {
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |pq| pq.as_str());
+    let uri: Uri = format!("http://{addr}{path}")
+        .parse()
+        .map_err(|e: http::uri::InvalidUri| Failure::Other(e.to_string()))?;
+    let mut request = Request::new(body);
+    *request.method_mut() = parts.method.clone();
+    *request.uri_mut() = uri;
+    *request.version_mut() = Version::HTTP_11;
+    *request.headers_mut() = parts.headers.clone();
+    let timeout = state.settings.request_timeout.get();
+    match tokio::time::timeout(timeout, state.client.request(request)).await {
+        Err(_) => Err(Failure::Timeout),
+        Ok(Err(error)) => Err(Failure::classify(error)),
+        Ok(Ok(response)) => Ok(response),
+    }
+}
+
+fn failure_response(state: &ServiceState, failure: Failure) -> Response<ProxyBody> {
+    let (problem, detail) = match failure {
+        Failure::Connect(e) => (Problem::UpstreamUnreachable, format!("no upstream instance could be reached: {e}")),
+        Failure::ClosedEarly(e) | Failure::Other(e) => (Problem::UpstreamFailed, format!("the upstream failed before responding: {e}")),
+        Failure::Timeout => (
+            Problem::UpstreamTimeout,
+            format!(
+                "no response from the upstream within {}",
+                state.settings.request_timeout
+            ),
+        ),
+    };
+    problem.response(&state.name, detail)
+}
+
+/// Records a request the router answered itself (all of them errors).
+fn record_local(state: &ServiceState, table: &ActiveTable, kind: SetKind, status: StatusCode, started: Instant) {
+    let set = table.set(kind).unwrap_or(&table.stable);
+    state.record(set, status.as_u16(), true, started.elapsed().as_micros() as u64);
+}
+
+/// Copies bytes both ways between the upgraded client and upstream connections until
+/// either side closes or the router stops.
+async fn tunnel(
+    state: Arc<ServiceState>,
+    client: hyper::upgrade::OnUpgrade,
+    upstream: hyper::upgrade::OnUpgrade,
+    guard: RequestGuard,
+) {
+    let (client, upstream) = match tokio::try_join!(client, upstream) {
+        Ok(pair) => pair,
+        Err(error) => {
+            tracing::debug!(service = %state.name, %error, "upgrade failed");
+            return;
+        }
+    };
+    let mut client = TokioIo::new(client);
+    let mut upstream = TokioIo::new(upstream);
+    let mut closing = state.closing.clone();
+    tokio::select! {
+        result = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {
+            if let Err(error) = result {
+                tracing::debug!(service = %state.name, %error, "upgraded connection ended with an error");
+            }
+        }
+        _ = closing.wait_for(|closing| *closing) => {}
+    }
+    drop(guard);
+}

@@ -1,0 +1,565 @@
+//! One routed service: its live routing table and the handle the engine and API use
+//! to change it.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use http::HeaderName;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use rampart_config::RouterConfig;
+use rampart_core::{Clock, Timestamp, WindowSample};
+use tokio::sync::watch;
+
+use crate::body::ForwardBody;
+use crate::error::RouterError;
+use crate::limit::ConcurrencyLimit;
+use crate::metrics::counters::SetCounters;
+use crate::metrics::status_class;
+use crate::metrics::window::{SetWindow, WindowRing};
+use crate::split::{Splitter, canary_step};
+use crate::status::{InstanceStatus, SetStatus, TrafficStatus};
+use crate::table::{ActiveSet, ActiveTable, RouteTable, SetKind, UpstreamSet};
+use crate::upstream::{DrainReport, Upstream};
+
+/// What [`crate::Router::start`] needs to route one service.
+#[derive(Debug, Clone)]
+pub struct ServiceRoute {
+    pub name: String,
+    /// Port 0 picks a free port; [`ServiceHandle::listen_addr`] tells which.
+    pub listen: SocketAddr,
+    pub settings: RouterConfig,
+    pub stable: UpstreamSet,
+    pub canary: Option<UpstreamSet>,
+    pub canary_weight: f64,
+}
+
+/// Both sets over one window, with responses by status class.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct WindowDetail {
+    pub start: Timestamp,
+    pub end: Timestamp,
+    pub stable: SetWindow,
+    pub canary: SetWindow,
+}
+
+impl From<WindowDetail> for WindowSample {
+    fn from(d: WindowDetail) -> Self {
+        WindowSample {
+            start: d.start,
+            end: d.end,
+            stable: d.stable.sample,
+            canary: d.canary.sample,
+        }
+    }
+}
+
+/// Changed only under `ServiceState::writer`.
+#[derive(Debug, Default)]
+struct Bookkeeping {
+    /// Removed instances, draining or drained, by address.
+    removed: HashMap<SocketAddr, Arc<Upstream>>,
+    /// Cumulative counters per (set, version): a new version starts new series.
+    counters: HashMap<(SetKind, String), Arc<SetCounters>>,
+}
+
+pub(crate) struct ServiceState {
+    pub(crate) name: String,
+    pub(crate) listen: SocketAddr,
+    pub(crate) settings: RouterConfig,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) table: ArcSwap<ActiveTable>,
+    writer: Mutex<Bookkeeping>,
+    pub(crate) splitter: Splitter,
+    pub(crate) limit: Arc<ConcurrencyLimit>,
+    outlier_enabled: AtomicBool,
+    outlier_threshold: u32,
+    metrics_enabled: AtomicBool,
+    stable_window: WindowRing,
+    canary_window: WindowRing,
+    pub(crate) client: Client<HttpConnector, ForwardBody>,
+    pub(crate) version_header: Option<HeaderName>,
+    runtime: tokio::runtime::Handle,
+    /// Flips to true when the router stops for good; upgraded tunnels close on it.
+    pub(crate) closing: watch::Receiver<bool>,
+}
+
+impl std::fmt::Debug for ServiceState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceState")
+            .field("name", &self.name)
+            .field("listen", &self.listen)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The outlier threshold used when detection is switched on at run time although
+/// the config disabled it (0).
+const DEFAULT_OUTLIER_THRESHOLD: u32 = 5;
+
+/// The upstream client.
+///
+/// `hyper_util`'s legacy `Client` with an `HttpConnector` because it keeps a pool of
+/// keep-alive connections per upstream address (so a proxied request normally costs
+/// no TCP handshake), applies the connect timeout in the connector, retries a request
+/// that lost the race with a pooled connection's close, and supports HTTP/1.1
+/// upgrades on the response, which WebSocket pass-through needs.
+fn upstream_client(settings: &RouterConfig) -> Client<HttpConnector, ForwardBody> {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(settings.connect_timeout.get()));
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(60))
+        .build(connector)
+}
+
+impl ServiceState {
+    pub(crate) fn new(
+        route: ServiceRoute,
+        listen: SocketAddr,
+        clock: Arc<dyn Clock>,
+        closing: watch::Receiver<bool>,
+    ) -> Result<Arc<Self>, RouterError> {
+        check_weight(route.canary_weight)?;
+        let mut books = Bookkeeping::default();
+        let generation = clock.now().as_millis();
+        let table = build_table(
+            &mut books,
+            None,
+            generation,
+            route.stable,
+            route.canary,
+            route.canary_weight,
+        );
+        let threshold = route.settings.outlier_consecutive_failures;
+        let version_header = HeaderName::from_bytes(route.settings.version_header.as_bytes()).ok();
+        Ok(Arc::new(Self {
+            name: route.name,
+            listen,
+            client: upstream_client(&route.settings),
+            limit: ConcurrencyLimit::new(route.settings.max_concurrency),
+            outlier_enabled: AtomicBool::new(threshold > 0),
+            outlier_threshold: if threshold > 0 {
+                threshold
+            } else {
+                DEFAULT_OUTLIER_THRESHOLD
+            },
+            settings: route.settings,
+            clock,
+            table: ArcSwap::from_pointee(table),
+            writer: Mutex::new(books),
+            splitter: Splitter::default(),
+            metrics_enabled: AtomicBool::new(true),
+            stable_window: WindowRing::new(),
+            canary_window: WindowRing::new(),
+            version_header,
+            runtime: tokio::runtime::Handle::current(),
+            closing,
+        }))
+    }
+
+    fn books(&self) -> MutexGuard<'_, Bookkeeping> {
+        // The bookkeeping stays consistent even if a holder panicked: every change
+        // to it is a single insert or retain.
+        self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) fn metrics_enabled(&self) -> bool {
+        self.metrics_enabled.load(Ordering::Relaxed)
+    }
+
+    /// Records one finished request against `set`.
+    pub(crate) fn record(&self, set: &ActiveSet, status: u16, error: bool, latency_us: u64) {
+        if !self.metrics_enabled() {
+            return;
+        }
+        let class = status_class(status);
+        set.counters.record(class, error, latency_us);
+        let second = self.clock.now().as_secs();
+        self.window_ring(set.kind)
+            .record(second, class, error, latency_us);
+    }
+
+    fn window_ring(&self, kind: SetKind) -> &WindowRing {
+        match kind {
+            SetKind::Stable => &self.stable_window,
+            SetKind::Canary => &self.canary_window,
+        }
+    }
+
+    /// Outlier detection after a 5xx, connect failure or timeout from `upstream`.
+    pub(crate) fn upstream_failed(&self, set: &ActiveSet, upstream: &Upstream, now_ms: u64) {
+        let failures = upstream.record_failure();
+        if !self.outlier_enabled.load(Ordering::Relaxed) || failures < self.outlier_threshold {
+            return;
+        }
+        // Never eject the last instance of a set that can still take traffic.
+        let another_available = set
+            .instances
+            .iter()
+            .any(|u| u.addr != upstream.addr && u.is_available(now_ms));
+        if another_available {
+            upstream.eject(now_ms, self.settings.outlier_base_ejection.get());
+            tracing::warn!(
+                service = %self.name,
+                set = set.kind.as_str(),
+                instance = %upstream.addr,
+                failures,
+                "instance ejected by outlier detection"
+            );
+        }
+    }
+
+    /// Changes the table under the writer lock (so concurrent changes never undo each
+    /// other); instances that left the table start draining. Returns their addresses.
+    /// When `change` fails nothing changes.
+    fn update<E>(
+        &self,
+        change: impl FnOnce(&mut RouteTable) -> Result<(), E>,
+    ) -> Result<Vec<SocketAddr>, E> {
+        let mut books = self.books();
+        let current = self.table.load_full();
+        let mut wanted = current.to_public();
+        change(&mut wanted)?;
+        let RouteTable {
+            stable,
+            canary,
+            canary_weight,
+        } = wanted;
+        let generation = next_generation(&current, &stable, canary.as_ref(), self.clock.now());
+        let next = build_table(
+            &mut books,
+            Some(&current),
+            generation,
+            stable,
+            canary,
+            canary_weight,
+        );
+        let removed: Vec<Arc<Upstream>> = current
+            .stable
+            .instances
+            .iter()
+            .chain(current.canary.iter().flat_map(|c| c.instances.iter()))
+            .filter(|u| !next.contains(u.addr))
+            .cloned()
+            .collect();
+        self.table.store(Arc::new(next));
+        let grace = self.settings.drain_grace.get();
+        let mut addrs = Vec::with_capacity(removed.len());
+        for upstream in removed {
+            upstream.start_draining();
+            addrs.push(upstream.addr);
+            books.removed.insert(upstream.addr, Arc::clone(&upstream));
+            self.runtime.spawn(upstream.drain(grace));
+        }
+        Ok(addrs)
+    }
+}
+
+fn check_weight(weight: f64) -> Result<(), RouterError> {
+    if weight.is_finite() && (0.0..=100.0).contains(&weight) {
+        Ok(())
+    } else {
+        Err(RouterError::InvalidWeight(weight))
+    }
+}
+
+fn next_generation(
+    current: &ActiveTable,
+    stable: &UpstreamSet,
+    canary: Option<&UpstreamSet>,
+    now: Timestamp,
+) -> u64 {
+    let same_versions = current.stable.version == stable.version
+        && current.canary.as_ref().map(|c| &c.version) == canary.map(|c| &c.version);
+    if same_versions {
+        current.generation
+    } else {
+        // Monotonic within a process, and unlikely to repeat one of an earlier process.
+        (current.generation + 1).max(now.as_millis())
+    }
+}
+
+fn build_table(
+    books: &mut Bookkeeping,
+    current: Option<&ActiveTable>,
+    generation: u64,
+    stable: UpstreamSet,
+    canary: Option<UpstreamSet>,
+    weight: f64,
+) -> ActiveTable {
+    let mut existing: HashMap<SocketAddr, Arc<Upstream>> = HashMap::new();
+    if let Some(table) = current {
+        for u in table
+            .stable
+            .instances
+            .iter()
+            .chain(table.canary.iter().flat_map(|c| c.instances.iter()))
+        {
+            existing.insert(u.addr, Arc::clone(u));
+        }
+    }
+    let mut resolve = |kind: SetKind, set: UpstreamSet| {
+        let mut instances: Vec<Arc<Upstream>> = Vec::with_capacity(set.instances.len());
+        for addr in set.instances {
+            if instances.iter().any(|u| u.addr == addr) {
+                continue;
+            }
+            // A drained instance that comes back starts afresh; one still draining
+            // keeps reporting its own drain.
+            if books.removed.get(&addr).is_some_and(|u| u.drain_report().is_some()) {
+                books.removed.remove(&addr);
+            }
+            let upstream = existing
+                .get(&addr)
+                .cloned()
+                .unwrap_or_else(|| Upstream::new(addr));
+            instances.push(upstream);
+        }
+        let counters = Arc::clone(
+            books
+                .counters
+                .entry((kind, set.version.clone()))
+                .or_default(),
+        );
+        ActiveSet {
+            kind,
+            version: set.version,
+            instances,
+            counters,
+        }
+    };
+    let stable = resolve(SetKind::Stable, stable);
+    let canary = canary.map(|c| resolve(SetKind::Canary, c));
+    books.counters.retain(|(kind, version), _| match kind {
+        SetKind::Stable => *version == stable.version,
+        SetKind::Canary => canary.as_ref().is_some_and(|c| c.version == *version),
+    });
+    let weight = if canary.is_some() { weight } else { 0.0 };
+    ActiveTable {
+        generation,
+        canary_weight: weight,
+        canary_step: canary_step(weight),
+        stable,
+        canary,
+    }
+}
+
+/// A cheap, cloneable handle to one service's routing, for the engine and the API.
+#[derive(Debug, Clone)]
+pub struct ServiceHandle {
+    pub(crate) state: Arc<ServiceState>,
+}
+
+impl ServiceHandle {
+    pub fn name(&self) -> &str {
+        &self.state.name
+    }
+
+    /// The address the service's listener is bound to.
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.state.listen
+    }
+
+    /// The current table, as the engine would hand it in.
+    pub fn table(&self) -> RouteTable {
+        self.state.table.load().to_public()
+    }
+
+    /// Sets the canary's share of traffic, in percent (0..=100, fractions allowed).
+    /// Without a canary set the weight stays 0.
+    pub fn set_weight(&self, canary_percent: f64) -> Result<(), RouterError> {
+        check_weight(canary_percent)?;
+        self.state.update(|table| {
+            table.canary_weight = canary_percent;
+            Ok::<(), RouterError>(())
+        })?;
+        Ok(())
+    }
+
+    /// Replaces (or removes) the canary set, keeping the weight. Returns the
+    /// instances that left the table and are now draining.
+    pub fn set_canary(&self, set: Option<UpstreamSet>) -> Vec<SocketAddr> {
+        self.infallible_update(|table| table.canary = set)
+    }
+
+    /// Replaces the stable set. Returns the instances now draining.
+    pub fn set_stable(&self, set: UpstreamSet) -> Vec<SocketAddr> {
+        self.infallible_update(|table| table.stable = set)
+    }
+
+    fn infallible_update(&self, change: impl FnOnce(&mut RouteTable)) -> Vec<SocketAddr> {
+        let result = self.state.update(|table| {
+            change(table);
+            Ok::<(), std::convert::Infallible>(())
+        });
+        match result {
+            Ok(addrs) => addrs,
+            Err(never) => match never {},
+        }
+    }
+
+    /// Replaces the whole table at once: the next request sees it, requests in flight
+    /// finish where they were sent. Returns the instances now draining.
+    pub fn swap(&self, table: RouteTable) -> Result<Vec<SocketAddr>, RouterError> {
+        check_weight(table.canary_weight)?;
+        self.state.update(|current| {
+            *current = table;
+            Ok(())
+        })
+    }
+
+    /// Takes instances out of whichever set holds them; they get no new requests and
+    /// drain. Removing the last stable instance is refused; nothing changes then.
+    pub fn remove_instances(&self, addrs: &[SocketAddr]) -> Result<Vec<SocketAddr>, RouterError> {
+        let service = &self.state.name;
+        self.state.update(|table| {
+            for &addr in addrs {
+                let in_stable = table.stable.instances.contains(&addr);
+                let in_canary = table
+                    .canary
+                    .as_ref()
+                    .is_some_and(|c| c.instances.contains(&addr));
+                if !in_stable && !in_canary {
+                    return Err(RouterError::UnknownInstance {
+                        service: service.clone(),
+                        addr,
+                    });
+                }
+                table.stable.instances.retain(|a| *a != addr);
+                if let Some(canary) = table.canary.as_mut() {
+                    canary.instances.retain(|a| *a != addr);
+                }
+                if in_stable && table.stable.instances.is_empty() {
+                    return Err(RouterError::LastStableInstance {
+                        service: service.clone(),
+                        addr,
+                    });
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Resolves when a removed instance has drained: its in-flight requests finished,
+    /// or the drain grace ran out (the report says which).
+    pub async fn wait_drained(&self, addr: SocketAddr) -> Result<DrainReport, RouterError> {
+        let upstream = self.state.books().removed.get(&addr).cloned();
+        match upstream {
+            Some(upstream) => Ok(upstream.drained().await),
+            None if self.state.table.load().contains(addr) => Err(RouterError::NotDraining {
+                service: self.state.name.clone(),
+                addr,
+            }),
+            None => Err(RouterError::UnknownInstance {
+                service: self.state.name.clone(),
+                addr,
+            }),
+        }
+    }
+
+    /// Removes instances and waits until all of them have drained.
+    pub async fn drain(&self, addrs: &[SocketAddr]) -> Result<Vec<DrainReport>, RouterError> {
+        let removed = self.remove_instances(addrs)?;
+        let mut reports = Vec::with_capacity(removed.len());
+        for addr in removed {
+            reports.push(self.wait_drained(addr).await?);
+        }
+        Ok(reports)
+    }
+
+    pub fn status(&self) -> TrafficStatus {
+        let state = &self.state;
+        let now_ms = state.clock.now().as_millis();
+        let table = state.table.load();
+        let instance = |u: &Arc<Upstream>| InstanceStatus {
+            addr: u.addr,
+            state: u.state(now_ms),
+            in_flight: u.in_flight(),
+            consecutive_failures: u.consecutive_failures(),
+            ejected_until: u.ejected_until(now_ms),
+            drain: u.drain_report(),
+        };
+        let set = |s: &ActiveSet| SetStatus {
+            version: s.version.clone(),
+            instances: s.instances.iter().map(instance).collect(),
+        };
+        let mut removed: Vec<InstanceStatus> =
+            state.books().removed.values().map(instance).collect();
+        removed.sort_by_key(|i| i.addr);
+        TrafficStatus {
+            service: state.name.clone(),
+            listen: state.listen,
+            generation: table.generation,
+            canary_weight: table.canary_weight,
+            stable: set(&table.stable),
+            canary: table.canary.as_ref().map(set),
+            removed,
+            in_flight: state.limit.in_flight(),
+            max_concurrency: state.limit.get(),
+            outlier_detection: state.outlier_enabled.load(Ordering::Relaxed),
+            metrics_enabled: state.metrics_enabled(),
+        }
+    }
+
+    /// Canary and stable over the last `last` (whole seconds, the current one
+    /// included), up to the ring's 640 s.
+    pub fn window(&self, last: Duration) -> WindowSample {
+        self.window_detail(last).into()
+    }
+
+    /// Canary and stable over the seconds that overlap `[start, end)`.
+    pub fn window_between(&self, start: Timestamp, end: Timestamp) -> WindowSample {
+        self.window_detail_between(start, end).into()
+    }
+
+    /// Like [`ServiceHandle::window`], with responses by status class.
+    pub fn window_detail(&self, last: Duration) -> WindowDetail {
+        let now = self.state.clock.now();
+        let seconds = last.as_millis().div_ceil(1000).max(1) as u64;
+        let last_second = now.as_secs();
+        let first_second = (last_second + 1).saturating_sub(seconds);
+        self.sum_seconds(first_second, last_second, Timestamp(first_second * 1000), now)
+    }
+
+    /// Like [`ServiceHandle::window_between`], with responses by status class.
+    pub fn window_detail_between(&self, start: Timestamp, end: Timestamp) -> WindowDetail {
+        if end <= start {
+            return WindowDetail {
+                start,
+                end,
+                ..WindowDetail::default()
+            };
+        }
+        let last_second = (end.as_millis() - 1) / 1000;
+        self.sum_seconds(start.as_secs(), last_second, start, end)
+    }
+
+    fn sum_seconds(&self, first: u64, last: u64, start: Timestamp, end: Timestamp) -> WindowDetail {
+        WindowDetail {
+            start,
+            end,
+            stable: self.state.stable_window.sum(first, last),
+            canary: self.state.canary_window.sum(first, last),
+        }
+    }
+
+    /// Requests in flight above `limit` get 503 with `Retry-After`; `None` lifts it.
+    pub fn set_max_concurrency(&self, limit: Option<u32>) {
+        self.state.limit.set(limit);
+    }
+
+    pub fn set_outlier_detection(&self, enabled: bool) {
+        self.state.outlier_enabled.store(enabled, Ordering::Relaxed);
+    }
+
+    /// Per-version metrics on or off (off only to measure the router's own cost).
+    pub fn set_metrics_enabled(&self, on: bool) {
+        self.state.metrics_enabled.store(on, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,137 @@
+//! The routing table: what the engine hands in (`UpstreamSet`, `RouteTable`) and the
+//! resolved form the data plane reads (`ActiveTable`), swapped as a whole.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::balance;
+use crate::metrics::counters::SetCounters;
+use crate::upstream::Upstream;
+
+/// Which of a service's two sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SetKind {
+    Stable,
+    Canary,
+}
+
+impl SetKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SetKind::Stable => "stable",
+            SetKind::Canary => "canary",
+        }
+    }
+
+    pub(crate) fn parse(text: &str) -> Option<Self> {
+        if text.eq_ignore_ascii_case("stable") {
+            Some(SetKind::Stable)
+        } else if text.eq_ignore_ascii_case("canary") {
+            Some(SetKind::Canary)
+        } else {
+            None
+        }
+    }
+}
+
+/// Instances that run one version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpstreamSet {
+    /// Version label, used in metrics and status.
+    pub version: String,
+    pub instances: Vec<SocketAddr>,
+}
+
+impl UpstreamSet {
+    pub fn new(version: impl Into<String>, instances: Vec<SocketAddr>) -> Self {
+        Self {
+            version: version.into(),
+            instances,
+        }
+    }
+}
+
+/// A whole routing table, for [`crate::ServiceHandle::swap`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RouteTable {
+    pub stable: UpstreamSet,
+    pub canary: Option<UpstreamSet>,
+    /// Percent of traffic to the canary, 0..=100; fractions allowed.
+    pub canary_weight: f64,
+}
+
+#[derive(Debug)]
+pub(crate) struct ActiveSet {
+    pub(crate) kind: SetKind,
+    pub(crate) version: String,
+    pub(crate) instances: Vec<Arc<Upstream>>,
+    pub(crate) counters: Arc<SetCounters>,
+}
+
+impl ActiveSet {
+    pub(crate) fn addrs(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        self.instances.iter().map(|u| u.addr)
+    }
+
+    pub(crate) fn to_public(&self) -> UpstreamSet {
+        UpstreamSet::new(self.version.clone(), self.addrs().collect())
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct ActiveTable {
+    /// Changes when a set's version changes, so sticky cookies of an earlier rollout
+    /// are decided anew.
+    pub(crate) generation: u64,
+    pub(crate) canary_weight: f64,
+    /// `canary_weight` as a fixed-point fraction for [`crate::split::Splitter`].
+    pub(crate) canary_step: u64,
+    pub(crate) stable: ActiveSet,
+    pub(crate) canary: Option<ActiveSet>,
+}
+
+impl ActiveTable {
+    pub(crate) fn set(&self, kind: SetKind) -> Option<&ActiveSet> {
+        match kind {
+            SetKind::Stable => Some(&self.stable),
+            SetKind::Canary => self.canary.as_ref(),
+        }
+    }
+
+    /// An instance of the `preferred` set, or of the other set when the preferred one
+    /// has nothing usable.
+    pub(crate) fn pick(
+        &self,
+        preferred: SetKind,
+        now_ms: u64,
+        exclude: Option<SocketAddr>,
+    ) -> Option<(&ActiveSet, &Arc<Upstream>)> {
+        let other = match preferred {
+            SetKind::Stable => SetKind::Canary,
+            SetKind::Canary => SetKind::Stable,
+        };
+        [preferred, other].into_iter().find_map(|kind| {
+            let set = self.set(kind)?;
+            balance::pick(&set.instances, now_ms, exclude).map(|u| (set, u))
+        })
+    }
+
+    pub(crate) fn to_public(&self) -> RouteTable {
+        RouteTable {
+            stable: self.stable.to_public(),
+            canary: self.canary.as_ref().map(ActiveSet::to_public),
+            canary_weight: self.canary_weight,
+        }
+    }
+
+    pub(crate) fn contains(&self, addr: SocketAddr) -> bool {
+        self.stable.addrs().any(|a| a == addr)
+            || self
+                .canary
+                .as_ref()
+                .is_some_and(|c| c.addrs().any(|a| a == addr))
+    }
+}
