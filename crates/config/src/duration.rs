@@ -32,23 +32,75 @@ impl fmt::Display for Duration {
     }
 }
 
-/// Parses a duration, rejecting zero; the error text is what the user sees.
-pub fn parse_positive(text: &str) -> Result<Duration, String> {
+/// Why a duration text was rejected; `Display` is the full sentence a user sees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DurationError {
+    Negative { text: String },
+    Zero { text: String },
+    /// Not a number with a unit; `reason` is the parser's explanation.
+    Malformed { text: String, reason: String },
+}
+
+impl DurationError {
+    /// A short reason, suitable as a label under the offending text.
+    pub fn reason(&self) -> String {
+        match self {
+            Self::Negative { .. } => "durations cannot be negative".into(),
+            Self::Zero { .. } => "a duration must be greater than zero".into(),
+            Self::Malformed { reason, .. } => reason.clone(),
+        }
+    }
+
+    /// What to write instead.
+    pub fn hint(&self) -> &'static str {
+        match self {
+            Self::Negative { .. } | Self::Zero { .. } => {
+                "write a positive duration, such as \"1s\" or \"30s\""
+            }
+            Self::Malformed { .. } => {
+                "write a number with a unit, such as \"500ms\", \"30s\", \"5m\" or \"1h\""
+            }
+        }
+    }
+}
+
+impl fmt::Display for DurationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = match self {
+            Self::Negative { text } | Self::Zero { text } | Self::Malformed { text, .. } => text,
+        };
+        write!(f, "invalid duration \"{text}\": {}; {}", self.reason(), self.hint())
+    }
+}
+
+impl std::error::Error for DurationError {}
+
+/// Parses a duration, rejecting zero and negative ones.
+pub fn parse(text: &str) -> Result<Duration, DurationError> {
     let trimmed = text.trim();
     if trimmed.starts_with('-') {
-        return Err(format!(
-            "invalid duration \"{text}\": durations cannot be negative; write a positive one such as \"30s\""
-        ));
+        return Err(DurationError::Negative { text: text.into() });
     }
-    let parsed = humantime::parse_duration(trimmed).map_err(|e| {
-        format!("invalid duration \"{text}\" ({e}); write a number with a unit, such as \"500ms\", \"30s\", \"5m\" or \"1h\"")
+    let parsed = humantime::parse_duration(trimmed).map_err(|e| DurationError::Malformed {
+        text: text.into(),
+        reason: e.to_string(),
     })?;
     if parsed.is_zero() {
-        return Err(format!(
-            "invalid duration \"{text}\": it must be greater than zero, such as \"1s\""
-        ));
+        return Err(DurationError::Zero { text: text.into() });
     }
     Ok(Duration(parsed))
+}
+
+impl std::str::FromStr for Duration {
+    type Err = DurationError;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        parse(text)
+    }
+}
+
+/// Parses a duration, rejecting zero; the error text is what the user sees.
+pub fn parse_positive(text: &str) -> Result<Duration, String> {
+    parse(text).map_err(|e| e.to_string())
 }
 
 impl<'de> Deserialize<'de> for Duration {

@@ -1,9 +1,26 @@
 //! The TOML model of services, strategies, checks and rules, and its validation with
 //! precise error messages (file, line, column, snippet, what is allowed, and a
 //! suggestion for typos).
+//!
+//! [`load`] reads a file, [`parse`] a string; both check the structure (unknown keys,
+//! types, durations, addresses) and then the meaning (unique names, free listen
+//! addresses, increasing step weights, …), and report every problem found at once as
+//! a [`ConfigError`] whose `Display` is the text a user should see.
 
+mod check_serde;
+mod diagnostic;
 pub mod duration;
+mod load;
+mod locate;
 pub mod model;
+mod rules;
+mod schema;
+mod semantic;
+mod structure;
+mod suggest;
+mod summary;
 
+pub use diagnostic::{ConfigError, Diagnostic};
 pub use duration::Duration;
+pub use load::{check, load, parse};
 pub use model::*;

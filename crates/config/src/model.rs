@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::duration::Duration;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default)]
@@ -359,32 +359,32 @@ fn default_drain_grace() -> Duration {
     Duration::from_secs(30)
 }
 
+/// One `[[service.check]]` table. The common keys and the kind's own keys sit side by
+/// side in the TOML; reading goes through a flat representation (see `check_serde`)
+/// because serde cannot combine `flatten` with `deny_unknown_fields`, and unknown keys
+/// must stay errors.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "crate::check_serde::RawCheck")]
 pub struct CheckConfig {
     pub name: String,
     #[serde(flatten)]
     pub kind: CheckKind,
-    #[serde(default = "default_check_timeout")]
     pub timeout: Duration,
     /// Extra attempts after the first failure, with exponential backoff.
-    #[serde(default)]
     pub retries: u32,
-    #[serde(default = "default_retry_backoff")]
     pub retry_backoff: Duration,
     /// A failed critical check stops the deployment; a failed non-critical one is a
     /// warning.
-    #[serde(default = "default_critical")]
     pub critical: bool,
 }
 
-fn default_check_timeout() -> Duration {
+pub(crate) fn default_check_timeout() -> Duration {
     Duration::from_secs(60)
 }
-fn default_retry_backoff() -> Duration {
+pub(crate) fn default_retry_backoff() -> Duration {
     Duration::from_secs(1)
 }
-fn default_critical() -> bool {
+pub(crate) fn default_critical() -> bool {
     true
 }
 
@@ -417,9 +417,38 @@ pub enum CheckKind {
     },
 }
 
-fn default_http_method() -> String {
+pub(crate) fn default_http_method() -> String {
     "GET".into()
 }
-fn default_expect_status() -> u16 {
+pub(crate) fn default_expect_status() -> u16 {
     200
+}
+
+impl Config {
+    /// The service called `name`, if the config has one.
+    pub fn service(&self, name: &str) -> Option<&ServiceConfig> {
+        self.services.iter().find(|service| service.name == name)
+    }
+}
+
+impl BackendConfig {
+    /// The `kind` value as written in the config.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Self::Process(_) => "process",
+            Self::Static(_) => "static",
+        }
+    }
+}
+
+impl CheckKind {
+    /// The `kind` value as written in the config.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Command { .. } => "command",
+            Self::Http { .. } => "http",
+            Self::Tcp { .. } => "tcp",
+            Self::Prometheus { .. } => "prometheus",
+        }
+    }
 }

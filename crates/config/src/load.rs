@@ -1,0 +1,65 @@
+//! Reading a config: TOML syntax, then structure (keys, types), then meaning. Each
+//! stage reports everything it finds; a later stage runs only on a clean earlier one.
+
+use std::path::Path;
+
+use toml::de::DeTable;
+
+use crate::diagnostic::{ConfigError, Finding, SourceMap};
+use crate::model::Config;
+use crate::{semantic, structure};
+
+/// Reads and validates the config file at `path`.
+///
+/// A relative `server.data_dir` is resolved against the folder holding the file, so
+/// the store lands in the same place whatever the working directory. Other paths
+/// (commands, `working_dir`) are left as written.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let source = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut config = parse(&source, &path.display().to_string())?;
+    if config.server.data_dir.is_relative() {
+        if let Some(folder) = path.parent() {
+            config.server.data_dir = folder.join(&config.server.data_dir);
+        }
+    }
+    Ok(config)
+}
+
+/// Validates config text; `origin` names it in messages (usually the file name).
+/// Relative paths are returned as written.
+pub fn parse(source: &str, origin: &str) -> Result<Config, ConfigError> {
+    let map = SourceMap::new(origin, source);
+    let document = DeTable::parse(source).map_err(|error| {
+        map.diagnose(vec![Finding::new(
+            error.span().unwrap_or(0..0),
+            format!("invalid TOML: {}", error.message()),
+            "",
+        )])
+    })?;
+    let findings = structure::check(source, &document);
+    if !findings.is_empty() {
+        return Err(map.diagnose(findings));
+    }
+    // The structure check accepts only what the model can hold, so this is not
+    // expected to fail; if it does, serde's own located message is still shown.
+    let config: Config = toml::from_str(source).map_err(|error| {
+        map.diagnose(vec![Finding::new(
+            error.span().unwrap_or(0..0),
+            error.message().to_string(),
+            "",
+        )])
+    })?;
+    let findings = semantic::check(&config, source, &document);
+    if !findings.is_empty() {
+        return Err(map.diagnose(findings));
+    }
+    Ok(config)
+}
+
+/// Loads the file and describes what it configures, for `rampart check-config`.
+pub fn check(path: &Path) -> Result<String, ConfigError> {
+    load(path).map(|config| config.summary())
+}

@@ -1,0 +1,276 @@
+//! The shape of a config file: which keys each table allows, what type each holds and
+//! which are required. The structure check walks the parsed TOML against this before
+//! serde turns it into the typed model, so that every wrong key or value is reported
+//! at its exact place. Tests keep it in step with `model.rs`.
+
+/// The type a key's value must have.
+#[derive(Debug)]
+pub(crate) enum Ty {
+    String,
+    Bool,
+    /// A TOML integer within these bounds (the Rust field's range).
+    Integer {
+        min: i64,
+        max: i64,
+    },
+    /// An integer or a float.
+    Number,
+    /// A string such as "30s" (see `duration.rs`).
+    Duration,
+    /// A string such as "127.0.0.1:8080".
+    SocketAddr,
+    /// One of these strings.
+    OneOf(&'static [&'static str]),
+    List(&'static Ty),
+    Table(&'static Table),
+    /// An array of tables, `[[service]]` or `[{ … }, { … }]`, each item being a `Table`
+    /// or a `Tagged`.
+    Tables(&'static Ty),
+    /// A table whose keys are free and whose values are strings (environment variables).
+    StringMap,
+    /// A table whose allowed keys depend on its `kind`.
+    Tagged(&'static Tagged),
+}
+
+#[derive(Debug)]
+pub(crate) struct Key {
+    pub name: &'static str,
+    pub ty: Ty,
+    pub required: bool,
+    /// A valid value, written as TOML, for hints.
+    pub example: &'static str,
+}
+
+const fn required(name: &'static str, ty: Ty, example: &'static str) -> Key {
+    Key {
+        name,
+        ty,
+        required: true,
+        example,
+    }
+}
+
+const fn optional(name: &'static str, ty: Ty, example: &'static str) -> Key {
+    Key {
+        name,
+        ty,
+        required: false,
+        example,
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Table {
+    /// How messages name the table: "[server]", "a strategy step".
+    pub name: &'static str,
+    pub keys: &'static [Key],
+}
+
+#[derive(Debug)]
+pub(crate) struct Tagged {
+    pub name: &'static str,
+    /// What the tag selects, for messages: "backend kind".
+    pub what: &'static str,
+    pub common: &'static [Key],
+    pub variants: &'static [Variant],
+}
+
+impl Tagged {
+    pub fn kinds(&self) -> Vec<&'static str> {
+        self.variants.iter().map(|variant| variant.kind).collect()
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Variant {
+    pub kind: &'static str,
+    pub keys: &'static [Key],
+}
+
+/// The key that selects a tagged table's variant.
+pub(crate) const TAG: &str = "kind";
+
+const U16: Ty = Ty::Integer {
+    min: 0,
+    max: u16::MAX as i64,
+};
+const U32: Ty = Ty::Integer {
+    min: 0,
+    max: u32::MAX as i64,
+};
+const U64: Ty = Ty::Integer {
+    min: 0,
+    max: i64::MAX,
+};
+
+pub(crate) static ROOT: Table = Table {
+    name: "the top level",
+    keys: &[
+        optional("server", Ty::Table(&SERVER), "{ listen = \"127.0.0.1:7070\" }"),
+        optional("service", Ty::Tables(&Ty::Table(&SERVICE)), "[{ name = \"web\" }]"),
+    ],
+};
+
+pub(crate) static SERVER: Table = Table {
+    name: "[server]",
+    keys: &[
+        optional("listen", Ty::SocketAddr, "\"127.0.0.1:7070\""),
+        optional("data_dir", Ty::String, "\"rampart-data\""),
+        optional(
+            "on_restart",
+            Ty::OneOf(&["rollback", "resume"]),
+            "\"rollback\"",
+        ),
+    ],
+};
+
+pub(crate) static SERVICE: Table = Table {
+    name: "[[service]]",
+    keys: &[
+        required("name", Ty::String, "\"web\""),
+        required("listen", Ty::SocketAddr, "\"127.0.0.1:8080\""),
+        required(
+            "backend",
+            Ty::Tagged(&BACKEND),
+            "{ kind = \"static\", stable = [\"127.0.0.1:9001\"] }",
+        ),
+        optional("strategy", Ty::Table(&STRATEGY), "{ steps = [] }"),
+        optional("analysis", Ty::Table(&ANALYSIS), "{ interval = \"10s\" }"),
+        optional("router", Ty::Table(&ROUTER), "{ request_timeout = \"30s\" }"),
+        optional("check", Ty::Tables(&Ty::Tagged(&CHECK)), "[]"),
+    ],
+};
+
+pub(crate) static BACKEND: Tagged = Tagged {
+    name: "[service.backend]",
+    what: "backend kind",
+    common: &[],
+    variants: &[
+        Variant {
+            kind: "process",
+            keys: &[
+                required(
+                    "command",
+                    Ty::String,
+                    "\"./server --port {port} --version {version}\"",
+                ),
+                optional("instances", U32, "2"),
+                optional("ready_path", Ty::String, "\"/healthz\""),
+                optional("ready_timeout", Ty::Duration, "\"30s\""),
+                optional("env", Ty::StringMap, "{ RUST_LOG = \"info\" }"),
+                optional("working_dir", Ty::String, "\"/srv/app\""),
+                optional("stop_grace", Ty::Duration, "\"10s\""),
+                optional("log_max_bytes", U64, "10485760"),
+                optional("initial_version", Ty::String, "\"v1\""),
+            ],
+        },
+        Variant {
+            kind: "static",
+            keys: &[
+                required("stable", Ty::List(&Ty::SocketAddr), "[\"127.0.0.1:9001\"]"),
+                optional("canary", Ty::List(&Ty::SocketAddr), "[\"127.0.0.1:9002\"]"),
+                optional("stable_version", Ty::String, "\"v1\""),
+            ],
+        },
+    ],
+};
+
+pub(crate) static STRATEGY: Table = Table {
+    name: "[service.strategy]",
+    keys: &[
+        optional(
+            "steps",
+            Ty::Tables(&Ty::Table(&STEP)),
+            "[{ weight = 5, hold = \"30s\" }, { weight = 50, hold = \"1m\" }]",
+        ),
+        optional("scale_down_delay", Ty::Duration, "\"30s\""),
+        optional("progress_deadline", Ty::Duration, "\"10m\""),
+        optional("on_deadline", Ty::OneOf(&["fail", "pause"]), "\"fail\""),
+        optional("failure_limit", U32, "1"),
+    ],
+};
+
+pub(crate) static STEP: Table = Table {
+    name: "a strategy step",
+    keys: &[
+        required("weight", Ty::Number, "5"),
+        required("hold", Ty::Duration, "\"30s\""),
+    ],
+};
+
+pub(crate) static ANALYSIS: Table = Table {
+    name: "[service.analysis]",
+    keys: &[
+        optional("interval", Ty::Duration, "\"10s\""),
+        optional(
+            "judge",
+            Ty::OneOf(&["sequential", "threshold"]),
+            "\"sequential\"",
+        ),
+        optional("max_error_rate", Ty::Number, "5.0"),
+        optional("min_success_rate", Ty::Number, "99.0"),
+        optional("max_p95_ms", Ty::Number, "250.0"),
+        optional("max_p99_ms", Ty::Number, "500.0"),
+        optional("max_latency_regression", Ty::Number, "20.0"),
+        optional("min_requests", U64, "50"),
+        optional("alpha", Ty::Number, "0.01"),
+        optional("allowed_error_increase", Ty::Number, "10.0"),
+        optional("latency_tolerance", Ty::Number, "10.0"),
+    ],
+};
+
+pub(crate) static ROUTER: Table = Table {
+    name: "[service.router]",
+    keys: &[
+        optional("connect_timeout", Ty::Duration, "\"2s\""),
+        optional("request_timeout", Ty::Duration, "\"30s\""),
+        optional("version_header", Ty::String, "\"x-rampart-version\""),
+        optional("sticky_cookie", Ty::String, "\"rampart_version\""),
+        optional("max_concurrency", U32, "1000"),
+        optional("outlier_consecutive_failures", U32, "5"),
+        optional("outlier_base_ejection", Ty::Duration, "\"30s\""),
+        optional("drain_grace", Ty::Duration, "\"30s\""),
+    ],
+};
+
+pub(crate) static CHECK: Tagged = Tagged {
+    name: "[[service.check]]",
+    what: "check kind",
+    common: &[
+        required("name", Ty::String, "\"smoke\""),
+        optional("timeout", Ty::Duration, "\"1m\""),
+        optional("retries", U32, "2"),
+        optional("retry_backoff", Ty::Duration, "\"1s\""),
+        optional("critical", Ty::Bool, "true"),
+    ],
+    variants: &[
+        Variant {
+            kind: "command",
+            keys: &[
+                required("command", Ty::String, "\"make test\""),
+                optional("working_dir", Ty::String, "\".\""),
+            ],
+        },
+        Variant {
+            kind: "http",
+            keys: &[
+                required("url", Ty::String, "\"http://127.0.0.1:9001/healthz\""),
+                optional("method", Ty::String, "\"GET\""),
+                optional("expect_status", U16, "200"),
+                optional("body_contains", Ty::String, "\"ok\""),
+            ],
+        },
+        Variant {
+            kind: "tcp",
+            keys: &[required("address", Ty::String, "\"127.0.0.1:5432\"")],
+        },
+        Variant {
+            kind: "prometheus",
+            keys: &[
+                required("url", Ty::String, "\"http://127.0.0.1:9090\""),
+                required("query", Ty::String, "\"sum(rate(errors_total[5m]))\""),
+                required("expect", Ty::String, "\"< 0.01\""),
+            ],
+        },
+    ],
+};

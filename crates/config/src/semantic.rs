@@ -1,0 +1,490 @@
+//! Checks on the meaning of a structurally valid config: names, listen addresses,
+//! step weights, backend and analysis settings, checks and router options. Every
+//! problem is collected, each pointing at the value it is about.
+
+use std::net::SocketAddr;
+
+use toml::Spanned;
+use toml::de::DeTable;
+
+use crate::diagnostic::Finding;
+use crate::locate::Locator;
+use crate::model::{
+    AnalysisConfig, BackendConfig, CheckConfig, CheckKind, Config, ProcessBackendConfig,
+    RouterConfig, ServiceConfig, StaticBackendConfig, StrategyConfig,
+};
+use crate::rules;
+use crate::suggest::closest;
+
+const NAME_RULE: &str = "names may use only lowercase letters a-z, digits, `-` and `_`, because they appear in URLs and metric labels";
+const PLACEHOLDERS: &[&str] = &["version", "port", "instance"];
+
+pub(crate) fn check(config: &Config, source: &str, document: &Spanned<DeTable<'_>>) -> Vec<Finding> {
+    let mut checker = Checker {
+        at: Locator::new(source, document),
+        findings: Vec::new(),
+    };
+    checker.services(config);
+    checker.findings
+}
+
+struct Checker<'a, 'i> {
+    at: Locator<'a, 'i>,
+    findings: Vec<Finding>,
+}
+
+impl Checker<'_, '_> {
+    fn push(&mut self, finding: Finding) {
+        self.findings.push(finding);
+    }
+
+    fn services(&mut self, config: &Config) {
+        for (index, service) in config.services.iter().enumerate() {
+            let path = format!("service.{index}");
+            self.service_name(config, index, &path);
+            self.listen(config, index, &path);
+            match &service.backend {
+                BackendConfig::Process(process) => self.process(process, &path),
+                BackendConfig::Static(upstreams) => self.upstreams(config, upstreams, &path),
+            }
+            self.strategy(&service.strategy, &path);
+            self.analysis(&service.analysis, &path);
+            self.router(&service.router, &path);
+            self.checks(service, &path);
+        }
+    }
+
+    fn service_name(&mut self, config: &Config, index: usize, path: &str) {
+        let name = &config.services[index].name;
+        let span = self.at.span(&format!("{path}.name"));
+        if name.is_empty() {
+            self.push(
+                Finding::new(span.clone(), "empty service name", "a service needs a name")
+                    .help(NAME_RULE),
+            );
+        } else if !rules::is_valid_name(name) {
+            self.push(
+                Finding::new(
+                    span.clone(),
+                    format!("invalid service name `{name}`"),
+                    "only a-z, 0-9, `-` and `_` are allowed",
+                )
+                .help(format!("{NAME_RULE}; for example `{}`", rules::name_like(name))),
+            );
+        }
+        if let Some(first) = config.services[..index].iter().position(|s| s.name == *name) {
+            let first_line = self.at.line(&self.at.span(&format!("service.{first}.name")));
+            self.push(
+                Finding::new(
+                    span,
+                    format!("duplicate service name `{name}`"),
+                    "this name is already taken",
+                )
+                .help(format!(
+                    "the first service named `{name}` is on line {first_line}; service names must be unique"
+                )),
+            );
+        }
+    }
+
+    fn listen(&mut self, config: &Config, index: usize, path: &str) {
+        let service = &config.services[index];
+        let span = self.at.span(&format!("{path}.listen"));
+        let server = config.server.listen;
+        if rules::listeners_overlap(service.listen, server) {
+            let where_server = match self.at.find("server.listen") {
+                Some(at) => format!("[server] listens on {server} (line {})", self.at.line(&at)),
+                None => format!("[server] listens on {server} by default"),
+            };
+            self.push(
+                Finding::new(
+                    span.clone(),
+                    format!(
+                        "listen address {} of service `{}` clashes with the [server] listen address",
+                        service.listen, service.name
+                    ),
+                    "already used by the server",
+                )
+                .help(format!(
+                    "{where_server}{}; give the service another port",
+                    overlap_note(service.listen, server)
+                )),
+            );
+        }
+        if let Some(other) = config.services[..index]
+            .iter()
+            .position(|other| rules::listeners_overlap(service.listen, other.listen))
+        {
+            let other_service = &config.services[other];
+            let other_line = self.at.line(&self.at.span(&format!("service.{other}.listen")));
+            self.push(
+                Finding::new(
+                    span,
+                    format!(
+                        "listen address {} of service `{}` clashes with service `{}`",
+                        service.listen, service.name, other_service.name
+                    ),
+                    format!("already used by `{}`", other_service.name),
+                )
+                .help(format!(
+                    "`{}` listens on {} (line {other_line}){}; each service needs its own port",
+                    other_service.name,
+                    other_service.listen,
+                    overlap_note(service.listen, other_service.listen)
+                )),
+            );
+        }
+    }
+
+    fn process(&mut self, process: &ProcessBackendConfig, path: &str) {
+        let backend = format!("{path}.backend");
+        if process.instances == 0 {
+            self.push(
+                Finding::new(
+                    self.at.span(&format!("{backend}.instances")),
+                    "`instances` must be at least 1",
+                    "no instance would run",
+                )
+                .help("set `instances = 1` or more"),
+            );
+        }
+        let command_span = self.at.span(&format!("{backend}.command"));
+        if process.command.trim().is_empty() {
+            self.push(
+                Finding::new(command_span.clone(), "empty process command", "nothing to run")
+                    .help("write the command that starts one instance, such as \"./server --port {port}\""),
+            );
+        } else if !process.command.contains("{port}") {
+            self.push(
+                Finding::new(
+                    command_span.clone(),
+                    "process command does not contain `{port}`",
+                    "no `{port}` placeholder",
+                )
+                .help(format!(
+                    "rampart picks a free port for each instance and writes it in place of `{{port}}`; without it an instance cannot be told where to listen. For example: command = \"{} --port {{port}}\"",
+                    process.command.trim()
+                )),
+            );
+        }
+        for placeholder in rules::unknown_placeholders(&process.command, PLACEHOLDERS) {
+            let span = self
+                .at
+                .within(&command_span, placeholder)
+                .unwrap_or(command_span.clone());
+            let inner = placeholder.trim_start_matches('{').trim_end_matches('}');
+            let near = closest(inner, PLACEHOLDERS)
+                .map(|near| format!("did you mean `{{{near}}}`? "))
+                .unwrap_or_default();
+            self.push(
+                Finding::new(
+                    span,
+                    format!("unknown placeholder `{placeholder}` in process command"),
+                    "not a placeholder",
+                )
+                .help(format!("{near}placeholders: {{version}}, {{port}}, {{instance}}")),
+            );
+        }
+        if !process.ready_path.starts_with('/') {
+            self.push(
+                Finding::new(
+                    self.at.span(&format!("{backend}.ready_path")),
+                    "`ready_path` must start with `/`",
+                    "not a path on the instance",
+                )
+                .help(format!(
+                    "write ready_path = \"/{}\"",
+                    process.ready_path.trim_start_matches('/')
+                )),
+            );
+        }
+        for name in process.env.keys() {
+            if name.is_empty() || name.contains(['=', '\0']) {
+                self.push(
+                    Finding::new(
+                        self.at.span(&format!("{backend}.env")),
+                        format!("invalid environment variable name `{name}`"),
+                        "in this table",
+                    )
+                    .help("environment variable names must be non-empty and contain no `=`"),
+                );
+            }
+        }
+    }
+
+    fn upstreams(&mut self, config: &Config, upstreams: &StaticBackendConfig, path: &str) {
+        let backend = format!("{path}.backend");
+        if upstreams.stable.is_empty() {
+            self.push(
+                Finding::new(
+                    self.at.span(&format!("{backend}.stable")),
+                    "static backend has no stable upstream",
+                    "empty",
+                )
+                .help("list where the running version listens, such as stable = [\"127.0.0.1:9001\"]"),
+            );
+        }
+        let listed = upstreams
+            .stable
+            .iter()
+            .enumerate()
+            .map(|(i, addr)| (format!("{backend}.stable.{i}"), *addr))
+            .chain(
+                upstreams
+                    .canary
+                    .iter()
+                    .enumerate()
+                    .map(|(i, addr)| (format!("{backend}.canary.{i}"), *addr)),
+            )
+            .collect::<Vec<_>>();
+        for (position, (at, addr)) in listed.iter().enumerate() {
+            let span = self.at.span(at);
+            if let Some((first_at, _)) = listed[..position].iter().find(|(_, seen)| seen == addr) {
+                let first_line = self.at.line(&self.at.span(first_at));
+                self.push(
+                    Finding::new(span.clone(), format!("upstream {addr} is listed twice"), "duplicate")
+                        .help(format!("it is already listed on line {first_line}; each upstream may appear once, in stable or canary")),
+                );
+            }
+            if let Some(owner) = listener_at(config, *addr) {
+                self.push(
+                    Finding::new(
+                        span,
+                        format!("upstream {addr} is rampart's own listen address"),
+                        format!("{owner} listens here"),
+                    )
+                    .help("requests would loop back into rampart; point the backend at where the application listens"),
+                );
+            }
+        }
+    }
+
+    fn strategy(&mut self, strategy: &StrategyConfig, path: &str) {
+        let steps_path = format!("{path}.strategy.steps");
+        if strategy.steps.is_empty() {
+            self.push(
+                Finding::new(self.at.span(&steps_path), "strategy has no steps", "empty")
+                    .help("add at least one step; to move all traffic at once write steps = [{ weight = 100, hold = \"1m\" }]"),
+            );
+        }
+        let in_range = |weight: f64| (0.0..=100.0).contains(&weight);
+        for (index, step) in strategy.steps.iter().enumerate() {
+            let span = self.at.span(&format!("{steps_path}.{index}.weight"));
+            if !in_range(step.weight) {
+                self.push(
+                    Finding::new(
+                        span,
+                        format!("step weight {} is out of range", step.weight),
+                        "must be between 0 and 100",
+                    )
+                    .help("a weight is the percentage of traffic sent to the canary"),
+                );
+            } else if let Some(previous) = index.checked_sub(1).map(|i| strategy.steps[i].weight) {
+                if in_range(previous) && step.weight <= previous {
+                    self.push(
+                        Finding::new(
+                            span,
+                            format!("step weights must increase: {} follows {previous}", step.weight),
+                            format!("not above the previous step's {previous}"),
+                        )
+                        .help("each step sends more traffic to the canary than the one before; after the last step the canary is promoted to 100%"),
+                    );
+                }
+            }
+        }
+        if strategy.failure_limit == 0 {
+            self.push(
+                Finding::new(
+                    self.at.span(&format!("{path}.strategy.failure_limit")),
+                    "`failure_limit` must be at least 1",
+                    "no failed analysis could ever roll back",
+                )
+                .help("it counts failed analyses in a row before rollback; 1 rolls back on the first"),
+            );
+        }
+    }
+
+    fn analysis(&mut self, analysis: &AnalysisConfig, path: &str) {
+        let percent = |value: f64| (0.0..=100.0).contains(&value);
+        let non_negative = |value: f64| value.is_finite() && value >= 0.0;
+        let positive = |value: f64| value.is_finite() && value > 0.0;
+        let rules: [(&str, Option<f64>, &dyn Fn(f64) -> bool, &str); 7] = [
+            ("max_error_rate", Some(analysis.max_error_rate), &percent, "must be a percentage from 0 to 100"),
+            ("min_success_rate", analysis.min_success_rate, &percent, "must be a percentage from 0 to 100"),
+            ("max_latency_regression", Some(analysis.max_latency_regression), &non_negative, "must be a percentage of 0 or more"),
+            ("allowed_error_increase", Some(analysis.allowed_error_increase), &non_negative, "must be a percentage of 0 or more"),
+            ("latency_tolerance", Some(analysis.latency_tolerance), &non_negative, "must be a percentage of 0 or more"),
+            ("max_p95_ms", analysis.max_p95_ms, &positive, "must be a number of milliseconds above 0"),
+            ("max_p99_ms", analysis.max_p99_ms, &positive, "must be a number of milliseconds above 0"),
+        ];
+        for (key, value, valid, label) in rules {
+            if let Some(value) = value.filter(|v| !valid(*v)) {
+                self.push(Finding::new(
+                    self.at.span(&format!("{path}.analysis.{key}")),
+                    format!("`{key}` is out of range: {value}"),
+                    label,
+                ));
+            }
+        }
+        if !(analysis.alpha > 0.0 && analysis.alpha <= 0.5) {
+            self.push(
+                Finding::new(
+                    self.at.span(&format!("{path}.analysis.alpha")),
+                    format!("`alpha` is out of range: {}", analysis.alpha),
+                    "must be above 0 and at most 0.5",
+                )
+                .help("alpha is the accepted chance of rolling back a healthy canary; 0.01 or 0.05 are usual"),
+            );
+        }
+    }
+
+    fn router(&mut self, router: &RouterConfig, path: &str) {
+        let router_path = format!("{path}.router");
+        if !rules::is_header_name(&router.version_header) {
+            self.push(
+                Finding::new(
+                    self.at.span(&format!("{router_path}.version_header")),
+                    format!("invalid header name `{}` for `version_header`", router.version_header),
+                    "not a valid HTTP header name",
+                )
+                .help("use letters, digits and `-`, such as \"x-rampart-version\""),
+            );
+        }
+        if let Some(cookie) = router.sticky_cookie.as_deref().filter(|c| !rules::is_cookie_token(c)) {
+            self.push(
+                Finding::new(
+                    self.at.span(&format!("{router_path}.sticky_cookie")),
+                    format!("invalid cookie name `{cookie}` for `sticky_cookie`"),
+                    "not a valid cookie name",
+                )
+                .help("use letters, digits, `-` and `_` (no spaces, `=`, `;` or quotes), such as \"rampart_version\""),
+            );
+        }
+        if router.max_concurrency == Some(0) {
+            self.push(
+                Finding::new(
+                    self.at.span(&format!("{router_path}.max_concurrency")),
+                    "`max_concurrency` must be at least 1",
+                    "no request could ever be served",
+                )
+                .help("leave it out for no limit"),
+            );
+        }
+    }
+
+    fn checks(&mut self, service: &ServiceConfig, path: &str) {
+        for (index, check) in service.checks.iter().enumerate() {
+            let check_path = format!("{path}.check.{index}");
+            let name_span = self.at.span(&format!("{check_path}.name"));
+            if check.name.trim().is_empty() {
+                self.push(
+                    Finding::new(name_span.clone(), "empty check name", "a check needs a name")
+                        .help("the name identifies the check in validation reports"),
+                );
+            } else if let Some(first) = service.checks[..index].iter().position(|c| c.name == check.name) {
+                let first_line = self.at.line(&self.at.span(&format!("{path}.check.{first}.name")));
+                self.push(
+                    Finding::new(
+                        name_span,
+                        format!("duplicate check name `{}` in service `{}`", check.name, service.name),
+                        "this name is already taken",
+                    )
+                    .help(format!("the first check named `{}` is on line {first_line}; check names must be unique within a service", check.name)),
+                );
+            }
+            self.check_kind(check, &check_path);
+        }
+    }
+
+    fn check_kind(&mut self, check: &CheckConfig, path: &str) {
+        let at = |key: &str| format!("{path}.{key}");
+        match &check.kind {
+            CheckKind::Command { command, .. } if command.trim().is_empty() => {
+                self.push(
+                    Finding::new(self.at.span(&at("command")), "empty check command", "nothing to run")
+                        .help("write a shell command that exits with 0 when the check passes, such as \"make test\""),
+                );
+            }
+            CheckKind::Command { .. } => {}
+            CheckKind::Http { url, method, expect_status, .. } => {
+                self.url(url, &at("url"), check);
+                if !rules::is_http_method(method) {
+                    self.push(Finding::new(
+                        self.at.span(&at("method")),
+                        format!("invalid HTTP method `{method}` for check `{}`", check.name),
+                        "not an HTTP method",
+                    ).help("use a method such as \"GET\", \"HEAD\" or \"POST\""));
+                }
+                if !(100..=599).contains(expect_status) {
+                    self.push(Finding::new(
+                        self.at.span(&at("expect_status")),
+                        format!("`expect_status` is out of range: {expect_status}"),
+                        "must be an HTTP status from 100 to 599",
+                    ));
+                }
+            }
+            CheckKind::Tcp { address } => {
+                if let Some(problem) = rules::host_port_problem(address) {
+                    self.push(
+                        Finding::new(
+                            self.at.span(&at("address")),
+                            format!("invalid address `{address}` for tcp check `{}`", check.name),
+                            problem,
+                        )
+                        .help("write a host and a port, such as \"127.0.0.1:5432\" or \"db.internal:5432\""),
+                    );
+                }
+            }
+            CheckKind::Prometheus { url, expect, .. } => {
+                self.url(url, &at("url"), check);
+                if !rules::is_comparison(expect) {
+                    self.push(
+                        Finding::new(
+                            self.at.span(&at("expect")),
+                            format!("invalid `expect` `{expect}` for prometheus check `{}`", check.name),
+                            "not a comparison with a number",
+                        )
+                        .help("write a comparison and a number, such as \"< 0.01\" (operators: <, <=, >, >=, ==, !=)"),
+                    );
+                }
+            }
+        }
+    }
+
+    fn url(&mut self, url: &str, path: &str, check: &CheckConfig) {
+        if let Some(problem) = rules::http_url_problem(url) {
+            self.push(
+                Finding::new(
+                    self.at.span(path),
+                    format!("invalid URL `{url}` for {} check `{}`", check.kind.name(), check.name),
+                    problem,
+                )
+                .help("write an absolute URL, such as \"http://127.0.0.1:9001/healthz\""),
+            );
+        }
+    }
+}
+
+/// Which of rampart's own listeners (server or a service router) `addr` reaches.
+fn listener_at(config: &Config, addr: SocketAddr) -> Option<String> {
+    if rules::listeners_overlap(addr, config.server.listen) {
+        return Some("[server]".into());
+    }
+    config
+        .services
+        .iter()
+        .find(|service| rules::listeners_overlap(addr, service.listen))
+        .map(|service| format!("service `{}`", service.name))
+}
+
+/// Explains a clash between different IPs (one of them unspecified).
+fn overlap_note(a: SocketAddr, b: SocketAddr) -> String {
+    if a.ip() == b.ip() {
+        return String::new();
+    }
+    let wide = if a.ip().is_unspecified() { a } else { b };
+    format!(
+        ", and {} listens on every local address, so the same port is taken",
+        wide.ip()
+    )
+}
