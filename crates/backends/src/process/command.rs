@@ -1,0 +1,129 @@
+//! Turning the configured command template into the command line of one instance.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use rampart_config::ProcessBackendConfig;
+use tokio::process::Command;
+
+/// Substitutes `{version}`, `{port}` and `{instance}` (the instance's index, from 0).
+pub(crate) fn render(template: &str, version: &str, port: u16, index: u32) -> String {
+    template
+        .replace("{version}", version)
+        .replace("{port}", &port.to_string())
+        .replace("{instance}", &index.to_string())
+}
+
+/// The command runs through `/bin/sh -c`, so the template may use pipes, `exec`,
+/// redirections and variables. Besides the configured `env`, the instance sees
+/// `RAMPART_SERVICE`, `RAMPART_VERSION`, `RAMPART_PORT` and `RAMPART_INSTANCE`.
+pub(crate) fn build(
+    config: &ProcessBackendConfig,
+    service: &str,
+    version: &str,
+    addr: SocketAddr,
+    index: u32,
+) -> (Command, String) {
+    let line = render(&config.command, version, addr.port(), index);
+    let mut command = Command::new("/bin/sh");
+    command
+        .arg("-c")
+        .arg(&line)
+        .envs(&config.env)
+        .env("RAMPART_SERVICE", service)
+        .env("RAMPART_VERSION", version)
+        .env("RAMPART_PORT", addr.port().to_string())
+        .env("RAMPART_INSTANCE", index.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(dir) = &config.working_dir {
+        command.current_dir(dir);
+    }
+    (command, line)
+}
+
+/// Versions end up in shell commands and file names, so only a conservative alphabet
+/// is accepted.
+pub(crate) fn check_version(version: &str) -> Result<(), String> {
+    if version.is_empty() || version.len() > 128 {
+        return Err("a version label must have 1 to 128 characters".into());
+    }
+    if let Some(bad) = version
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+')))
+    {
+        return Err(format!(
+            "{bad:?} is not allowed in a version label; use letters, digits, '.', '_', '-' and '+'"
+        ));
+    }
+    Ok(())
+}
+
+/// A service name as a single path component.
+pub(crate) fn file_safe(name: &str) -> String {
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if safe.is_empty() || safe.chars().all(|c| c == '.') {
+        "_".into()
+    } else {
+        safe
+    }
+}
+
+pub(crate) struct InstancePaths {
+    pub(crate) pid: PathBuf,
+    pub(crate) stdout: PathBuf,
+    pub(crate) stderr: PathBuf,
+}
+
+impl InstancePaths {
+    pub(crate) fn new(run_dir: &Path, log_dir: &Path, instance_id: &str) -> Self {
+        Self {
+            pid: run_dir.join(format!("{instance_id}.pid")),
+            stdout: log_dir.join(format!("{instance_id}.stdout.log")),
+            stderr: log_dir.join(format!("{instance_id}.stderr.log")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn substitutes_every_placeholder_everywhere() {
+        assert_eq!(
+            render(
+                "./rel/{version}/srv --port {port} --id {instance} # {port}",
+                "v2",
+                8123,
+                1
+            ),
+            "./rel/v2/srv --port 8123 --id 1 # 8123"
+        );
+    }
+
+    #[test]
+    fn version_labels_cannot_smuggle_shell() {
+        assert!(check_version("v1.2.3-rc.1+build_7").is_ok());
+        assert!(check_version("v1; rm -rf /").unwrap_err().contains("';'"));
+        assert!(check_version("").is_err());
+        assert!(check_version("../v1").is_err());
+    }
+
+    #[test]
+    fn file_safe_names_stay_inside_their_folder() {
+        assert_eq!(file_safe("check out/../x"), "check_out_.._x");
+        assert_eq!(file_safe(".."), "_");
+    }
+}

@@ -1,0 +1,414 @@
+//! One instance's life: launch, wait until ready, watch it, restart it on the same
+//! address after a crash (with exponential backoff), and stop it with its whole
+//! process group.
+
+use std::net::SocketAddr;
+use std::process::ExitStatus;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::process::Child;
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::command::{self, InstancePaths};
+use super::group::ProcessGroup;
+use super::{Shared, lock, logs, pidfile, ready};
+use crate::{BackendError, BackendEventKind, Instance, InstanceState};
+
+/// Pause between ready probes.
+const READY_POLL: Duration = Duration::from_millis(100);
+/// Restart backoff: 1s, 2s, 4s, ... up to 30s.
+const BACKOFF_BASE: Duration = Duration::from_secs(1);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// An instance that stayed up this long starts over at the shortest backoff.
+const STABLE_AFTER: Duration = Duration::from_secs(30);
+/// How long to let log readers drain after the processes are gone.
+const LOG_DRAIN: Duration = Duration::from_secs(1);
+
+pub(crate) fn instance_id(version: &str, index: u32) -> String {
+    format!("{version}-{index}")
+}
+
+fn backoff(failures: u32) -> Duration {
+    BACKOFF_BASE
+        .checked_mul(1u32 << failures.min(16))
+        .map_or(BACKOFF_MAX, |delay| delay.min(BACKOFF_MAX))
+}
+
+/// The backend's grip on a supervised instance.
+pub(crate) struct InstanceHandle {
+    info: Arc<Mutex<Instance>>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl InstanceHandle {
+    pub(crate) fn snapshot(&self) -> Instance {
+        lock(&self.info).clone()
+    }
+
+    pub(crate) fn request_stop(&self) {
+        self.stop.send_replace(true);
+    }
+
+    /// Stops the instance and waits until its processes are gone.
+    pub(crate) async fn stop(self) {
+        self.request_stop();
+        if let Err(err) = self.task.await {
+            tracing::error!(%err, "instance supervisor failed");
+        }
+    }
+}
+
+/// Starts supervising a new instance on a fresh port. The receiver reports whether
+/// its first launch became ready; after a failed first launch nothing is left running.
+pub(crate) fn launch(
+    shared: &Arc<Shared>,
+    version: &str,
+    index: u32,
+) -> Result<(InstanceHandle, oneshot::Receiver<Result<(), BackendError>>), BackendError> {
+    let id = instance_id(version, index);
+    let port = free_port().map_err(|source| BackendError::NoFreePort {
+        instance: id.clone(),
+        source,
+    })?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let info = Arc::new(Mutex::new(Instance {
+        id: id.clone(),
+        version: version.to_string(),
+        addr,
+        state: InstanceState::Starting,
+        pid: None,
+        restarts: 0,
+    }));
+    let (stop, stop_rx) = watch::channel(false);
+    let (first_ready, first_ready_rx) = oneshot::channel();
+    let supervisor = Supervisor {
+        paths: InstancePaths::new(&shared.run_dir, &shared.log_dir, &id),
+        shared: shared.clone(),
+        version: version.to_string(),
+        index,
+        id,
+        addr,
+        info: info.clone(),
+        stop: stop_rx,
+    };
+    let task = tokio::spawn(supervisor.run(first_ready));
+    Ok((InstanceHandle { info, stop, task }, first_ready_rx))
+}
+
+/// Binding port 0 lets the kernel pick a free port; it is released again at once so
+/// the instance can bind it. Another program may grab it in between, in which case
+/// the instance fails its ready check and the error says so.
+fn free_port() -> std::io::Result<u16> {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+    Ok(listener.local_addr()?.port())
+}
+
+struct Running {
+    child: Child,
+    group: ProcessGroup,
+    logs: [JoinHandle<()>; 2],
+    ready_since: Instant,
+}
+
+enum LaunchError {
+    /// A stop was requested while launching.
+    Stopped,
+    Failed(BackendError),
+}
+
+enum Readiness {
+    Ready,
+    Stopped,
+    Exited(ExitStatus),
+    TimedOut(String),
+}
+
+struct Supervisor {
+    shared: Arc<Shared>,
+    version: String,
+    index: u32,
+    id: String,
+    addr: SocketAddr,
+    paths: InstancePaths,
+    info: Arc<Mutex<Instance>>,
+    stop: watch::Receiver<bool>,
+}
+
+impl Supervisor {
+    async fn run(mut self, first_ready: oneshot::Sender<Result<(), BackendError>>) {
+        let mut running = match self.launch().await {
+            Ok(running) => running,
+            Err(failure) => {
+                self.set_state(InstanceState::Stopped, None);
+                let error = match failure {
+                    LaunchError::Failed(error) => error,
+                    LaunchError::Stopped => BackendError::Cancelled {
+                        instance: self.id.clone(),
+                    },
+                };
+                let _ = first_ready.send(Err(error));
+                return;
+            }
+        };
+        self.set_state(InstanceState::Ready, running.child.id());
+        let _ = first_ready.send(Ok(()));
+
+        let mut failures = 0u32;
+        loop {
+            let status = tokio::select! {
+                biased;
+                () = stop_requested(&mut self.stop) => {
+                    self.set_state(InstanceState::Stopping, running.child.id());
+                    self.terminate(running).await;
+                    self.set_state(InstanceState::Stopped, None);
+                    return;
+                }
+                status = running.child.wait() => status,
+            };
+            let reason = match status {
+                Ok(status) => describe_exit(status),
+                Err(err) => format!("waiting for it failed: {err}"),
+            };
+            if running.ready_since.elapsed() >= STABLE_AFTER {
+                failures = 0;
+            }
+            tracing::warn!(service = %self.shared.service, instance = %self.id, %reason, "instance crashed");
+            self.clean_up_after_exit(running).await;
+            self.set_state(InstanceState::Crashed, None);
+            self.shared.emit(
+                &self.version,
+                BackendEventKind::InstanceCrashed {
+                    instance: self.id.clone(),
+                    reason,
+                },
+            );
+
+            running = loop {
+                let delay = backoff(failures);
+                failures = failures.saturating_add(1);
+                tokio::select! {
+                    biased;
+                    () = stop_requested(&mut self.stop) => {
+                        self.set_state(InstanceState::Stopped, None);
+                        return;
+                    }
+                    () = tokio::time::sleep(delay) => {}
+                }
+                self.set_state(InstanceState::Restarting, None);
+                match self.launch().await {
+                    Ok(running) => break running,
+                    Err(LaunchError::Stopped) => {
+                        self.set_state(InstanceState::Stopped, None);
+                        return;
+                    }
+                    Err(LaunchError::Failed(error)) => {
+                        let retry_in = backoff(failures);
+                        tracing::warn!(instance = %self.id, %error, "restart failed");
+                        self.set_state(InstanceState::Crashed, None);
+                        self.shared.emit(
+                            &self.version,
+                            BackendEventKind::RestartFailed {
+                                instance: self.id.clone(),
+                                error: error.to_string(),
+                                retry_in_ms: u64::try_from(retry_in.as_millis())
+                                    .unwrap_or(u64::MAX),
+                            },
+                        );
+                    }
+                }
+            };
+            {
+                let mut info = lock(&self.info);
+                info.restarts = info.restarts.saturating_add(1);
+            }
+            self.set_state(InstanceState::Ready, running.child.id());
+            tracing::info!(instance = %self.id, addr = %self.addr, "instance restarted");
+            self.shared.emit(
+                &self.version,
+                BackendEventKind::InstanceRestarted {
+                    instance: self.id.clone(),
+                },
+            );
+        }
+    }
+
+    fn set_state(&self, state: InstanceState, pid: Option<u32>) {
+        let mut info = lock(&self.info);
+        info.state = state;
+        info.pid = pid;
+    }
+
+    /// Spawns the command and waits until it answers its ready check. On any failure
+    /// the process group is gone before this returns.
+    async fn launch(&mut self) -> Result<Running, LaunchError> {
+        let config = &self.shared.config;
+        let (command, line) = command::build(
+            config,
+            &self.shared.service,
+            &self.version,
+            self.addr,
+            self.index,
+        );
+        let mut child = self.shared.spawner.spawn(command).await.map_err(|source| {
+            LaunchError::Failed(BackendError::Spawn {
+                instance: self.id.clone(),
+                command: line.clone(),
+                source,
+            })
+        })?;
+        let Some(pid) = child.id() else {
+            // Only possible once the child was reaped, which nothing did yet.
+            return Err(LaunchError::Failed(BackendError::Internal(format!(
+                "instance {} has no process id right after spawning",
+                self.id
+            ))));
+        };
+        let group = ProcessGroup::new(pid);
+        if let Err(err) = pidfile::write(&self.paths.pid, pid) {
+            tracing::warn!(instance = %self.id, %err, "cannot write pid file; a crash of rampart could orphan this instance's grandchildren");
+        }
+        let max_bytes = config.log_max_bytes;
+        let logs = [
+            child
+                .stdout
+                .take()
+                .map(|out| logs::capture(out, self.paths.stdout.clone(), max_bytes)),
+            child
+                .stderr
+                .take()
+                .map(|err| logs::capture(err, self.paths.stderr.clone(), max_bytes)),
+        ];
+        let [Some(stdout), Some(stderr)] = logs else {
+            return Err(LaunchError::Failed(BackendError::Internal(
+                "child output was not piped".into(),
+            )));
+        };
+        let mut running = Running {
+            child,
+            group,
+            logs: [stdout, stderr],
+            ready_since: Instant::now(),
+        };
+
+        let timeout = config.ready_timeout.get();
+        match self.wait_ready(&mut running.child, timeout).await {
+            Readiness::Ready => {
+                running.ready_since = Instant::now();
+                Ok(running)
+            }
+            Readiness::Stopped => {
+                self.terminate(running).await;
+                Err(LaunchError::Stopped)
+            }
+            Readiness::Exited(status) => {
+                self.clean_up_after_exit(running).await;
+                Err(LaunchError::Failed(BackendError::ExitedBeforeReady {
+                    instance: self.id.clone(),
+                    status: describe_exit(status),
+                    stderr_tail: logs::tail(&self.paths.stderr),
+                }))
+            }
+            Readiness::TimedOut(last_error) => {
+                self.terminate(running).await;
+                Err(LaunchError::Failed(BackendError::NotReady {
+                    instance: self.id.clone(),
+                    timeout,
+                    last_error,
+                    stderr_tail: logs::tail(&self.paths.stderr),
+                }))
+            }
+        }
+    }
+
+    async fn wait_ready(&mut self, child: &mut Child, timeout: Duration) -> Readiness {
+        let deadline = Instant::now() + timeout;
+        let path = self.shared.config.ready_path.as_str();
+        let mut last_error = String::from("no ready check ran");
+        loop {
+            if *self.stop.borrow() {
+                return Readiness::Stopped;
+            }
+            match child.try_wait() {
+                Ok(Some(status)) => return Readiness::Exited(status),
+                Ok(None) => {}
+                Err(err) => return Readiness::TimedOut(format!("cannot check the process: {err}")),
+            }
+            match tokio::time::timeout_at(deadline, ready::probe(self.addr, path)).await {
+                Ok(Ok(())) => return Readiness::Ready,
+                Ok(Err(reason)) => last_error = reason,
+                Err(_) => return Readiness::TimedOut(last_error),
+            }
+            tokio::select! {
+                () = stop_requested(&mut self.stop) => return Readiness::Stopped,
+                () = tokio::time::sleep_until(deadline.min(Instant::now() + READY_POLL)) => {}
+            }
+            if Instant::now() >= deadline {
+                return Readiness::TimedOut(last_error);
+            }
+        }
+    }
+
+    /// SIGTERM, grace, SIGKILL for the whole group; then the bookkeeping.
+    async fn terminate(&self, running: Running) {
+        let Running {
+            mut child,
+            group,
+            logs,
+            ..
+        } = running;
+        group
+            .terminate(&mut child, self.shared.config.stop_grace.get())
+            .await;
+        drain_logs(logs).await;
+        pidfile::remove(&self.paths.pid);
+    }
+
+    /// The leader exited on its own; whatever it left in its group goes too, so the
+    /// port is free for a restart.
+    async fn clean_up_after_exit(&self, running: Running) {
+        running.group.kill_remaining();
+        drain_logs(running.logs).await;
+        pidfile::remove(&self.paths.pid);
+    }
+}
+
+async fn drain_logs(logs: [JoinHandle<()>; 2]) {
+    for log in logs {
+        if tokio::time::timeout(LOG_DRAIN, log).await.is_err() {
+            tracing::debug!("instance log reader still open after its processes were killed");
+        }
+    }
+}
+
+/// Completes once a stop is requested, or when the backend dropped the handle.
+async fn stop_requested(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
+}
+
+fn describe_exit(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit code {code}"),
+        (None, Some(signal)) => match nix::sys::signal::Signal::try_from(signal) {
+            Ok(signal) => format!("killed by {signal}"),
+            Err(_) => format!("killed by signal {signal}"),
+        },
+        (None, None) => status.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_thirty_seconds() {
+        let delays: Vec<u64> = (0..8).map(|n| backoff(n).as_secs()).collect();
+        assert_eq!(delays, [1, 2, 4, 8, 16, 30, 30, 30]);
+        assert_eq!(backoff(u32::MAX), BACKOFF_MAX);
+    }
+}

@@ -1,0 +1,367 @@
+//! The `process` backend: rampart runs each instance as a local process group.
+//!
+//! Layout under `data_dir`: `run/<service>/<version>-<index>.pid` (pid files, see
+//! [`pidfile`]) and `logs/<service>/<version>-<index>.{stdout,stderr}.log` (bounded,
+//! see [`logs`]). Instances listen on 127.0.0.1 ports picked by rampart and passed
+//! as `{port}`; the command runs through `/bin/sh -c` (see [`command`]).
+//!
+//! No orphans, in three layers: each instance is its own process group, stopped as a
+//! group (SIGTERM, `stop_grace`, SIGKILL); its leader carries `PR_SET_PDEATHSIG =
+//! SIGKILL` (see [`spawner`]) so it dies with rampart even on `kill -9`; and what that
+//! cannot reach (grandchildren of a killed rampart) is killed through the pid files
+//! when the backend is next created.
+
+mod command;
+mod group;
+mod instance;
+mod logs;
+mod pidfile;
+mod ready;
+mod spawner;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use rampart_config::ProcessBackendConfig;
+use tokio::runtime::Handle;
+use tokio::sync::{OwnedMutexGuard, broadcast};
+
+use self::instance::InstanceHandle;
+use self::spawner::Spawner;
+use crate::{
+    Backend, BackendError, BackendEvent, BackendEventKind, BoxFuture, Instance, VersionSpec,
+};
+
+const EVENT_CAPACITY: usize = 256;
+
+/// Locks a std mutex, ignoring poisoning: every critical section here leaves the data
+/// consistent, so a panic elsewhere does not make it unusable.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// State shared by the backend and its instance supervisors.
+pub(crate) struct Shared {
+    service: String,
+    config: ProcessBackendConfig,
+    run_dir: PathBuf,
+    log_dir: PathBuf,
+    spawner: Spawner,
+    events: broadcast::Sender<BackendEvent>,
+    /// version → instance index → instance.
+    versions: Mutex<BTreeMap<String, BTreeMap<u32, InstanceHandle>>>,
+}
+
+impl Shared {
+    fn snapshot(&self, version: &str) -> Vec<Instance> {
+        lock(&self.versions)
+            .get(version)
+            .map(|instances| instances.values().map(InstanceHandle::snapshot).collect())
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn emit(&self, version: &str, kind: BackendEventKind) {
+        let event = BackendEvent {
+            version: version.to_string(),
+            kind,
+            instances: self.snapshot(version),
+        };
+        // No subscribers is fine: nobody needs to hear it.
+        let _ = self.events.send(event);
+    }
+}
+
+pub struct ProcessBackend {
+    shared: Arc<Shared>,
+    /// Serialises start/scale/stop of one version; different versions proceed in
+    /// parallel.
+    version_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    closed: AtomicBool,
+}
+
+impl ProcessBackend {
+    /// Creates the backend of one service and kills instances that a previous rampart
+    /// run left behind (recorded in its pid files). Must be called inside a Tokio
+    /// runtime, whose lifetime bounds the instances'.
+    pub fn new(
+        service: &str,
+        config: ProcessBackendConfig,
+        data_dir: &Path,
+    ) -> Result<Self, BackendError> {
+        let runtime = Handle::try_current().map_err(|_| BackendError::NoRuntime)?;
+        let folder = command::file_safe(service);
+        let run_dir = data_dir.join("run").join(&folder);
+        let log_dir = data_dir.join("logs").join(&folder);
+        for dir in [&run_dir, &log_dir] {
+            std::fs::create_dir_all(dir)
+                .map_err(|err| BackendError::io(format!("cannot create {}", dir.display()), err))?;
+        }
+        let leftovers = pidfile::kill_leftovers(&run_dir).map_err(|err| {
+            BackendError::io(
+                format!("cannot read pid files in {}", run_dir.display()),
+                err,
+            )
+        })?;
+        if !leftovers.is_empty() {
+            tracing::warn!(
+                service,
+                count = leftovers.len(),
+                "killed instances left over from a previous run"
+            );
+        }
+        let spawner = Spawner::start(runtime, &folder)
+            .map_err(|err| BackendError::io("cannot start the process spawner thread", err))?;
+        Ok(Self {
+            shared: Arc::new(Shared {
+                service: service.to_string(),
+                config,
+                run_dir,
+                log_dir,
+                spawner,
+                events: broadcast::channel(EVENT_CAPACITY).0,
+                versions: Mutex::new(BTreeMap::new()),
+            }),
+            version_locks: Mutex::new(HashMap::new()),
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    pub fn config(&self) -> &ProcessBackendConfig {
+        &self.shared.config
+    }
+
+    /// Where an instance's stdout and stderr are logged (`index` from 0).
+    pub fn log_paths(&self, version: &str, index: u32) -> (PathBuf, PathBuf) {
+        let id = instance::instance_id(version, index);
+        let paths = command::InstancePaths::new(&self.shared.run_dir, &self.shared.log_dir, &id);
+        (paths.stdout, paths.stderr)
+    }
+
+    async fn lock_version(&self, version: &str) -> OwnedMutexGuard<()> {
+        let version_lock = lock(&self.version_locks)
+            .entry(version.to_string())
+            .or_default()
+            .clone();
+        version_lock.lock_owned().await
+    }
+
+    fn ensure_open(&self) -> Result<(), BackendError> {
+        if self.closed.load(Ordering::SeqCst) {
+            Err(BackendError::ShutDown)
+        } else {
+            Ok(())
+        }
+    }
+
+    async fn start_version(&self, spec: VersionSpec) -> Result<Vec<Instance>, BackendError> {
+        let version = spec.version;
+        let invalid = |reason: String| BackendError::InvalidSpec {
+            version: version.clone(),
+            reason,
+        };
+        command::check_version(&version).map_err(invalid)?;
+        if spec.instances == 0 {
+            return Err(invalid("at least one instance is needed".into()));
+        }
+        if !spec.addresses.is_empty() {
+            return Err(invalid(
+                "the process backend picks its own 127.0.0.1 ports; addresses are for the static backend".into(),
+            ));
+        }
+        self.ensure_open()?;
+        let _version_guard = self.lock_version(&version).await;
+        self.ensure_open()?;
+
+        let running = lock(&self.shared.versions).contains_key(&version);
+        if running {
+            // Adopt: the version already runs; bring it to the requested size.
+            return self.resize(&version, spec.instances).await;
+        }
+        lock(&self.shared.versions).insert(version.clone(), BTreeMap::new());
+        let indices: Vec<u32> = (0..spec.instances).collect();
+        if let Err(err) = self.add_instances(&version, &indices).await {
+            lock(&self.shared.versions).remove(&version);
+            return Err(err);
+        }
+        self.shared.emit(&version, BackendEventKind::Started);
+        Ok(self.shared.snapshot(&version))
+    }
+
+    /// Launches instances with the given indices and waits until all are ready; if
+    /// any fails, all of them are stopped again and the first real error returned.
+    async fn add_instances(&self, version: &str, indices: &[u32]) -> Result<(), BackendError> {
+        let mut pending = FuturesUnordered::new();
+        let mut failure = None;
+        for &index in indices {
+            match instance::launch(&self.shared, version, index) {
+                Ok((handle, first_ready)) => {
+                    if let Some(instances) = lock(&self.shared.versions).get_mut(version) {
+                        instances.insert(index, handle);
+                    }
+                    pending.push(first_ready);
+                }
+                Err(err) => {
+                    failure = Some(err);
+                    break;
+                }
+            }
+        }
+        if failure.is_none() {
+            while let Some(outcome) = pending.next().await {
+                let outcome = outcome.unwrap_or_else(|_| {
+                    Err(BackendError::Internal(
+                        "an instance supervisor ended without an answer".into(),
+                    ))
+                });
+                if let Err(err) = outcome {
+                    failure = Some(err);
+                    break;
+                }
+            }
+        }
+        let Some(failure) = failure else {
+            return Ok(());
+        };
+        let launched: Vec<InstanceHandle> = {
+            let mut versions = lock(&self.shared.versions);
+            match versions.get_mut(version) {
+                Some(instances) => indices.iter().filter_map(|i| instances.remove(i)).collect(),
+                None => Vec::new(),
+            }
+        };
+        stop_all(launched).await;
+        Err(failure)
+    }
+
+    async fn resize(&self, version: &str, count: u32) -> Result<Vec<Instance>, BackendError> {
+        if count == 0 {
+            return Err(BackendError::InvalidSpec {
+                version: version.to_string(),
+                reason: "scale to at least one instance; stop the version to remove it".into(),
+            });
+        }
+        let current: Vec<u32> = match lock(&self.shared.versions).get(version) {
+            Some(instances) => instances.keys().copied().collect(),
+            None => {
+                return Err(BackendError::UnknownVersion {
+                    version: version.to_string(),
+                });
+            }
+        };
+        let current_count = u32::try_from(current.len()).unwrap_or(u32::MAX);
+        if count > current_count {
+            // Fill gaps first, so indices (and `{instance}`) stay small and dense.
+            let added: Vec<u32> = (0..)
+                .filter(|i| !current.contains(i))
+                .take((count - current_count) as usize)
+                .collect();
+            self.add_instances(version, &added).await?;
+            self.shared.emit(version, BackendEventKind::Scaled);
+        } else if count < current_count {
+            let surplus = (current_count - count) as usize;
+            let removed: Vec<InstanceHandle> = {
+                let mut versions = lock(&self.shared.versions);
+                match versions.get_mut(version) {
+                    Some(instances) => current
+                        .iter()
+                        .rev()
+                        .take(surplus)
+                        .filter_map(|i| instances.remove(i))
+                        .collect(),
+                    None => Vec::new(),
+                }
+            };
+            // Announced first, so the router stops sending before the processes go.
+            self.shared.emit(version, BackendEventKind::Scaled);
+            stop_all(removed).await;
+        }
+        Ok(self.shared.snapshot(version))
+    }
+
+    async fn stop_version(&self, version: &str) -> Result<(), BackendError> {
+        let _version_guard = self.lock_version(version).await;
+        let removed = lock(&self.shared.versions).remove(version);
+        let Some(instances) = removed else {
+            return Ok(());
+        };
+        self.shared.emit(version, BackendEventKind::Stopped);
+        stop_all(instances.into_values().collect()).await;
+        Ok(())
+    }
+}
+
+async fn stop_all(instances: Vec<InstanceHandle>) {
+    futures_util::future::join_all(instances.into_iter().map(InstanceHandle::stop)).await;
+}
+
+impl Backend for ProcessBackend {
+    fn kind(&self) -> &'static str {
+        "process"
+    }
+
+    fn start(&self, spec: VersionSpec) -> BoxFuture<'_, Result<Vec<Instance>, BackendError>> {
+        Box::pin(self.start_version(spec))
+    }
+
+    fn scale(
+        &self,
+        version: &str,
+        instances: u32,
+    ) -> BoxFuture<'_, Result<Vec<Instance>, BackendError>> {
+        let version = version.to_string();
+        Box::pin(async move {
+            self.ensure_open()?;
+            let _version_guard = self.lock_version(&version).await;
+            self.ensure_open()?;
+            self.resize(&version, instances).await
+        })
+    }
+
+    fn stop(&self, version: &str) -> BoxFuture<'_, Result<(), BackendError>> {
+        let version = version.to_string();
+        Box::pin(async move { self.stop_version(&version).await })
+    }
+
+    fn instances(&self, version: &str) -> Vec<Instance> {
+        self.shared.snapshot(version)
+    }
+
+    fn versions(&self) -> Vec<String> {
+        lock(&self.shared.versions).keys().cloned().collect()
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<BackendEvent> {
+        self.shared.events.subscribe()
+    }
+
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            self.closed.store(true, Ordering::SeqCst);
+            let versions = self.versions();
+            let stops = versions.iter().map(|version| self.stop_version(version));
+            for result in futures_util::future::join_all(stops).await {
+                if let Err(err) = result {
+                    tracing::warn!(%err, "stopping a version during shutdown failed");
+                }
+            }
+        })
+    }
+}
+
+impl Drop for ProcessBackend {
+    /// Dropped without `shutdown`: the supervisors still stop their instances
+    /// (SIGTERM, grace, SIGKILL) in the background while the runtime lives.
+    fn drop(&mut self) {
+        for instances in lock(&self.shared.versions).values() {
+            for instance in instances.values() {
+                instance.request_stop();
+            }
+        }
+    }
+}
