@@ -1,0 +1,147 @@
+//! Failure handling: retries, outlier ejection, 502/504 problems, load shedding.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use futures_util::future::join_all;
+use rampart_router::InstanceState;
+
+fn assert_problem(reply: &Reply, status: u16, problem: &str) {
+    assert_eq!(reply.status, status, "{}", reply.text());
+    assert_eq!(reply.headers["content-type"], "application/problem+json");
+    let body: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+    assert_eq!(body["status"], status);
+    assert_eq!(body["problem"], problem);
+    assert!(body["title"].is_string() && body["detail"].is_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_upstream_is_retried_around_ejected_and_counted() {
+    let a = TestUpstream::start("a").await;
+    let b = TestUpstream::start("b").await;
+    let (a_addr, b_addr) = (a.addr, b.addr);
+    let mut cfg = settings();
+    cfg.outlier_consecutive_failures = 3;
+    let router = start(route(cfg, &[&a, &b], &[], 0.0)).await;
+    let handle = router.service("shop").unwrap();
+    let addr = handle.listen_addr();
+    let client = client();
+
+    let burst = |n: usize| {
+        let client = client.clone();
+        async move {
+            let replies = join_all((0..n).map(|_| {
+                let client = client.clone();
+                async move { get(&client, addr, "/", &[]).await }
+            }))
+            .await;
+            replies.into_iter().map(|r| r.status.as_u16()).collect::<Vec<_>>()
+        }
+    };
+
+    // Load in flight while `a` dies: every request still succeeds.
+    let during = tokio::spawn(burst(400));
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    a.kill().await;
+    let mut statuses = during.await.unwrap();
+    statuses.extend(burst(200).await);
+    assert!(statuses.iter().all(|&s| s == 200), "{statuses:?}");
+
+    let status = handle.status();
+    let a_status = status.stable.instances.iter().find(|i| i.addr == a_addr).unwrap();
+    assert_eq!(a_status.state, InstanceState::Ejected);
+    assert!(a_status.ejected_until.is_some());
+    let b_status = status.stable.instances.iter().find(|i| i.addr == b_addr).unwrap();
+    assert_eq!(b_status.state, InstanceState::Active, "the last instance is never ejected");
+
+    // With both gone, every request is a 502: exactly as many as were sent.
+    b.kill().await;
+    let mut bad = 0;
+    for _ in 0..25 {
+        let reply = get(&client, addr, "/", &[]).await;
+        assert_problem(&reply, 502, "upstream_unreachable");
+        bad += 1;
+    }
+    let window = handle.window(Duration::from_secs(600));
+    assert_eq!(window.stable.errors, bad);
+    assert_eq!(window.stable.requests, 600 + bad);
+    let b_status = handle.status().stable.instances.into_iter().find(|i| i.addr == b_addr).unwrap();
+    assert_ne!(b_status.state, InstanceState::Ejected, "never eject the last available instance");
+}
+
+#[tokio::test]
+async fn a_dead_upstream_gets_a_quick_502_problem() {
+    let dead = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let mut route = route(settings(), &[], &[], 0.0);
+    route.stable.instances = vec![dead];
+    let router = start(route).await;
+    let addr = router.service("shop").unwrap().listen_addr();
+    let reply = tokio::time::timeout(Duration::from_secs(10), get(&client(), addr, "/", &[]))
+        .await
+        .expect("a dead upstream must not hang the client");
+    assert_problem(&reply, 502, "upstream_unreachable");
+}
+
+#[tokio::test]
+async fn a_slow_upstream_gets_a_504_problem() {
+    let slow = TestUpstream::start("slow").await;
+    let mut cfg = settings();
+    cfg.request_timeout = rampart_config::Duration::from_millis(100);
+    let router = start(route(cfg, &[&slow], &[], 0.0)).await;
+    let handle = router.service("shop").unwrap();
+    let reply = get(&client(), handle.listen_addr(), "/sleep/2000", &[]).await;
+    assert_problem(&reply, 504, "upstream_timeout");
+    assert_eq!(handle.window(Duration::from_secs(60)).stable.errors, 1);
+}
+
+#[tokio::test]
+async fn the_concurrency_limit_sheds_with_503_and_retry_after() {
+    let upstream = TestUpstream::start("u").await;
+    let mut cfg = settings();
+    cfg.max_concurrency = Some(2);
+    let router = start(route(cfg, &[&upstream], &[], 0.0)).await;
+    let handle = router.service("shop").unwrap();
+    let addr = handle.listen_addr();
+
+    let slow: Vec<_> = (0..2)
+        .map(|_| tokio::spawn(async move { get(&client(), addr, "/sleep/400", &[]).await }))
+        .collect();
+    while handle.status().in_flight < 2 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let shed = get(&client(), addr, "/", &[]).await;
+    assert_problem(&shed, 503, "overloaded");
+    assert_eq!(shed.headers["retry-after"], "1");
+
+    handle.set_max_concurrency(None);
+    assert_eq!(get(&client(), addr, "/", &[]).await.status, 200);
+    for task in slow {
+        assert_eq!(task.await.unwrap().status, 200);
+    }
+    assert_eq!(handle.status().max_concurrency, None);
+}
+
+#[tokio::test]
+async fn outlier_detection_can_be_switched_off_at_run_time() {
+    let good = TestUpstream::start("good").await;
+    let bad = TestUpstream::start("bad").await;
+    let mut cfg = settings();
+    cfg.outlier_consecutive_failures = 2;
+    let router = start(route(cfg, &[&good], &[&bad], 100.0)).await;
+    let handle = router.service("shop").unwrap();
+    handle.set_outlier_detection(false);
+    let addr = handle.listen_addr();
+    for _ in 0..5 {
+        let reply = get(&client(), addr, "/status/500", &[]).await;
+        assert_eq!(reply.status, 500);
+    }
+    let canary = handle.status().canary.unwrap();
+    assert_eq!(canary.instances[0].consecutive_failures, 5);
+    assert_eq!(canary.instances[0].state, InstanceState::Active);
+    assert!(!handle.status().outlier_detection);
+}
