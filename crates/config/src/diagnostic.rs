@@ -33,7 +33,8 @@ impl fmt::Display for Diagnostic {
         writeln!(f, "error: {}", self.message)?;
         writeln!(f, "{gutter}--> {}:{}:{}", self.file, self.line, self.column)?;
         writeln!(f, "{gutter} |")?;
-        let (shown, caret_start, caret_len) = expand_tabs(&self.snippet, self.column, self.underline);
+        let (shown, caret_start, caret_len) =
+            expand_tabs(&self.snippet, self.column, self.underline);
         writeln!(f, " {line_number} | {shown}")?;
         let carets = "^".repeat(caret_len);
         let padding = " ".repeat(caret_start);
@@ -233,7 +234,10 @@ mod tests {
         let source = "steps = [\n  1,\n]\n";
         let map = SourceMap::new("f.toml", source);
         let diagnostic = map.locate(Finding::new(8..source.len(), "m", ""));
-        assert_eq!((diagnostic.line, diagnostic.column, diagnostic.underline), (1, 9, 1));
+        assert_eq!(
+            (diagnostic.line, diagnostic.column, diagnostic.underline),
+            (1, 9, 1)
+        );
     }
 
     #[test]
@@ -259,7 +263,14 @@ mod tests {
         let source = "[server";
         let map = SourceMap::new("f.toml", source);
         let diagnostic = map.locate(Finding::new(7..7, "m", ""));
-        assert_eq!((diagnostic.line, diagnostic.column, diagnostic.underline), (1, 8, 1));
-        assert!(diagnostic.to_string().contains(" 1 | [server\n   |        ^"));
+        assert_eq!(
+            (diagnostic.line, diagnostic.column, diagnostic.underline),
+            (1, 8, 1)
+        );
+        assert!(
+            diagnostic
+                .to_string()
+                .contains(" 1 | [server\n   |        ^")
+        );
     }
 }

@@ -35,10 +35,17 @@ impl fmt::Display for Duration {
 /// Why a duration text was rejected; `Display` is the full sentence a user sees.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DurationError {
-    Negative { text: String },
-    Zero { text: String },
+    Negative {
+        text: String,
+    },
+    Zero {
+        text: String,
+    },
     /// Not a number with a unit; `reason` is the parser's explanation.
-    Malformed { text: String, reason: String },
+    Malformed {
+        text: String,
+        reason: String,
+    },
 }
 
 impl DurationError {
@@ -69,7 +76,12 @@ impl fmt::Display for DurationError {
         let text = match self {
             Self::Negative { text } | Self::Zero { text } | Self::Malformed { text, .. } => text,
         };
-        write!(f, "invalid duration \"{text}\": {}; {}", self.reason(), self.hint())
+        write!(
+            f,
+            "invalid duration \"{text}\": {}; {}",
+            self.reason(),
+            self.hint()
+        )
     }
 }
 

@@ -20,10 +20,11 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         source,
     })?;
     let mut config = parse(&source, &path.display().to_string())?;
-    if config.server.data_dir.is_relative() {
-        if let Some(folder) = path.parent() {
-            config.server.data_dir = folder.join(&config.server.data_dir);
-        }
+    let folder = path
+        .parent()
+        .filter(|_| config.server.data_dir.is_relative());
+    if let Some(folder) = folder {
+        config.server.data_dir = folder.join(&config.server.data_dir);
     }
     Ok(config)
 }

@@ -47,9 +47,9 @@ pub(crate) fn listeners_overlap(a: SocketAddr, b: SocketAddr) -> bool {
 /// A cookie name must be an RFC 6265 token: visible ASCII without separators.
 pub(crate) fn is_cookie_token(name: &str) -> bool {
     !name.is_empty()
-        && name.bytes().all(|b| {
-            b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b)
-        })
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b))
 }
 
 pub(crate) fn is_header_name(name: &str) -> bool {
@@ -62,6 +62,9 @@ pub(crate) fn is_http_method(method: &str) -> bool {
 
 /// Why `url` is not an absolute http(s) URL, if it is not.
 pub(crate) fn http_url_problem(url: &str) -> Option<&'static str> {
+    if !url.contains("://") {
+        return Some("missing scheme: start it with http:// or https://");
+    }
     let Ok(uri) = url.parse::<http::Uri>() else {
         return Some("not a valid URL");
     };
@@ -81,12 +84,14 @@ pub(crate) fn host_port_problem(address: &str) -> Option<&'static str> {
     let Some((host, port)) = address.rsplit_once(':') else {
         return Some("missing `:port`");
     };
-    let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
     if host.is_empty() {
         return Some("missing host");
     }
-    if host.contains(':') && host.parse::<IpAddr>().is_err() || host.contains(char::is_whitespace)
-    {
+    if host.contains(':') && host.parse::<IpAddr>().is_err() || host.contains(char::is_whitespace) {
         return Some("not a host name or IP address");
     }
     match port.parse::<u16>() {
@@ -113,7 +118,9 @@ pub(crate) fn unknown_placeholders<'a>(command: &'a str, known: &[&str]) -> Vec<
         let Some(close) = after.find('}') else { break };
         let inner = &after[..close];
         let looks_like_placeholder = !inner.is_empty()
-            && inner.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            && inner
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_');
         if looks_like_placeholder && !known.contains(&inner) {
             unknown.push(&rest[open..open + close + 2]);
         }
@@ -143,13 +150,22 @@ mod tests {
 
     #[test]
     fn unspecified_addresses_clash_with_specific_ones_on_the_same_port() {
-        assert!(listeners_overlap(addr("127.0.0.1:80"), addr("127.0.0.1:80")));
+        assert!(listeners_overlap(
+            addr("127.0.0.1:80"),
+            addr("127.0.0.1:80")
+        ));
         assert!(listeners_overlap(addr("0.0.0.0:80"), addr("127.0.0.1:80")));
         assert!(listeners_overlap(addr("127.0.0.1:80"), addr("0.0.0.0:80")));
         assert!(listeners_overlap(addr("[::]:80"), addr("127.0.0.1:80")));
         assert!(!listeners_overlap(addr("0.0.0.0:80"), addr("[::1]:80")));
-        assert!(!listeners_overlap(addr("127.0.0.1:80"), addr("127.0.0.2:80")));
-        assert!(!listeners_overlap(addr("127.0.0.1:80"), addr("127.0.0.1:81")));
+        assert!(!listeners_overlap(
+            addr("127.0.0.1:80"),
+            addr("127.0.0.2:80")
+        ));
+        assert!(!listeners_overlap(
+            addr("127.0.0.1:80"),
+            addr("127.0.0.1:81")
+        ));
         assert!(!listeners_overlap(addr("127.0.0.1:0"), addr("127.0.0.1:0")));
     }
 
@@ -174,6 +190,14 @@ mod tests {
         assert!(http_url_problem("/healthz").is_some());
         assert!(http_url_problem("http://").is_some());
         assert!(http_url_problem("not a url").is_some());
+        assert_eq!(
+            http_url_problem("127.0.0.1:8080/healthz"),
+            Some("missing scheme: start it with http:// or https://")
+        );
+        assert_eq!(
+            http_url_problem("http://exa mple/"),
+            Some("not a valid URL")
+        );
     }
 
     #[test]

@@ -106,8 +106,16 @@ const U64: Ty = Ty::Integer {
 pub(crate) static ROOT: Table = Table {
     name: "the top level",
     keys: &[
-        optional("server", Ty::Table(&SERVER), "{ listen = \"127.0.0.1:7070\" }"),
-        optional("service", Ty::Tables(&Ty::Table(&SERVICE)), "[{ name = \"web\" }]"),
+        optional(
+            "server",
+            Ty::Table(&SERVER),
+            "{ listen = \"127.0.0.1:7070\" }",
+        ),
+        optional(
+            "service",
+            Ty::Tables(&Ty::Table(&SERVICE)),
+            "[{ name = \"web\" }]",
+        ),
     ],
 };
 
@@ -136,7 +144,11 @@ pub(crate) static SERVICE: Table = Table {
         ),
         optional("strategy", Ty::Table(&STRATEGY), "{ steps = [] }"),
         optional("analysis", Ty::Table(&ANALYSIS), "{ interval = \"10s\" }"),
-        optional("router", Ty::Table(&ROUTER), "{ request_timeout = \"30s\" }"),
+        optional(
+            "router",
+            Ty::Table(&ROUTER),
+            "{ request_timeout = \"30s\" }",
+        ),
         optional("check", Ty::Tables(&Ty::Tagged(&CHECK)), "[]"),
     ],
 };

@@ -19,7 +19,11 @@ use crate::suggest::closest;
 const NAME_RULE: &str = "names may use only lowercase letters a-z, digits, `-` and `_`, because they appear in URLs and metric labels";
 const PLACEHOLDERS: &[&str] = &["version", "port", "instance"];
 
-pub(crate) fn check(config: &Config, source: &str, document: &Spanned<DeTable<'_>>) -> Vec<Finding> {
+pub(crate) fn check(
+    config: &Config,
+    source: &str,
+    document: &Spanned<DeTable<'_>>,
+) -> Vec<Finding> {
     let mut checker = Checker {
         at: Locator::new(source, document),
         findings: Vec::new(),
@@ -69,11 +73,19 @@ impl Checker<'_, '_> {
                     format!("invalid service name `{name}`"),
                     "only a-z, 0-9, `-` and `_` are allowed",
                 )
-                .help(format!("{NAME_RULE}; for example `{}`", rules::name_like(name))),
+                .help(format!(
+                    "{NAME_RULE}; for example `{}`",
+                    rules::name_like(name)
+                )),
             );
         }
-        if let Some(first) = config.services[..index].iter().position(|s| s.name == *name) {
-            let first_line = self.at.line(&self.at.span(&format!("service.{first}.name")));
+        if let Some(first) = config.services[..index]
+            .iter()
+            .position(|s| s.name == *name)
+        {
+            let first_line = self
+                .at
+                .line(&self.at.span(&format!("service.{first}.name")));
             self.push(
                 Finding::new(
                     span,
@@ -116,7 +128,9 @@ impl Checker<'_, '_> {
             .position(|other| rules::listeners_overlap(service.listen, other.listen))
         {
             let other_service = &config.services[other];
-            let other_line = self.at.line(&self.at.span(&format!("service.{other}.listen")));
+            let other_line = self
+                .at
+                .line(&self.at.span(&format!("service.{other}.listen")));
             self.push(
                 Finding::new(
                     span,
@@ -149,12 +163,18 @@ impl Checker<'_, '_> {
             );
         }
         let command_span = self.at.span(&format!("{backend}.command"));
+        let unknown = rules::unknown_placeholders(&process.command, PLACEHOLDERS);
+        // A misspelt `{port}` gets its own "did you mean" finding; saying that `{port}`
+        // is missing as well would only repeat it.
+        let port_misspelt = unknown.iter().any(|placeholder| {
+            closest(placeholder.trim_matches(['{', '}']), PLACEHOLDERS) == Some("port")
+        });
         if process.command.trim().is_empty() {
             self.push(
                 Finding::new(command_span.clone(), "empty process command", "nothing to run")
                     .help("write the command that starts one instance, such as \"./server --port {port}\""),
             );
-        } else if !process.command.contains("{port}") {
+        } else if !process.command.contains("{port}") && !port_misspelt {
             self.push(
                 Finding::new(
                     command_span.clone(),
@@ -167,13 +187,12 @@ impl Checker<'_, '_> {
                 )),
             );
         }
-        for placeholder in rules::unknown_placeholders(&process.command, PLACEHOLDERS) {
+        for placeholder in unknown {
             let span = self
                 .at
                 .within(&command_span, placeholder)
                 .unwrap_or(command_span.clone());
-            let inner = placeholder.trim_start_matches('{').trim_end_matches('}');
-            let near = closest(inner, PLACEHOLDERS)
+            let near = closest(placeholder.trim_matches(['{', '}']), PLACEHOLDERS)
                 .map(|near| format!("did you mean `{{{near}}}`? "))
                 .unwrap_or_default();
             self.push(
@@ -182,7 +201,9 @@ impl Checker<'_, '_> {
                     format!("unknown placeholder `{placeholder}` in process command"),
                     "not a placeholder",
                 )
-                .help(format!("{near}placeholders: {{version}}, {{port}}, {{instance}}")),
+                .help(format!(
+                    "{near}placeholders: {{version}}, {{port}}, {{instance}}"
+                )),
             );
         }
         if !process.ready_path.starts_with('/') {
@@ -221,7 +242,9 @@ impl Checker<'_, '_> {
                     "static backend has no stable upstream",
                     "empty",
                 )
-                .help("list where the running version listens, such as stable = [\"127.0.0.1:9001\"]"),
+                .help(
+                    "list where the running version listens, such as stable = [\"127.0.0.1:9001\"]",
+                ),
             );
         }
         let listed = upstreams
@@ -241,9 +264,14 @@ impl Checker<'_, '_> {
             let span = self.at.span(at);
             if let Some((first_at, _)) = listed[..position].iter().find(|(_, seen)| seen == addr) {
                 let first_line = self.at.line(&self.at.span(first_at));
+                let earlier = if first_line == self.at.line(&span) {
+                    "earlier on this line".to_string()
+                } else {
+                    format!("on line {first_line}")
+                };
                 self.push(
                     Finding::new(span.clone(), format!("upstream {addr} is listed twice"), "duplicate")
-                        .help(format!("it is already listed on line {first_line}; each upstream may appear once, in stable or canary")),
+                        .help(format!("it is already listed {earlier}; each upstream may appear once, in stable or canary")),
                 );
             }
             if let Some(owner) = listener_at(config, *addr) {
@@ -279,17 +307,19 @@ impl Checker<'_, '_> {
                     )
                     .help("a weight is the percentage of traffic sent to the canary"),
                 );
-            } else if let Some(previous) = index.checked_sub(1).map(|i| strategy.steps[i].weight) {
-                if in_range(previous) && step.weight <= previous {
-                    self.push(
-                        Finding::new(
-                            span,
-                            format!("step weights must increase: {} follows {previous}", step.weight),
-                            format!("not above the previous step's {previous}"),
-                        )
-                        .help("each step sends more traffic to the canary than the one before; after the last step the canary is promoted to 100%"),
-                    );
-                }
+            } else if let Some(previous) = index
+                .checked_sub(1)
+                .map(|i| strategy.steps[i].weight)
+                .filter(|&previous| in_range(previous) && step.weight <= previous)
+            {
+                self.push(
+                    Finding::new(
+                        span,
+                        format!("step weights must increase: {} follows {previous}", step.weight),
+                        format!("not above the previous step's {previous}"),
+                    )
+                    .help("each step sends more traffic to the canary than the one before; after the last step the canary is promoted to 100%"),
+                );
             }
         }
         if strategy.failure_limit == 0 {
@@ -299,23 +329,61 @@ impl Checker<'_, '_> {
                     "`failure_limit` must be at least 1",
                     "no failed analysis could ever roll back",
                 )
-                .help("it counts failed analyses in a row before rollback; 1 rolls back on the first"),
+                .help(
+                    "it counts failed analyses in a row before rollback; 1 rolls back on the first",
+                ),
             );
         }
     }
 
     fn analysis(&mut self, analysis: &AnalysisConfig, path: &str) {
-        let percent = |value: f64| (0.0..=100.0).contains(&value);
-        let non_negative = |value: f64| value.is_finite() && value >= 0.0;
-        let positive = |value: f64| value.is_finite() && value > 0.0;
-        let rules: [(&str, Option<f64>, &dyn Fn(f64) -> bool, &str); 7] = [
-            ("max_error_rate", Some(analysis.max_error_rate), &percent, "must be a percentage from 0 to 100"),
-            ("min_success_rate", analysis.min_success_rate, &percent, "must be a percentage from 0 to 100"),
-            ("max_latency_regression", Some(analysis.max_latency_regression), &non_negative, "must be a percentage of 0 or more"),
-            ("allowed_error_increase", Some(analysis.allowed_error_increase), &non_negative, "must be a percentage of 0 or more"),
-            ("latency_tolerance", Some(analysis.latency_tolerance), &non_negative, "must be a percentage of 0 or more"),
-            ("max_p95_ms", analysis.max_p95_ms, &positive, "must be a number of milliseconds above 0"),
-            ("max_p99_ms", analysis.max_p99_ms, &positive, "must be a number of milliseconds above 0"),
+        type Bound = fn(f64) -> bool;
+        let percent: Bound = |value| (0.0..=100.0).contains(&value);
+        let non_negative: Bound = |value| value.is_finite() && value >= 0.0;
+        let positive: Bound = |value| value.is_finite() && value > 0.0;
+        let rules: [(&str, Option<f64>, Bound, &str); 7] = [
+            (
+                "max_error_rate",
+                Some(analysis.max_error_rate),
+                percent,
+                "must be a percentage from 0 to 100",
+            ),
+            (
+                "min_success_rate",
+                analysis.min_success_rate,
+                percent,
+                "must be a percentage from 0 to 100",
+            ),
+            (
+                "max_latency_regression",
+                Some(analysis.max_latency_regression),
+                non_negative,
+                "must be a percentage of 0 or more",
+            ),
+            (
+                "allowed_error_increase",
+                Some(analysis.allowed_error_increase),
+                non_negative,
+                "must be a percentage of 0 or more",
+            ),
+            (
+                "latency_tolerance",
+                Some(analysis.latency_tolerance),
+                non_negative,
+                "must be a percentage of 0 or more",
+            ),
+            (
+                "max_p95_ms",
+                analysis.max_p95_ms,
+                positive,
+                "must be a number of milliseconds above 0",
+            ),
+            (
+                "max_p99_ms",
+                analysis.max_p99_ms,
+                positive,
+                "must be a number of milliseconds above 0",
+            ),
         ];
         for (key, value, valid, label) in rules {
             if let Some(value) = value.filter(|v| !valid(*v)) {
@@ -344,13 +412,20 @@ impl Checker<'_, '_> {
             self.push(
                 Finding::new(
                     self.at.span(&format!("{router_path}.version_header")),
-                    format!("invalid header name `{}` for `version_header`", router.version_header),
+                    format!(
+                        "invalid header name `{}` for `version_header`",
+                        router.version_header
+                    ),
                     "not a valid HTTP header name",
                 )
                 .help("use letters, digits and `-`, such as \"x-rampart-version\""),
             );
         }
-        if let Some(cookie) = router.sticky_cookie.as_deref().filter(|c| !rules::is_cookie_token(c)) {
+        if let Some(cookie) = router
+            .sticky_cookie
+            .as_deref()
+            .filter(|c| !rules::is_cookie_token(c))
+        {
             self.push(
                 Finding::new(
                     self.at.span(&format!("{router_path}.sticky_cookie")),
@@ -378,11 +453,20 @@ impl Checker<'_, '_> {
             let name_span = self.at.span(&format!("{check_path}.name"));
             if check.name.trim().is_empty() {
                 self.push(
-                    Finding::new(name_span.clone(), "empty check name", "a check needs a name")
-                        .help("the name identifies the check in validation reports"),
+                    Finding::new(
+                        name_span.clone(),
+                        "empty check name",
+                        "a check needs a name",
+                    )
+                    .help("the name identifies the check in validation reports"),
                 );
-            } else if let Some(first) = service.checks[..index].iter().position(|c| c.name == check.name) {
-                let first_line = self.at.line(&self.at.span(&format!("{path}.check.{first}.name")));
+            } else if let Some(first) = service.checks[..index]
+                .iter()
+                .position(|c| c.name == check.name)
+            {
+                let first_line = self
+                    .at
+                    .line(&self.at.span(&format!("{path}.check.{first}.name")));
                 self.push(
                     Finding::new(
                         name_span,
@@ -406,14 +490,22 @@ impl Checker<'_, '_> {
                 );
             }
             CheckKind::Command { .. } => {}
-            CheckKind::Http { url, method, expect_status, .. } => {
+            CheckKind::Http {
+                url,
+                method,
+                expect_status,
+                ..
+            } => {
                 self.url(url, &at("url"), check);
                 if !rules::is_http_method(method) {
-                    self.push(Finding::new(
-                        self.at.span(&at("method")),
-                        format!("invalid HTTP method `{method}` for check `{}`", check.name),
-                        "not an HTTP method",
-                    ).help("use a method such as \"GET\", \"HEAD\" or \"POST\""));
+                    self.push(
+                        Finding::new(
+                            self.at.span(&at("method")),
+                            format!("invalid HTTP method `{method}` for check `{}`", check.name),
+                            "not an HTTP method",
+                        )
+                        .help("use a method such as \"GET\", \"HEAD\" or \"POST\""),
+                    );
                 }
                 if !(100..=599).contains(expect_status) {
                     self.push(Finding::new(
@@ -456,7 +548,11 @@ impl Checker<'_, '_> {
             self.push(
                 Finding::new(
                     self.at.span(path),
-                    format!("invalid URL `{url}` for {} check `{}`", check.kind.name(), check.name),
+                    format!(
+                        "invalid URL `{url}` for {} check `{}`",
+                        check.kind.name(),
+                        check.name
+                    ),
                     problem,
                 )
                 .help("write an absolute URL, such as \"http://127.0.0.1:9001/healthz\""),

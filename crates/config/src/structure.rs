@@ -263,7 +263,10 @@ impl Walker<'_> {
             self.findings.push(
                 Finding::new(
                     tag.span(),
-                    format!("unknown {} `{kind}`, expected one of {listing}", schema.what),
+                    format!(
+                        "unknown {} `{kind}`, expected one of {listing}",
+                        schema.what
+                    ),
                     format!("unknown {}", schema.what),
                 )
                 .maybe_help(closest(kind, &kinds).map(|near| format!("did you mean `{near}`?"))),
@@ -299,18 +302,21 @@ impl Walker<'_> {
             (Ty::Duration, DeValue::Integer(_) | DeValue::Float(_)) => Some(format!(
                 "a bare number has no unit; write `{key} = \"{raw}s\"` for {raw} seconds"
             )),
-            (Ty::Integer { .. }, DeValue::String(text)) if text.parse::<i64>().is_ok() => Some(
-                format!("write the number without quotes: `{key} = {text}`"),
-            ),
-            (Ty::Number, DeValue::String(text)) if text.parse::<f64>().is_ok() => Some(format!(
-                "write the number without quotes: `{key} = {text}`"
-            )),
-            (Ty::Bool, DeValue::String(text)) if text.as_ref() == "true" || text.as_ref() == "false" => {
+            (Ty::Integer { .. }, DeValue::String(text)) if text.parse::<i64>().is_ok() => {
+                Some(format!("write the number without quotes: `{key} = {text}`"))
+            }
+            (Ty::Number, DeValue::String(text)) if text.parse::<f64>().is_ok() => {
+                Some(format!("write the number without quotes: `{key} = {text}`"))
+            }
+            (Ty::Bool, DeValue::String(text))
+                if text.as_ref() == "true" || text.as_ref() == "false" =>
+            {
                 Some(format!("write it without quotes: `{key} = {text}`"))
             }
-            (Ty::String | Ty::SocketAddr | Ty::Duration, DeValue::Integer(_) | DeValue::Float(_) | DeValue::Boolean(_)) => {
-                Some(format!("put it in quotes: `{key} = \"{raw}\"`"))
-            }
+            (
+                Ty::String | Ty::SocketAddr | Ty::Duration,
+                DeValue::Integer(_) | DeValue::Float(_) | DeValue::Boolean(_),
+            ) => Some(format!("put it in quotes: `{key} = \"{raw}\"`")),
             (Ty::Tables(_), DeValue::Table(_)) => Some(format!(
                 "write [[{}]] with double brackets, once per item",
                 self.path.join(".")

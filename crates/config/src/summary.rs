@@ -53,7 +53,11 @@ fn service_summary(out: &mut String, service: &ServiceConfig) {
                 if addrs.is_empty() {
                     "none".to_string()
                 } else {
-                    addrs.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                    addrs
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 }
             };
             let _ = writeln!(
@@ -78,7 +82,11 @@ fn service_summary(out: &mut String, service: &ServiceConfig) {
             .checks
             .iter()
             .map(|check| {
-                let severity = if check.critical { "critical" } else { "warning" };
+                let severity = if check.critical {
+                    "critical"
+                } else {
+                    "warning"
+                };
                 format!("{} ({}, {severity})", check.name, check.kind.name())
             })
             .collect::<Vec<_>>()

@@ -1,0 +1,184 @@
+//! Reading config files from disk: path resolution, unreadable files, the
+//! `check-config` summary, and the defaults a minimal service gets.
+
+use std::path::Path;
+
+use rampart_config::{BackendConfig, ConfigError, Duration, check, load, parse};
+
+const MINIMAL_SERVICE: &str = r#"
+[[service]]
+name = "web"
+listen = "127.0.0.1:8080"
+backend = { kind = "static", stable = ["127.0.0.1:9001"] }
+"#;
+
+#[test]
+fn relative_data_dir_is_resolved_against_the_config_folder() {
+    let folder = tempfile::tempdir().unwrap();
+    let path = folder.path().join("rampart.toml");
+    std::fs::write(&path, "[server]\ndata_dir = \"state\"\n").unwrap();
+    let config = load(&path).unwrap();
+    assert_eq!(config.server.data_dir, folder.path().join("state"));
+}
+
+#[test]
+fn absolute_data_dir_is_kept() {
+    let folder = tempfile::tempdir().unwrap();
+    let path = folder.path().join("rampart.toml");
+    std::fs::write(&path, "[server]\ndata_dir = \"/srv/rampart\"\n").unwrap();
+    assert_eq!(
+        load(&path).unwrap().server.data_dir,
+        Path::new("/srv/rampart")
+    );
+}
+
+#[test]
+fn parse_leaves_relative_paths_as_written() {
+    let config = parse("[server]\ndata_dir = \"state\"\n", "rampart.toml").unwrap();
+    assert_eq!(config.server.data_dir, Path::new("state"));
+}
+
+#[test]
+fn a_missing_file_names_the_path() {
+    let error = load(Path::new("/nonexistent/rampart.toml")).unwrap_err();
+    assert!(matches!(error, ConfigError::Read { .. }));
+    assert!(error.diagnostics().is_empty());
+    let text = error.to_string();
+    assert!(
+        text.starts_with("error: cannot read config file `/nonexistent/rampart.toml`"),
+        "{text}"
+    );
+}
+
+#[test]
+fn errors_in_a_loaded_file_carry_its_path() {
+    let folder = tempfile::tempdir().unwrap();
+    let path = folder.path().join("rampart.toml");
+    std::fs::write(&path, "[server]\nlisten = 7070\n").unwrap();
+    let error = load(&path).unwrap_err();
+    let diagnostic = &error.diagnostics()[0];
+    assert_eq!(diagnostic.file, path.display().to_string());
+    assert_eq!((diagnostic.line, diagnostic.column), (2, 10));
+    assert_eq!(diagnostic.snippet, "listen = 7070");
+    assert_eq!(
+        diagnostic.help.as_deref(),
+        Some("put it in quotes: `listen = \"7070\"`")
+    );
+}
+
+#[test]
+fn all_semantic_errors_are_reported_at_once() {
+    let source = r#"
+[[service]]
+name = "Bad Name"
+listen = "127.0.0.1:8080"
+backend = { kind = "static", stable = [] }
+
+[service.strategy]
+steps = [{ weight = 101, hold = "1s" }]
+"#;
+    let error = parse(source, "rampart.toml").unwrap_err();
+    let messages: Vec<&str> = error
+        .diagnostics()
+        .iter()
+        .map(|d| d.message.as_str())
+        .collect();
+    assert_eq!(
+        messages,
+        [
+            "invalid service name `Bad Name`",
+            "static backend has no stable upstream",
+            "step weight 101 is out of range",
+        ]
+    );
+}
+
+#[test]
+fn a_minimal_service_gets_production_defaults() {
+    let config = parse(MINIMAL_SERVICE, "rampart.toml").unwrap();
+    let web = &config.services[0];
+    assert_eq!(web.strategy.steps.len(), 3);
+    assert_eq!(web.analysis.interval, Duration::from_secs(10));
+    assert_eq!(web.router.version_header, "x-rampart-version");
+    assert!(web.checks.is_empty());
+    let BackendConfig::Static(upstreams) = &web.backend else {
+        panic!("static backend");
+    };
+    assert_eq!(upstreams.stable_version, "v1");
+}
+
+#[test]
+fn checks_get_their_defaults_and_keys_of_another_kind_are_rejected() {
+    let with_check = format!(
+        "{MINIMAL_SERVICE}\n[[service.check]]\nname = \"smoke\"\nkind = \"http\"\nurl = \"http://127.0.0.1:9001/\"\n"
+    );
+    let config = parse(&with_check, "rampart.toml").unwrap();
+    let check = &config.services[0].checks[0];
+    assert_eq!(check.timeout, Duration::from_secs(60));
+    assert!(check.critical);
+    assert_eq!(check.retries, 0);
+
+    let stray = format!("{with_check}command = \"make test\"\n");
+    let error = parse(&stray, "rampart.toml").unwrap_err();
+    let diagnostic = &error.diagnostics()[0];
+    assert_eq!(
+        diagnostic.message,
+        "unknown key `command` in [[service.check]]"
+    );
+    assert!(
+        diagnostic
+            .help
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with("`command` belongs to command checks, not to http ones"),
+        "{diagnostic:?}"
+    );
+}
+
+#[test]
+fn a_service_may_listen_on_port_zero_alongside_another() {
+    let source = r#"
+[[service]]
+name = "a"
+listen = "127.0.0.1:0"
+backend = { kind = "static", stable = ["127.0.0.1:9001"] }
+
+[[service]]
+name = "b"
+listen = "127.0.0.1:0"
+backend = { kind = "static", stable = ["127.0.0.1:9002"] }
+"#;
+    parse(source, "rampart.toml").expect("port 0 means any free port, so it never clashes");
+}
+
+#[test]
+fn check_config_summarises_services_backends_and_steps() {
+    let folder = tempfile::tempdir().unwrap();
+    let path = folder.path().join("rampart.toml");
+    let source = format!(
+        "{MINIMAL_SERVICE}\n[[service]]\nname = \"api\"\nlisten = \"127.0.0.1:8081\"\n[service.backend]\nkind = \"process\"\ncommand = \"./api --port {{port}}\"\ninstances = 1\n[service.strategy]\nsteps = [{{ weight = 20, hold = \"1m\" }}]\n[[service.check]]\nname = \"db\"\nkind = \"tcp\"\naddress = \"127.0.0.1:5432\"\ncritical = false\n"
+    );
+    std::fs::write(&path, source).unwrap();
+    let summary = check(&path).unwrap();
+    let expected = format!(
+        "server: listen 127.0.0.1:7070, data in {}, rollouts in flight after a restart: roll back
+services: 2
+  web: listen 127.0.0.1:8080
+    backend: static, stable 127.0.0.1:9001 (v1), canary none
+    steps: 5% for 30s, 25% for 1m, 50% for 1m, then promote to 100%
+  api: listen 127.0.0.1:8081
+    backend: process, 1 instance of `./api --port {{port}}`, ready at /healthz, first version v1
+    steps: 20% for 1m, then promote to 100%
+    checks: db (tcp, warning)",
+        folder.path().join("rampart-data").display()
+    );
+    assert_eq!(summary, expected);
+}
+
+#[test]
+fn crlf_line_endings_locate_errors_on_the_right_line() {
+    let error = parse("[server]\r\nlisen = \"127.0.0.1:7070\"\r\n", "rampart.toml").unwrap_err();
+    let diagnostic = &error.diagnostics()[0];
+    assert_eq!((diagnostic.line, diagnostic.column), (2, 1));
+    assert_eq!(diagnostic.snippet, "lisen = \"127.0.0.1:7070\"");
+}
