@@ -462,3 +462,53 @@ fn needs_a_tokio_runtime() {
         .unwrap();
     assert!(matches!(err, BackendError::NoRuntime));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_restart_is_reported_and_retried_with_backoff() {
+    let data = tempfile::tempdir().unwrap();
+    let markers = tempfile::tempdir().unwrap();
+    // Starts once; every later launch fails, as a release with a broken dependency would.
+    let cfg = config(format!(
+        "if [ -e {dir}/started ]; then echo 'database unreachable' >&2; exit 1; fi; touch {dir}/started; {server}",
+        dir = markers.path().display(),
+        server = server_command("")
+    ));
+    let backend = ProcessBackend::new("checkout", cfg, data.path()).unwrap();
+    let mut events = backend.subscribe();
+    let instance = backend
+        .start(VersionSpec::new("v1", 1))
+        .await
+        .unwrap()
+        .remove(0);
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(instance.pid.unwrap() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+
+    let failed = next_event_matching(&mut events, |kind| {
+        matches!(kind, BackendEventKind::RestartFailed { .. })
+    })
+    .await;
+    let BackendEventKind::RestartFailed {
+        instance: id,
+        error,
+        retry_in_ms,
+    } = failed.kind
+    else {
+        unreachable!()
+    };
+    assert_eq!(id, "v1-0");
+    assert!(
+        error.contains("exit code 1") && error.contains("database unreachable"),
+        "{error}"
+    );
+    // First retry came after 1s; the next waits twice as long.
+    assert_eq!(retry_in_ms, 2000);
+    assert_eq!(failed.instances[0].state, InstanceState::Crashed);
+    assert_eq!(failed.instances[0].addr, instance.addr);
+
+    backend.stop("v1").await.unwrap();
+    assert!(backend.versions().is_empty());
+}

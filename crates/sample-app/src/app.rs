@@ -148,3 +148,32 @@ async fn healthz() -> &'static str {
 async fn not_found() -> (StatusCode, &'static str) {
     (StatusCode::NOT_FOUND, "not found")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_is_the_base_plus_at_most_the_jitter() {
+        let args = SampleAppArgs {
+            latency_ms: 50,
+            latency_jitter_ms: 10,
+            seed: Some(1),
+            ..SampleAppArgs::default()
+        };
+        let (state, _crashed) = AppState::new(&args);
+        let delays: Vec<Duration> = (0..200).map(|_| state.delay_and_error_roll().0).collect();
+        let (min, max) = (Duration::from_millis(50), Duration::from_millis(60));
+        assert!(delays.iter().all(|d| (min..=max).contains(d)), "{delays:?}");
+        assert!(
+            delays.iter().any(|d| *d != delays[0]),
+            "jitter never varied"
+        );
+    }
+
+    #[test]
+    fn no_latency_and_no_errors_by_default() {
+        let (state, _crashed) = AppState::new(&SampleAppArgs::default());
+        assert_eq!(state.delay_and_error_roll(), (Duration::ZERO, false));
+    }
+}
