@@ -61,7 +61,7 @@ impl ErrorRateTest {
         }
         let theta0 = self.null_failure_share(canary_requests, stable_requests);
         self.mixture
-            .observe(canary_errors, canary_errors + stable_errors, theta0);
+            .observe(canary_errors as f64, canary_errors + stable_errors, theta0);
     }
 
     #[cfg(test)]

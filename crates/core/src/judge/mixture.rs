@@ -44,13 +44,14 @@ impl OddsRatioMixture {
     }
 
     /// One batch: `successes` out of `trials`, null probability `theta0` (< 1).
-    pub fn observe(&mut self, successes: u64, trials: u64, theta0: f64) {
+    /// `successes` may be fractional (a request split across a histogram bucket).
+    pub fn observe(&mut self, successes: f64, trials: u64, theta0: f64) {
         if trials == 0 || !(theta0 > 0.0 && theta0 < 1.0) {
             // θ0 = 0 or 1 means the batch carries no information about the lift.
             return;
         }
-        let k = successes.min(trials) as f64;
         let m = trials as f64;
+        let k = successes.clamp(0.0, m);
         for j in 0..GRID {
             let s = STEP * (j + 1) as f64;
             // θ1 = cθ0/(1−θ0+cθ0) gives ln LR = k·s − m·ln(1 + θ0(c−1)).
@@ -89,9 +90,9 @@ mod tests {
     fn starts_at_one_and_ignores_empty_or_degenerate_batches() {
         let mut m = OddsRatioMixture::new();
         assert!((m.e_value() - 1.0).abs() < 1e-12);
-        m.observe(0, 0, 0.1);
-        m.observe(5, 5, 0.0);
-        m.observe(5, 5, 1.0);
+        m.observe(0.0, 0, 0.1);
+        m.observe(5.0, 5, 0.0);
+        m.observe(5.0, 5, 1.0);
         assert!((m.e_value() - 1.0).abs() < 1e-12);
     }
 
@@ -100,8 +101,8 @@ mod tests {
         let mut high = OddsRatioMixture::new();
         let mut low = OddsRatioMixture::new();
         for _ in 0..50 {
-            high.observe(3, 10, 0.1);
-            low.observe(1, 10, 0.1);
+            high.observe(3.0, 10, 0.1);
+            low.observe(1.0, 10, 0.1);
         }
         assert!(high.e_value() > 1e6, "{}", high.e_value());
         assert!(low.e_value() < 1.0);
@@ -120,7 +121,7 @@ mod tests {
             let p =
                 (ln_binom + k as f64 * theta0.ln() + (m - k) as f64 * (1.0 - theta0).ln()).exp();
             let mut mix = OddsRatioMixture::new();
-            mix.observe(k, m, theta0);
+            mix.observe(k as f64, m, theta0);
             expected += p * mix.e_value();
         }
         assert!((expected - 1.0).abs() < 1e-9, "{expected}");

@@ -211,10 +211,10 @@ impl SequentialJudge {
                 threshold: None,
                 outcome: self.part_outcome(failed),
             });
-            let share = MixtureBound::new(t.exceeding, t.judged);
+            let share = MixtureBound::new(t.exceeding.round() as u64, t.judged);
             out.push(Evidence {
                 metric: format!("{label}_slow_share_pct"),
-                canary: (t.judged > 0).then(|| 100.0 * t.exceeding as f64 / t.judged as f64),
+                canary: (t.judged > 0).then(|| 100.0 * t.exceeding / t.judged as f64),
                 stable: Some(100.0 * t.allowed_share()),
                 canary_bounds: (t.judged > 0).then(|| {
                     let (lo, hi) = share.interval(self.quantile_alpha());
@@ -292,7 +292,7 @@ impl SequentialJudge {
                             ms(&self.latency.canary_total),
                             ms(&self.latency.stable_total),
                             self.settings.latency_tolerance_pct,
-                            100.0 * t.exceeding as f64 / t.judged.max(1) as f64,
+                            100.0 * t.exceeding / t.judged.max(1) as f64,
                             100.0 * t.allowed_share(),
                             t.max_e_value(),
                             1.0 / self.quantile_alpha()
