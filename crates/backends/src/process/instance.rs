@@ -70,7 +70,7 @@ pub(crate) fn launch(
     index: u32,
 ) -> Result<(InstanceHandle, oneshot::Receiver<Result<(), BackendError>>), BackendError> {
     let id = instance_id(version, index);
-    let port = free_port().map_err(|source| BackendError::NoFreePort {
+    let port = free_port(&shared.ports_in_use()).map_err(|source| BackendError::NoFreePort {
         instance: id.clone(),
         source,
     })?;
@@ -101,10 +101,22 @@ pub(crate) fn launch(
 
 /// Binding port 0 lets the kernel pick a free port; it is released again at once so
 /// the instance can bind it. Another program may grab it in between, in which case
-/// the instance fails its ready check and the error says so.
-fn free_port() -> std::io::Result<u16> {
-    let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
-    Ok(listener.local_addr()?.port())
+/// the instance fails its ready check and the error says so. A port just handed to
+/// one of our own instances that has not bound it yet looks free to the kernel, so
+/// those are skipped explicitly.
+fn free_port(taken: &[u16]) -> std::io::Result<u16> {
+    const ATTEMPTS: usize = 32;
+    for _ in 0..ATTEMPTS {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+        let port = listener.local_addr()?.port();
+        if !taken.contains(&port) {
+            return Ok(port);
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AddrInUse,
+        format!("the kernel kept offering ports already given to instances ({ATTEMPTS} tries)"),
+    ))
 }
 
 struct Running {

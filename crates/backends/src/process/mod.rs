@@ -66,6 +66,14 @@ impl Shared {
             .unwrap_or_default()
     }
 
+    fn ports_in_use(&self) -> Vec<u16> {
+        lock(&self.versions)
+            .values()
+            .flat_map(|instances| instances.values())
+            .map(|instance| instance.snapshot().addr.port())
+            .collect()
+    }
+
     pub(crate) fn emit(&self, version: &str, kind: BackendEventKind) {
         let event = BackendEvent {
             version: version.to_string(),
