@@ -118,7 +118,10 @@ mod tests {
         let mut counts = [0usize; 4];
         for _ in 0..4_000 {
             let picked = pick(&instances, 0, None).unwrap();
-            let i = instances.iter().position(|u| u.addr == picked.addr).unwrap();
+            let i = instances
+                .iter()
+                .position(|u| u.addr == picked.addr)
+                .unwrap();
             counts[i] += 1;
         }
         assert!(counts.iter().all(|&c| c > 800), "{counts:?}");

@@ -25,7 +25,11 @@ pub(crate) struct RequestGuard {
 }
 
 impl RequestGuard {
-    pub(crate) fn new(permit: Permit, upstream: InFlight, set_gauge: Option<Arc<SetCounters>>) -> Self {
+    pub(crate) fn new(
+        permit: Permit,
+        upstream: InFlight,
+        set_gauge: Option<Arc<SetCounters>>,
+    ) -> Self {
         if let Some(counters) = &set_gauge {
             counters.in_flight.fetch_add(1, Ordering::Relaxed);
         }

@@ -17,8 +17,12 @@ pub enum RouterError {
     InvalidWeight(f64),
     #[error("service \"{service}\": {addr} is not an instance of this service")]
     UnknownInstance { service: String, addr: SocketAddr },
-    #[error("service \"{service}\": {addr} is still serving traffic; remove it before waiting for its drain")]
+    #[error(
+        "service \"{service}\": {addr} is still serving traffic; remove it before waiting for its drain"
+    )]
     NotDraining { service: String, addr: SocketAddr },
-    #[error("service \"{service}\": cannot remove {addr}: it is the last instance of the stable set")]
+    #[error(
+        "service \"{service}\": cannot remove {addr}: it is the last instance of the stable set"
+    )]
     LastStableInstance { service: String, addr: SocketAddr },
 }

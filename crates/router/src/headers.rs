@@ -99,7 +99,10 @@ mod tests {
     #[test]
     fn strips_hop_by_hop_and_connection_named_headers() {
         let mut h = HeaderMap::new();
-        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, x-secret"));
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-secret"),
+        );
         h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
         h.insert("x-secret", HeaderValue::from_static("1"));
         h.insert(header::TE, HeaderValue::from_static("trailers"));
@@ -129,7 +132,10 @@ mod tests {
         add_forwarding(&mut h, "127.0.0.1:5000".parse().unwrap(), Some("shop.test"));
         assert_eq!(h["x-forwarded-for"], "203.0.113.7, 127.0.0.1");
         assert_eq!(h["x-forwarded-proto"], "https");
-        assert_eq!(h[header::FORWARDED], "for=127.0.0.1;proto=http;host=\"shop.test\"");
+        assert_eq!(
+            h[header::FORWARDED],
+            "for=127.0.0.1;proto=http;host=\"shop.test\""
+        );
         let mut v6 = HeaderMap::new();
         add_forwarding(&mut v6, "[::1]:5000".parse().unwrap(), None);
         assert_eq!(v6[header::FORWARDED], "for=\"[::1]\";proto=http");

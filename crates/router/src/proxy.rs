@@ -79,7 +79,11 @@ fn is_idempotent(method: &Method) -> bool {
 }
 
 /// The set a request asks for by header, or holds by sticky cookie.
-fn requested_set(state: &ServiceState, parts: &Parts, table: &ActiveTable) -> Option<(SetKind, bool)> {
+fn requested_set(
+    state: &ServiceState,
+    parts: &Parts,
+    table: &ActiveTable,
+) -> Option<(SetKind, bool)> {
     if let Some(name) = &state.version_header
         && let Some(kind) = parts
             .headers
@@ -102,7 +106,10 @@ pub(crate) async fn handle(
     let Some(permit) = state.limit.try_acquire() else {
         return Ok(Problem::Overloaded.response(
             &state.name,
-            format!("the service is at its concurrency limit of {:?} requests", state.limit.get()),
+            format!(
+                "the service is at its concurrency limit of {:?} requests",
+                state.limit.get()
+            ),
         ));
     };
     let upgrade = headers::is_upgrade(request.headers());
@@ -113,7 +120,11 @@ pub(crate) async fn handle(
     // Which set: header override, then a sticky cookie of this rollout, then the split.
     let (kind, issue_cookie) = requested_set(&state, &parts, &table).unwrap_or_else(|| {
         let canary = table.canary.is_some() && state.splitter.next_is_canary(table.canary_step);
-        let kind = if canary { SetKind::Canary } else { SetKind::Stable };
+        let kind = if canary {
+            SetKind::Canary
+        } else {
+            SetKind::Stable
+        };
         (kind, state.settings.sticky_cookie.is_some())
     });
 
@@ -134,7 +145,8 @@ pub(crate) async fn handle(
         }
     }
     let Some((served, in_flight)) = first_pick else {
-        let response = Problem::NoUpstream.response(&state.name, "the service has no instance to send to".into());
+        let response = Problem::NoUpstream
+            .response(&state.name, "the service has no instance to send to".into());
         record_local(&state, &table, kind, response.status(), started);
         return Ok(response);
     };
@@ -142,7 +154,13 @@ pub(crate) async fn handle(
     let set = table.set(served).unwrap_or(&table.stable);
     prepare_forward(&mut parts, client);
     let retry_parts = retry_possible.then(|| clone_parts(&parts));
-    let first = send(&state, &parts, ForwardBody::Client(body), in_flight.upstream().addr).await;
+    let first = send(
+        &state,
+        &parts,
+        ForwardBody::Client(body),
+        in_flight.upstream().addr,
+    )
+    .await;
     let (set, in_flight, outcome) = match first {
         Err(failure) if failure.retryable(idempotent) && retry_parts.is_some() => {
             state.upstream_failed(set, in_flight.upstream(), now_ms);
@@ -153,7 +171,13 @@ pub(crate) async fn handle(
                     let retry_set = table.set(retry_kind).unwrap_or(&table.stable);
                     let parts = retry_parts.unwrap_or_else(|| clone_parts(&parts));
                     tracing::debug!(service = %state.name, instance = %failed, retry = %retry_in_flight.upstream().addr, "retrying on another instance");
-                    let second = send(&state, &parts, ForwardBody::Empty, retry_in_flight.upstream().addr).await;
+                    let second = send(
+                        &state,
+                        &parts,
+                        ForwardBody::Empty,
+                        retry_in_flight.upstream().addr,
+                    )
+                    .await;
                     (retry_set, retry_in_flight, second)
                 }
                 Begin::Raced | Begin::NoInstance => {
@@ -199,7 +223,12 @@ pub(crate) async fn handle(
     if switching {
         let upstream_upgrade = hyper::upgrade::on(&mut response);
         if let Some(client_upgrade) = client_upgrade {
-            tokio::spawn(tunnel(state.clone(), client_upgrade, upstream_upgrade, guard));
+            tokio::spawn(tunnel(
+                state.clone(),
+                client_upgrade,
+                upstream_upgrade,
+                guard,
+            ));
         }
         let (parts, _) = response.into_parts();
         return Ok(Response::from_parts(parts, ProxyBody::empty()));
@@ -222,12 +251,7 @@ enum Begin {
 }
 
 /// Picks an instance and counts the request on it.
-fn begin_on(
-    table: &ActiveTable,
-    kind: SetKind,
-    now_ms: u64,
-    exclude: Option<SocketAddr>,
-) -> Begin {
+fn begin_on(table: &ActiveTable, kind: SetKind, now_ms: u64, exclude: Option<SocketAddr>) -> Begin {
     match table.pick(kind, now_ms, exclude) {
         None => Begin::NoInstance,
         Some((set, upstream)) => match upstream.begin() {
@@ -275,10 +299,7 @@ async fn send(
     body: ForwardBody,
     addr: SocketAddr,
 ) -> Result<Response<Incoming>, Failure> {
-    let path = parts
-        .uri
-        .path_and_query()
-        .map_or("/", |pq| pq.as_str());
+    let path = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
     let uri: Uri = format!("http://{addr}{path}")
         .parse()
         .map_err(|e: http::uri::InvalidUri| Failure::Other(e.to_string()))?;
@@ -297,8 +318,14 @@ async fn send(
 
 fn failure_response(state: &ServiceState, failure: Failure) -> Response<ProxyBody> {
     let (problem, detail) = match failure {
-        Failure::Connect(e) => (Problem::UpstreamUnreachable, format!("no upstream instance could be reached: {e}")),
-        Failure::ClosedEarly(e) | Failure::Other(e) => (Problem::UpstreamFailed, format!("the upstream failed before responding: {e}")),
+        Failure::Connect(e) => (
+            Problem::UpstreamUnreachable,
+            format!("no upstream instance could be reached: {e}"),
+        ),
+        Failure::ClosedEarly(e) | Failure::Other(e) => (
+            Problem::UpstreamFailed,
+            format!("the upstream failed before responding: {e}"),
+        ),
         Failure::Timeout => (
             Problem::UpstreamTimeout,
             format!(
@@ -311,9 +338,20 @@ fn failure_response(state: &ServiceState, failure: Failure) -> Response<ProxyBod
 }
 
 /// Records a request the router answered itself (all of them errors).
-fn record_local(state: &ServiceState, table: &ActiveTable, kind: SetKind, status: StatusCode, started: Instant) {
+fn record_local(
+    state: &ServiceState,
+    table: &ActiveTable,
+    kind: SetKind,
+    status: StatusCode,
+    started: Instant,
+) {
     let set = table.set(kind).unwrap_or(&table.stable);
-    state.record(set, status.as_u16(), true, started.elapsed().as_micros() as u64);
+    state.record(
+        set,
+        status.as_u16(),
+        true,
+        started.elapsed().as_micros() as u64,
+    );
 }
 
 /// Copies bytes both ways between the upgraded client and upstream connections until

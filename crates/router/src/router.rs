@@ -32,7 +32,10 @@ pub struct Router {
 impl Router {
     /// Binds every service's listener first, then starts serving. If any bind fails,
     /// nothing is left running and the error names the service and address.
-    pub async fn start(services: Vec<ServiceRoute>, clock: Arc<dyn Clock>) -> Result<Router, RouterError> {
+    pub async fn start(
+        services: Vec<ServiceRoute>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Router, RouterError> {
         let mut names = std::collections::HashSet::new();
         for route in &services {
             if !names.insert(route.name.as_str()) {
@@ -41,13 +44,14 @@ impl Router {
         }
         let mut bound = Vec::with_capacity(services.len());
         for route in &services {
-            let listener = TcpListener::bind(route.listen)
-                .await
-                .map_err(|source| RouterError::Bind {
-                    service: route.name.clone(),
-                    addr: route.listen,
-                    source,
-                })?;
+            let listener =
+                TcpListener::bind(route.listen)
+                    .await
+                    .map_err(|source| RouterError::Bind {
+                        service: route.name.clone(),
+                        addr: route.listen,
+                        source,
+                    })?;
             let local = listener.local_addr().map_err(|source| RouterError::Bind {
                 service: route.name.clone(),
                 addr: route.listen,
@@ -58,7 +62,12 @@ impl Router {
         let (closing, closing_rx) = watch::channel(false);
         let mut states = Vec::with_capacity(services.len());
         for (route, (_, local)) in services.into_iter().zip(&bound) {
-            states.push(ServiceState::new(route, *local, Arc::clone(&clock), closing_rx.clone())?);
+            states.push(ServiceState::new(
+                route,
+                *local,
+                Arc::clone(&clock),
+                closing_rx.clone(),
+            )?);
         }
         let (stop, stop_rx) = watch::channel(None);
         let listeners = bound
@@ -115,7 +124,11 @@ impl Router {
     }
 }
 
-async fn serve(listener: TcpListener, state: Arc<ServiceState>, mut stop: watch::Receiver<Option<Duration>>) {
+async fn serve(
+    listener: TcpListener,
+    state: Arc<ServiceState>,
+    mut stop: watch::Receiver<Option<Duration>>,
+) {
     // auto::Builder serves HTTP/1.1 and HTTP/2 (h2c with prior knowledge) on the
     // same port by sniffing the connection preface.
     let builder = auto::Builder::new(TokioExecutor::new());
@@ -148,7 +161,10 @@ async fn serve(listener: TcpListener, state: Arc<ServiceState>, mut stop: watch:
         }
     };
     drop(listener);
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::info!(service = %state.name, "drain grace over; closing remaining connections");
     }
     connections.shutdown().await;

@@ -166,7 +166,9 @@ impl ServiceState {
     fn books(&self) -> MutexGuard<'_, Bookkeeping> {
         // The bookkeeping stays consistent even if a holder panicked: every change
         // to it is a single insert or retain.
-        self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub(crate) fn metrics_enabled(&self) -> bool {
@@ -312,7 +314,11 @@ fn build_table(
             }
             // A drained instance that comes back starts afresh; one still draining
             // keeps reporting its own drain.
-            if books.removed.get(&addr).is_some_and(|u| u.drain_report().is_some()) {
+            if books
+                .removed
+                .get(&addr)
+                .is_some_and(|u| u.drain_report().is_some())
+            {
                 books.removed.remove(&addr);
             }
             let upstream = existing
@@ -524,7 +530,12 @@ impl ServiceHandle {
         let seconds = last.as_millis().div_ceil(1000).max(1) as u64;
         let last_second = now.as_secs();
         let first_second = (last_second + 1).saturating_sub(seconds);
-        self.sum_seconds(first_second, last_second, Timestamp(first_second * 1000), now)
+        self.sum_seconds(
+            first_second,
+            last_second,
+            Timestamp(first_second * 1000),
+            now,
+        )
     }
 
     /// Like [`ServiceHandle::window_between`], with responses by status class.

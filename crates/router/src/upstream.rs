@@ -238,7 +238,10 @@ mod tests {
         let up = Upstream::new(addr());
         let guard = up.begin().unwrap();
         up.start_draining();
-        assert!(up.begin().is_none(), "a draining instance takes no new request");
+        assert!(
+            up.begin().is_none(),
+            "a draining instance takes no new request"
+        );
         let drain = tokio::spawn(Arc::clone(&up).drain(Duration::from_secs(30)));
         tokio::time::sleep(Duration::from_secs(5)).await;
         assert!(!drain.is_finished());

@@ -24,7 +24,8 @@ impl Load {
         let client = client();
         let tasks = (0..workers)
             .map(|_| {
-                let (ok, failed, stop, client) = (ok.clone(), failed.clone(), stop.clone(), client.clone());
+                let (ok, failed, stop, client) =
+                    (ok.clone(), failed.clone(), stop.clone(), client.clone());
                 tokio::spawn(async move {
                     while !stop.load(Ordering::SeqCst) {
                         let request = http::Request::get(format!("http://{router}/sleep/1"))
@@ -34,7 +35,8 @@ impl Load {
                         let good = match result {
                             Ok(response) => {
                                 let status = response.status();
-                                let body = http_body_util::BodyExt::collect(response.into_body()).await;
+                                let body =
+                                    http_body_util::BodyExt::collect(response.into_body()).await;
                                 status == 200 && body.is_ok()
                             }
                             Err(_) => false,
@@ -48,7 +50,12 @@ impl Load {
                 })
             })
             .collect();
-        Self { ok, failed, stop, tasks }
+        Self {
+            ok,
+            failed,
+            stop,
+            tasks,
+        }
     }
 
     fn ok(&self) -> u64 {
@@ -68,7 +75,10 @@ impl Load {
         for task in std::mem::take(&mut self.tasks) {
             task.await.unwrap();
         }
-        (self.ok.load(Ordering::SeqCst), self.failed.load(Ordering::SeqCst))
+        (
+            self.ok.load(Ordering::SeqCst),
+            self.failed.load(Ordering::SeqCst),
+        )
     }
 }
 
@@ -78,10 +88,19 @@ async fn weight_changes_drains_and_swaps_under_load_fail_nothing() {
         (0..3).map(|i| TestUpstream::start(Box::leak(format!("v1-{i}").into_boxed_str()))),
     )
     .await;
-    let v2 = [TestUpstream::start("v2-0").await, TestUpstream::start("v2-1").await];
+    let v2 = [
+        TestUpstream::start("v2-0").await,
+        TestUpstream::start("v2-1").await,
+    ];
     let mut cfg = settings();
     cfg.drain_grace = rampart_config::Duration::from_secs(10);
-    let router = start(route(cfg, &[&v1[0], &v1[1], &v1[2]], &[&v2[0], &v2[1]], 0.0)).await;
+    let router = start(route(
+        cfg,
+        &[&v1[0], &v1[1], &v1[2]],
+        &[&v2[0], &v2[1]],
+        0.0,
+    ))
+    .await;
     let handle = router.service("shop").unwrap();
     let load = Load::start(handle.listen_addr(), 8);
     load.run_for(200).await;
@@ -99,7 +118,11 @@ async fn weight_changes_drains_and_swaps_under_load_fail_nothing() {
     assert_eq!(status.removed[0].state, InstanceState::Drained);
     let hits_after_drain = v1[2].hits();
     load.run_for(200).await;
-    assert_eq!(v1[2].hits(), hits_after_drain, "a drained instance got traffic");
+    assert_eq!(
+        v1[2].hits(),
+        hits_after_drain,
+        "a drained instance got traffic"
+    );
 
     // Promote: v2 becomes stable in one swap, v1 leaves and drains.
     let removed = handle
@@ -130,7 +153,13 @@ async fn a_removed_instance_finishes_its_request_before_it_is_drained() {
     let addr = handle.listen_addr();
 
     let slow = tokio::spawn(async move {
-        get(&client(), addr, "/sleep/300", &[("x-rampart-version", "canary")]).await
+        get(
+            &client(),
+            addr,
+            "/sleep/300",
+            &[("x-rampart-version", "canary")],
+        )
+        .await
     });
     while handle.status().canary.unwrap().instances[0].in_flight == 0 {
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -147,5 +176,8 @@ async fn a_removed_instance_finishes_its_request_before_it_is_drained() {
     let slow = slow.await.unwrap();
     assert_eq!(slow.status, 200);
     assert_eq!(slow.upstream(), "canary");
-    assert!(handle.wait_drained(stable.addr).await.is_err(), "stable is not draining");
+    assert!(
+        handle.wait_drained(stable.addr).await.is_err(),
+        "stable is not draining"
+    );
 }

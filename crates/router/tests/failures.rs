@@ -37,7 +37,10 @@ async fn a_killed_upstream_is_retried_around_ejected_and_counted() {
                 async move { get(&client, addr, "/", &[]).await }
             }))
             .await;
-            replies.into_iter().map(|r| r.status.as_u16()).collect::<Vec<_>>()
+            replies
+                .into_iter()
+                .map(|r| r.status.as_u16())
+                .collect::<Vec<_>>()
         }
     };
 
@@ -50,11 +53,25 @@ async fn a_killed_upstream_is_retried_around_ejected_and_counted() {
     assert!(statuses.iter().all(|&s| s == 200), "{statuses:?}");
 
     let status = handle.status();
-    let a_status = status.stable.instances.iter().find(|i| i.addr == a_addr).unwrap();
+    let a_status = status
+        .stable
+        .instances
+        .iter()
+        .find(|i| i.addr == a_addr)
+        .unwrap();
     assert_eq!(a_status.state, InstanceState::Ejected);
     assert!(a_status.ejected_until.is_some());
-    let b_status = status.stable.instances.iter().find(|i| i.addr == b_addr).unwrap();
-    assert_eq!(b_status.state, InstanceState::Active, "the last instance is never ejected");
+    let b_status = status
+        .stable
+        .instances
+        .iter()
+        .find(|i| i.addr == b_addr)
+        .unwrap();
+    assert_eq!(
+        b_status.state,
+        InstanceState::Active,
+        "the last instance is never ejected"
+    );
 
     // With both gone, every request is a 502: exactly as many as were sent.
     b.kill().await;
@@ -67,8 +84,18 @@ async fn a_killed_upstream_is_retried_around_ejected_and_counted() {
     let window = handle.window(Duration::from_secs(600));
     assert_eq!(window.stable.errors, bad);
     assert_eq!(window.stable.requests, 600 + bad);
-    let b_status = handle.status().stable.instances.into_iter().find(|i| i.addr == b_addr).unwrap();
-    assert_ne!(b_status.state, InstanceState::Ejected, "never eject the last available instance");
+    let b_status = handle
+        .status()
+        .stable
+        .instances
+        .into_iter()
+        .find(|i| i.addr == b_addr)
+        .unwrap();
+    assert_ne!(
+        b_status.state,
+        InstanceState::Ejected,
+        "never eject the last available instance"
+    );
 }
 
 #[tokio::test]

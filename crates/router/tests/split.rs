@@ -35,9 +35,18 @@ async fn count_canary(router: std::net::SocketAddr, requests: usize) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_percent_of_ten_thousand_requests_reach_the_canary() {
-    let stable = [TestUpstream::start("stable-a").await, TestUpstream::start("stable-b").await];
+    let stable = [
+        TestUpstream::start("stable-a").await,
+        TestUpstream::start("stable-b").await,
+    ];
     let canary = TestUpstream::start("canary-a").await;
-    let router = start(route(settings(), &[&stable[0], &stable[1]], &[&canary], 10.0)).await;
+    let router = start(route(
+        settings(),
+        &[&stable[0], &stable[1]],
+        &[&canary],
+        10.0,
+    ))
+    .await;
     let addr = router.service("shop").unwrap().listen_addr();
     let canary_count = count_canary(addr, 10_000).await;
     assert!(
@@ -45,7 +54,10 @@ async fn ten_percent_of_ten_thousand_requests_reach_the_canary() {
         "canary got {canary_count} of 10000"
     );
     // The accumulator is exact, not just within tolerance.
-    assert!((999..=1_001).contains(&canary_count), "canary got {canary_count}");
+    assert!(
+        (999..=1_001).contains(&canary_count),
+        "canary got {canary_count}"
+    );
     assert_eq!(canary.hits() as usize, canary_count);
 }
 
@@ -99,7 +111,10 @@ async fn a_sticky_client_stays_on_its_set_until_the_next_rollout() {
         let reply = get(&client, addr, "/", &[]).await;
         let cookie = reply.headers["set-cookie"].to_str().unwrap().to_owned();
         let value = cookie.split(';').next().unwrap().to_owned();
-        assert!(value.ends_with(&format!(".{}", reply.upstream())), "{value}");
+        assert!(
+            value.ends_with(&format!(".{}", reply.upstream())),
+            "{value}"
+        );
         cookies.push((value, reply.upstream().to_owned()));
     }
     assert!(cookies.iter().any(|(_, set)| set == "canary"));
@@ -121,6 +136,11 @@ async fn a_sticky_client_stays_on_its_set_until_the_next_rollout() {
     for (cookie, _) in &cookies {
         let reply = get(&client, addr, "/", &[("cookie", cookie)]).await;
         assert_eq!(reply.upstream(), "stable");
-        assert!(reply.headers["set-cookie"].to_str().unwrap().contains(".stable"));
+        assert!(
+            reply.headers["set-cookie"]
+                .to_str()
+                .unwrap()
+                .contains(".stable")
+        );
     }
 }

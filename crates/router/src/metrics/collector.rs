@@ -76,7 +76,8 @@ impl Collector for RouterCollector {
             for (class, counter) in CLASS_LABELS.iter().zip(&c.classes) {
                 let mut with_class = labels.clone();
                 with_class.push(("class", (*class).to_owned()));
-                Counter(counter.load(Ordering::Relaxed)).encode(family.encode_family(&with_class)?)?;
+                Counter(counter.load(Ordering::Relaxed))
+                    .encode(family.encode_family(&with_class)?)?;
             }
         }
 

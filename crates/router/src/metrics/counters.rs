@@ -32,20 +32,23 @@ impl SetCounters {
             .position(|&bound| seconds <= bound)
             .unwrap_or(DURATION_BOUNDS_SECS.len());
         self.duration_buckets[bucket].fetch_add(1, Ordering::Relaxed);
-        self.duration_sum_us.fetch_add(latency_us, Ordering::Relaxed);
+        self.duration_sum_us
+            .fetch_add(latency_us, Ordering::Relaxed);
     }
 
-    /// (sum in seconds, count, cumulative (upper bound, count) pairs ending in +Inf).
+    /// (sum in seconds, count, per-bucket (upper bound, count) pairs ending in +Inf).
+    /// Counts are per bucket: the text encoder makes them cumulative.
     pub(crate) fn duration_histogram(&self) -> (f64, u64, Vec<(f64, u64)>) {
-        let mut cumulative = 0;
+        let mut total = 0;
         let mut buckets = Vec::with_capacity(DURATION_BOUNDS_SECS.len() + 1);
         for (i, counter) in self.duration_buckets.iter().enumerate() {
-            cumulative += counter.load(Ordering::Relaxed);
+            let count = counter.load(Ordering::Relaxed);
+            total += count;
             let bound = DURATION_BOUNDS_SECS.get(i).copied().unwrap_or(f64::MAX);
-            buckets.push((bound, cumulative));
+            buckets.push((bound, count));
         }
         let sum = self.duration_sum_us.load(Ordering::Relaxed) as f64 / 1e6;
-        (sum, cumulative, buckets)
+        (sum, total, buckets)
     }
 }
 
@@ -54,7 +57,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn histogram_is_cumulative_and_ends_at_the_count() {
+    fn histogram_buckets_add_up_to_the_count() {
         let c = SetCounters::default();
         c.record(1, false, 800); // 0.8 ms
         c.record(1, false, 40_000); // 40 ms
@@ -63,8 +66,9 @@ mod tests {
         assert_eq!(count, 3);
         assert!((sum - 20.0408).abs() < 1e-9);
         assert_eq!(buckets[0], (0.001, 1));
-        assert_eq!(buckets[5], (0.05, 2));
-        assert_eq!(buckets.last(), Some(&(f64::MAX, 3)));
+        assert_eq!(buckets[5], (0.05, 1));
+        assert_eq!(buckets.last(), Some(&(f64::MAX, 1)));
+        assert_eq!(buckets.iter().map(|b| b.1).sum::<u64>(), 3);
         assert_eq!(c.errors.load(Ordering::Relaxed), 1);
     }
 }

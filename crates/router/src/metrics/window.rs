@@ -86,7 +86,7 @@ impl WindowRing {
             }
             if tag & BUSY != 0 {
                 spins += 1;
-                if spins % 64 == 0 {
+                if spins.is_multiple_of(64) {
                     std::thread::yield_now();
                 } else {
                     std::hint::spin_loop();
@@ -189,10 +189,16 @@ mod tests {
         assert_eq!(ring.sum(5, 5).sample.requests, 0, "old second fell off");
         let newer = ring.sum(5 + RING_SECONDS, 5 + RING_SECONDS);
         assert_eq!(newer.sample.requests, 1);
-        assert_eq!(newer.sample.latency.quantile_us(0.5).map(|v| v / 10), Some(20));
+        assert_eq!(
+            newer.sample.latency.quantile_us(0.5).map(|v| v / 10),
+            Some(20)
+        );
         // A late write for a second the ring has moved past is dropped, not misfiled.
         ring.record(5, 1, false, 100);
-        assert_eq!(ring.sum(5 + RING_SECONDS, 5 + RING_SECONDS).sample.requests, 1);
+        assert_eq!(
+            ring.sum(5 + RING_SECONDS, 5 + RING_SECONDS).sample.requests,
+            1
+        );
     }
 
     #[test]

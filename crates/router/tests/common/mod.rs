@@ -91,7 +91,10 @@ impl TestUpstream {
     }
 }
 
-async fn respond(name: String, mut req: Request<Incoming>) -> Result<Response<TestBody>, Infallible> {
+async fn respond(
+    name: String,
+    mut req: Request<Incoming>,
+) -> Result<Response<TestBody>, Infallible> {
     let path = req.uri().path().to_owned();
     let mut parts = path.trim_start_matches('/').splitn(2, '/');
     let first = parts.next().unwrap_or("");
@@ -206,7 +209,9 @@ pub fn route(
 }
 
 pub async fn start(route: ServiceRoute) -> Router {
-    Router::start(vec![route], Arc::new(SystemClock)).await.unwrap()
+    Router::start(vec![route], Arc::new(SystemClock))
+        .await
+        .unwrap()
 }
 
 pub fn manual_clock() -> Arc<ManualClock> {

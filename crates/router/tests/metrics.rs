@@ -1,0 +1,128 @@
+//! Per-version metrics: exact counts per second window and per set, sane quantiles,
+//! and the Prometheus exposition.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use prometheus_client::registry::Registry;
+use rampart_core::Clock;
+
+#[tokio::test]
+async fn known_traffic_gives_exact_counts_and_sane_quantiles() {
+    let stable = TestUpstream::start("stable").await;
+    let canary = TestUpstream::start("canary").await;
+    let clock = manual_clock();
+    let t0 = clock.now();
+    let router = start_with_clock(
+        route(settings(), &[&stable], &[&canary], 0.0),
+        clock.clone(),
+    )
+    .await;
+    let handle = router.service("shop").unwrap();
+    let addr = handle.listen_addr();
+    let client = client();
+    let to = |set: &'static str| [("x-rampart-version", set)];
+
+    // Second t0: 30 ok + 10 errors on stable, 20 slow successes on canary.
+    for _ in 0..30 {
+        get(&client, addr, "/", &to("stable")).await;
+    }
+    for _ in 0..10 {
+        assert_eq!(
+            get(&client, addr, "/status/503", &to("stable"))
+                .await
+                .status,
+            503
+        );
+    }
+    for _ in 0..20 {
+        get(&client, addr, "/sleep/25", &to("canary")).await;
+    }
+    // Second t0 + 1: 5 client errors on canary.
+    clock.advance(Duration::from_secs(1));
+    for _ in 0..5 {
+        assert_eq!(
+            get(&client, addr, "/status/404", &to("canary"))
+                .await
+                .status,
+            404
+        );
+    }
+
+    let first = handle.window_between(t0, t0.saturating_add(Duration::from_secs(1)));
+    assert_eq!(first.stable.requests, 40);
+    assert_eq!(first.stable.errors, 10);
+    assert_eq!(first.canary.requests, 20);
+    assert_eq!(first.canary.errors, 0);
+    let canary_p50 = first.canary.latency.quantile_us(0.5).unwrap();
+    let stable_p50 = first.stable.latency.quantile_us(0.5).unwrap();
+    assert!(
+        (25_000..1_000_000).contains(&canary_p50),
+        "canary p50 {canary_p50} µs"
+    );
+    assert!(stable_p50 < canary_p50, "stable p50 {stable_p50} µs");
+    assert_eq!(first.stable.latency.count(), 40);
+
+    let last = handle.window(Duration::from_secs(1));
+    assert_eq!((last.stable.requests, last.canary.requests), (0, 5));
+
+    let both = handle.window_detail_between(t0, t0.saturating_add(Duration::from_secs(2)));
+    assert_eq!(both.canary.responses_by_class, [0, 20, 0, 5, 0]);
+    assert_eq!(both.stable.responses_by_class, [0, 30, 0, 0, 10]);
+
+    // Ten minutes later the ring has moved on; the old seconds are gone, not misfiled.
+    clock.advance(Duration::from_secs(700));
+    get(&client, addr, "/", &to("stable")).await;
+    assert_eq!(handle.window(Duration::from_secs(600)).stable.requests, 1);
+
+    // Switched off, nothing is recorded.
+    handle.set_metrics_enabled(false);
+    get(&client, addr, "/", &to("stable")).await;
+    assert_eq!(handle.window(Duration::from_secs(600)).stable.requests, 1);
+    assert!(!handle.status().metrics_enabled);
+}
+
+#[tokio::test]
+async fn metrics_exposition_has_the_labelled_series() {
+    let stable = TestUpstream::start("stable").await;
+    let canary = TestUpstream::start("canary").await;
+    let router = start(route(settings(), &[&stable], &[&canary], 0.0)).await;
+    let addr = router.service("shop").unwrap().listen_addr();
+    let client = client();
+    for _ in 0..7 {
+        get(&client, addr, "/", &[]).await;
+    }
+    for _ in 0..3 {
+        get(
+            &client,
+            addr,
+            "/status/502",
+            &[("x-rampart-version", "canary")],
+        )
+        .await;
+    }
+
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(router.collector()));
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+
+    for line in [
+        "# TYPE rampart_router_requests counter",
+        r#"rampart_router_requests_total{service="shop",set="stable",version="v1"} 7"#,
+        r#"rampart_router_requests_total{service="shop",set="canary",version="v2"} 3"#,
+        r#"rampart_router_responses_total{service="shop",set="stable",version="v1",class="2xx"} 7"#,
+        r#"rampart_router_responses_total{service="shop",set="canary",version="v2",class="5xx"} 3"#,
+        r#"rampart_router_errors_total{service="shop",set="canary",version="v2"} 3"#,
+        r#"rampart_router_errors_total{service="shop",set="stable",version="v1"} 0"#,
+        r#"rampart_router_in_flight{service="shop",set="stable",version="v1"} 0"#,
+        "# TYPE rampart_router_request_duration_seconds histogram",
+        r#"rampart_router_request_duration_seconds_count{service="shop",set="stable",version="v1"} 7"#,
+        r#"rampart_router_request_duration_seconds_bucket{le="+Inf",service="shop",set="canary",version="v2"} 3"#,
+        r#"rampart_router_request_duration_seconds_bucket{le="10.0",service="shop",set="stable",version="v1"} 7"#,
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+}
