@@ -22,6 +22,30 @@ pub(crate) enum CheckKindName {
     Prometheus,
 }
 
+impl CheckKindName {
+    pub(crate) const ALL: [CheckKindName; 4] =
+        [Self::Command, Self::Http, Self::Tcp, Self::Prometheus];
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Command => "command",
+            Self::Http => "http",
+            Self::Tcp => "tcp",
+            Self::Prometheus => "prometheus",
+        }
+    }
+}
+
+/// The keys that belong to one kind of check, besides the common ones.
+pub(crate) fn own_keys(kind: CheckKindName) -> &'static [&'static str] {
+    match kind {
+        CheckKindName::Command => &["command", "working_dir"],
+        CheckKindName::Http => &["url", "method", "expect_status", "body_contains"],
+        CheckKindName::Tcp => &["address"],
+        CheckKindName::Prometheus => &["url", "query", "expect"],
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawCheck {
@@ -50,12 +74,7 @@ impl TryFrom<RawCheck> for CheckConfig {
     type Error = String;
 
     fn try_from(raw: RawCheck) -> Result<Self, String> {
-        let kind_label = match raw.kind {
-            CheckKindName::Command => "command",
-            CheckKindName::Http => "http",
-            CheckKindName::Tcp => "tcp",
-            CheckKindName::Prometheus => "prometheus",
-        };
+        let kind_label = raw.kind.as_str();
         let present = [
             ("command", raw.command.is_some()),
             ("working_dir", raw.working_dir.is_some()),
@@ -67,12 +86,7 @@ impl TryFrom<RawCheck> for CheckConfig {
             ("query", raw.query.is_some()),
             ("expect", raw.expect.is_some()),
         ];
-        let own_keys: &[&str] = match raw.kind {
-            CheckKindName::Command => &["command", "working_dir"],
-            CheckKindName::Http => &["url", "method", "expect_status", "body_contains"],
-            CheckKindName::Tcp => &["address"],
-            CheckKindName::Prometheus => &["url", "query", "expect"],
-        };
+        let own_keys = own_keys(raw.kind);
         if let Some((stray, _)) = present
             .iter()
             .find(|(key, is_set)| *is_set && !own_keys.contains(key))

@@ -15,6 +15,8 @@ mod locate;
 pub mod model;
 mod rules;
 mod schema;
+#[cfg(test)]
+mod schema_consistency;
 mod semantic;
 mod structure;
 mod suggest;
