@@ -23,6 +23,7 @@ pub(crate) enum CheckKindName {
 }
 
 impl CheckKindName {
+    #[cfg(test)]
     pub(crate) const ALL: [CheckKindName; 4] =
         [Self::Command, Self::Http, Self::Tcp, Self::Prometheus];
 
