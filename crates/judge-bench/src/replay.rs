@@ -76,7 +76,7 @@ pub fn timeline(samples: &[WindowSample], setup: &JudgeSetup) -> String {
     let mut out = String::new();
     out.push_str("| s | canary req | canary err | canary p95 ms | stable req | stable err | stable p95 ms | sequential | threshold |\n");
     out.push_str("|---|---|---|---|---|---|---|---|---|\n");
-    let mut last_reason = String::new();
+    let mut last_findings = Vec::new();
     let mut notes = Vec::new();
     let mut last_verdict = None;
     for (i, s) in samples.iter().enumerate() {
@@ -105,10 +105,12 @@ pub fn timeline(samples: &[WindowSample], setup: &JudgeSetup) -> String {
             label(v.outcome),
             thr
         );
-        if v.reason != last_reason && v.outcome == Outcome::Fail {
+        // Note each new finding once, not every second the verdict stays failed.
+        let findings = sequential.findings();
+        if findings != last_findings && v.outcome == Outcome::Fail {
             notes.push(format!("{} s, sequential: {}", i + 1, v.reason));
         }
-        last_reason = v.reason.clone();
+        last_findings = findings;
         last_verdict = Some(v);
     }
     if !notes.is_empty() {

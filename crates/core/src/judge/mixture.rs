@@ -9,6 +9,14 @@
 //! products. Ville's inequality gives `P(sup_t E_t ≥ 1/α) ≤ α` for any number of
 //! looks. Mixing over a grid of odds lifts keeps power against small and large
 //! regressions alike without choosing one in advance.
+//!
+//! Each component is also mixed over the batch at which the product starts: half
+//! the weight starts at the first batch, the other half at batch `k` with weight
+//! `1/(2k(k+1))`. A plain product that has watched a healthy canary for ten minutes
+//! has lost so much wealth that a regression starting then takes as long again to
+//! show; a product started near the onset does not carry that debt. Starting later
+//! is still a supermartingale (it is 1 until it starts), so the mixture is too. The
+//! cost is `ln 2` nats for a regression present from the start.
 
 /// Log odds lifts `s_j = STEP·j`, j = 1..=GRID: odds ratios from 1.16 to ~36.
 const STEP: f64 = 0.15;
@@ -16,8 +24,10 @@ const GRID: usize = 24;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct OddsRatioMixture {
-    /// ln of each component's running likelihood ratio.
+    /// ln of each lift's started-products sum `S_t = (S_{t−1} + π_t)·LR_t`.
     ln_wealth: [f64; GRID],
+    /// Informative batches seen.
+    batches: u64,
     /// `e^{s_j} − 1`, precomputed.
     lift_minus_one: [f64; GRID],
     /// The largest `ln E` seen so far (for "how close did it come").
@@ -37,7 +47,8 @@ impl OddsRatioMixture {
             *l = (STEP * (j + 1) as f64).exp_m1();
         }
         Self {
-            ln_wealth: [0.0; GRID],
+            ln_wealth: [f64::NEG_INFINITY; GRID],
+            batches: 0,
             lift_minus_one,
             ln_max: 0.0,
         }
@@ -52,10 +63,13 @@ impl OddsRatioMixture {
         }
         let m = trials as f64;
         let k = successes.clamp(0.0, m);
+        self.batches += 1;
+        let ln_start_weight = start_weight(self.batches).ln();
         for j in 0..GRID {
             let s = STEP * (j + 1) as f64;
             // θ1 = cθ0/(1−θ0+cθ0) gives ln LR = k·s − m·ln(1 + θ0(c−1)).
-            self.ln_wealth[j] += k * s - m * (theta0 * self.lift_minus_one[j]).ln_1p();
+            let ln_lr = k * s - m * (theta0 * self.lift_minus_one[j]).ln_1p();
+            self.ln_wealth[j] = ln_add(self.ln_wealth[j], ln_start_weight) + ln_lr;
         }
         self.ln_max = self.ln_max.max(self.ln_e_value());
     }
@@ -67,8 +81,14 @@ impl OddsRatioMixture {
             .iter()
             .copied()
             .fold(f64::NEG_INFINITY, f64::max);
-        let sum: f64 = self.ln_wealth.iter().map(|w| (w - top).exp()).sum();
-        top + sum.ln() - (GRID as f64).ln()
+        let started = if top == f64::NEG_INFINITY {
+            f64::NEG_INFINITY
+        } else {
+            let sum: f64 = self.ln_wealth.iter().map(|w| (w - top).exp()).sum();
+            top + sum.ln() - (GRID as f64).ln()
+        };
+        // Products not started yet are still worth their weight.
+        ln_add(started, not_started_weight(self.batches).ln())
     }
 
     #[cfg(test)]
@@ -79,6 +99,27 @@ impl OddsRatioMixture {
     /// The largest e-value reached since the start.
     pub fn max_e_value(&self) -> f64 {
         self.ln_max.exp()
+    }
+}
+
+/// Weight of the product starting at batch `k` (1-based).
+fn start_weight(k: u64) -> f64 {
+    let k = k as f64;
+    let later = 0.5 / (k * (k + 1.0));
+    if k == 1.0 { 0.5 + later } else { later }
+}
+
+/// Total weight of products starting after batch `t`.
+fn not_started_weight(t: u64) -> f64 {
+    if t == 0 { 1.0 } else { 0.5 / (t as f64 + 1.0) }
+}
+
+fn ln_add(a: f64, b: f64) -> f64 {
+    let (hi, lo) = if a > b { (a, b) } else { (b, a) };
+    if lo == f64::NEG_INFINITY {
+        hi
+    } else {
+        hi + (lo - hi).exp().ln_1p()
     }
 }
 
@@ -107,6 +148,27 @@ mod tests {
         assert!(high.e_value() > 1e6, "{}", high.e_value());
         assert!(low.e_value() < 1.0);
         assert!(high.max_e_value() >= high.e_value());
+    }
+
+    #[test]
+    fn start_weights_sum_to_one() {
+        let started: f64 = (1..=100_000).map(start_weight).sum();
+        assert!((started + not_started_weight(100_000) - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_late_regression_is_not_held_back_by_a_long_healthy_past() {
+        let mut m = OddsRatioMixture::new();
+        for _ in 0..600 {
+            m.observe(0.0, 10, 0.1); // ten minutes well inside H0
+        }
+        let mut seconds = 0;
+        while m.e_value() < 100.0 {
+            m.observe(4.0, 10, 0.1);
+            seconds += 1;
+        }
+        // A fresh product needs ~12 s here; a plain one would need minutes.
+        assert!(seconds <= 25, "{seconds}");
     }
 
     #[test]
