@@ -1,1 +1,104 @@
-//! rampart api
+//! rampart's HTTP API: REST under `/api/v1` (bearer tokens with roles), health
+//! endpoints, `/metrics`, and the OpenAPI document generated from the handlers.
+
+pub mod auth;
+pub mod auth_limiter;
+pub mod health;
+pub mod http_metrics;
+pub mod openapi;
+pub mod problem;
+pub mod routes;
+pub mod state;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub use state::AppState;
+
+use crate::problem::ApiError;
+
+/// The whole HTTP application and its OpenAPI document.
+pub fn app(state: AppState) -> (axum::Router, utoipa::openapi::OpenApi) {
+    let protected = OpenApiRouter::new()
+        .routes(routes!(routes::services::list_services))
+        .routes(routes!(routes::services::get_service))
+        .routes(routes!(routes::audit::list_audit))
+        .routes(routes!(routes::audit::verify_audit))
+        .routes(routes!(
+            routes::tokens::list_tokens,
+            routes::tokens::create_token
+        ))
+        .routes(routes!(routes::tokens::revoke_token))
+        .routes(routes!(openapi::openapi_json))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ));
+    let public = OpenApiRouter::new()
+        .routes(routes!(health::live))
+        .routes(routes!(health::ready))
+        .routes(routes!(health::health))
+        .routes(routes!(metrics));
+    let (router, doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .merge(public)
+        .merge(protected)
+        .split_for_parts();
+    let doc_json = Arc::new(doc.to_pretty_json().unwrap_or_else(|_| "{}".into()));
+    let router = router
+        // Aliases used by the original probes; same handlers, kept out of the document.
+        .route("/health/liveness", axum::routing::get(health::live))
+        .route("/health/readiness", axum::routing::get(health::ready))
+        .fallback(not_found)
+        .layer(axum::Extension(doc_json))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            http_metrics::count_requests,
+        ))
+        .with_state(state);
+    (router, doc)
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::NotFound(format!(
+        "no route for {}; the API is described at /api/v1/openapi.json",
+        uri.path()
+    ))
+}
+
+/// Prometheus text exposition of rampart's own metrics and the router's.
+#[utoipa::path(get, path = "/metrics", tag = "metrics",
+    responses((status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain")))]
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    match rampart_telemetry::render(&state.registry) {
+        Ok(text) => (
+            [(header::CONTENT_TYPE, rampart_telemetry::CONTENT_TYPE)],
+            text,
+        )
+            .into_response(),
+        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "metrics encoding failed").into_response(),
+    }
+}
+
+/// Serves the API on `listener` until `shutdown` resolves, then finishes in-flight
+/// requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (router, _) = app(state);
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}

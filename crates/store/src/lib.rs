@@ -164,6 +164,21 @@ impl Store {
         &self.inner.path
     }
 
+    /// Cheap liveness check for readiness probes: the database file is still where
+    /// it was opened and answers a query.
+    pub fn ping(&self) -> Result<()> {
+        if self.inner.path != Path::new(":memory:") && !self.inner.path.exists() {
+            return Err(StoreError::Corrupt(format!(
+                "the database file {} has disappeared; restore it or restart rampart",
+                self.inner.path.display()
+            )));
+        }
+        self.read(|tx| {
+            tx.tx.query_row("SELECT count(*) FROM meta", [], |r| r.get::<_, i64>(0))?;
+            Ok(())
+        })
+    }
+
     /// The current time as the store stamps it (microsecond precision).
     pub fn now(&self) -> DateTime<Utc> {
         self.inner.clock.now()

@@ -1,0 +1,115 @@
+//! Bearer-token authentication and role checks for every `/api/v1` route.
+//!
+//! The required role follows from the request alone — token management needs admin,
+//! other changes need operator, reads need viewer — so a route added later is
+//! protected without anyone remembering to protect it.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{Method, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use rampart_store::Role;
+
+use crate::problem::ApiError;
+use crate::state::AppState;
+
+/// Who made the request; handlers use the name as the audit actor.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub token_name: String,
+    pub role: Role,
+}
+
+pub fn required_role(method: &Method, path: &str) -> Role {
+    if path == "/api/v1/tokens" || path.starts_with("/api/v1/tokens/") {
+        Role::Admin
+    } else if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        Role::Viewer
+    } else {
+        Role::Operator
+    }
+}
+
+pub async fn require_token(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    match authorize(&state, peer, &request) {
+        Ok(principal) => {
+            request.extensions_mut().insert(principal);
+            next.run(request).await
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+fn authorize(state: &AppState, peer: SocketAddr, request: &Request) -> Result<Principal, ApiError> {
+    let ip = peer.ip();
+    if let Some(retry_after_secs) = state.auth_limiter.blocked_for(ip) {
+        state.metrics.auth_failure("rate_limited");
+        return Err(ApiError::TooManyRequests {
+            detail: format!(
+                "too many failed authentication attempts from {ip}; try again in {retry_after_secs}s"
+            ),
+            retry_after_secs,
+        });
+    }
+    let fail = |reason: &'static str, error: ApiError| {
+        state.metrics.auth_failure(reason);
+        state.auth_limiter.record_failure(ip);
+        error
+    };
+    let Some(value) = request.headers().get(header::AUTHORIZATION) else {
+        return Err(fail(
+            "missing",
+            ApiError::Unauthorized(
+                "this route needs a bearer token: send `Authorization: Bearer <token>` \
+                 (create one with `rampart token create`)"
+                    .into(),
+            ),
+        ));
+    };
+    let secret = value
+        .to_str()
+        .ok()
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|s| !s.is_empty());
+    let Some(secret) = secret else {
+        return Err(fail(
+            "malformed",
+            ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".into()),
+        ));
+    };
+    let Some(token) = state.store.authenticate(secret)? else {
+        return Err(fail(
+            "invalid",
+            ApiError::Unauthorized("the token is unknown or revoked".into()),
+        ));
+    };
+    let needed = required_role(request.method(), request.uri().path());
+    if token.role < needed {
+        // A valid token with too small a role is not a guessing attempt: counted, but
+        // it does not use up the address's failure budget.
+        state.metrics.auth_failure("forbidden");
+        return Err(ApiError::Forbidden(format!(
+            "token `{}` has role {}, but {} {} needs role {}",
+            token.name,
+            token.role,
+            request.method(),
+            request.uri().path(),
+            needed
+        )));
+    }
+    Ok(Principal {
+        token_name: token.name,
+        role: token.role,
+    })
+}

@@ -1,0 +1,171 @@
+//! Liveness, readiness and the detailed health document
+//! (`application/health+json`, draft-inadarei-api-health-check).
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::state::AppState;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthStatus {
+    Pass,
+    Warn,
+    Fail,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckResult {
+    pub component_type: String,
+    pub status: HealthStatus,
+    pub time: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed_value: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed_unit: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+}
+
+/// A part rampart needs in order to serve; readiness fails while any probe fails.
+pub trait ReadinessProbe: Send + Sync {
+    /// e.g. "store:responsive", "router:listeners".
+    fn name(&self) -> String;
+    fn check(&self) -> CheckResult;
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthDocument {
+    pub status: HealthStatus,
+    pub version: String,
+    pub release_id: String,
+    pub service_id: String,
+    pub description: String,
+    pub checks: BTreeMap<String, Vec<CheckResult>>,
+}
+
+fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn store_check(state: &AppState) -> CheckResult {
+    let started = Instant::now();
+    let result = state.store.ping();
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let (status, output) = match result {
+        Ok(()) => (HealthStatus::Pass, None),
+        Err(e) => (HealthStatus::Fail, Some(e.to_string())),
+    };
+    CheckResult {
+        component_type: "datastore".into(),
+        status,
+        time: now_rfc3339(),
+        observed_value: Some(elapsed_ms),
+        observed_unit: Some("ms".into()),
+        output,
+    }
+}
+
+fn run_checks(state: &AppState) -> (HealthStatus, BTreeMap<String, Vec<CheckResult>>) {
+    let mut checks = BTreeMap::new();
+    checks.insert("store:responsive".to_string(), vec![store_check(state)]);
+    for probe in state.probes.iter() {
+        checks.insert(probe.name(), vec![probe.check()]);
+    }
+    let worst =
+        checks
+            .values()
+            .flatten()
+            .map(|c| c.status)
+            .fold(HealthStatus::Pass, |acc, s| match (acc, s) {
+                (HealthStatus::Fail, _) | (_, HealthStatus::Fail) => HealthStatus::Fail,
+                (HealthStatus::Warn, _) | (_, HealthStatus::Warn) => HealthStatus::Warn,
+                _ => HealthStatus::Pass,
+            });
+    (worst, checks)
+}
+
+fn health_json(status: StatusCode, doc: &HealthDocument) -> Response {
+    let mut response = (status, Json(doc)).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/health+json"),
+    );
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn document(
+    status: HealthStatus,
+    checks: BTreeMap<String, Vec<CheckResult>>,
+    description: &str,
+) -> HealthDocument {
+    HealthDocument {
+        status,
+        version: "1".into(),
+        release_id: env!("CARGO_PKG_VERSION").into(),
+        service_id: "rampart".into(),
+        description: description.into(),
+        checks,
+    }
+}
+
+/// The process is up and serving HTTP.
+#[utoipa::path(get, path = "/health/live", tag = "health",
+    responses((status = 200, description = "alive", body = HealthDocument, content_type = "application/health+json")))]
+pub async fn live() -> Response {
+    health_json(
+        StatusCode::OK,
+        &document(HealthStatus::Pass, BTreeMap::new(), "rampart is alive"),
+    )
+}
+
+/// rampart can do its job: the store answers and every required part is up.
+#[utoipa::path(get, path = "/health/ready", tag = "health",
+    responses(
+        (status = 200, description = "ready", body = HealthDocument, content_type = "application/health+json"),
+        (status = 503, description = "not ready; the failing checks are listed", body = HealthDocument, content_type = "application/health+json")))]
+pub async fn ready(State(state): State<AppState>) -> Response {
+    let (status, checks) = run_checks(&state);
+    let failing: BTreeMap<_, _> = checks
+        .into_iter()
+        .filter(|(_, results)| results.iter().any(|r| r.status == HealthStatus::Fail))
+        .collect();
+    if status == HealthStatus::Fail {
+        health_json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &document(HealthStatus::Fail, failing, "rampart is not ready"),
+        )
+    } else {
+        health_json(
+            StatusCode::OK,
+            &document(status, failing, "rampart is ready"),
+        )
+    }
+}
+
+/// Every check with its details.
+#[utoipa::path(get, path = "/health", tag = "health",
+    responses(
+        (status = 200, description = "pass or warn", body = HealthDocument, content_type = "application/health+json"),
+        (status = 503, description = "fail", body = HealthDocument, content_type = "application/health+json")))]
+pub async fn health(State(state): State<AppState>) -> Response {
+    let (status, checks) = run_checks(&state);
+    let code = if status == HealthStatus::Fail {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    health_json(code, &document(status, checks, "rampart health"))
+}

@@ -1,0 +1,5 @@
+//! `/api/v1` handlers, one file per resource.
+
+pub mod audit;
+pub mod services;
+pub mod tokens;

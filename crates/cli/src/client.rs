@@ -1,0 +1,87 @@
+//! A small client for rampart's API, used by the CLI commands that talk to a running
+//! server.
+
+use std::path::Path;
+
+use anyhow::{Context, anyhow};
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+
+use crate::cli::ApiArgs;
+use crate::exit::{CliError, USAGE};
+
+pub struct ApiClient {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl ApiClient {
+    /// Resolves the token from the flag, `RAMPART_TOKEN`, or the default data dir's
+    /// `admin.token`.
+    pub fn new(args: &ApiArgs, data_dir_hint: Option<&Path>) -> Result<Self, CliError> {
+        let token = match &args.token {
+            Some(t) => t.trim().to_string(),
+            None => {
+                let path = data_dir_hint
+                    .unwrap_or(Path::new("rampart-data"))
+                    .join("admin.token");
+                std::fs::read_to_string(&path)
+                    .map(|s| s.trim().to_string())
+                    .map_err(|e| {
+                        CliError::usage(anyhow!(
+                            "no API token: pass --token or set RAMPART_TOKEN (could not read {}: {e})",
+                            path.display()
+                        ))
+                    })?
+            }
+        };
+        let http = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .build()
+            .context("cannot build HTTP client")?;
+        Ok(Self {
+            base: args.api.trim_end_matches('/').to_string(),
+            token,
+            http,
+        })
+    }
+
+    pub async fn request<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<T, CliError> {
+        let url = format!("{}{}", self.base, path);
+        let mut req = self
+            .http
+            .request(method.clone(), &url)
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        let response = req.send().await.map_err(|e| {
+            anyhow!("cannot reach the rampart API at {}: {e}; is `rampart serve` running there? (set --api)", self.base)
+        })?;
+        let status = response.status();
+        let text = response.text().await.context("reading the API response")?;
+        if !status.is_success() {
+            let detail = serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|v| v.get("detail").and_then(|d| d.as_str()).map(str::to_string))
+                .unwrap_or(text);
+            let error = anyhow!("{method} {path} failed with {status}: {detail}");
+            return Err(
+                if status == StatusCode::BAD_REQUEST || status == StatusCode::UNAUTHORIZED {
+                    CliError { code: USAGE, error }
+                } else {
+                    error.into()
+                },
+            );
+        }
+        serde_json::from_str(&text)
+            .with_context(|| format!("unexpected response from {method} {path}: {text}"))
+            .map_err(Into::into)
+    }
+}

@@ -1,0 +1,190 @@
+//! Health and metrics over real HTTP against the real binary.
+
+mod support;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use support::{RampartServer, client};
+
+#[test]
+fn health_endpoints_answer_without_auth() {
+    let server = RampartServer::start("");
+    let http = client();
+    for path in [
+        "/health/live",
+        "/health/liveness",
+        "/health/ready",
+        "/health/readiness",
+        "/health",
+    ] {
+        let response = http
+            .get(format!("{}{path}", server.api))
+            .send()
+            .expect(path);
+        assert_eq!(response.status(), 200, "{path}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/health+json",
+            "{path}"
+        );
+        let body: serde_json::Value = response.json().expect("json");
+        assert_eq!(body["status"], "pass", "{path}: {body}");
+    }
+    let detailed: serde_json::Value = http
+        .get(format!("{}/health", server.api))
+        .send()
+        .and_then(|r| r.json())
+        .expect("health");
+    assert_eq!(
+        detailed["checks"]["store:responsive"][0]["status"], "pass",
+        "{detailed}"
+    );
+}
+
+#[test]
+fn readiness_fails_with_the_failing_check_when_the_store_is_gone() {
+    let server = RampartServer::start("");
+    let ready = client()
+        .get(format!("{}/health/ready", server.api))
+        .send()
+        .expect("ready");
+    assert_eq!(ready.status(), 200);
+    // Someone removes the data dir under the running server.
+    std::fs::remove_dir_all(server.data_dir()).expect("remove data dir");
+    let response = client()
+        .get(format!("{}/health/ready", server.api))
+        .send()
+        .expect("ready");
+    assert_eq!(response.status(), 503);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/health+json"
+    );
+    let body: serde_json::Value = response.json().expect("json");
+    assert_eq!(body["status"], "fail");
+    let check = &body["checks"]["store:responsive"][0];
+    assert_eq!(check["status"], "fail", "{body}");
+    assert!(
+        check["output"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("disappeared"),
+        "{body}"
+    );
+    // Liveness is unaffected: the process is up, it just cannot do its job.
+    let live = client()
+        .get(format!("{}/health/live", server.api))
+        .send()
+        .expect("live");
+    assert_eq!(live.status(), 200);
+}
+
+#[test]
+fn metrics_are_valid_prometheus_text_and_count_requests_and_auth_failures() {
+    let server = RampartServer::start("");
+    let http = client();
+    // One authorised and one unauthorised request, so both families have samples.
+    let ok = http
+        .get(format!("{}/api/v1/services", server.api))
+        .bearer_auth(&server.admin_token)
+        .send()
+        .expect("services");
+    assert_eq!(ok.status(), 200);
+    let denied = http
+        .get(format!("{}/api/v1/services", server.api))
+        .send()
+        .expect("services");
+    assert_eq!(denied.status(), 401);
+
+    let response = http
+        .get(format!("{}/metrics", server.api))
+        .send()
+        .expect("metrics");
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap_or_default()
+            .starts_with("text/plain; version=0.0.4"),
+    );
+    let text = response.text().expect("text");
+    assert!(
+        text.contains(
+            "rampart_http_requests_total{route=\"/api/v1/services\",method=\"GET\",status=\"200\"} 1"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("rampart_auth_failures_total{reason=\"missing\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("rampart_build_info{version=\""), "{text}");
+    assert!(text.contains("rampart_audit_entries_total"), "{text}");
+
+    promtool_check(&text);
+}
+
+/// Runs `promtool check metrics` on the exposition; CI installs promtool and sets
+/// RAMPART_REQUIRE_PROMTOOL so the check cannot be skipped there.
+fn promtool_check(text: &str) {
+    let spawned = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(e) => {
+            assert!(
+                std::env::var_os("RAMPART_REQUIRE_PROMTOOL").is_none(),
+                "promtool is required but could not run: {e}"
+            );
+            eprintln!("promtool not installed; skipping the exposition lint");
+            return;
+        }
+    };
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write to promtool");
+    let output = child.wait_with_output().expect("promtool");
+    assert!(
+        output.status.success(),
+        "promtool check metrics failed:\n{}\n{}\n--- exposition ---\n{text}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn sigterm_shuts_down_cleanly_and_is_audited() {
+    let mut server = RampartServer::start("");
+    let status = server.terminate();
+    assert!(status.success(), "exit status {status}");
+    let output = support::run_cli(
+        &[
+            "audit",
+            "list",
+            "--data-dir",
+            server.data_dir().to_str().expect("utf8"),
+            "--output",
+            "json",
+        ],
+        server.dir.path(),
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let entries: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).expect("json");
+    let actions: Vec<&str> = entries
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    assert_eq!(actions, ["token.create", "server.start", "server.stop"]);
+}
