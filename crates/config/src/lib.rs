@@ -21,6 +21,7 @@ mod semantic;
 mod structure;
 mod suggest;
 mod summary;
+mod syntax;
 
 pub use diagnostic::{ConfigError, Diagnostic};
 pub use duration::Duration;

@@ -7,7 +7,7 @@ use toml::de::DeTable;
 
 use crate::diagnostic::{ConfigError, Finding, SourceMap};
 use crate::model::Config;
-use crate::{semantic, structure};
+use crate::{semantic, structure, syntax};
 
 /// Reads and validates the config file at `path`.
 ///
@@ -33,13 +33,8 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 /// Relative paths are returned as written.
 pub fn parse(source: &str, origin: &str) -> Result<Config, ConfigError> {
     let map = SourceMap::new(origin, source);
-    let document = DeTable::parse(source).map_err(|error| {
-        map.diagnose(vec![Finding::new(
-            error.span().unwrap_or(0..0),
-            format!("invalid TOML: {}", error.message()),
-            "",
-        )])
-    })?;
+    let document = DeTable::parse(source)
+        .map_err(|error| map.diagnose(vec![syntax::finding(source, &error)]))?;
     let findings = structure::check(source, &document);
     if !findings.is_empty() {
         return Err(map.diagnose(findings));

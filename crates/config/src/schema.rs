@@ -61,7 +61,7 @@ const fn optional(name: &'static str, ty: Ty, example: &'static str) -> Key {
 
 #[derive(Debug)]
 pub(crate) struct Table {
-    /// How messages name the table: "[server]", "a strategy step".
+    /// How messages place a key in the table: "in [server]", "at the top level".
     pub name: &'static str,
     pub keys: &'static [Key],
 }
@@ -104,7 +104,7 @@ const U64: Ty = Ty::Integer {
 };
 
 pub(crate) static ROOT: Table = Table {
-    name: "the top level",
+    name: "at the top level",
     keys: &[
         optional(
             "server",
@@ -120,7 +120,7 @@ pub(crate) static ROOT: Table = Table {
 };
 
 pub(crate) static SERVER: Table = Table {
-    name: "[server]",
+    name: "in [server]",
     keys: &[
         optional("listen", Ty::SocketAddr, "\"127.0.0.1:7070\""),
         optional("data_dir", Ty::String, "\"rampart-data\""),
@@ -133,7 +133,7 @@ pub(crate) static SERVER: Table = Table {
 };
 
 pub(crate) static SERVICE: Table = Table {
-    name: "[[service]]",
+    name: "in [[service]]",
     keys: &[
         required("name", Ty::String, "\"web\""),
         required("listen", Ty::SocketAddr, "\"127.0.0.1:8080\""),
@@ -154,7 +154,7 @@ pub(crate) static SERVICE: Table = Table {
 };
 
 pub(crate) static BACKEND: Tagged = Tagged {
-    name: "[service.backend]",
+    name: "in [service.backend]",
     what: "backend kind",
     common: &[],
     variants: &[
@@ -188,7 +188,7 @@ pub(crate) static BACKEND: Tagged = Tagged {
 };
 
 pub(crate) static STRATEGY: Table = Table {
-    name: "[service.strategy]",
+    name: "in [service.strategy]",
     keys: &[
         optional(
             "steps",
@@ -203,7 +203,7 @@ pub(crate) static STRATEGY: Table = Table {
 };
 
 pub(crate) static STEP: Table = Table {
-    name: "a strategy step",
+    name: "in a strategy step",
     keys: &[
         required("weight", Ty::Number, "5"),
         required("hold", Ty::Duration, "\"30s\""),
@@ -211,7 +211,7 @@ pub(crate) static STEP: Table = Table {
 };
 
 pub(crate) static ANALYSIS: Table = Table {
-    name: "[service.analysis]",
+    name: "in [service.analysis]",
     keys: &[
         optional("interval", Ty::Duration, "\"10s\""),
         optional(
@@ -232,7 +232,7 @@ pub(crate) static ANALYSIS: Table = Table {
 };
 
 pub(crate) static ROUTER: Table = Table {
-    name: "[service.router]",
+    name: "in [service.router]",
     keys: &[
         optional("connect_timeout", Ty::Duration, "\"2s\""),
         optional("request_timeout", Ty::Duration, "\"30s\""),
@@ -246,7 +246,7 @@ pub(crate) static ROUTER: Table = Table {
 };
 
 pub(crate) static CHECK: Tagged = Tagged {
-    name: "[[service.check]]",
+    name: "in [[service.check]]",
     what: "check kind",
     common: &[
         required("name", Ty::String, "\"smoke\""),

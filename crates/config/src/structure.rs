@@ -31,7 +31,8 @@ struct Walker<'s> {
     findings: Vec<Finding>,
 }
 
-/// Where a value sits, for messages: "`listen` in [server]".
+/// Where a value sits, for messages: "`listen` in [server]" (`table` carries its
+/// preposition).
 struct Place<'a> {
     key: &'a str,
     table: &'a str,
@@ -42,9 +43,9 @@ struct Place<'a> {
 impl Place<'_> {
     fn describe(&self) -> String {
         if self.in_list {
-            format!("an item of `{}` in {}", self.key, self.table)
+            format!("an item of `{}` {}", self.key, self.table)
         } else {
-            format!("`{}` in {}", self.key, self.table)
+            format!("`{}` {}", self.key, self.table)
         }
     }
 }
@@ -93,7 +94,7 @@ impl Walker<'_> {
                 self.findings.push(
                     Finding::new(
                         span.clone(),
-                        format!("missing key `{}` in {table_name}", key.name),
+                        format!("missing key `{}` {table_name}", key.name),
                         format!("this table has no `{}`", key.name),
                     )
                     .help(format!("add `{} = {}`", key.name, key.example)),
@@ -123,7 +124,7 @@ impl Walker<'_> {
         self.findings.push(
             Finding::new(
                 name.span(),
-                format!("unknown key `{typed}` in {table_name}"),
+                format!("unknown key `{typed}` {table_name}"),
                 "unknown key",
             )
             .help(help),
@@ -233,7 +234,7 @@ impl Walker<'_> {
             self.findings.push(
                 Finding::new(
                     span.clone(),
-                    format!("missing key `{TAG}` in {}", schema.name),
+                    format!("missing key `{TAG}` {}", schema.name),
                     format!("this table has no `{TAG}`"),
                 )
                 .help(format!(
@@ -249,7 +250,7 @@ impl Walker<'_> {
             self.findings.push(
                 Finding::new(
                     tag.span(),
-                    format!("wrong type for `{TAG}` in {}", schema.name),
+                    format!("wrong type for `{TAG}` {}", schema.name),
                     format!(
                         "expected one of the strings {listing}, found {}",
                         found(tag.get_ref())
@@ -298,30 +299,42 @@ impl Walker<'_> {
         let found = found(value.get_ref());
         let raw = self.source.get(value.span()).unwrap_or_default();
         let key = place.key;
+        // In a list the value stands alone; elsewhere it is shown with its key.
+        let assign = |value: &str| {
+            if place.in_list {
+                value.to_string()
+            } else {
+                format!("{key} = {value}")
+            }
+        };
         let help = match (ty, value.get_ref()) {
             (Ty::Duration, DeValue::Integer(_) | DeValue::Float(_)) => Some(format!(
-                "a bare number has no unit; write `{key} = \"{raw}s\"` for {raw} seconds"
+                "a bare number has no unit; write `{}` for {raw} seconds",
+                assign(&format!("\"{raw}s\""))
             )),
-            (Ty::Integer { .. }, DeValue::String(text)) if text.parse::<i64>().is_ok() => {
-                Some(format!("write the number without quotes: `{key} = {text}`"))
-            }
-            (Ty::Number, DeValue::String(text)) if text.parse::<f64>().is_ok() => {
-                Some(format!("write the number without quotes: `{key} = {text}`"))
-            }
+            (Ty::Integer { .. }, DeValue::String(text)) if text.parse::<i64>().is_ok() => Some(
+                format!("write the number without quotes: `{}`", assign(text)),
+            ),
+            (Ty::Number, DeValue::String(text)) if text.parse::<f64>().is_ok() => Some(format!(
+                "write the number without quotes: `{}`",
+                assign(text)
+            )),
             (Ty::Bool, DeValue::String(text))
                 if text.as_ref() == "true" || text.as_ref() == "false" =>
             {
-                Some(format!("write it without quotes: `{key} = {text}`"))
+                Some(format!("write it without quotes: `{}`", assign(text)))
             }
             (
                 Ty::String | Ty::SocketAddr | Ty::Duration,
                 DeValue::Integer(_) | DeValue::Float(_) | DeValue::Boolean(_),
-            ) => Some(format!("put it in quotes: `{key} = \"{raw}\"`")),
+            ) => Some(format!(
+                "put it in quotes: `{}`",
+                assign(&format!("\"{raw}\""))
+            )),
             (Ty::Tables(_), DeValue::Table(_)) => Some(format!(
                 "write [[{}]] with double brackets, once per item",
                 self.path.join(".")
             )),
-            _ if place.in_list => None,
             _ => Some(format!("write it like `{key} = {}`", place.example)),
         };
         self.findings.push(

@@ -51,6 +51,7 @@ macro_rules! golden_cases {
 
 golden_cases!(
     toml_syntax_error,
+    unquoted_text,
     unknown_key_suggestion,
     unknown_key_no_match,
     unknown_backend_kind,
