@@ -50,9 +50,9 @@ mod tests {
     use super::*;
 
     fn help_for(source: &str) -> Option<String> {
-        let error = toml::de::DeTable::parse(source)
-            .err()
-            .expect("invalid TOML");
+        let Err(error) = toml::de::DeTable::parse(source) else {
+            panic!("expected invalid TOML: {source}");
+        };
         finding(source, &error).help
     }
 
