@@ -1,5 +1,6 @@
 //! The contract every backend fulfils, and the values it speaks in.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -56,6 +57,9 @@ pub struct VersionSpec {
     /// Static backend only: the upstreams of this version, named by the deploy. Empty
     /// means "from the config".
     pub addresses: Vec<SocketAddr>,
+    /// Process backend: environment for this version's instances, on top of the
+    /// configured `env` (a deploy may set release-specific settings).
+    pub env: BTreeMap<String, String>,
 }
 
 impl VersionSpec {
@@ -64,7 +68,13 @@ impl VersionSpec {
             version: version.into(),
             instances,
             addresses: Vec::new(),
+            env: BTreeMap::new(),
         }
+    }
+
+    pub fn with_env(mut self, env: BTreeMap<String, String>) -> Self {
+        self.env = env;
+        self
     }
 
     pub fn with_addresses(mut self, addresses: Vec<SocketAddr>) -> Self {

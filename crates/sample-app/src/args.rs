@@ -2,7 +2,9 @@ use std::net::SocketAddr;
 
 use crate::SampleAppError;
 
-/// Command-line arguments of the sample app (`rampart sample-app ...`).
+/// Command-line arguments of the sample app (`rampart sample-app ...`). The fault
+/// knobs also read `SAMPLE_APP_*` environment variables, so a deploy can set them per
+/// release without changing the command template.
 #[derive(Debug, Clone, PartialEq, clap::Args)]
 pub struct SampleAppArgs {
     /// Address to listen on.
@@ -14,19 +16,19 @@ pub struct SampleAppArgs {
     #[arg(long = "version", value_name = "V", default_value = "v1")]
     pub app_version: String,
     /// Fraction of requests (0.0..=1.0) answered with 500.
-    #[arg(long, value_name = "F", default_value_t = 0.0, value_parser = parse_fraction)]
+    #[arg(long, env = "SAMPLE_APP_ERROR_RATE", value_name = "F", default_value_t = 0.0, value_parser = parse_fraction)]
     pub error_rate: f64,
     /// Added to every request except /healthz, in milliseconds.
-    #[arg(long, value_name = "N", default_value_t = 0)]
+    #[arg(long, env = "SAMPLE_APP_LATENCY_MS", value_name = "N", default_value_t = 0)]
     pub latency_ms: u64,
     /// Up to this many extra milliseconds, uniformly random per request.
-    #[arg(long, value_name = "N", default_value_t = 0)]
+    #[arg(long, env = "SAMPLE_APP_LATENCY_JITTER_MS", value_name = "N", default_value_t = 0)]
     pub latency_jitter_ms: u64,
     /// After N requests, every request (except /healthz) answers 500.
-    #[arg(long, value_name = "N")]
+    #[arg(long, env = "SAMPLE_APP_FAIL_AFTER", value_name = "N")]
     pub fail_after: Option<u64>,
     /// After N requests, the process exits with code 3.
-    #[arg(long, value_name = "N")]
+    #[arg(long, env = "SAMPLE_APP_CRASH_AFTER", value_name = "N")]
     pub crash_after: Option<u64>,
     /// Seed for the error-injection random numbers; random per process when absent.
     #[arg(long, value_name = "N")]

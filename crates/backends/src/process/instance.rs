@@ -258,13 +258,14 @@ impl Supervisor {
     /// the process group is gone before this returns.
     async fn launch(&mut self) -> Result<Running, LaunchError> {
         let config = &self.shared.config;
-        let (command, line) = command::build(
+        let (mut command, line) = command::build(
             config,
             &self.shared.service,
             &self.version,
             self.addr,
             self.index,
         );
+        command.envs(self.shared.version_env(&self.version));
         let mut child = self.shared.spawner.spawn(command).await.map_err(|source| {
             LaunchError::Failed(BackendError::Spawn {
                 instance: self.id.clone(),

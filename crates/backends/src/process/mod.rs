@@ -56,9 +56,15 @@ pub(crate) struct Shared {
     events: broadcast::Sender<BackendEvent>,
     /// version → instance index → instance.
     versions: Mutex<BTreeMap<String, BTreeMap<u32, InstanceHandle>>>,
+    /// version → the deploy's extra environment, kept for restarts and scale-ups.
+    version_env: Mutex<BTreeMap<String, BTreeMap<String, String>>>,
 }
 
 impl Shared {
+    pub(crate) fn version_env(&self, version: &str) -> BTreeMap<String, String> {
+        lock(&self.version_env).get(version).cloned().unwrap_or_default()
+    }
+
     fn snapshot(&self, version: &str) -> Vec<Instance> {
         lock(&self.versions)
             .get(version)
@@ -134,6 +140,7 @@ impl ProcessBackend {
                 spawner,
                 events: broadcast::channel(EVENT_CAPACITY).0,
                 versions: Mutex::new(BTreeMap::new()),
+                version_env: Mutex::new(BTreeMap::new()),
             }),
             version_locks: Mutex::new(HashMap::new()),
             closed: AtomicBool::new(false),
@@ -192,9 +199,11 @@ impl ProcessBackend {
             return self.resize(&version, spec.instances).await;
         }
         lock(&self.shared.versions).insert(version.clone(), BTreeMap::new());
+        lock(&self.shared.version_env).insert(version.clone(), spec.env);
         let indices: Vec<u32> = (0..spec.instances).collect();
         if let Err(err) = self.add_instances(&version, &indices).await {
             lock(&self.shared.versions).remove(&version);
+            lock(&self.shared.version_env).remove(&version);
             return Err(err);
         }
         self.shared.emit(&version, BackendEventKind::Started);
@@ -295,6 +304,7 @@ impl ProcessBackend {
     async fn stop_version(&self, version: &str) -> Result<(), BackendError> {
         let _version_guard = self.lock_version(version).await;
         let removed = lock(&self.shared.versions).remove(version);
+        lock(&self.shared.version_env).remove(version);
         let Some(instances) = removed else {
             return Ok(());
         };
