@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use http::header::{self, HeaderValue};
 use http::request::Parts;
+use http::uri::{PathAndQuery, Scheme};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body::Body as _;
 use hyper::body::Incoming;
@@ -19,7 +20,7 @@ use crate::problem::Problem;
 use crate::service::ServiceState;
 use crate::sticky;
 use crate::table::{ActiveTable, SetKind};
-use crate::upstream::InFlight;
+use crate::upstream::{InFlight, Upstream};
 
 /// How an attempt to get a response head from an upstream failed.
 enum Failure {
@@ -156,26 +157,25 @@ pub(crate) async fn handle(
     let retry_parts = retry_possible.then(|| clone_parts(&parts));
     let first = send(
         &state,
-        &parts,
+        parts,
         ForwardBody::Client(body),
-        in_flight.upstream().addr,
+        in_flight.upstream(),
     )
     .await;
-    let (set, in_flight, outcome) = match first {
-        Err(failure) if failure.retryable(idempotent) && retry_parts.is_some() => {
+    let (set, in_flight, outcome) = match (first, retry_parts) {
+        (Err(failure), Some(parts)) if failure.retryable(idempotent) => {
             state.upstream_failed(set, in_flight.upstream(), now_ms);
             let failed = in_flight.upstream().addr;
             drop(in_flight);
             match begin_on(&table, set.kind, now_ms, Some(failed)) {
                 Begin::Started(retry_kind, retry_in_flight) => {
                     let retry_set = table.set(retry_kind).unwrap_or(&table.stable);
-                    let parts = retry_parts.unwrap_or_else(|| clone_parts(&parts));
                     tracing::debug!(service = %state.name, instance = %failed, retry = %retry_in_flight.upstream().addr, "retrying on another instance");
                     let second = send(
                         &state,
-                        &parts,
+                        parts,
                         ForwardBody::Empty,
-                        retry_in_flight.upstream().addr,
+                        retry_in_flight.upstream(),
                     )
                     .await;
                     (retry_set, retry_in_flight, second)
@@ -187,7 +187,7 @@ pub(crate) async fn handle(
                 }
             }
         }
-        other => (set, in_flight, other),
+        (other, _) => (set, in_flight, other),
     };
 
     let mut response = match outcome {
@@ -295,19 +295,19 @@ fn clone_parts(parts: &Parts) -> Parts {
 /// response head, bounded by the service's request timeout.
 async fn send(
     state: &ServiceState,
-    parts: &Parts,
+    mut parts: Parts,
     body: ForwardBody,
-    addr: SocketAddr,
+    upstream: &Upstream,
 ) -> Result<Response<Incoming>, Failure> {
-    let path = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-    let uri: Uri = format!("http://{addr}{path}")
-        .parse()
-        .map_err(|e: http::uri::InvalidUri| Failure::Other(e.to_string()))?;
-    let mut request = Request::new(body);
-    *request.method_mut() = parts.method.clone();
-    *request.uri_mut() = uri;
-    *request.version_mut() = Version::HTTP_11;
-    *request.headers_mut() = parts.headers.clone();
+    let mut uri = std::mem::take(&mut parts.uri).into_parts();
+    uri.scheme = Some(Scheme::HTTP);
+    uri.authority = Some(upstream.authority.clone());
+    if uri.path_and_query.is_none() {
+        uri.path_and_query = Some(PathAndQuery::from_static("/"));
+    }
+    parts.uri = Uri::from_parts(uri).map_err(|e| Failure::Other(e.to_string()))?;
+    parts.version = Version::HTTP_11;
+    let request = Request::from_parts(parts, body);
     let timeout = state.settings.request_timeout.get();
     match tokio::time::timeout(timeout, state.client.request(request)).await {
         Err(_) => Err(Failure::Timeout),

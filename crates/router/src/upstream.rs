@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
+use http::uri::Authority;
 use rampart_core::Timestamp;
 use serde::Serialize;
 use tokio::sync::{Notify, watch};
@@ -46,6 +47,8 @@ pub struct DrainReport {
 #[derive(Debug)]
 pub(crate) struct Upstream {
     pub(crate) addr: SocketAddr,
+    /// `addr` as a URI authority, built once rather than per request.
+    pub(crate) authority: Authority,
     in_flight: AtomicU64,
     state: AtomicU8,
     consecutive_failures: AtomicU32,
@@ -60,6 +63,7 @@ impl Upstream {
     pub(crate) fn new(addr: SocketAddr) -> Arc<Self> {
         Arc::new(Self {
             addr,
+            authority: authority_of(addr),
             in_flight: AtomicU64::new(0),
             state: AtomicU8::new(ACTIVE),
             consecutive_failures: AtomicU32::new(0),
@@ -189,6 +193,12 @@ impl Upstream {
     pub(crate) fn drain_report(&self) -> Option<DrainReport> {
         self.drained.borrow().clone()
     }
+}
+
+fn authority_of(addr: SocketAddr) -> Authority {
+    // A socket address always prints as a valid authority ("1.2.3.4:80", "[::1]:80").
+    Authority::try_from(addr.to_string().as_str())
+        .unwrap_or_else(|_| Authority::from_static("invalid.upstream"))
 }
 
 /// One request in flight on an instance; dropping it ends the request.

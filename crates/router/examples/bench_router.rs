@@ -1,0 +1,59 @@
+//! The router as `bench/router.sh` measures it: one service, a 90/10 split between a
+//! stable and a canary instance.
+//!
+//! `bench_router LISTEN STABLE_ADDR CANARY_ADDR [metrics-on|metrics-off]`
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rampart_core::SystemClock;
+use rampart_router::{Router, ServiceRoute, UpstreamSet};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // BENCH_ROUTER_THREADS=N sets the worker threads (default: one per core).
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = std::env::var("BENCH_ROUTER_THREADS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+    {
+        runtime.worker_threads(threads);
+    }
+    runtime.enable_all().build()?.block_on(run())
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [listen, stable, canary, rest @ ..] = args.as_slice() else {
+        return Err(
+            "usage: bench_router LISTEN STABLE_ADDR CANARY_ADDR [metrics-on|metrics-off]".into(),
+        );
+    };
+    let metrics_on = rest.first().is_none_or(|m| m != "metrics-off");
+    let route = ServiceRoute {
+        name: "bench".into(),
+        listen: listen.parse()?,
+        settings: Default::default(),
+        stable: UpstreamSet::new("v1", vec![stable.parse()?]),
+        canary: Some(UpstreamSet::new("v2", vec![canary.parse()?])),
+        canary_weight: 10.0,
+    };
+    let router = Router::start(vec![route], Arc::new(SystemClock)).await?;
+    if let Some(service) = router.service("bench") {
+        service.set_metrics_enabled(metrics_on);
+        eprintln!(
+            "bench_router on {} (metrics {})",
+            service.listen_addr(),
+            if metrics_on { "on" } else { "off" }
+        );
+    }
+    tokio::signal::ctrl_c().await?;
+    if let Some(service) = router.service("bench") {
+        let window = service.window(Duration::from_secs(600));
+        eprintln!(
+            "last 10 min: stable {} requests, canary {} requests",
+            window.stable.requests, window.canary.requests
+        );
+    }
+    router.shutdown(Duration::from_secs(1)).await;
+    Ok(())
+}
