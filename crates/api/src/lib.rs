@@ -6,6 +6,7 @@ pub mod auth_limiter;
 pub mod health;
 pub mod http_metrics;
 pub mod openapi;
+pub mod probes;
 pub mod problem;
 pub mod routes;
 pub mod state;
@@ -37,6 +38,23 @@ pub fn app(state: AppState) -> (axum::Router, utoipa::openapi::OpenApi) {
             routes::tokens::create_token
         ))
         .routes(routes!(routes::tokens::revoke_token))
+        .routes(routes!(
+            routes::traffic::get_traffic,
+            routes::traffic::put_traffic
+        ))
+        .routes(routes!(
+            routes::deployments::create_deployment,
+            routes::deployments::list_service_deployments
+        ))
+        .routes(routes!(routes::deployments::list_deployments))
+        .routes(routes!(routes::deployments::get_deployment))
+        .routes(routes!(routes::deployments::service_status))
+        .routes(routes!(routes::deployments::promote))
+        .routes(routes!(routes::deployments::pause))
+        .routes(routes!(routes::deployments::resume))
+        .routes(routes!(routes::deployments::abort))
+        .routes(routes!(routes::deployments::rollback))
+        .routes(routes!(routes::deployments::validate))
         .routes(routes!(openapi::openapi_json))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

@@ -20,6 +20,8 @@ use utoipa::{Modify, OpenApi};
         (name = "services", description = "Configured services"),
         (name = "audit", description = "The hash-chained audit log"),
         (name = "tokens", description = "API tokens (admin)"),
+        (name = "traffic", description = "The stable/canary split of a service"),
+        (name = "deployments", description = "Rollouts and operator actions"),
         (name = "meta", description = "This document"),
     )
 )]

@@ -22,6 +22,7 @@ pub struct AppState {
     pub auth_limiter: Arc<AuthFailureLimiter>,
     pub clock: Arc<dyn Clock>,
     pub probes: Arc<Vec<Box<dyn ReadinessProbe>>>,
+    pub engine: rampart_engine::Engine,
 }
 
 impl AppState {

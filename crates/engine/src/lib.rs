@@ -1,3 +1,22 @@
-//! rampart engine
+//! The controller loops: validation, canary steps, analysis, promotion and rollback,
+//! crash recovery. Level-triggered: every decision comes from `rampart-core`'s state
+//! machine and judges; this crate commits each new state to the store, then acts on
+//! it through the router and the backends.
 
+mod controller;
+mod engine;
+mod error;
+mod record;
+mod service;
+mod settings;
+mod shared;
 pub mod validation;
+mod views;
+
+pub use engine::{DeployRequest, Engine, LIVE_WINDOW, Operation, TrafficChange, system_actor};
+pub use error::EngineError;
+pub use record::{DeploymentKind, DeploymentRecord};
+pub use shared::{EngineEvent, EngineEventKind};
+pub use views::{
+    ActiveRolloutView, DeploymentDetail, DeploymentSummary, LiveNumbers, ServiceStatus, SetNumbers,
+};

@@ -33,14 +33,20 @@ fn to_classic_text(open_metrics: &str) -> String {
         {
             let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
             if counters.contains(&name) {
-                let kind = if line.starts_with("# HELP ") { "HELP" } else { "TYPE" };
+                let kind = if line.starts_with("# HELP ") {
+                    "HELP"
+                } else {
+                    "TYPE"
+                };
                 out.push_str(&format!("# {kind} {name}_total {tail}\n"));
                 continue;
             }
         }
         let sample_name = line.split(['{', ' ']).next().unwrap_or("");
         if sample_name.ends_with("_created")
-            && counters.iter().any(|c| sample_name == format!("{c}_created"))
+            && counters
+                .iter()
+                .any(|c| sample_name == format!("{c}_created"))
         {
             continue;
         }
@@ -62,7 +68,10 @@ mod tests {
         metrics.observe_request("/api/v1/services", "GET", 200);
         metrics.auth_failure("missing");
         let text = render(&registry).expect("render");
-        assert!(text.contains("# TYPE rampart_http_requests_total counter\n"), "{text}");
+        assert!(
+            text.contains("# TYPE rampart_http_requests_total counter\n"),
+            "{text}"
+        );
         assert!(text.contains(
             "rampart_http_requests_total{route=\"/api/v1/services\",method=\"GET\",status=\"200\"} 1\n"
         ));

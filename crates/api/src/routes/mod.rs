@@ -1,5 +1,7 @@
 //! `/api/v1` handlers, one file per resource.
 
 pub mod audit;
+pub mod deployments;
 pub mod services;
 pub mod tokens;
+pub mod traffic;

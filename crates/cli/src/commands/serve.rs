@@ -1,5 +1,8 @@
 //! `rampart serve`: everything a deployment needs, in one process.
 
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -7,9 +10,13 @@ use anyhow::Context;
 use prometheus_client::registry::Registry;
 use rampart_api::AppState;
 use rampart_api::auth_limiter::AuthFailureLimiter;
+use rampart_api::health::ReadinessProbe;
+use rampart_api::probes::ServiceRoutingProbe;
 use rampart_core::{Clock, SystemClock};
+use rampart_engine::Engine;
 use rampart_store::{NewAuditEvent, Store};
 use rampart_telemetry::ServerMetrics;
+use tokio::sync::oneshot;
 
 use crate::cli::ServeArgs;
 use crate::commands::bootstrap::{SYSTEM_ACTOR, ensure_admin_token};
@@ -18,14 +25,40 @@ use crate::shutdown::shutdown_signal;
 
 /// Failed authentications allowed per client address per minute.
 const AUTH_FAILURES_PER_MINUTE: u32 = 20;
+/// How long requests in flight may finish when rampart stops.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// What a caller of [`run_server`] learns once everything listens.
+#[derive(Debug, Clone)]
+pub struct Ready {
+    pub api: SocketAddr,
+    pub admin_token: Option<String>,
+    pub data_dir: std::path::PathBuf,
+}
 
 pub async fn run(args: ServeArgs) -> CliResult {
-    // Nothing starts until the whole config is known to be good.
-    let config = rampart_config::load(&args.config).map_err(CliError::usage)?;
-    let data_dir = config.server.data_dir.clone();
-    let store = Store::open(&data_dir)?;
+    run_server(&args.config, shutdown_signal(), None).await
+}
 
-    if let Some(secret) = ensure_admin_token(&store, &data_dir)? {
+/// Loads the config, opens the store, starts services, routers and the API, and
+/// serves until `shutdown` resolves.
+pub async fn run_server(
+    config_path: &Path,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    ready: Option<oneshot::Sender<Ready>>,
+) -> CliResult {
+    // Nothing starts until the whole config is known to be good.
+    let config = rampart_config::load(config_path).map_err(CliError::usage)?;
+    let data_dir = config.server.data_dir.clone();
+    let base_dir = config_path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let store = Store::open(&data_dir)?;
+    let quiet = ready.is_some();
+
+    let new_admin_token = ensure_admin_token(&store, &data_dir)?;
+    if let (Some(secret), false) = (&new_admin_token, quiet) {
         println!(
             "created the first admin token (shown once; also saved to {}):",
             data_dir.join("admin.token").display()
@@ -39,13 +72,19 @@ pub async fn run(args: ServeArgs) -> CliResult {
             format!(
                 "cannot listen on {} (server.listen in {}): is another process using it? choose a free address",
                 config.server.listen,
-                args.config.display()
+                config_path.display()
             )
         })?;
+    let api_addr = listener.local_addr().context("reading the API address")?;
 
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let engine = Engine::start(&config, store.clone(), clock.clone(), base_dir)
+        .await
+        .context("starting services")?;
+
     let mut registry = Registry::default();
     let metrics = ServerMetrics::register(&mut registry, env!("CARGO_PKG_VERSION"));
+    registry.register_collector(Box::new(engine.router_collector()));
 
     store.with_tx(|tx| {
         tx.append_audit(&NewAuditEvent {
@@ -54,7 +93,7 @@ pub async fn run(args: ServeArgs) -> CliResult {
             subject: "server".into(),
             details: serde_json::json!({
                 "version": env!("CARGO_PKG_VERSION"),
-                "config": args.config.display().to_string(),
+                "config": config_path.display().to_string(),
                 "listen": config.server.listen.to_string(),
                 "services": config.services.iter().map(|s| s.name.clone()).collect::<Vec<_>>(),
             }),
@@ -62,6 +101,16 @@ pub async fn run(args: ServeArgs) -> CliResult {
     })?;
     metrics.audit_written(1);
 
+    let probes: Vec<Box<dyn ReadinessProbe>> = engine
+        .service_names()
+        .into_iter()
+        .map(|service| {
+            Box::new(ServiceRoutingProbe {
+                engine: engine.clone(),
+                service,
+            }) as Box<dyn ReadinessProbe>
+        })
+        .collect();
     let state = AppState {
         store: store.clone(),
         config: Arc::new(config.clone()),
@@ -73,19 +122,37 @@ pub async fn run(args: ServeArgs) -> CliResult {
             Duration::from_secs(60),
         )),
         clock,
-        probes: Arc::new(Vec::new()),
+        probes: Arc::new(probes),
+        engine: engine.clone(),
     };
 
-    tracing::info!(listen = %config.server.listen, data_dir = %data_dir.display(), "rampart is serving");
-    println!(
-        "rampart {} serving on http://{}",
-        env!("CARGO_PKG_VERSION"),
-        config.server.listen
-    );
-    rampart_api::serve(listener, state, shutdown_signal())
-        .await
-        .context("API server failed")?;
+    tracing::info!(listen = %api_addr, data_dir = %data_dir.display(), "rampart is serving");
+    if !quiet {
+        println!(
+            "rampart {} serving the API on http://{api_addr}",
+            env!("CARGO_PKG_VERSION")
+        );
+        for service in &config.services {
+            println!(
+                "  service {} routed on http://{}",
+                service.name, service.listen
+            );
+        }
+    }
+    if let Some(ready) = ready {
+        let _ = ready.send(Ready {
+            api: api_addr,
+            admin_token: std::fs::read_to_string(data_dir.join("admin.token"))
+                .ok()
+                .map(|s| s.trim().to_string()),
+            data_dir: data_dir.clone(),
+        });
+    }
+    let served = rampart_api::serve(listener, state, shutdown).await;
 
+    // The API stopped taking requests: let the routers drain, stop the instances.
+    // Rollouts in flight stay as stored and are recovered at the next start.
+    engine.shutdown(SHUTDOWN_GRACE).await;
     store.with_tx(|tx| {
         tx.append_audit(&NewAuditEvent {
             actor: SYSTEM_ACTOR.into(),
@@ -94,6 +161,9 @@ pub async fn run(args: ServeArgs) -> CliResult {
             details: serde_json::json!({ "reason": "signal" }),
         })
     })?;
-    println!("rampart stopped");
+    served.context("API server failed")?;
+    if !quiet {
+        println!("rampart stopped");
+    }
     Ok(())
 }

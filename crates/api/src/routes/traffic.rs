@@ -1,0 +1,69 @@
+//! The traffic split of a service, by hand.
+
+use std::net::SocketAddr;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::{Extension, Json};
+use rampart_engine::TrafficChange;
+use serde::Deserialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::auth::Principal;
+use crate::problem::{ApiError, Problem};
+use crate::routes::deployments::{json_body, to_json};
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TrafficBody {
+    /// Percent of requests to the canary set, 0 to 100 (fractions allowed).
+    pub canary_weight: f64,
+    /// Replaces the canary set with these upstreams, e.g. ["127.0.0.1:9003"].
+    #[schema(value_type = Option<Vec<String>>)]
+    pub canary: Option<Vec<SocketAddr>>,
+    /// Version label of the given canary set.
+    pub version: Option<String>,
+}
+
+/// The weight, and every instance of each set with its state.
+#[utoipa::path(get, path = "/api/v1/services/{name}/traffic", tag = "traffic",
+    security(("bearer" = [])),
+    params(("name" = String, Path, description = "service name")),
+    responses((status = 200, body = Object),
+              (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub async fn get_traffic(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    to_json(&state.engine.traffic(&name)?)
+}
+
+/// Sets the split by hand (refused while a rollout owns it). Audited.
+#[utoipa::path(put, path = "/api/v1/services/{name}/traffic", tag = "traffic",
+    security(("bearer" = [])),
+    params(("name" = String, Path, description = "service name")),
+    request_body = TrafficBody,
+    responses((status = 200, body = Object),
+              (status = 400, body = Problem, content_type = "application/problem+json"),
+              (status = 409, body = Problem, content_type = "application/problem+json")))]
+pub async fn put_traffic(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(name): Path<String>,
+    body: Result<Json<TrafficBody>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let body = json_body(body)?;
+    let status = state.engine.set_traffic(
+        &name,
+        TrafficChange {
+            canary_weight: body.canary_weight,
+            canary: body.canary,
+            version: body.version,
+        },
+        &principal.token_name,
+    )?;
+    state.metrics.audit_written(1);
+    to_json(&status)
+}

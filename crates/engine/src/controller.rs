@@ -1,0 +1,653 @@
+//! The controller of one rollout: feeds the state machine its inputs, commits every
+//! new state before acting on it, and carries out the commands it returns.
+//!
+//! Short commands (set a weight, evaluate the judge) run inline. Long ones (validation,
+//! starting the canary, promotion, stopping the canary) run as one background action
+//! at a time whose result comes back as the next input; a newer long command replaces
+//! (aborts) an older one, so an abort during start-up stops what was starting.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rampart_backends::{BackendEventKind, VersionSpec};
+use rampart_core::judge::{Judge, Outcome};
+use rampart_core::rollout::{Actor, Command, Input, Phase};
+use rampart_core::{Timestamp, WindowSample};
+use rampart_router::{RouteTable, UpstreamSet};
+use rampart_store::{NewAuditEvent, NewDeploymentEvent, NewMeasurement, ValidationRunRow};
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::JoinHandle;
+
+use crate::error::EngineError;
+use crate::record::DeploymentRecord;
+use crate::service::{
+    ControllerRequest, PendingScaleDown, ServiceRuntime, ServingVersion, routable, upstream_set,
+};
+use crate::settings;
+use crate::shared::{EngineEvent, EngineEventKind, SYSTEM_ACTOR, Shared};
+use crate::validation;
+
+/// How long the controller waits at most between looks at the router's metrics.
+const OBSERVE_EVERY: Duration = Duration::from_secs(1);
+
+pub(crate) struct Controller {
+    shared: Arc<Shared>,
+    svc: Arc<ServiceRuntime>,
+    record: DeploymentRecord,
+    judge: Box<dyn Judge>,
+    sequential: bool,
+    /// Traffic up to this whole second has been fed to the judge.
+    observed_until: Timestamp,
+    requests: mpsc::Receiver<ControllerRequest>,
+    action: Option<JoinHandle<Option<Input>>>,
+    backend_events: broadcast::Receiver<rampart_backends::BackendEvent>,
+}
+
+impl Controller {
+    pub fn new(
+        shared: Arc<Shared>,
+        svc: Arc<ServiceRuntime>,
+        record: DeploymentRecord,
+        requests: mpsc::Receiver<ControllerRequest>,
+    ) -> Result<Self, EngineError> {
+        let analysis = settings::analysis_settings(&svc.config);
+        let judge = rampart_core::judge::build_judge(&analysis)
+            .map_err(|e| EngineError::InvalidRequest(format!("analysis settings: {e}")))?;
+        let backend_events = svc.backend.subscribe();
+        let now = shared.clock.now();
+        Ok(Self {
+            sequential: analysis.kind == rampart_core::judge::JudgeKind::Sequential,
+            observed_until: floor_second(now),
+            shared,
+            svc,
+            record,
+            judge,
+            requests,
+            action: None,
+            backend_events,
+        })
+    }
+
+    /// Drives the rollout until it ends (or rampart detaches), starting with `first`.
+    pub async fn run(mut self, first: Input) {
+        let mut queue = VecDeque::from([first]);
+        loop {
+            self.drain(&mut queue);
+            if self.record.rollout.is_terminal() && self.action.is_none() {
+                break;
+            }
+            let now = self.shared.clock.now();
+            let wake = self
+                .record
+                .rollout
+                .next_wakeup()
+                .map(|at| at.since(now))
+                .unwrap_or(OBSERVE_EVERY)
+                .min(until_next_second(now))
+                .max(Duration::from_millis(5));
+            tokio::select! {
+                _ = tokio::time::sleep(wake) => {
+                    self.observe();
+                    queue.push_back(Input::Tick);
+                }
+                request = self.requests.recv() => match request {
+                    Some(ControllerRequest::Operate { input, reply }) => {
+                        let result = self.apply(input).map(|follow| queue.extend(follow));
+                        let _ = reply.send(result);
+                    }
+                    Some(ControllerRequest::Detach) | None => {
+                        if let Some(action) = self.action.take() {
+                            action.abort();
+                        }
+                        tracing::info!(deployment = %self.record.id, "controller detached; the rollout resumes at the next start");
+                        return;
+                    }
+                },
+                finished = wait_action(&mut self.action) => {
+                    self.action = None;
+                    if let Some(input) = finished {
+                        queue.push_back(input);
+                    }
+                }
+                event = self.backend_events.recv() => {
+                    if let Ok(event) = event {
+                        if let Some(input) = self.canary_event(&event) {
+                            queue.push_back(input);
+                        }
+                    }
+                }
+            }
+        }
+        self.finish();
+    }
+
+    fn drain(&mut self, queue: &mut VecDeque<Input>) {
+        while let Some(input) = queue.pop_front() {
+            let action = input.action();
+            match self.apply(input) {
+                Ok(follow) => queue.extend(follow),
+                Err(EngineError::Transition(e)) => {
+                    tracing::debug!(deployment = %self.record.id, error = %e, "input not applicable: {action}");
+                }
+                Err(e) => {
+                    tracing::error!(deployment = %self.record.id, error = %e, "cannot {action}");
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        let mut state = self.svc.lock();
+        if state
+            .active
+            .as_ref()
+            .is_some_and(|a| a.id == self.record.id)
+        {
+            state.active = None;
+        }
+        state.last_record = Some(self.record.clone());
+    }
+
+    /// Feeds the state machine one input: commit the new state, then act on it.
+    /// Returns the inputs that acting produced at once.
+    fn apply(&mut self, input: Input) -> Result<Vec<Input>, EngineError> {
+        let now = self.shared.clock.now();
+        let before = self.record.rollout.clone();
+        let commands = self.record.rollout.handle(input, now)?;
+        if commands.is_empty() {
+            return Ok(Vec::new());
+        }
+        if let Err(e) = self.persist(&commands) {
+            // Not committed, so not acted on: the state stays what the store says.
+            self.record.rollout = before;
+            return Err(e);
+        }
+        self.svc.lock().last_record = Some(self.record.clone());
+        let mut follow = Vec::new();
+        for command in commands {
+            if let Some(input) = self.execute(command) {
+                follow.push(input);
+            }
+        }
+        Ok(follow)
+    }
+
+    /// The new state, its transitions' events and their audit entries in one
+    /// transaction: durable before anything is done about them.
+    fn persist(&self, commands: &[Command]) -> Result<(), EngineError> {
+        let record_json = serde_json::to_value(&self.record)
+            .map_err(|e| EngineError::InvalidRequest(format!("cannot encode the rollout: {e}")))?;
+        let id = &self.record.id;
+        let service = self.svc.name();
+        let version = &self.record.rollout.version;
+        let finished = self.record.rollout.is_terminal();
+        self.shared.store.with_tx(|tx| {
+            tx.update_deployment(id, &self.record.state_name(), &record_json, finished)?;
+            for command in commands {
+                let Command::Notify(t) = command else {
+                    continue;
+                };
+                let data = serde_json::to_value(t)?;
+                tx.append_deployment_event(&NewDeploymentEvent {
+                    deployment_id: id.clone(),
+                    kind: "transition".into(),
+                    message: format!("{} -> {}: {}", t.from.name(), t.to.name(), t.reason),
+                    data,
+                })?;
+                tx.append_audit(&NewAuditEvent {
+                    actor: actor_name(&t.actor),
+                    action: format!("deployment.{}", crate::record::state_name(&t.to)),
+                    subject: format!("service/{service}/deployment/{id}"),
+                    details: serde_json::json!({
+                        "version": version,
+                        "from": t.from.name(),
+                        "to": t.to.name(),
+                        "reason": t.reason,
+                    }),
+                })?;
+            }
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    fn execute(&mut self, command: Command) -> Option<Input> {
+        match command {
+            Command::RunValidation => {
+                self.spawn_action(run_validation(
+                    self.shared.clone(),
+                    self.svc.clone(),
+                    self.record.id.clone(),
+                ));
+                None
+            }
+            Command::CancelValidation => {
+                if let Some(action) = self.action.take() {
+                    action.abort();
+                }
+                None
+            }
+            Command::StartCanary => {
+                self.spawn_action(start_canary(self.svc.clone(), self.record.clone()));
+                None
+            }
+            Command::SetCanaryWeight { percent } => {
+                if let Err(e) = self.svc.router.set_weight(percent) {
+                    tracing::error!(error = %e, percent, "cannot set the canary weight");
+                }
+                self.shared.publish(EngineEvent {
+                    service: self.svc.name().to_string(),
+                    deployment_id: Some(self.record.id.clone()),
+                    kind: EngineEventKind::Traffic {
+                        canary_weight: percent,
+                    },
+                });
+                None
+            }
+            Command::ResetAnalysis => {
+                // The sequential judge's guarantee holds over the whole rollout only if
+                // its evidence is never thrown away; the threshold judge judges each
+                // step's window on its own.
+                if !self.sequential {
+                    self.judge.reset();
+                }
+                self.observed_until = floor_second(self.shared.clock.now());
+                None
+            }
+            Command::EvaluateAnalysis => {
+                self.observe();
+                let verdict = self.judge.evaluate(self.shared.clock.now());
+                self.record_measurement(&verdict);
+                Some(Input::Analysis(verdict))
+            }
+            Command::PromoteCanary => {
+                self.spawn_action(promote(self.svc.clone(), self.record.clone()));
+                None
+            }
+            Command::ScheduleScaleDown { version, after } => {
+                schedule_scale_down(self.shared.clone(), self.svc.clone(), version, after);
+                None
+            }
+            Command::StopCanary => {
+                self.spawn_action(stop_canary(
+                    self.svc.clone(),
+                    self.record.rollout.version.clone(),
+                ));
+                None
+            }
+            Command::OpenIncident { reason } => {
+                self.open_incident(&reason);
+                None
+            }
+            Command::Notify(transition) => {
+                tracing::info!(
+                    service = %self.svc.name(),
+                    deployment = %self.record.id,
+                    from = transition.from.name(),
+                    to = transition.to.name(),
+                    reason = %transition.reason,
+                    "rollout transition"
+                );
+                self.shared.publish(EngineEvent {
+                    service: self.svc.name().to_string(),
+                    deployment_id: Some(self.record.id.clone()),
+                    kind: EngineEventKind::Transition { transition },
+                });
+                None
+            }
+        }
+    }
+
+    fn spawn_action(
+        &mut self,
+        action: impl std::future::Future<Output = Option<Input>> + Send + 'static,
+    ) {
+        if let Some(previous) = self.action.take() {
+            previous.abort();
+        }
+        self.action = Some(tokio::spawn(action));
+    }
+
+    /// Feeds the judge every whole second of traffic it has not seen yet, while the
+    /// canary takes traffic.
+    fn observe(&mut self) {
+        let now = self.shared.clock.now();
+        let until = floor_second(now);
+        let analysing = matches!(
+            self.record.rollout.phase,
+            Phase::Progressing { .. } | Phase::Paused { .. }
+        );
+        if !analysing {
+            self.observed_until = until;
+            return;
+        }
+        // One sample per second keeps the sequential test's per-second split exact.
+        let mut start = self.observed_until;
+        while start < until {
+            let end = Timestamp(start.as_millis() + 1000);
+            let sample: WindowSample = self.svc.router.window_between(start, end);
+            self.judge.observe(&sample);
+            start = end;
+        }
+        self.observed_until = until;
+    }
+
+    fn record_measurement(&self, verdict: &rampart_core::judge::Verdict) {
+        let step = match self.record.rollout.phase {
+            Phase::Progressing { step, .. } | Phase::Paused { step, .. } => step as u32,
+            _ => 0,
+        };
+        let outcome = match verdict.outcome {
+            Outcome::Pass => "pass",
+            Outcome::Fail => "fail",
+            Outcome::Inconclusive => "inconclusive",
+        };
+        let stored = serde_json::to_value(verdict)
+            .map_err(rampart_store::StoreError::from)
+            .and_then(|json| {
+                self.shared.store.with_tx(|tx| {
+                    tx.append_measurement(&NewMeasurement {
+                        deployment_id: self.record.id.clone(),
+                        step,
+                        outcome: outcome.into(),
+                        verdict: json,
+                    })
+                })
+            });
+        if let Err(e) = stored {
+            tracing::error!(error = %e, "cannot store an analysis measurement");
+        }
+        self.shared.publish(EngineEvent {
+            service: self.svc.name().to_string(),
+            deployment_id: Some(self.record.id.clone()),
+            kind: EngineEventKind::Analysis {
+                verdict: verdict.clone(),
+            },
+        });
+    }
+
+    fn open_incident(&self, reason: &str) {
+        let now = self.shared.store.now();
+        let service = self.svc.name().to_string();
+        let id = rampart_store::new_id();
+        let title = format!(
+            "{service}: rollout of {} rolled back",
+            self.record.rollout.version
+        );
+        let result = self.shared.store.with_tx(|tx| {
+            tx.insert_incident(&rampart_store::IncidentRow {
+                id: id.clone(),
+                service: service.clone(),
+                opened_at: now,
+                updated_at: now,
+                closed_at: None,
+                status: "open".into(),
+                severity: "warning".into(),
+                title: title.clone(),
+                details: serde_json::json!({
+                    "deployment_id": self.record.id,
+                    "version": self.record.rollout.version,
+                    "reason": reason,
+                    "last_verdict": self.record.rollout.last_verdict,
+                }),
+            })?;
+            tx.append_audit(&NewAuditEvent {
+                actor: SYSTEM_ACTOR.into(),
+                action: "incident.open".into(),
+                subject: format!("service/{service}/incident/{id}"),
+                details: serde_json::json!({ "title": title, "reason": reason, "deployment_id": self.record.id }),
+            })
+        });
+        if let Err(e) = result {
+            tracing::error!(error = %e, "cannot open an incident");
+        }
+    }
+
+    /// A crash of one of the canary's instances while it takes traffic.
+    fn canary_event(&self, event: &rampart_backends::BackendEvent) -> Option<Input> {
+        if event.version != self.record.rollout.version {
+            return None;
+        }
+        match &event.kind {
+            BackendEventKind::InstanceCrashed { instance, reason } => Some(Input::CanaryCrashed {
+                reason: format!("canary instance {instance} crashed: {reason}"),
+            }),
+            BackendEventKind::InstanceRestarted { .. } | BackendEventKind::Scaled => {
+                // Keep routing to what is there now.
+                let addrs = routable(&event.instances);
+                if matches!(
+                    self.record.rollout.phase,
+                    Phase::Progressing { .. } | Phase::Paused { .. }
+                ) && !addrs.is_empty()
+                {
+                    self.svc
+                        .router
+                        .set_canary(Some(UpstreamSet::new(event.version.clone(), addrs)));
+                }
+                None
+            }
+            _ => None,
+        }
+    }
+}
+
+fn actor_name(actor: &Actor) -> String {
+    match actor {
+        Actor::System => SYSTEM_ACTOR.to_string(),
+        Actor::User(name) => name.clone(),
+    }
+}
+
+fn floor_second(t: Timestamp) -> Timestamp {
+    Timestamp(t.as_secs() * 1000)
+}
+
+fn until_next_second(now: Timestamp) -> Duration {
+    Duration::from_millis(1000 - now.as_millis() % 1000)
+}
+
+async fn wait_action(action: &mut Option<JoinHandle<Option<Input>>>) -> Option<Input> {
+    match action {
+        Some(handle) => handle.await.unwrap_or_default(),
+        None => std::future::pending().await,
+    }
+}
+
+async fn run_validation(
+    shared: Arc<Shared>,
+    svc: Arc<ServiceRuntime>,
+    deployment_id: String,
+) -> Option<Input> {
+    let result = validation::run_checks(&svc.config.checks, &shared.base_dir).await;
+    let summary = summarize_validation(&result);
+    let row = ValidationRunRow {
+        id: rampart_store::new_id(),
+        service: svc.name().to_string(),
+        deployment_id: Some(deployment_id),
+        started_at: shared.store.now(),
+        result: serde_json::to_value(&result).unwrap_or_default(),
+        can_deploy: result.can_deploy,
+    };
+    if let Err(e) = shared.store.with_tx(|tx| tx.insert_validation_run(&row)) {
+        tracing::error!(error = %e, "cannot store the validation run");
+    }
+    Some(Input::ValidationFinished {
+        can_deploy: result.can_deploy,
+        summary,
+    })
+}
+
+fn summarize_validation(result: &validation::ValidationResult) -> String {
+    let names = |list: &[validation::CheckOutcome]| {
+        list.iter()
+            .map(|c| format!("{} ({})", c.name, c.message))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut text = format!(
+        "{} passed, {} failed, {} warnings in {} ms",
+        result.passed.len(),
+        result.failed.len(),
+        result.warnings.len(),
+        result.execution_time_ms
+    );
+    if !result.failed.is_empty() {
+        text.push_str(&format!("; failed: {}", names(&result.failed)));
+    }
+    if !result.warnings.is_empty() {
+        text.push_str(&format!("; warnings: {}", names(&result.warnings)));
+    }
+    text
+}
+
+async fn start_canary(svc: Arc<ServiceRuntime>, record: DeploymentRecord) -> Option<Input> {
+    let version = record.rollout.version.clone();
+    let spec = if svc.is_static() {
+        VersionSpec::new(version.clone(), record.addresses.len() as u32)
+            .with_addresses(record.addresses.clone())
+    } else {
+        let count = settings::canary_instances(&svc.config, svc.full_instances());
+        VersionSpec::new(version.clone(), count).with_env(record.env.clone())
+    };
+    match svc.backend.start(spec).await {
+        Ok(instances) => {
+            // Weight 0 first, so the new set takes no traffic before its first step.
+            if let Err(e) = svc.router.set_weight(0.0) {
+                tracing::error!(error = %e, "cannot zero the canary weight");
+            }
+            svc.router
+                .set_canary(Some(UpstreamSet::new(version, routable(&instances))));
+            Some(Input::InstancesReady)
+        }
+        Err(e) => Some(Input::InstancesFailed {
+            reason: e.to_string(),
+        }),
+    }
+}
+
+async fn promote(svc: Arc<ServiceRuntime>, record: DeploymentRecord) -> Option<Input> {
+    let version = record.rollout.version.clone();
+    let addresses = if svc.is_static() {
+        record.addresses.clone()
+    } else {
+        let full = svc.full_instances();
+        let running = !svc.backend.instances(&version).is_empty();
+        let result = if running {
+            svc.backend.scale(&version, full).await
+        } else {
+            svc.backend
+                .start(VersionSpec::new(version.clone(), full).with_env(record.env.clone()))
+                .await
+        };
+        match result {
+            Ok(instances) => routable(&instances),
+            Err(e) => {
+                // Promote with what runs rather than not at all: the canary passed.
+                tracing::warn!(error = %e, "could not bring the new version to full size; promoting with the instances that run");
+                routable(&svc.backend.instances(&version))
+            }
+        }
+    };
+    if addresses.is_empty() {
+        return Some(Input::CanaryCrashed {
+            reason: format!("no instance of {version} is running to promote"),
+        });
+    }
+    let new_stable = ServingVersion {
+        version: version.clone(),
+        addresses: addresses.clone(),
+    };
+    let swapped = svc.router.swap(RouteTable {
+        stable: upstream_set(&new_stable),
+        canary: None,
+        canary_weight: 0.0,
+    });
+    if let Err(e) = swapped {
+        tracing::error!(error = %e, "cannot route the promoted version");
+        return None;
+    }
+    let mut state = svc.lock();
+    let old = std::mem::replace(&mut state.stable, new_stable);
+    state.previous = Some(old);
+    Some(Input::PromotionDone)
+}
+
+async fn stop_canary(svc: Arc<ServiceRuntime>, version: String) -> Option<Input> {
+    let _ = svc.router.set_weight(0.0);
+    let draining = svc.router.set_canary(None);
+    for addr in draining {
+        let _ = svc.router.wait_drained(addr).await;
+    }
+    if let Err(e) = svc.backend.stop(&version).await {
+        tracing::error!(error = %e, %version, "cannot stop the canary");
+    }
+    Some(Input::RollbackDone)
+}
+
+/// Keeps the previous version running for `after`, so a rollback in that window is a
+/// routing change, then stops it.
+pub(crate) fn schedule_scale_down(
+    shared: Arc<Shared>,
+    svc: Arc<ServiceRuntime>,
+    version: String,
+    after: Duration,
+) {
+    let previous = svc.lock().previous.clone();
+    let Some(previous) = previous.filter(|p| p.version == version) else {
+        return;
+    };
+    let task_svc = svc.clone();
+    let task = tokio::spawn(async move {
+        tokio::time::sleep(after).await;
+        stop_version(
+            &shared,
+            &task_svc,
+            &version,
+            "scale-down delay after promotion ended",
+        )
+        .await;
+        task_svc.lock().scale_down = None;
+    });
+    let mut state = svc.lock();
+    if let Some(old) = state.scale_down.replace(PendingScaleDown {
+        version: previous,
+        task,
+    }) {
+        old.task.abort();
+    }
+}
+
+pub(crate) async fn stop_version(
+    shared: &Shared,
+    svc: &ServiceRuntime,
+    version: &str,
+    reason: &str,
+) {
+    if svc.is_static() {
+        // rampart does not own static upstreams; it only stops routing to them.
+        let _ = svc.backend.stop(version).await;
+    } else if let Err(e) = svc.backend.stop(version).await {
+        tracing::error!(error = %e, %version, "cannot stop the previous version");
+        return;
+    }
+    let service = svc.name().to_string();
+    let audit = shared.store.with_tx(|tx| {
+        tx.append_audit(&NewAuditEvent {
+            actor: SYSTEM_ACTOR.into(),
+            action: "version.stop".into(),
+            subject: format!("service/{service}/version/{version}"),
+            details: serde_json::json!({ "reason": reason }),
+        })
+    });
+    if let Err(e) = audit {
+        tracing::error!(error = %e, "cannot audit stopping a version");
+    }
+    shared.publish(EngineEvent {
+        service,
+        deployment_id: None,
+        kind: EngineEventKind::VersionStopped {
+            version: version.to_string(),
+        },
+    });
+}

@@ -1,0 +1,932 @@
+//! The engine's front door: start every service, accept deployments and operator
+//! actions, answer status questions, and recover after a restart.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rampart_backends::{Backend, BackendEvent, VersionSpec};
+use rampart_config::{BackendConfig, Config, RestartPolicy, ServiceConfig};
+use rampart_core::Clock;
+use rampart_core::rollout::{Actor, Input, Phase, RecoveryPolicy, Rollout, Transition};
+use rampart_router::{
+    RouteTable, Router, RouterCollector, ServiceRoute, TrafficStatus, UpstreamSet,
+};
+use rampart_store::{DeploymentRow, NewAuditEvent, Store, ValidationRunRow};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::controller::{Controller, stop_version};
+use crate::error::EngineError;
+use crate::record::{DeploymentKind, DeploymentRecord};
+use crate::service::{
+    ActiveRollout, ControllerRequest, ServiceRuntime, ServingVersion, routable, upstream_set,
+};
+use crate::settings;
+use crate::shared::{EngineEvent, SYSTEM_ACTOR, Shared};
+use crate::validation::{self, ValidationResult};
+use crate::views::{
+    ActiveRolloutView, DeploymentDetail, DeploymentSummary, LiveNumbers, ServiceStatus, SetNumbers,
+    summary_of,
+};
+
+/// How far back the live numbers in a status look.
+pub const LIVE_WINDOW: Duration = Duration::from_secs(10);
+
+/// A request to deploy a version.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DeployRequest {
+    pub version: String,
+    /// Static backend: where the new version runs.
+    #[serde(default)]
+    pub canary: Vec<SocketAddr>,
+    /// Process backend: extra environment for the new version's instances.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// An operator's action on a service's rollout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Operation {
+    Promote,
+    Pause,
+    Resume,
+    Abort,
+    Rollback,
+}
+
+impl Operation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Promote => "promote",
+            Operation::Pause => "pause",
+            Operation::Resume => "resume",
+            Operation::Abort => "abort",
+            Operation::Rollback => "rollback",
+        }
+    }
+}
+
+/// A manual change of a service's traffic split.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct TrafficChange {
+    pub canary_weight: f64,
+    /// Replaces the canary set with these upstreams.
+    #[serde(default)]
+    pub canary: Option<Vec<SocketAddr>>,
+    /// Version label of the given canary set (default `canary`).
+    #[serde(default)]
+    pub version: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    shared: Arc<Shared>,
+    services: BTreeMap<String, Arc<ServiceRuntime>>,
+    router: Mutex<Option<Router>>,
+    collector: RouterCollector,
+    watchers: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Engine {
+    /// Starts every service's stable version and router, then recovers the rollouts
+    /// that were in flight when rampart last stopped (see `server.on_restart`).
+    pub async fn start(
+        config: &Config,
+        store: Store,
+        clock: Arc<dyn Clock>,
+        base_dir: PathBuf,
+    ) -> Result<Engine, EngineError> {
+        let shared = Arc::new(Shared {
+            store,
+            clock: clock.clone(),
+            events: broadcast::channel(1024).0,
+            base_dir,
+            on_restart: match config.server.on_restart {
+                RestartPolicy::Rollback => RecoveryPolicy::Rollback,
+                RestartPolicy::Resume => RecoveryPolicy::Resume,
+            },
+        });
+        let data_dir = config.server.data_dir.clone();
+
+        let mut prepared = Vec::new();
+        for service in &config.services {
+            let backend = rampart_backends::build(service, &data_dir)?;
+            let (stable, previous) = serving_versions(&shared.store, service)?;
+            let stable = start_stable(service, backend.as_ref(), stable).await?;
+            prepared.push((service.clone(), backend, stable, previous));
+        }
+
+        let routes = prepared
+            .iter()
+            .map(|(service, _, stable, _)| ServiceRoute {
+                name: service.name.clone(),
+                listen: service.listen,
+                settings: service.router.clone(),
+                stable: upstream_set(stable),
+                canary: None,
+                canary_weight: 0.0,
+            })
+            .collect();
+        let router = match Router::start(routes, clock).await {
+            Ok(router) => router,
+            Err(e) => {
+                for (_, backend, _, _) in &prepared {
+                    backend.shutdown().await;
+                }
+                return Err(e.into());
+            }
+        };
+
+        let mut services = BTreeMap::new();
+        let mut watchers = Vec::new();
+        for (service, backend, stable, previous) in prepared {
+            let handle = router.service(&service.name).ok_or_else(|| {
+                EngineError::InvalidRequest(format!("router lost service {}", service.name))
+            })?;
+            let runtime = Arc::new(ServiceRuntime::new(
+                service, handle, backend, stable, previous,
+            ));
+            watchers.push(tokio::spawn(watch_stable(runtime.clone())));
+            services.insert(runtime.name().to_string(), runtime);
+        }
+        let engine = Engine {
+            inner: Arc::new(Inner {
+                collector: router.collector(),
+                shared,
+                services,
+                router: Mutex::new(Some(router)),
+                watchers: Mutex::new(watchers),
+            }),
+        };
+        engine.recover()?;
+        Ok(engine)
+    }
+
+    /// The router's Prometheus collector (per-version request metrics).
+    pub fn router_collector(&self) -> RouterCollector {
+        self.inner.collector.clone()
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<EngineEvent> {
+        self.inner.shared.events.subscribe()
+    }
+
+    pub fn service_names(&self) -> Vec<String> {
+        self.inner.services.keys().cloned().collect()
+    }
+
+    fn service(&self, name: &str) -> Result<&Arc<ServiceRuntime>, EngineError> {
+        self.inner
+            .services
+            .get(name)
+            .ok_or_else(|| EngineError::UnknownService {
+                name: name.to_string(),
+                known: if self.inner.services.is_empty() {
+                    "none".into()
+                } else {
+                    self.inner
+                        .services
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                },
+            })
+    }
+
+    pub fn traffic(&self, service: &str) -> Result<TrafficStatus, EngineError> {
+        Ok(self.service(service)?.router.status())
+    }
+
+    /// Sets the split by hand (no rollout may be in flight: it owns the split then).
+    pub fn set_traffic(
+        &self,
+        service: &str,
+        change: TrafficChange,
+        actor: &str,
+    ) -> Result<TrafficStatus, EngineError> {
+        let svc = self.service(service)?;
+        if !(0.0..=100.0).contains(&change.canary_weight) || !change.canary_weight.is_finite() {
+            return Err(EngineError::InvalidRequest(format!(
+                "canary_weight is {}; use a percentage from 0 to 100",
+                change.canary_weight
+            )));
+        }
+        if let Some(active) = &svc.lock().active {
+            return Err(EngineError::Conflict(format!(
+                "rollout {} of {} owns the traffic split of `{service}`; pause, promote or abort it instead",
+                active.id, active.version
+            )));
+        }
+        if let Some(addrs) = &change.canary {
+            let unique: HashSet<_> = addrs.iter().collect();
+            if unique.len() != addrs.len() {
+                return Err(EngineError::InvalidRequest(
+                    "canary lists an address twice".into(),
+                ));
+            }
+        }
+        let current = svc.router.table();
+        let canary = match &change.canary {
+            Some(addrs) if addrs.is_empty() => None,
+            Some(addrs) => Some(UpstreamSet::new(
+                change.version.clone().unwrap_or_else(|| "canary".into()),
+                addrs.clone(),
+            )),
+            None => current.canary.clone(),
+        };
+        if canary.is_none() && change.canary_weight > 0.0 {
+            return Err(EngineError::InvalidRequest(format!(
+                "`{service}` has no canary set; give `canary` addresses with a non-zero weight"
+            )));
+        }
+        let table = RouteTable {
+            stable: current.stable,
+            canary,
+            canary_weight: change.canary_weight,
+        };
+        let details = serde_json::to_value(&change).unwrap_or_default();
+        self.inner.shared.store.with_tx(|tx| {
+            tx.append_audit(&NewAuditEvent {
+                actor: actor.to_string(),
+                action: "traffic.set".into(),
+                subject: format!("service/{service}"),
+                details,
+            })
+        })?;
+        svc.router.swap(table)?;
+        Ok(svc.router.status())
+    }
+
+    /// Starts a rollout of `request.version`; refuses while another one is in flight.
+    pub async fn deploy(
+        &self,
+        service: &str,
+        request: DeployRequest,
+        actor: &str,
+    ) -> Result<DeploymentSummary, EngineError> {
+        let svc = self.service(service)?.clone();
+        validate_version(&request.version)?;
+        let stable = svc.stable();
+        if stable.version == request.version {
+            return Err(EngineError::Conflict(format!(
+                "{} is already the stable version of `{service}`",
+                request.version
+            )));
+        }
+        let addresses = match &svc.config.backend {
+            BackendConfig::Static(s) => {
+                let addrs = if request.canary.is_empty() {
+                    s.canary.clone()
+                } else {
+                    request.canary.clone()
+                };
+                if addrs.is_empty() {
+                    return Err(EngineError::InvalidRequest(format!(
+                        "`{service}` uses the static backend: name where {} runs with `canary` addresses",
+                        request.version
+                    )));
+                }
+                addrs
+            }
+            BackendConfig::Process(_) => {
+                if !request.canary.is_empty() {
+                    return Err(EngineError::InvalidRequest(format!(
+                        "`{service}` uses the process backend, which starts the instances itself; drop `canary`"
+                    )));
+                }
+                Vec::new()
+            }
+        };
+        let spec = settings::rollout_spec(&svc.config);
+        let now = self.inner.shared.clock.now();
+        let rollout = Rollout::new(
+            service,
+            request.version.clone(),
+            Some(stable.version.clone()),
+            spec,
+            now,
+        )
+        .map_err(|e| {
+            EngineError::InvalidRequest(format!("the service's strategy is invalid: {e}"))
+        })?;
+        let record = DeploymentRecord {
+            id: rampart_store::new_id(),
+            kind: DeploymentKind::Rollout,
+            rollout,
+            addresses,
+            env: request.env.clone(),
+            actor: actor.to_string(),
+            reason: request.reason.clone().unwrap_or_default(),
+            previous_addresses: stable.addresses.clone(),
+        };
+
+        // Claim the service before writing, so two deploys cannot both start.
+        let (requests, receiver) = mpsc::channel(16);
+        {
+            let mut state = svc.lock();
+            if let Some(active) = &state.active {
+                let phase = state
+                    .last_record
+                    .as_ref()
+                    .filter(|r| r.id == active.id)
+                    .map(|r| r.rollout.phase.name().to_string())
+                    .unwrap_or_else(|| "in progress".into());
+                return Err(EngineError::RolloutInProgress {
+                    service: service.to_string(),
+                    id: active.id.clone(),
+                    version: active.version.clone(),
+                    phase,
+                });
+            }
+            state.active = Some(ActiveRollout {
+                id: record.id.clone(),
+                version: request.version.clone(),
+                requests: requests.clone(),
+                task: tokio::spawn(async {}),
+            });
+        }
+        let row = match self.insert_deployment(&svc, &record, actor, &request) {
+            Ok(row) => row,
+            Err(e) => {
+                svc.lock().active = None;
+                return Err(e);
+            }
+        };
+        self.spawn_controller(
+            svc,
+            record,
+            receiver,
+            requests,
+            Input::Begin {
+                actor: Actor::user(actor),
+            },
+        )?;
+        Ok(summary_of(&row))
+    }
+
+    fn insert_deployment(
+        &self,
+        svc: &ServiceRuntime,
+        record: &DeploymentRecord,
+        actor: &str,
+        request: &DeployRequest,
+    ) -> Result<DeploymentRow, EngineError> {
+        let now = self.inner.shared.store.now();
+        let row = DeploymentRow {
+            id: record.id.clone(),
+            service: svc.name().to_string(),
+            version: record.rollout.version.clone(),
+            previous_version: record.rollout.previous_version.clone(),
+            state: record.state_name(),
+            record: serde_json::to_value(record).map_err(rampart_store::StoreError::from)?,
+            created_at: now,
+            updated_at: now,
+            finished_at: record.rollout.is_terminal().then_some(now),
+        };
+        let service = svc.name();
+        self.inner.shared.store.with_tx(|tx| {
+            tx.insert_deployment(&row)?;
+            tx.append_audit(&NewAuditEvent {
+                actor: actor.to_string(),
+                action: match record.kind {
+                    DeploymentKind::Rollout => "deployment.create".into(),
+                    DeploymentKind::Revert => "deployment.revert".into(),
+                },
+                subject: format!("service/{service}/deployment/{}", record.id),
+                details: serde_json::json!({
+                    "version": record.rollout.version,
+                    "previous_version": record.rollout.previous_version,
+                    "reason": request.reason,
+                    "canary": record.addresses,
+                    "env": request.env.keys().collect::<Vec<_>>(),
+                }),
+            })
+        })?;
+        Ok(row)
+    }
+
+    fn spawn_controller(
+        &self,
+        svc: Arc<ServiceRuntime>,
+        record: DeploymentRecord,
+        receiver: mpsc::Receiver<ControllerRequest>,
+        requests: mpsc::Sender<ControllerRequest>,
+        first: Input,
+    ) -> Result<(), EngineError> {
+        let id = record.id.clone();
+        let version = record.rollout.version.clone();
+        svc.lock().last_record = Some(record.clone());
+        let controller =
+            match Controller::new(self.inner.shared.clone(), svc.clone(), record, receiver) {
+                Ok(c) => c,
+                Err(e) => {
+                    svc.lock().active = None;
+                    return Err(e);
+                }
+            };
+        let task = tokio::spawn(controller.run(first));
+        let mut state = svc.lock();
+        match state.active.as_mut() {
+            Some(active) if active.id == id => active.task = task,
+            _ => {
+                state.active = Some(ActiveRollout {
+                    id,
+                    version,
+                    requests,
+                    task,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Promote, pause, resume, abort or roll back. A rollback with no rollout in
+    /// flight returns to the version that was stable before the last promotion.
+    pub async fn operate(
+        &self,
+        service: &str,
+        operation: Operation,
+        actor: &str,
+        reason: Option<String>,
+    ) -> Result<DeploymentSummary, EngineError> {
+        let svc = self.service(service)?.clone();
+        let reason =
+            reason.unwrap_or_else(|| format!("{} requested by {actor}", operation.as_str()));
+        let active = svc
+            .lock()
+            .active
+            .as_ref()
+            .map(|a| (a.id.clone(), a.requests.clone()));
+        let Some((id, requests)) = active else {
+            if operation == Operation::Rollback {
+                return self.revert(&svc, actor, &reason).await;
+            }
+            return Err(EngineError::NoActiveRollout {
+                service: service.to_string(),
+                action: operation.as_str().to_string(),
+            });
+        };
+        let who = Actor::user(actor);
+        let input = match operation {
+            Operation::Promote => Input::Promote { actor: who, reason },
+            Operation::Pause => Input::Pause { actor: who, reason },
+            Operation::Resume => Input::Resume { actor: who, reason },
+            Operation::Abort => Input::Abort { actor: who, reason },
+            Operation::Rollback => Input::Rollback { actor: who, reason },
+        };
+        let (reply, answer) = oneshot::channel();
+        requests
+            .send(ControllerRequest::Operate { input, reply })
+            .await
+            .map_err(|_| EngineError::NoActiveRollout {
+                service: service.to_string(),
+                action: operation.as_str().into(),
+            })?;
+        answer.await.map_err(|_| EngineError::NoActiveRollout {
+            service: service.to_string(),
+            action: operation.as_str().into(),
+        })??;
+        self.summary(&id)
+    }
+
+    /// Emergency rollback after a promotion: route back to the previous version (at
+    /// once while it still runs within the scale-down delay), then stop the bad one.
+    async fn revert(
+        &self,
+        svc: &Arc<ServiceRuntime>,
+        actor: &str,
+        reason: &str,
+    ) -> Result<DeploymentSummary, EngineError> {
+        let service = svc.name().to_string();
+        let (current, previous, pending) = {
+            let mut state = svc.lock();
+            let pending = state.scale_down.take();
+            (state.stable.clone(), state.previous.clone(), pending)
+        };
+        let Some(previous) = previous else {
+            return Err(EngineError::Conflict(format!(
+                "`{service}` has no rollout in flight and no previous version to roll back to"
+            )));
+        };
+        let still_running = match pending {
+            Some(p) if p.version.version == previous.version => {
+                p.task.abort();
+                true
+            }
+            Some(p) => {
+                p.task.abort();
+                false
+            }
+            None => false,
+        };
+        let target = if svc.is_static() || still_running {
+            previous.clone()
+        } else {
+            let instances = svc
+                .backend
+                .start(VersionSpec::new(
+                    previous.version.clone(),
+                    svc.full_instances(),
+                ))
+                .await?;
+            ServingVersion {
+                version: previous.version.clone(),
+                addresses: routable(&instances),
+            }
+        };
+
+        let now = self.inner.shared.clock.now();
+        let mut rollout = Rollout::new(
+            &service,
+            target.version.clone(),
+            Some(current.version.clone()),
+            settings::rollout_spec(&svc.config),
+            now,
+        )
+        .map_err(|e| {
+            EngineError::InvalidRequest(format!("the service's strategy is invalid: {e}"))
+        })?;
+        let transition = Transition {
+            at: now,
+            from: Phase::Pending,
+            to: Phase::Succeeded,
+            reason: format!(
+                "emergency rollback from {} to {}: {reason}",
+                current.version, target.version
+            ),
+            actor: Actor::user(actor),
+        };
+        rollout.phase = Phase::Succeeded;
+        rollout.history.push(transition.clone());
+        let record = DeploymentRecord {
+            id: rampart_store::new_id(),
+            kind: DeploymentKind::Revert,
+            rollout,
+            addresses: target.addresses.clone(),
+            env: BTreeMap::new(),
+            actor: actor.to_string(),
+            reason: reason.to_string(),
+            previous_addresses: current.addresses.clone(),
+        };
+        // Committed before the switch: a crash right after still comes back on the
+        // previous version.
+        let row = self.insert_deployment(
+            svc,
+            &record,
+            actor,
+            &DeployRequest {
+                version: target.version.clone(),
+                reason: Some(reason.to_string()),
+                ..DeployRequest::default()
+            },
+        )?;
+        svc.router.swap(RouteTable {
+            stable: upstream_set(&target),
+            canary: None,
+            canary_weight: 0.0,
+        })?;
+        {
+            let mut state = svc.lock();
+            state.stable = target;
+            state.previous = Some(current.clone());
+            state.last_record = Some(record.clone());
+        }
+        self.inner.shared.publish(EngineEvent {
+            service: service.clone(),
+            deployment_id: Some(record.id.clone()),
+            kind: crate::shared::EngineEventKind::Transition { transition },
+        });
+        // The reverted-from version drains, then stops.
+        let shared = self.inner.shared.clone();
+        let svc2 = svc.clone();
+        tokio::spawn(async move {
+            for addr in current.addresses.iter().copied() {
+                let _ = svc2.router.wait_drained(addr).await;
+            }
+            stop_version(
+                &shared,
+                &svc2,
+                &current.version,
+                "reverted by an emergency rollback",
+            )
+            .await;
+        });
+        Ok(summary_of(&row))
+    }
+
+    fn summary(&self, id: &str) -> Result<DeploymentSummary, EngineError> {
+        let row = self
+            .inner
+            .shared
+            .store
+            .get_deployment(id)?
+            .ok_or_else(|| EngineError::UnknownDeployment(id.to_string()))?;
+        Ok(summary_of(&row))
+    }
+
+    pub fn status(&self, service: &str) -> Result<ServiceStatus, EngineError> {
+        let svc = self.service(service)?;
+        let window = svc.router.window(LIVE_WINDOW);
+        let (stable, previous, active) = {
+            let state = svc.lock();
+            let active = state.active.as_ref().and_then(|a| {
+                state
+                    .last_record
+                    .as_ref()
+                    .filter(|r| r.id == a.id)
+                    .map(active_view)
+            });
+            (state.stable.clone(), state.previous.clone(), active)
+        };
+        let last_deployment = self
+            .inner
+            .shared
+            .store
+            .list_deployments(Some(service), 5)?
+            .into_iter()
+            .find(|row| row.finished_at.is_some())
+            .map(|row| summary_of(&row));
+        Ok(ServiceStatus {
+            service: service.to_string(),
+            listen: svc.router.listen_addr(),
+            backend: svc.backend.kind().to_string(),
+            stable_version: stable.version,
+            rollback_target: previous.map(|p| p.version),
+            active,
+            last_deployment,
+            live: LiveNumbers {
+                window_secs: LIVE_WINDOW.as_secs(),
+                stable: SetNumbers::from(&window.stable),
+                canary: SetNumbers::from(&window.canary),
+            },
+            traffic: svc.router.status(),
+        })
+    }
+
+    pub fn deployment(&self, id: &str) -> Result<DeploymentDetail, EngineError> {
+        let store = &self.inner.shared.store;
+        let row = store
+            .get_deployment(id)?
+            .ok_or_else(|| EngineError::UnknownDeployment(id.to_string()))?;
+        let record: DeploymentRecord = serde_json::from_value(row.record.clone()).map_err(|e| {
+            EngineError::InvalidRequest(format!("deployment {id} has an unreadable record: {e}"))
+        })?;
+        let validation = store
+            .list_validation_runs(&row.service, 20)?
+            .into_iter()
+            .find(|v| v.deployment_id.as_deref() == Some(id))
+            .map(|v| v.result);
+        Ok(DeploymentDetail {
+            summary: summary_of(&row),
+            measurements: store.measurements(id, 10_000)?,
+            events: store.deployment_events(id)?,
+            record,
+            validation,
+        })
+    }
+
+    pub fn deployments(
+        &self,
+        service: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<DeploymentSummary>, EngineError> {
+        if let Some(name) = service {
+            self.service(name)?;
+        }
+        Ok(self
+            .inner
+            .shared
+            .store
+            .list_deployments(service, limit)?
+            .iter()
+            .map(summary_of)
+            .collect())
+    }
+
+    /// Runs the service's checks alone (no deployment), stores and audits the run.
+    pub async fn validate(
+        &self,
+        service: &str,
+        actor: &str,
+    ) -> Result<ValidationResult, EngineError> {
+        let svc = self.service(service)?;
+        let result = validation::run_checks(&svc.config.checks, &self.inner.shared.base_dir).await;
+        let row = ValidationRunRow {
+            id: rampart_store::new_id(),
+            service: service.to_string(),
+            deployment_id: None,
+            started_at: self.inner.shared.store.now(),
+            result: serde_json::to_value(&result).map_err(rampart_store::StoreError::from)?,
+            can_deploy: result.can_deploy,
+        };
+        self.inner.shared.store.with_tx(|tx| {
+            tx.insert_validation_run(&row)?;
+            tx.append_audit(&NewAuditEvent {
+                actor: actor.to_string(),
+                action: "validation.run".into(),
+                subject: format!("service/{service}"),
+                details: serde_json::json!({
+                    "can_deploy": result.can_deploy,
+                    "failed": result.failed.iter().map(|c| c.name.clone()).collect::<Vec<_>>(),
+                    "warnings": result.warnings.iter().map(|c| c.name.clone()).collect::<Vec<_>>(),
+                }),
+            })
+        })?;
+        Ok(result)
+    }
+
+    /// Drives every rollout that was in flight at the last stop to a safe state.
+    fn recover(&self) -> Result<(), EngineError> {
+        let policy = self.inner.shared.on_restart;
+        for row in self.inner.shared.store.active_deployments()? {
+            let Some(svc) = self.inner.services.get(&row.service).cloned() else {
+                tracing::warn!(deployment = %row.id, service = %row.service, "in-flight deployment of a service no longer configured; leaving it as it is");
+                continue;
+            };
+            let record: DeploymentRecord = match serde_json::from_value(row.record.clone()) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(deployment = %row.id, error = %e, "cannot read an in-flight deployment");
+                    continue;
+                }
+            };
+            tracing::warn!(deployment = %row.id, service = %row.service, state = %row.state, ?policy, "recovering a rollout that was in flight");
+            let (requests, receiver) = mpsc::channel(16);
+            self.spawn_controller(svc, record, receiver, requests, Input::Recovered { policy })?;
+        }
+        Ok(())
+    }
+
+    /// Stops controllers (rollouts stay as stored and are recovered at the next start),
+    /// the routers (in-flight requests finish within `grace`) and every instance.
+    pub async fn shutdown(&self, grace: Duration) {
+        for svc in self.inner.services.values() {
+            let active = svc.lock().active.take();
+            if let Some(active) = active {
+                let _ = active.requests.send(ControllerRequest::Detach).await;
+                let _ = active.task.await;
+            }
+            if let Some(pending) = svc.lock().scale_down.take() {
+                pending.task.abort();
+            }
+        }
+        for watcher in self
+            .inner
+            .watchers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+        {
+            watcher.abort();
+        }
+        let router = self
+            .inner
+            .router
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(router) = router {
+            router.shutdown(grace).await;
+        }
+        for svc in self.inner.services.values() {
+            svc.backend.shutdown().await;
+        }
+    }
+}
+
+fn active_view(record: &DeploymentRecord) -> ActiveRolloutView {
+    let rollout = &record.rollout;
+    let (step, canary_weight) = match rollout.phase {
+        Phase::Progressing { step, weight } | Phase::Paused { step, weight, .. } => {
+            (Some(step + 1), weight)
+        }
+        _ => (None, 0.0),
+    };
+    ActiveRolloutView {
+        id: record.id.clone(),
+        version: rollout.version.clone(),
+        phase: rollout.phase.clone(),
+        state: record.state_name(),
+        step,
+        steps: rollout.spec.steps.len(),
+        canary_weight,
+        last_verdict: rollout.last_verdict.clone(),
+        last_transition: rollout.history.last().cloned(),
+    }
+}
+
+fn validate_version(version: &str) -> Result<(), EngineError> {
+    let ok = !version.is_empty()
+        && version.len() <= 128
+        && version
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+'));
+    if ok {
+        Ok(())
+    } else {
+        Err(EngineError::InvalidRequest(format!(
+            "version `{version}` is not allowed: use 1 to 128 letters, digits, '.', '_', '-' or '+'"
+        )))
+    }
+}
+
+/// The version to serve at start and the one to roll back to: from the last
+/// successful deployment, else from the config.
+fn serving_versions(
+    store: &Store,
+    service: &ServiceConfig,
+) -> Result<(ServingVersion, Option<ServingVersion>), EngineError> {
+    let latest = store
+        .list_deployments(Some(&service.name), 200)?
+        .into_iter()
+        .filter(|row| row.state == "succeeded")
+        .find_map(|row| serde_json::from_value::<DeploymentRecord>(row.record).ok());
+    if let Some(record) = latest {
+        let stable = ServingVersion {
+            version: record.rollout.version.clone(),
+            addresses: record.addresses.clone(),
+        };
+        let previous = record
+            .rollout
+            .previous_version
+            .clone()
+            .map(|version| ServingVersion {
+                version,
+                addresses: record.previous_addresses.clone(),
+            });
+        return Ok((stable, previous));
+    }
+    let stable = match &service.backend {
+        BackendConfig::Process(p) => ServingVersion {
+            version: p.initial_version.clone(),
+            addresses: Vec::new(),
+        },
+        BackendConfig::Static(s) => ServingVersion {
+            version: s.stable_version.clone(),
+            addresses: s.stable.clone(),
+        },
+    };
+    Ok((stable, None))
+}
+
+/// Process backend: start the stable version's instances and wait until they are
+/// ready. Static backend: the addresses are known; nothing to start.
+async fn start_stable(
+    service: &ServiceConfig,
+    backend: &dyn Backend,
+    stable: ServingVersion,
+) -> Result<ServingVersion, EngineError> {
+    match &service.backend {
+        BackendConfig::Static(_) => Ok(stable),
+        BackendConfig::Process(p) => {
+            let instances = backend
+                .start(VersionSpec::new(stable.version.clone(), p.instances))
+                .await?;
+            Ok(ServingVersion {
+                version: stable.version,
+                addresses: routable(&instances),
+            })
+        }
+    }
+}
+
+/// Keeps the router's stable set in step with the backend: crashed instances leave,
+/// restarted ones come back.
+async fn watch_stable(svc: Arc<ServiceRuntime>) {
+    let mut events = svc.backend.subscribe();
+    loop {
+        let event: BackendEvent = match events.recv().await {
+            Ok(e) => e,
+            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        let stable_version = svc.lock().stable.version.clone();
+        if event.version != stable_version || event.instances.is_empty() {
+            continue;
+        }
+        let addrs = routable(&event.instances);
+        let current = svc.router.table().stable;
+        if current.version == stable_version && current.instances != addrs {
+            svc.router
+                .set_stable(UpstreamSet::new(stable_version.clone(), addrs.clone()));
+            svc.lock().stable.addresses = addrs;
+        }
+    }
+}
+
+/// rampart's own actor name, for callers that audit on its behalf.
+pub fn system_actor() -> &'static str {
+    SYSTEM_ACTOR
+}

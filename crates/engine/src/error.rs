@@ -1,0 +1,48 @@
+//! What can go wrong when asking the engine to do something. Every message says what
+//! to do about it.
+
+use rampart_core::rollout::TransitionError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("no service named `{name}`; configured services: {known}")]
+    UnknownService { name: String, known: String },
+
+    #[error("no deployment with id `{0}`")]
+    UnknownDeployment(String),
+
+    #[error(
+        "service `{service}` already has a rollout in progress (deployment {id}, {version}, {phase}); \
+         wait for it, or promote, pause or abort it first"
+    )]
+    RolloutInProgress {
+        service: String,
+        id: String,
+        version: String,
+        phase: String,
+    },
+
+    #[error("service `{service}` has no rollout in progress to {action}")]
+    NoActiveRollout { service: String, action: String },
+
+    #[error("{0}")]
+    InvalidRequest(String),
+
+    #[error("{0}")]
+    Conflict(String),
+
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+
+    #[error("store: {0}")]
+    Store(#[from] rampart_store::StoreError),
+
+    #[error("backend: {0}")]
+    Backend(#[from] rampart_backends::BackendError),
+
+    #[error("router: {0}")]
+    Router(#[from] rampart_router::RouterError),
+
+    #[error("the engine is shutting down")]
+    ShuttingDown,
+}

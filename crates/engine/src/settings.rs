@@ -1,0 +1,69 @@
+//! From the configuration's vocabulary to core's: rollout specs and judge settings.
+
+use std::time::Duration;
+
+use rampart_config::{DeadlineAction as ConfigDeadline, JudgeKind as ConfigJudge, ServiceConfig};
+use rampart_core::judge::{AnalysisSettings, JudgeKind};
+use rampart_core::rollout::{DeadlineAction, RolloutSpec, Step};
+
+/// The sequential judge is valid however often it looks, so it looks every second:
+/// that is what makes it fast. `analysis.interval` paces the threshold judge.
+pub const SEQUENTIAL_EVALUATION_INTERVAL: Duration = Duration::from_secs(1);
+
+pub fn rollout_spec(service: &ServiceConfig) -> RolloutSpec {
+    let strategy = &service.strategy;
+    let analysis_interval = match service.analysis.judge {
+        ConfigJudge::Sequential => SEQUENTIAL_EVALUATION_INTERVAL,
+        ConfigJudge::Threshold => service.analysis.interval.get(),
+    };
+    RolloutSpec {
+        steps: strategy
+            .steps
+            .iter()
+            .map(|s| Step {
+                weight: s.weight,
+                hold: s.hold.get(),
+            })
+            .collect(),
+        analysis_interval,
+        progress_deadline: strategy.progress_deadline.get(),
+        on_deadline: match strategy.on_deadline {
+            ConfigDeadline::Fail => DeadlineAction::Fail,
+            ConfigDeadline::Pause => DeadlineAction::Pause,
+        },
+        failure_limit: strategy.failure_limit,
+        scale_down_delay: strategy.scale_down_delay.get(),
+    }
+}
+
+pub fn analysis_settings(service: &ServiceConfig) -> AnalysisSettings {
+    let a = &service.analysis;
+    AnalysisSettings {
+        kind: match a.judge {
+            ConfigJudge::Sequential => JudgeKind::Sequential,
+            ConfigJudge::Threshold => JudgeKind::Threshold,
+        },
+        max_error_rate_pct: a.max_error_rate,
+        min_success_rate_pct: a.min_success_rate,
+        max_p95_ms: a.max_p95_ms,
+        max_p99_ms: a.max_p99_ms,
+        max_latency_regression_pct: a.max_latency_regression,
+        min_requests: a.min_requests,
+        alpha: a.alpha,
+        allowed_error_increase_pct: a.allowed_error_increase,
+        latency_tolerance_pct: a.latency_tolerance,
+    }
+}
+
+/// How many canary instances a process-backend rollout starts with: enough for the
+/// largest step's share of traffic, at least one. Promotion brings it to full size.
+pub fn canary_instances(service: &ServiceConfig, full: u32) -> u32 {
+    let max_weight = service
+        .strategy
+        .steps
+        .iter()
+        .map(|s| s.weight)
+        .fold(0.0_f64, f64::max);
+    let needed = (f64::from(full) * max_weight / 100.0).ceil() as u32;
+    needed.clamp(1, full.max(1))
+}

@@ -1,0 +1,48 @@
+//! What every controller shares: the store, the clock, the event stream.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rampart_core::Clock;
+use rampart_core::judge::Verdict;
+use rampart_core::rollout::{RecoveryPolicy, Transition};
+use rampart_store::Store;
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+/// Something that happened, for live subscribers (SSE, the dashboard, `deploy --wait`).
+#[derive(Debug, Clone, Serialize)]
+pub struct EngineEvent {
+    pub service: String,
+    pub deployment_id: Option<String>,
+    #[serde(flatten)]
+    pub kind: EngineEventKind,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum EngineEventKind {
+    Transition { transition: Transition },
+    Analysis { verdict: Verdict },
+    Traffic { canary_weight: f64 },
+    VersionStopped { version: String },
+}
+
+pub(crate) struct Shared {
+    pub store: Store,
+    pub clock: Arc<dyn Clock>,
+    pub events: broadcast::Sender<EngineEvent>,
+    /// Relative paths in checks (working dirs) are resolved against this folder.
+    pub base_dir: PathBuf,
+    pub on_restart: RecoveryPolicy,
+}
+
+impl Shared {
+    pub fn publish(&self, event: EngineEvent) {
+        // Nobody listening is fine.
+        let _ = self.events.send(event);
+    }
+}
+
+/// The audit actor for rampart's own actions.
+pub const SYSTEM_ACTOR: &str = "rampart";
