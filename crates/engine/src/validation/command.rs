@@ -78,10 +78,12 @@ async fn supervise(
     timeout: ConfigDuration,
 ) -> Attempt {
     // With `process_group(0)` the shell leads a group whose id is its pid.
-    let group = child
-        .id()
-        .and_then(|pid| i32::try_from(pid).ok())
-        .map(Pid::from_raw);
+    let mut group = GroupGuard {
+        group: child
+            .id()
+            .and_then(|pid| i32::try_from(pid).ok())
+            .map(Pid::from_raw),
+    };
     let deadline = Instant::now() + timeout.get();
     let mut tail = Tail::new(OUTPUT_LIMIT);
     let mut buffer = [0u8; 8192];
@@ -95,7 +97,7 @@ async fn supervise(
                 Ok(n) => tail.push(&buffer[..n]),
             },
             status = child.wait(), if ending.is_none() => {
-                kill_group(group);
+                group.kill();
                 ending = Some(match status {
                     Ok(status) => Ending::Exited(status),
                     Err(err) => Ending::WaitFailed(err),
@@ -103,8 +105,10 @@ async fn supervise(
                 drain_deadline = Instant::now() + OUTPUT_DRAIN_GRACE;
             },
             () = sleep_until(deadline), if ending.is_none() => {
-                kill_group(group);
-                // The group got SIGKILL, which cannot be ignored: reaping is prompt.
+                group.kill();
+                // SIGKILL cannot be ignored, so reaping is prompt; the direct kill
+                // covers a shell whose group could not be signalled.
+                let _ = child.start_kill();
                 let _ = child.wait().await;
                 ending = Some(Ending::TimedOut);
                 drain_deadline = Instant::now() + OUTPUT_DRAIN_GRACE;
@@ -139,13 +143,28 @@ fn describe_failure(status: ExitStatus) -> String {
     }
 }
 
-/// Kills what is left of the check's process group; an empty group is fine.
-fn kill_group(group: Option<Pid>) {
-    if let Some(group) = group {
-        if let Err(err) = killpg(group, Signal::SIGKILL) {
-            if err != nix::errno::Errno::ESRCH {
-                tracing::warn!(%group, "could not kill a check's process group: {err}");
-            }
+/// The check's process group, killed at the latest when this is dropped: a check
+/// abandoned mid-run (its future dropped on abort) leaves nothing running either.
+struct GroupGuard {
+    group: Option<Pid>,
+}
+
+impl GroupGuard {
+    /// Kills what is left of the group, once; an empty group is fine.
+    fn kill(&mut self) {
+        let Some(group) = self.group.take() else {
+            return;
+        };
+        if let Err(err) = killpg(group, Signal::SIGKILL)
+            && err != nix::errno::Errno::ESRCH
+        {
+            tracing::warn!(%group, "could not kill a check's process group: {err}");
         }
+    }
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        self.kill();
     }
 }
