@@ -181,6 +181,8 @@ run nginx "$NGINX_PORT"
 "$HAPROXY" -f "$WORK/haproxy.cfg" -db & PIDS+=($!)
 run haproxy "$HAPROXY_PORT"
 
+NGINX_VERSION=$("$NGINX" -v 2>&1 | sed 's/.*nginx\///' || true)
+HAPROXY_VERSION=$("$HAPROXY" -v 2>/dev/null | awk 'NR==1 {print $3}' || true)
 read -r R_RPS R_P50 R_P99 <<< "${RESULT[rampart]}"
 echo
 echo "Load: $LOADGEN, $THREADS threads, $CONNECTIONS connections, $DURATION per target; upstream: bench_upstream x2; split 90/10."
@@ -194,8 +196,8 @@ for name in direct rampart rampart_nometrics nginx haproxy; do
     direct) label="direct to upstream (no proxy)";;
     rampart) label="rampart router (metrics on)";;
     rampart_nometrics) label="rampart router (metrics off)";;
-    nginx) label="nginx $("$NGINX" -v 2>&1 | sed 's/.*nginx\///')";;
-    haproxy) label="HAProxy $("$HAPROXY" -v 2>/dev/null | head -1 | awk '{print $3}')";;
+    nginx) label="nginx $NGINX_VERSION";;
+    haproxy) label="HAProxy $HAPROXY_VERSION";;
   esac
   python3 -c "print(f'| $label | $RPS | $P50 | $P99 | {$RPS/$R_RPS:.2f}x | {$P99/$R_P99:.2f}x |')"
 done
