@@ -18,8 +18,8 @@ use crate::metrics::collector::RouterCollector;
 use crate::proxy;
 use crate::service::{ServiceHandle, ServiceRoute, ServiceState};
 
-/// All routed services. Dropping it without [`Router::shutdown`] leaves the listeners
-/// running until the runtime ends.
+/// All routed services. Dropping it without [`Router::shutdown`] stops the listeners
+/// at once, without a grace period.
 #[derive(Debug)]
 pub struct Router {
     services: Arc<Vec<Arc<ServiceState>>>,

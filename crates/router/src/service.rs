@@ -98,6 +98,10 @@ impl std::fmt::Debug for ServiceState {
     }
 }
 
+/// Removed instances kept for status and `wait_drained` before drained ones are
+/// forgotten.
+const MAX_REMOVED_KEPT: usize = 256;
+
 /// The outlier threshold used when detection is switched on at run time although
 /// the config disabled it (0).
 const DEFAULT_OUTLIER_THRESHOLD: u32 = 5;
@@ -251,6 +255,10 @@ impl ServiceState {
             .cloned()
             .collect();
         self.table.store(Arc::new(next));
+        if books.removed.len() + removed.len() > MAX_REMOVED_KEPT {
+            // Bound the history: forget instances whose drain is over.
+            books.removed.retain(|_, u| u.drain_report().is_none());
+        }
         let grace = self.settings.drain_grace.get();
         let mut addrs = Vec::with_capacity(removed.len());
         for upstream in removed {
