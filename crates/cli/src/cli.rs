@@ -28,6 +28,114 @@ pub enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Roll out a new version of a service.
+    Deploy(DeployArgs),
+    /// Where a service stands: stable version, rollout in flight, live numbers.
+    Status(ServiceArgs),
+    /// Skip the remaining steps and promote the canary.
+    Promote(OperateArgs),
+    /// Hold the rollout at its current step.
+    Pause(OperateArgs),
+    /// Resume a paused rollout.
+    Resume(OperateArgs),
+    /// Roll the canary back and end the rollout as aborted.
+    Abort(OperateArgs),
+    /// Emergency rollback: during a rollout, or after a promotion back to the previous version.
+    Rollback(OperateArgs),
+    /// Run a service's validation checks without deploying.
+    Validate(ServiceArgs),
+    /// Show or set a service's traffic split by hand.
+    Traffic(TrafficArgs),
+    /// Show one deployment in full (steps, measurements, events).
+    Deployment(DeploymentArgs),
+    /// Run the sample service used by tests, benchmarks and the demo.
+    // Its `--version V` names the version it reports, so the automatic flag is off.
+    #[command(disable_version_flag = true)]
+    SampleApp(rampart_sample_app::SampleAppArgs),
+    /// Watch rampart promote a healthy release and roll back a bad one, on this machine.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServiceArgs {
+    pub service: String,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct OperateArgs {
+    pub service: String,
+    /// Why; recorded in the audit log.
+    #[arg(long)]
+    pub reason: Option<String>,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    pub service: String,
+    /// The version to roll out.
+    #[arg(long = "version", value_name = "V")]
+    pub version: String,
+    /// Static backend: where the new version runs (repeatable).
+    #[arg(long, value_name = "ADDR")]
+    pub canary: Vec<std::net::SocketAddr>,
+    /// Process backend: extra environment for the new version (KEY=VALUE, repeatable).
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_env_pair)]
+    pub env: Vec<(String, String)>,
+    /// Why; recorded in the audit log.
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Follow the rollout; exit 0 when promoted, 1 when rolled back or failed.
+    #[arg(long)]
+    pub wait: bool,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+fn parse_env_pair(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("`{text}` is not KEY=VALUE")),
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct TrafficArgs {
+    pub service: String,
+    /// Set the canary's share of traffic in percent (0 to 100).
+    #[arg(long, value_name = "PERCENT")]
+    pub weight: Option<f64>,
+    /// Replace the canary set with these upstreams (repeatable).
+    #[arg(long, value_name = "ADDR", requires = "weight")]
+    pub canary: Vec<std::net::SocketAddr>,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DeploymentArgs {
+    pub id: String,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// End after the scenario: exit 0 if v2 was promoted and v3 rolled back.
+    #[arg(long)]
+    pub exit_when_done: bool,
+    /// Requests per second of the built-in load generator.
+    #[arg(long, default_value_t = 200)]
+    pub rps: u32,
+    /// Address of the API (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:7070")]
+    pub api_listen: std::net::SocketAddr,
+    /// Address of the demo service's router (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub service_listen: std::net::SocketAddr,
 }
 
 #[derive(Debug, Args)]

@@ -4,6 +4,7 @@ mod cli;
 mod client;
 mod commands;
 mod exit;
+mod loadgen;
 mod output;
 mod shutdown;
 
@@ -42,6 +43,18 @@ async fn run(cli: Cli) -> CliResult {
         Command::CheckConfig(args) => commands::check_config::run(args),
         Command::Audit(cmd) => commands::audit::run(cmd).await,
         Command::Token(cmd) => commands::token::run(cmd).await,
+        Command::Deploy(args) => commands::rollout::deploy(args).await,
+        Command::Status(args) => commands::rollout::status(args).await,
+        Command::Promote(args) => commands::rollout::operate("promote", args).await,
+        Command::Pause(args) => commands::rollout::operate("pause", args).await,
+        Command::Resume(args) => commands::rollout::operate("resume", args).await,
+        Command::Abort(args) => commands::rollout::operate("abort", args).await,
+        Command::Rollback(args) => commands::rollout::operate("rollback", args).await,
+        Command::Validate(args) => commands::rollout::validate(args).await,
+        Command::Traffic(args) => commands::rollout::traffic(args).await,
+        Command::Deployment(args) => commands::rollout::deployment(args).await,
+        Command::SampleApp(args) => commands::sample_app::run(args).await,
+        Command::Demo(args) => commands::demo::run(args).await,
     }
 }
 

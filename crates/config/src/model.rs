@@ -259,6 +259,10 @@ pub struct AnalysisConfig {
     /// Sequential judge: percent by which canary latency may exceed stable's.
     #[serde(default = "default_latency_tolerance")]
     pub latency_tolerance: f64,
+    /// Sequential judge: milliseconds by which canary latency may always exceed
+    /// stable's, however small stable's latency is.
+    #[serde(default = "default_latency_tolerance_ms")]
+    pub latency_tolerance_ms: f64,
 }
 
 impl Default for AnalysisConfig {
@@ -275,6 +279,7 @@ impl Default for AnalysisConfig {
             alpha: default_alpha(),
             allowed_error_increase: default_allowed_error_increase(),
             latency_tolerance: default_latency_tolerance(),
+            latency_tolerance_ms: default_latency_tolerance_ms(),
         }
     }
 }
@@ -296,6 +301,9 @@ fn default_alpha() -> f64 {
 }
 fn default_allowed_error_increase() -> f64 {
     10.0
+}
+fn default_latency_tolerance_ms() -> f64 {
+    1.0
 }
 fn default_latency_tolerance() -> f64 {
     10.0

@@ -228,6 +228,7 @@ pub(crate) static ANALYSIS: Table = Table {
         optional("alpha", Ty::Number, "0.01"),
         optional("allowed_error_increase", Ty::Number, "10.0"),
         optional("latency_tolerance", Ty::Number, "10.0"),
+        optional("latency_tolerance_ms", Ty::Number, "1.0"),
     ],
 };
 

@@ -341,7 +341,7 @@ impl Checker<'_, '_> {
         let percent: Bound = |value| (0.0..=100.0).contains(&value);
         let non_negative: Bound = |value| value.is_finite() && value >= 0.0;
         let positive: Bound = |value| value.is_finite() && value > 0.0;
-        let rules: [(&str, Option<f64>, Bound, &str); 7] = [
+        let rules: [(&str, Option<f64>, Bound, &str); 8] = [
             (
                 "max_error_rate",
                 Some(analysis.max_error_rate),
@@ -371,6 +371,12 @@ impl Checker<'_, '_> {
                 Some(analysis.latency_tolerance),
                 non_negative,
                 "must be a percentage of 0 or more",
+            ),
+            (
+                "latency_tolerance_ms",
+                Some(analysis.latency_tolerance_ms),
+                non_negative,
+                "must be a number of milliseconds of 0 or more",
             ),
             (
                 "max_p95_ms",

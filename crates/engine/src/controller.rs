@@ -111,10 +111,8 @@ impl Controller {
                     }
                 }
                 event = self.backend_events.recv() => {
-                    if let Ok(event) = event {
-                        if let Some(input) = self.canary_event(&event) {
-                            queue.push_back(input);
-                        }
+                    if let Some(input) = event.ok().and_then(|e| self.canary_event(&e)) {
+                        queue.push_back(input);
                     }
                 }
             }

@@ -34,15 +34,35 @@ pub enum EngineError {
     #[error(transparent)]
     Transition(#[from] TransitionError),
 
+    // The inner errors are shown in the message rather than as a source, so a
+    // report that prints the source chain does not say the same thing twice.
     #[error("store: {0}")]
-    Store(#[from] rampart_store::StoreError),
+    Store(rampart_store::StoreError),
 
     #[error("backend: {0}")]
-    Backend(#[from] rampart_backends::BackendError),
+    Backend(rampart_backends::BackendError),
 
     #[error("router: {0}")]
-    Router(#[from] rampart_router::RouterError),
+    Router(rampart_router::RouterError),
 
     #[error("the engine is shutting down")]
     ShuttingDown,
+}
+
+impl From<rampart_store::StoreError> for EngineError {
+    fn from(e: rampart_store::StoreError) -> Self {
+        EngineError::Store(e)
+    }
+}
+
+impl From<rampart_backends::BackendError> for EngineError {
+    fn from(e: rampart_backends::BackendError) -> Self {
+        EngineError::Backend(e)
+    }
+}
+
+impl From<rampart_router::RouterError> for EngineError {
+    fn from(e: rampart_router::RouterError) -> Self {
+        EngineError::Router(e)
+    }
 }

@@ -52,6 +52,7 @@ pub fn analysis_settings(service: &ServiceConfig) -> AnalysisSettings {
         alpha: a.alpha,
         allowed_error_increase_pct: a.allowed_error_increase,
         latency_tolerance_pct: a.latency_tolerance,
+        latency_tolerance_ms: a.latency_tolerance_ms,
     }
 }
 

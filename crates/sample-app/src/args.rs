@@ -19,10 +19,20 @@ pub struct SampleAppArgs {
     #[arg(long, env = "SAMPLE_APP_ERROR_RATE", value_name = "F", default_value_t = 0.0, value_parser = parse_fraction)]
     pub error_rate: f64,
     /// Added to every request except /healthz, in milliseconds.
-    #[arg(long, env = "SAMPLE_APP_LATENCY_MS", value_name = "N", default_value_t = 0)]
+    #[arg(
+        long,
+        env = "SAMPLE_APP_LATENCY_MS",
+        value_name = "N",
+        default_value_t = 0
+    )]
     pub latency_ms: u64,
     /// Up to this many extra milliseconds, uniformly random per request.
-    #[arg(long, env = "SAMPLE_APP_LATENCY_JITTER_MS", value_name = "N", default_value_t = 0)]
+    #[arg(
+        long,
+        env = "SAMPLE_APP_LATENCY_JITTER_MS",
+        value_name = "N",
+        default_value_t = 0
+    )]
     pub latency_jitter_ms: u64,
     /// After N requests, every request (except /healthz) answers 500.
     #[arg(long, env = "SAMPLE_APP_FAIL_AFTER", value_name = "N")]

@@ -174,7 +174,8 @@ impl Store {
             )));
         }
         self.read(|tx| {
-            tx.tx.query_row("SELECT count(*) FROM meta", [], |r| r.get::<_, i64>(0))?;
+            tx.tx
+                .query_row("SELECT count(*) FROM meta", [], |r| r.get::<_, i64>(0))?;
             Ok(())
         })
     }

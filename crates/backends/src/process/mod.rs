@@ -62,7 +62,10 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub(crate) fn version_env(&self, version: &str) -> BTreeMap<String, String> {
-        lock(&self.version_env).get(version).cloned().unwrap_or_default()
+        lock(&self.version_env)
+            .get(version)
+            .cloned()
+            .unwrap_or_default()
     }
 
     fn snapshot(&self, version: &str) -> Vec<Instance> {

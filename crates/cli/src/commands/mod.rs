@@ -3,6 +3,9 @@
 pub mod audit;
 pub mod bootstrap;
 pub mod check_config;
+pub mod demo;
+pub mod rollout;
+pub mod sample_app;
 pub mod serve;
 pub mod target;
 pub mod token;

@@ -33,7 +33,6 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub struct Ready {
     pub api: SocketAddr,
     pub admin_token: Option<String>,
-    pub data_dir: std::path::PathBuf,
 }
 
 pub async fn run(args: ServeArgs) -> CliResult {
@@ -145,7 +144,6 @@ pub async fn run_server(
             admin_token: std::fs::read_to_string(data_dir.join("admin.token"))
                 .ok()
                 .map(|s| s.trim().to_string()),
-            data_dir: data_dir.clone(),
         });
     }
     let served = rampart_api::serve(listener, state, shutdown).await;

@@ -29,6 +29,7 @@ pub struct AnalysisSettings {
     pub alpha: f64,
     pub allowed_error_increase_pct: f64,
     pub latency_tolerance_pct: f64,
+    pub latency_tolerance_ms: f64,
 }
 
 impl Default for AnalysisSettings {
@@ -46,6 +47,7 @@ impl Default for AnalysisSettings {
             alpha: s.alpha,
             allowed_error_increase_pct: s.allowed_error_increase_pct,
             latency_tolerance_pct: s.latency_tolerance_pct,
+            latency_tolerance_ms: s.latency_tolerance_ms,
         }
     }
 }
@@ -120,6 +122,12 @@ impl AnalysisSettings {
             self.latency_tolerance_pct,
             self.latency_tolerance_pct.is_finite() && self.latency_tolerance_pct >= 0.0,
             "a finite percentage >= 0",
+        )?;
+        check(
+            "latency_tolerance_ms",
+            self.latency_tolerance_ms,
+            self.latency_tolerance_ms.is_finite() && self.latency_tolerance_ms >= 0.0,
+            "a finite number of milliseconds >= 0",
         )
     }
 
@@ -141,6 +149,7 @@ impl AnalysisSettings {
             alpha: self.alpha,
             allowed_error_increase_pct: self.allowed_error_increase_pct,
             latency_tolerance_pct: self.latency_tolerance_pct,
+            latency_tolerance_ms: self.latency_tolerance_ms,
             error_rate_ceiling_pct: self.max_error_rate_pct,
             min_requests: self.min_requests,
             ..SequentialSettings::default()

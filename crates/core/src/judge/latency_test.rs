@@ -68,6 +68,8 @@ impl QuantileTest {
 #[derive(Debug, Clone, PartialEq)]
 pub struct LatencyTest {
     tolerance: f64,
+    /// Absolute slack in µs: the bar is at least this far above stable's quantile.
+    min_delta_us: f64,
     window_len: usize,
     window: VecDeque<LatencyHistogram>,
     /// Dense bucket counts of the stable window.
@@ -80,9 +82,9 @@ pub struct LatencyTest {
 }
 
 impl LatencyTest {
-    /// `quantiles` in (0, 1); `tolerance` as a fraction (0.1 = 10 %);
-    /// `window_len` in observations (seconds).
-    pub fn new(quantiles: &[f64], tolerance: f64, window_len: usize) -> Self {
+    /// `quantiles` in (0, 1); `tolerance` as a fraction (0.1 = 10 %); `min_delta_us`
+    /// the absolute slack; `window_len` in observations (seconds).
+    pub fn new(quantiles: &[f64], tolerance: f64, min_delta_us: f64, window_len: usize) -> Self {
         let mut qs: Vec<f64> = quantiles
             .iter()
             .copied()
@@ -92,6 +94,11 @@ impl LatencyTest {
         qs.dedup();
         Self {
             tolerance: tolerance.max(0.0),
+            min_delta_us: if min_delta_us.is_finite() {
+                min_delta_us.max(0.0)
+            } else {
+                0.0
+            },
             window_len: window_len.max(1),
             window: VecDeque::new(),
             window_counts: vec![0; BUCKET_COUNT],
@@ -115,7 +122,8 @@ impl LatencyTest {
             let Some(stable_bar_us) = bar else {
                 continue;
             };
-            let bar_us = stable_bar_us * (1.0 + self.tolerance);
+            let bar_us =
+                (stable_bar_us * (1.0 + self.tolerance)).max(stable_bar_us + self.min_delta_us);
             let above = count_above_interpolated(canary, bar_us);
             test.mixture.observe(above, n, test.allowed_share());
             test.exceeding += above;
@@ -225,8 +233,8 @@ mod tests {
 
     #[test]
     fn slower_canary_builds_evidence_same_canary_does_not() {
-        let mut slow = LatencyTest::new(&[0.5, 0.95], 0.1, 30);
-        let mut same = LatencyTest::new(&[0.5, 0.95], 0.1, 30);
+        let mut slow = LatencyTest::new(&[0.5, 0.95], 0.1, 0.0, 30);
+        let mut same = LatencyTest::new(&[0.5, 0.95], 0.1, 0.0, 30);
         let stable = spread(50_000, 900, 100); // 50..140 ms
         let same_canary = spread(50_000, 100, 900);
         let slow_canary = spread(65_000, 100, 1_170); // everything 30 % slower
@@ -240,7 +248,7 @@ mod tests {
 
     #[test]
     fn thin_stable_traffic_sets_no_bar_for_high_quantiles() {
-        let mut t = LatencyTest::new(&[0.5, 0.99], 0.1, 30);
+        let mut t = LatencyTest::new(&[0.5, 0.99], 0.1, 0.0, 30);
         // 100 stable requests: 50 above p50 (enough), 1 above p99 (not enough).
         let stable = spread(50_000, 100, 1_000);
         let canary = spread(500_000, 20, 1_000);
@@ -252,7 +260,7 @@ mod tests {
 
     #[test]
     fn window_forgets_old_stable_seconds() {
-        let mut t = LatencyTest::new(&[0.5], 0.0, 2);
+        let mut t = LatencyTest::new(&[0.5], 0.0, 0.0, 2);
         t.observe(&spread(1_000_000, 100, 0), &LatencyHistogram::new());
         t.observe(&spread(10_000, 100, 0), &LatencyHistogram::new());
         t.observe(&spread(10_000, 100, 0), &spread(20_000, 10, 0));

@@ -28,6 +28,9 @@ pub struct SequentialSettings {
     pub allowed_error_increase_pct: f64,
     /// Percent by which canary latency quantiles may exceed stable's.
     pub latency_tolerance_pct: f64,
+    /// Milliseconds by which canary latency may always exceed stable's: below a few
+    /// milliseconds, relative differences are scheduling noise, not regressions.
+    pub latency_tolerance_ms: f64,
     /// Absolute canary error rate (percent) above which it fails regardless of stable.
     pub error_rate_ceiling_pct: f64,
     /// Canary requests needed (since reset) before any Pass or Fail.
@@ -44,6 +47,7 @@ impl Default for SequentialSettings {
             alpha: 0.01,
             allowed_error_increase_pct: 10.0,
             latency_tolerance_pct: 10.0,
+            latency_tolerance_ms: 1.0,
             error_rate_ceiling_pct: 5.0,
             min_requests: 50,
             latency_quantiles: vec![0.5, 0.9, 0.95, 0.99],
@@ -82,6 +86,7 @@ impl SequentialJudge {
         let latency = LatencyTest::new(
             &settings.latency_quantiles,
             settings.latency_tolerance_pct / 100.0,
+            settings.latency_tolerance_ms * 1000.0,
             settings.latency_window_secs as usize,
         );
         Self {
