@@ -15,38 +15,36 @@ use crate::limit::Permit;
 use crate::metrics::counters::SetCounters;
 use crate::upstream::InFlight;
 
-/// Everything that counts one request as in flight: the service's concurrency slot,
-/// the instance (for draining and balancing) and the set's in-flight gauge.
+/// One request counted in its set's in-flight gauge (when metrics are on).
 #[derive(Debug)]
-pub(crate) struct RequestGuard {
-    pub(crate) _permit: Permit,
-    _upstream: InFlight,
-    pub(crate) set_gauge: Option<Arc<SetCounters>>,
-}
+pub(crate) struct SetGauge(Option<Arc<SetCounters>>);
 
-impl RequestGuard {
-    pub(crate) fn new(
-        permit: Permit,
-        upstream: InFlight,
-        set_gauge: Option<Arc<SetCounters>>,
-    ) -> Self {
-        if let Some(counters) = &set_gauge {
-            counters.in_flight.fetch_add(1, Ordering::Relaxed);
+impl SetGauge {
+    pub(crate) fn new(counters: &Arc<SetCounters>, enabled: bool) -> Self {
+        if !enabled {
+            return Self(None);
         }
-        Self {
-            _permit: permit,
-            _upstream: upstream,
-            set_gauge,
-        }
+        counters.in_flight.fetch_add(1, Ordering::Relaxed);
+        Self(Some(Arc::clone(counters)))
     }
 }
 
-impl Drop for RequestGuard {
+impl Drop for SetGauge {
     fn drop(&mut self) {
-        if let Some(counters) = &self.set_gauge {
+        if let Some(counters) = &self.0 {
             counters.in_flight.fetch_sub(1, Ordering::Relaxed);
         }
     }
+}
+
+/// Everything that counts one request as in flight: the service's concurrency slot,
+/// the instance (for draining and balancing) and the set's in-flight gauge. Lives
+/// until the response body has been passed on.
+#[derive(Debug)]
+pub(crate) struct RequestGuard {
+    pub(crate) _permit: Permit,
+    pub(crate) _upstream: InFlight,
+    pub(crate) _gauge: SetGauge,
 }
 
 /// What the router sends back to the client.

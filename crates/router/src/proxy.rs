@@ -14,7 +14,7 @@ use http_body::Body as _;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
-use crate::body::{ForwardBody, ProxyBody, RequestGuard};
+use crate::body::{ForwardBody, ProxyBody, RequestGuard, SetGauge};
 use crate::headers;
 use crate::problem::Problem;
 use crate::service::ServiceState;
@@ -135,7 +135,7 @@ pub(crate) async fn handle(
     let idempotent = is_idempotent(&parts.method);
     let mut first_pick = None;
     for _ in 0..3 {
-        match begin_on(&table, kind, now_ms, None) {
+        match begin_on(&state, &table, kind, now_ms, None) {
             Begin::Started(served, in_flight) => {
                 first_pick = Some((served, in_flight));
                 break;
@@ -167,7 +167,7 @@ pub(crate) async fn handle(
             state.upstream_failed(set, in_flight.upstream(), now_ms);
             let failed = in_flight.upstream().addr;
             drop(in_flight);
-            match begin_on(&table, set.kind, now_ms, Some(failed)) {
+            match begin_on(&state, &table, set.kind, now_ms, Some(failed)) {
                 Begin::Started(retry_kind, retry_in_flight) => {
                     let retry_set = table.set(retry_kind).unwrap_or(&table.stable);
                     tracing::debug!(service = %state.name, instance = %failed, retry = %retry_in_flight.upstream().addr, "retrying on another instance");
@@ -217,8 +217,11 @@ pub(crate) async fn handle(
     {
         response.headers_mut().append(header::SET_COOKIE, cookie);
     }
-    let gauge = state.metrics_enabled().then(|| Arc::clone(&set.counters));
-    let guard = RequestGuard::new(permit, in_flight, gauge);
+    let guard = RequestGuard {
+        _permit: permit,
+        _upstream: in_flight.in_flight,
+        _gauge: in_flight.gauge,
+    };
 
     if switching {
         let upstream_upgrade = hyper::upgrade::on(&mut response);
@@ -243,19 +246,43 @@ pub(crate) async fn handle(
     ))
 }
 
+/// A request counted on its instance and on its set's gauge.
+struct Dispatched {
+    in_flight: InFlight,
+    gauge: SetGauge,
+}
+
+impl Dispatched {
+    fn upstream(&self) -> &Arc<Upstream> {
+        self.in_flight.upstream()
+    }
+}
+
 enum Begin {
-    Started(SetKind, InFlight),
+    Started(SetKind, Dispatched),
     /// The picked instance stopped being active after the table was loaded.
     Raced,
     NoInstance,
 }
 
-/// Picks an instance and counts the request on it.
-fn begin_on(table: &ActiveTable, kind: SetKind, now_ms: u64, exclude: Option<SocketAddr>) -> Begin {
+/// Picks an instance and counts the request on it and on its set.
+fn begin_on(
+    state: &ServiceState,
+    table: &ActiveTable,
+    kind: SetKind,
+    now_ms: u64,
+    exclude: Option<SocketAddr>,
+) -> Begin {
     match table.pick(kind, now_ms, exclude) {
         None => Begin::NoInstance,
         Some((set, upstream)) => match upstream.begin() {
-            Some(in_flight) => Begin::Started(set.kind, in_flight),
+            Some(in_flight) => Begin::Started(
+                set.kind,
+                Dispatched {
+                    in_flight,
+                    gauge: SetGauge::new(&set.counters, state.metrics_enabled()),
+                },
+            ),
             None => Begin::Raced,
         },
     }

@@ -104,10 +104,26 @@ async fn metrics_exposition_has_the_labelled_series() {
         .await;
     }
 
+    // One request held in flight on the canary while we scrape.
+    let handle = router.service("shop").unwrap();
+    let slow = tokio::spawn(async move {
+        get(
+            &client,
+            addr,
+            "/sleep/300",
+            &[("x-rampart-version", "canary")],
+        )
+        .await
+    });
+    while handle.status().in_flight == 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+
     let mut registry = Registry::default();
     registry.register_collector(Box::new(router.collector()));
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    assert_eq!(slow.await.unwrap().status, 200);
 
     for line in [
         "# TYPE rampart_router_requests counter",
@@ -118,6 +134,7 @@ async fn metrics_exposition_has_the_labelled_series() {
         r#"rampart_router_errors_total{service="shop",set="canary",version="v2"} 3"#,
         r#"rampart_router_errors_total{service="shop",set="stable",version="v1"} 0"#,
         r#"rampart_router_in_flight{service="shop",set="stable",version="v1"} 0"#,
+        r#"rampart_router_in_flight{service="shop",set="canary",version="v2"} 1"#,
         "# TYPE rampart_router_request_duration_seconds histogram",
         r#"rampart_router_request_duration_seconds_count{service="shop",set="stable",version="v1"} 7"#,
         r#"rampart_router_request_duration_seconds_bucket{le="+Inf",service="shop",set="canary",version="v2"} 3"#,
