@@ -25,8 +25,11 @@ pub(crate) struct AppState {
     latency_jitter_ms: u64,
     fail_after: Option<u64>,
     crash_after: Option<u64>,
-    /// Counts every request except /healthz.
+    /// Counts every request except /healthz and /stats.
     requests: AtomicU64,
+    /// When the latest counted request arrived (Unix ms): benchmarks use it to see
+    /// when the router stopped sending traffic here.
+    last_request_unix_ms: AtomicU64,
     /// One generator per process, so a `--seed` replays the same error sequence.
     rng: Mutex<StdRng>,
     crashed: watch::Sender<bool>,
@@ -47,6 +50,7 @@ impl AppState {
             fail_after: args.fail_after,
             crash_after: args.crash_after,
             requests: AtomicU64::new(0),
+            last_request_unix_ms: AtomicU64::new(0),
             rng: Mutex::new(rng),
             crashed,
         };
@@ -86,6 +90,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         ))
         // Added after the layer, so health checks see neither errors nor latency.
         .route("/healthz", get(healthz))
+        .route("/stats", get(stats))
         .with_state(state)
 }
 
@@ -95,6 +100,9 @@ async fn inject_failures(
     next: Next,
 ) -> Response {
     let number = state.requests.fetch_add(1, Ordering::SeqCst) + 1;
+    state
+        .last_request_unix_ms
+        .fetch_max(unix_ms(), Ordering::SeqCst);
     if state.crash_after.is_some_and(|limit| number > limit) {
         // Raced with the crash: the process is on its way out.
         return (StatusCode::SERVICE_UNAVAILABLE, "crashing").into_response();
@@ -137,6 +145,31 @@ async fn version(
         service: "sample-app",
         version: &state.version,
         requests: number,
+    })
+    .into_response()
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
+}
+
+#[derive(Serialize)]
+struct StatsBody<'a> {
+    version: &'a str,
+    requests: u64,
+    /// 0 until the first counted request.
+    last_request_unix_ms: u64,
+}
+
+/// Counters, without counting itself (like /healthz).
+async fn stats(State(state): State<Arc<AppState>>) -> Response {
+    Json(StatsBody {
+        version: &state.version,
+        requests: state.requests(),
+        last_request_unix_ms: state.last_request_unix_ms.load(Ordering::SeqCst),
     })
     .into_response()
 }

@@ -5,7 +5,7 @@
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 use reqwest::Method;
@@ -122,7 +122,7 @@ pub async fn run(args: DemoArgs) -> CliResult {
         faulty
             .time_to_rollback
             .map(|d| format!(
-                "{:.1}s after the canary first took traffic",
+                "decided {:.1}s after the canary first took traffic",
                 d.as_secs_f64()
             ))
             .unwrap_or_else(|| "did not happen".into())
@@ -197,8 +197,6 @@ async fn scenario(
         )
         .await?;
     let id = created["id"].as_str().unwrap_or_default().to_string();
-    let mut first_canary_traffic: Option<Instant> = None;
-    let mut rollback_seen: Option<Instant> = None;
     let mut last_line = String::new();
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
     let state = loop {
@@ -217,14 +215,6 @@ async fn scenario(
                 None,
             )
             .await?;
-        if first_canary_traffic.is_none()
-            && status["live"]["canary"]["requests"].as_u64().unwrap_or(0) > 0
-        {
-            first_canary_traffic = Some(Instant::now());
-        }
-        if rollback_seen.is_none() && (state == "rolling_back" || state == "rolled_back") {
-            rollback_seen = Some(Instant::now());
-        }
         let line = progress_line(&state, &status);
         if line != last_line {
             println!("  {line}");
@@ -235,17 +225,30 @@ async fn scenario(
             "succeeded" | "rolled_back" | "failed" | "aborted"
         ) {
             println!("[result] {}", outcome_line(&detail));
-            break state;
+            break (state, detail);
         }
     };
+    let (state, detail) = state;
     Ok(ScenarioResult {
         state,
         load: load.snapshot().since(&before),
-        time_to_rollback: match (first_canary_traffic, rollback_seen) {
-            (Some(start), Some(end)) => Some(end.saturating_duration_since(start)),
-            _ => None,
-        },
+        time_to_rollback: time_to_rollback(&detail),
     })
+}
+
+/// From the deployment's own transitions: the canary's first step to the decision
+/// to roll back.
+fn time_to_rollback(detail: &Value) -> Option<Duration> {
+    let history = detail["record"]["rollout"]["history"].as_array()?;
+    let at = |state: &str| {
+        history
+            .iter()
+            .find(|t| t["to"]["state"] == state)
+            .and_then(|t| t["at"].as_u64())
+    };
+    let start = at("progressing")?;
+    let end = at("rolling_back")?;
+    Some(Duration::from_millis(end.saturating_sub(start)))
 }
 
 /// Port 0 means "any free port": pick one now, since the config names it.
@@ -283,9 +286,7 @@ scale_down_delay = "10s"
 progress_deadline = "2m"
 
 [service.analysis]
-judge = "sequential"
-min_requests = 20
-max_error_rate = 5.0
+judge = "sequential"   # the default; every other analysis setting is left at its default
 
 [service.router]
 drain_grace = "5s"
