@@ -38,11 +38,24 @@ impl Failure {
         if error.is_connect() {
             return Failure::Connect(error_chain(&error));
         }
+        // The response head never arrived (the client only resolves on it), so a
+        // connection that closed or was reset counts as "closed early".
         let mut source = std::error::Error::source(&error);
         while let Some(cause) = source {
-            if let Some(h) = cause.downcast_ref::<hyper::Error>()
-                && (h.is_incomplete_message() || h.is_canceled())
-            {
+            let closed = if let Some(h) = cause.downcast_ref::<hyper::Error>() {
+                h.is_incomplete_message() || h.is_canceled()
+            } else if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+                matches!(
+                    io.kind(),
+                    std::io::ErrorKind::ConnectionReset
+                        | std::io::ErrorKind::ConnectionAborted
+                        | std::io::ErrorKind::BrokenPipe
+                        | std::io::ErrorKind::UnexpectedEof
+                )
+            } else {
+                false
+            };
+            if closed {
                 return Failure::ClosedEarly(error_chain(&error));
             }
             source = cause.source();
