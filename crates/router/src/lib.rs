@@ -7,6 +7,26 @@
 //! sent; removed instances drain. The judge reads per-set windows
 //! ([`ServiceHandle::window`]); Prometheus reads [`Router::collector`].
 //!
+//! Behaviour worth knowing:
+//! - **Split**: a deterministic credit accumulator gives the canary its exact share
+//!   (±1 request over any run); the `version_header` forces a set; with
+//!   `sticky_cookie` a client keeps the set it first got until a set's version
+//!   changes (the table generation is part of the cookie).
+//! - **Timeouts**: `connect_timeout` bounds the TCP connect; `request_timeout` bounds
+//!   the time to the upstream's response head (504). Bodies then stream without a
+//!   deadline, so long downloads are not cut.
+//! - **Retries**: a request without a body is retried once on another instance
+//!   (same set first) after a connect failure, and for idempotent methods also after
+//!   the connection closed before any response; requests with a body never are.
+//! - **Outliers**: N consecutive 5xx, connect failures or timeouts eject an instance
+//!   for `outlier_base_ejection × 2^k` (k = earlier ejections, capped at 6); the last
+//!   available instance of a set is never ejected.
+//! - **Drains**: an instance that leaves the table takes no new requests; its
+//!   in-flight ones (WebSocket tunnels included) finish within `drain_grace`.
+//! - **Errors** the router answers itself are RFC 9457 `application/problem+json`
+//!   with a `problem` member: `upstream_unreachable` (502), `upstream_failed` (502),
+//!   `upstream_timeout` (504), `no_upstream` (503), `overloaded` (503 + `Retry-After`).
+//!
 //! ```no_run
 //! # async fn run() -> Result<(), rampart_router::RouterError> {
 //! use std::sync::Arc;
