@@ -154,6 +154,9 @@ impl Controller {
         let before = self.record.rollout.clone();
         let commands = self.record.rollout.handle(input, now)?;
         if commands.is_empty() {
+            // Nothing to act on (a tick, a verdict that changes no state): the stored
+            // record stays valid for recovery; status shows the latest verdict anyway.
+            self.svc.lock().last_record = Some(self.record.clone());
             return Ok(Vec::new());
         }
         if let Err(e) = self.persist(&commands) {

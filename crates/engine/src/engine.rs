@@ -336,6 +336,11 @@ impl Engine {
         let (requests, receiver) = mpsc::channel(16);
         {
             let mut state = svc.lock();
+            // A controller that ended without clearing its claim (it panicked) must
+            // not block the service forever.
+            if state.active.as_ref().is_some_and(|a| a.task.is_finished()) {
+                state.active = None;
+            }
             if let Some(active) = &state.active {
                 let phase = state
                     .last_record
@@ -354,7 +359,8 @@ impl Engine {
                 id: record.id.clone(),
                 version: request.version.clone(),
                 requests: requests.clone(),
-                task: tokio::spawn(async {}),
+                // Replaced by the controller's task once it runs.
+                task: tokio::spawn(std::future::pending()),
             });
         }
         let row = match self.insert_deployment(&svc, &record, actor, &request) {
@@ -439,7 +445,9 @@ impl Engine {
         let task = tokio::spawn(controller.run(first));
         let mut state = svc.lock();
         match state.active.as_mut() {
-            Some(active) if active.id == id => active.task = task,
+            Some(active) if active.id == id => {
+                std::mem::replace(&mut active.task, task).abort();
+            }
             _ => {
                 state.active = Some(ActiveRollout {
                     id,
