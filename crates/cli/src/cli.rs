@@ -29,6 +29,8 @@ pub enum Command {
     #[command(subcommand)]
     Token(TokenCommand),
     /// Roll out a new version of a service.
+    // Its `--version V` names the version to deploy, so the automatic flag is off.
+    #[command(disable_version_flag = true)]
     Deploy(DeployArgs),
     /// Where a service stands: stable version, rollout in flight, live numbers.
     Status(ServiceArgs),
