@@ -223,3 +223,16 @@ fn audit_verify_exits_1_and_names_the_entry_when_tampered() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("#2"), "{stderr}");
 }
+
+#[test]
+fn the_first_admin_token_is_saved_readable_only_by_its_owner() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = RampartServer::start("");
+    let meta = std::fs::metadata(server.data_dir().join("admin.token")).expect("admin.token");
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    // The secret is stored only as a hash.
+    let db = std::fs::read(server.data_dir().join("rampart.db")).expect("db");
+    let needle = server.admin_token.as_bytes();
+    assert!(!db.windows(needle.len()).any(|w| w == needle));
+}
+
