@@ -111,8 +111,14 @@ pub struct TrafficArgs {
     #[arg(long, value_name = "PERCENT")]
     pub weight: Option<f64>,
     /// Replace the canary set with these upstreams (repeatable).
-    #[arg(long, value_name = "ADDR", requires = "weight")]
+    #[arg(long, value_name = "ADDR")]
     pub canary: Vec<std::net::SocketAddr>,
+    /// Limit requests in flight (excess gets 503 with Retry-After); 0 lifts the limit.
+    #[arg(long, value_name = "N")]
+    pub max_concurrency: Option<u32>,
+    /// Eject instances after consecutive failures: true or false.
+    #[arg(long, value_name = "BOOL")]
+    pub outlier_detection: Option<bool>,
     #[command(flatten)]
     pub api: ApiArgs,
 }

@@ -76,13 +76,21 @@ impl Operation {
 /// A manual change of a service's traffic split.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct TrafficChange {
-    pub canary_weight: f64,
+    /// Percent of requests to the canary set.
+    #[serde(default)]
+    pub canary_weight: Option<f64>,
     /// Replaces the canary set with these upstreams.
     #[serde(default)]
     pub canary: Option<Vec<SocketAddr>>,
     /// Version label of the given canary set (default `canary`).
     #[serde(default)]
     pub version: Option<String>,
+    /// Requests in flight above this get 503 with `Retry-After`; 0 lifts the limit.
+    #[serde(default)]
+    pub max_concurrency: Option<u32>,
+    /// Ejecting instances after consecutive failures, on or off.
+    #[serde(default)]
+    pub outlier_detection: Option<bool>,
 }
 
 #[derive(Clone)]
@@ -209,7 +217,9 @@ impl Engine {
         Ok(self.service(service)?.router.status())
     }
 
-    /// Sets the split by hand (no rollout may be in flight: it owns the split then).
+    /// Changes a service's traffic by hand: the split (refused while a rollout owns
+    /// it), the concurrency limit and outlier detection (allowed at any time: incident
+    /// response uses them). Audited; nothing changes if any part is invalid.
     pub fn set_traffic(
         &self,
         service: &str,
@@ -217,45 +227,55 @@ impl Engine {
         actor: &str,
     ) -> Result<TrafficStatus, EngineError> {
         let svc = self.service(service)?;
-        if !(0.0..=100.0).contains(&change.canary_weight) || !change.canary_weight.is_finite() {
-            return Err(EngineError::InvalidRequest(format!(
-                "canary_weight is {}; use a percentage from 0 to 100",
-                change.canary_weight
-            )));
+        let changes_split = change.canary_weight.is_some() || change.canary.is_some();
+        if !changes_split && change.max_concurrency.is_none() && change.outlier_detection.is_none()
+        {
+            return Err(EngineError::InvalidRequest(
+                "nothing to change: give canary_weight (with canary), max_concurrency or outlier_detection".into(),
+            ));
         }
-        if let Some(active) = &svc.lock().active {
-            return Err(EngineError::Conflict(format!(
-                "rollout {} of {} owns the traffic split of `{service}`; pause, promote or abort it instead",
-                active.id, active.version
-            )));
-        }
-        if let Some(addrs) = &change.canary {
-            let unique: HashSet<_> = addrs.iter().collect();
-            if unique.len() != addrs.len() {
-                return Err(EngineError::InvalidRequest(
-                    "canary lists an address twice".into(),
-                ));
+        let mut table = None;
+        if changes_split {
+            if let Some(active) = &svc.lock().active {
+                return Err(EngineError::Conflict(format!(
+                    "rollout {} of {} owns the traffic split of `{service}`; pause, promote or abort it instead",
+                    active.id, active.version
+                )));
             }
+            let current = svc.router.table();
+            let weight = change.canary_weight.unwrap_or(current.canary_weight);
+            if !(0.0..=100.0).contains(&weight) || !weight.is_finite() {
+                return Err(EngineError::InvalidRequest(format!(
+                    "canary_weight is {weight}; use a percentage from 0 to 100"
+                )));
+            }
+            if let Some(addrs) = &change.canary {
+                let unique: HashSet<_> = addrs.iter().collect();
+                if unique.len() != addrs.len() {
+                    return Err(EngineError::InvalidRequest(
+                        "canary lists an address twice".into(),
+                    ));
+                }
+            }
+            let canary = match &change.canary {
+                Some(addrs) if addrs.is_empty() => None,
+                Some(addrs) => Some(UpstreamSet::new(
+                    change.version.clone().unwrap_or_else(|| "canary".into()),
+                    addrs.clone(),
+                )),
+                None => current.canary.clone(),
+            };
+            if canary.is_none() && weight > 0.0 {
+                return Err(EngineError::InvalidRequest(format!(
+                    "`{service}` has no canary set; give `canary` addresses with a non-zero weight"
+                )));
+            }
+            table = Some(RouteTable {
+                stable: current.stable,
+                canary,
+                canary_weight: weight,
+            });
         }
-        let current = svc.router.table();
-        let canary = match &change.canary {
-            Some(addrs) if addrs.is_empty() => None,
-            Some(addrs) => Some(UpstreamSet::new(
-                change.version.clone().unwrap_or_else(|| "canary".into()),
-                addrs.clone(),
-            )),
-            None => current.canary.clone(),
-        };
-        if canary.is_none() && change.canary_weight > 0.0 {
-            return Err(EngineError::InvalidRequest(format!(
-                "`{service}` has no canary set; give `canary` addresses with a non-zero weight"
-            )));
-        }
-        let table = RouteTable {
-            stable: current.stable,
-            canary,
-            canary_weight: change.canary_weight,
-        };
         let details = serde_json::to_value(&change).unwrap_or_default();
         self.inner.shared.store.with_tx(|tx| {
             tx.append_audit(&NewAuditEvent {
@@ -265,7 +285,15 @@ impl Engine {
                 details,
             })
         })?;
-        svc.router.swap(table)?;
+        if let Some(table) = table {
+            svc.router.swap(table)?;
+        }
+        if let Some(limit) = change.max_concurrency {
+            svc.router.set_max_concurrency((limit > 0).then_some(limit));
+        }
+        if let Some(enabled) = change.outlier_detection {
+            svc.router.set_outlier_detection(enabled);
+        }
         Ok(svc.router.status())
     }
 

@@ -19,12 +19,16 @@ use crate::state::AppState;
 #[serde(deny_unknown_fields)]
 pub struct TrafficBody {
     /// Percent of requests to the canary set, 0 to 100 (fractions allowed).
-    pub canary_weight: f64,
+    pub canary_weight: Option<f64>,
     /// Replaces the canary set with these upstreams, e.g. ["127.0.0.1:9003"].
     #[schema(value_type = Option<Vec<String>>)]
     pub canary: Option<Vec<SocketAddr>>,
     /// Version label of the given canary set.
     pub version: Option<String>,
+    /// Requests in flight above this get 503 with `Retry-After`; 0 lifts the limit.
+    pub max_concurrency: Option<u32>,
+    /// Turn ejection of failing instances on or off.
+    pub outlier_detection: Option<bool>,
 }
 
 /// The weight, and every instance of each set with its state.
@@ -40,7 +44,8 @@ pub async fn get_traffic(
     to_json(&state.engine.traffic(&name)?)
 }
 
-/// Sets the split by hand (refused while a rollout owns it). Audited.
+/// Sets the split by hand (refused while a rollout owns it), the concurrency limit
+/// and outlier detection (allowed at any time). Audited.
 #[utoipa::path(put, path = "/api/v1/services/{name}/traffic", tag = "traffic",
     security(("bearer" = [])),
     params(("name" = String, Path, description = "service name")),
@@ -61,6 +66,8 @@ pub async fn put_traffic(
             canary_weight: body.canary_weight,
             canary: body.canary,
             version: body.version,
+            max_concurrency: body.max_concurrency,
+            outlier_detection: body.outlier_detection,
         },
         &principal.token_name,
     )?;

@@ -302,15 +302,27 @@ pub async fn validate(args: ServiceArgs) -> CliResult {
 pub async fn traffic(args: TrafficArgs) -> CliResult {
     let client = ApiClient::new(&args.api, None)?;
     let path = format!("/api/v1/services/{}/traffic", args.service);
-    let status: Value = match args.weight {
-        Some(weight) => {
-            let mut body = json!({ "canary_weight": weight });
-            if !args.canary.is_empty() {
-                body["canary"] = json!(args.canary);
-            }
-            client.request(Method::PUT, &path, Some(&body)).await?
+    let changes = args.weight.is_some()
+        || !args.canary.is_empty()
+        || args.max_concurrency.is_some()
+        || args.outlier_detection.is_some();
+    let status: Value = if changes {
+        let mut body = json!({});
+        if let Some(weight) = args.weight {
+            body["canary_weight"] = json!(weight);
         }
-        None => client.request(Method::GET, &path, None).await?,
+        if !args.canary.is_empty() {
+            body["canary"] = json!(args.canary);
+        }
+        if let Some(limit) = args.max_concurrency {
+            body["max_concurrency"] = json!(limit);
+        }
+        if let Some(on) = args.outlier_detection {
+            body["outlier_detection"] = json!(on);
+        }
+        client.request(Method::PUT, &path, Some(&body)).await?
+    } else {
+        client.request(Method::GET, &path, None).await?
     };
     emit(args.api.output, &status, || {
         println!(
