@@ -15,6 +15,42 @@ pub(crate) fn render(template: &str, version: &str, port: u16, index: u32) -> St
         .replace("{instance}", &index.to_string())
 }
 
+/// The line handed to `/bin/sh -c`. A single simple command is `exec`ed, so the
+/// instance itself leads its process group and keeps rampart's parent-death signal:
+/// dash forks for a `-c` command, the signal does not pass to the forked child, and
+/// that child would outlive a `kill -9` of rampart until the next start cleans up.
+/// Anything else (control operators, subshells, reserved words, leading
+/// assignments, a line that already `exec`s) runs as written.
+pub(crate) fn shell_line(line: &str) -> String {
+    const RESERVED: [&str; 16] = [
+        "if", "then", "else", "elif", "fi", "do", "done", "case", "esac", "while", "until", "for",
+        "in", "!", "exec", "function",
+    ];
+    let trimmed = line.trim();
+    // `2>&1` and `<&3` duplicate descriptors; they are not control operators.
+    let compound = trimmed
+        .replace(">&", ">")
+        .replace("<&", "<")
+        .chars()
+        .any(|c| {
+            matches!(
+                c,
+                ';' | '&' | '|' | '\n' | '\r' | '(' | ')' | '{' | '}' | '`'
+            )
+        });
+    let first = trimmed.split_whitespace().next().unwrap_or("");
+    let simple = !compound
+        && !first.is_empty()
+        && !first.starts_with('#')
+        && !first.contains('=')
+        && !RESERVED.contains(&first);
+    if simple {
+        format!("exec {trimmed}")
+    } else {
+        line.to_string()
+    }
+}
+
 /// The command runs through `/bin/sh -c`, so the template may use pipes, `exec`,
 /// redirections and variables. Besides the configured `env`, the instance sees
 /// `RAMPART_SERVICE`, `RAMPART_VERSION`, `RAMPART_PORT` and `RAMPART_INSTANCE`.
@@ -29,7 +65,7 @@ pub(crate) fn build(
     let mut command = Command::new("/bin/sh");
     command
         .arg("-c")
-        .arg(&line)
+        .arg(shell_line(&line))
         .envs(&config.env)
         .env("RAMPART_SERVICE", service)
         .env("RAMPART_VERSION", version)
@@ -111,6 +147,38 @@ mod tests {
             ),
             "./rel/v2/srv --port 8123 --id 1 # 8123"
         );
+    }
+
+    #[test]
+    fn a_simple_command_is_execed_so_it_leads_its_group() {
+        assert_eq!(
+            shell_line("'/opt/my app/srv' --port 8123 >>out.log 2>&1"),
+            "exec '/opt/my app/srv' --port 8123 >>out.log 2>&1"
+        );
+        assert_eq!(shell_line("  ./srv $PORT "), "exec ./srv $PORT");
+    }
+
+    #[test]
+    fn anything_compound_runs_as_written() {
+        for line in [
+            "cd rel && ./srv",
+            "./srv; echo done",
+            "./srv | tee log",
+            "./srv &",
+            "(./srv)",
+            "{ ./srv; }",
+            "./srv\n./other",
+            "./srv --at `date`",
+            "./srv --at $(date)",
+            "PORT=1 ./srv",
+            "exec ./srv",
+            "if true; then ./srv; fi",
+            "while true",
+            "# nothing",
+            "",
+        ] {
+            assert_eq!(shell_line(line), line, "{line}");
+        }
     }
 
     #[test]
