@@ -55,6 +55,7 @@ pub fn app(state: AppState) -> (axum::Router, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::deployments::abort))
         .routes(routes!(routes::deployments::rollback))
         .routes(routes!(routes::deployments::validate))
+        .routes(routes!(routes::events::events))
         .routes(routes!(openapi::openapi_json))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

@@ -22,6 +22,7 @@ use utoipa::{Modify, OpenApi};
         (name = "tokens", description = "API tokens (admin)"),
         (name = "traffic", description = "The stable/canary split of a service"),
         (name = "deployments", description = "Rollouts and operator actions"),
+        (name = "events", description = "Live updates (server-sent events)"),
         (name = "meta", description = "This document"),
     )
 )]

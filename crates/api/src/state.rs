@@ -23,6 +23,9 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub probes: Arc<Vec<Box<dyn ReadinessProbe>>>,
     pub engine: rampart_engine::Engine,
+    /// Flips to true when rampart shuts down, so that endless responses (event
+    /// streams) end and graceful shutdown can finish.
+    pub shutdown: crate::routes::events::ShutdownFlag,
 }
 
 impl AppState {

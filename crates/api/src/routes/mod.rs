@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod deployments;
+pub mod events;
 pub mod services;
 pub mod tokens;
 pub mod traffic;

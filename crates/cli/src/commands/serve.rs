@@ -110,6 +110,11 @@ pub async fn run_server(
             }) as Box<dyn ReadinessProbe>
         })
         .collect();
+    let (stopping, shutdown_flag) = tokio::sync::watch::channel(false);
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stopping.send(true);
+    };
     let state = AppState {
         store: store.clone(),
         config: Arc::new(config.clone()),
@@ -123,6 +128,7 @@ pub async fn run_server(
         clock,
         probes: Arc::new(probes),
         engine: engine.clone(),
+        shutdown: shutdown_flag,
     };
 
     tracing::info!(listen = %api_addr, data_dir = %data_dir.display(), "rampart is serving");
