@@ -3,6 +3,7 @@
 //!
 //! `bench_router LISTEN STABLE_ADDR CANARY_ADDR [metrics-on|metrics-off]`
 
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,15 +11,12 @@ use rampart_core::SystemClock;
 use rampart_router::{Router, ServiceRoute, UpstreamSet};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // BENCH_ROUTER_THREADS=N sets the worker threads (default: one per core).
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    if let Some(threads) = std::env::var("BENCH_ROUTER_THREADS")
-        .ok()
-        .and_then(|t| t.parse().ok())
-    {
-        runtime.worker_threads(threads);
-    }
-    runtime.enable_all().build()?.block_on(run())
+    // The data plane runs on the router's own worker threads; this runtime only
+    // starts it and waits for Ctrl-C, as the rest of rampart would.
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(run())
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -37,7 +35,16 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         canary: Some(UpstreamSet::new("v2", vec![canary.parse()?])),
         canary_weight: 10.0,
     };
-    let router = Router::start(vec![route], Arc::new(SystemClock)).await?;
+    // BENCH_ROUTER_WORKERS=N sets the data-plane threads (default: one per core).
+    let workers = std::env::var("BENCH_ROUTER_WORKERS")
+        .ok()
+        .and_then(|w| w.parse::<NonZeroUsize>().ok());
+    let router = match workers {
+        Some(workers) => {
+            Router::start_with_workers(vec![route], Arc::new(SystemClock), workers).await?
+        }
+        None => Router::start(vec![route], Arc::new(SystemClock)).await?,
+    };
     if let Some(service) = router.service("bench") {
         service.set_metrics_enabled(metrics_on);
         eprintln!(

@@ -11,6 +11,8 @@ pub enum RouterError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot start the router's worker threads: {0}")]
+    Workers(#[source] std::io::Error),
     #[error("two services are named \"{0}\"; service names must be unique")]
     DuplicateService(String),
     #[error("canary weight {0} is not a percentage; use a number from 0 to 100")]

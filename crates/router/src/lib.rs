@@ -61,6 +61,7 @@ mod status;
 mod sticky;
 mod table;
 mod upstream;
+mod worker;
 
 pub use error::RouterError;
 pub use metrics::collector::RouterCollector;

@@ -21,6 +21,7 @@ use crate::service::ServiceState;
 use crate::sticky;
 use crate::table::{ActiveTable, SetKind};
 use crate::upstream::{InFlight, Upstream};
+use crate::worker::LocalService;
 
 /// How an attempt to get a response head from an upstream failed.
 enum Failure {
@@ -112,10 +113,11 @@ fn requested_set(
 }
 
 pub(crate) async fn handle(
-    state: Arc<ServiceState>,
+    local: Arc<LocalService>,
     client: SocketAddr,
     mut request: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
+    let state = &local.state;
     let started = Instant::now();
     let Some(permit) = state.limit.try_acquire() else {
         return Ok(Problem::Overloaded.response(
@@ -132,7 +134,7 @@ pub(crate) async fn handle(
     let mut table = state.table.load_full();
 
     // Which set: header override, then a sticky cookie of this rollout, then the split.
-    let (kind, issue_cookie) = requested_set(&state, &parts, &table).unwrap_or_else(|| {
+    let (kind, issue_cookie) = requested_set(state, &parts, &table).unwrap_or_else(|| {
         let canary = table.canary.is_some() && state.splitter.next_is_canary(table.canary_step);
         let kind = if canary {
             SetKind::Canary
@@ -148,7 +150,7 @@ pub(crate) async fn handle(
     let idempotent = is_idempotent(&parts.method);
     let mut first_pick = None;
     for _ in 0..3 {
-        match begin_on(&state, &table, kind, now_ms, None) {
+        match begin_on(state, &table, kind, now_ms, None) {
             Begin::Started(served, in_flight) => {
                 first_pick = Some((served, in_flight));
                 break;
@@ -161,7 +163,7 @@ pub(crate) async fn handle(
     let Some((served, in_flight)) = first_pick else {
         let response = Problem::NoUpstream
             .response(&state.name, "the service has no instance to send to".into());
-        record_local(&state, &table, kind, response.status(), started);
+        record_local(state, &table, kind, response.status(), started);
         return Ok(response);
     };
 
@@ -169,7 +171,7 @@ pub(crate) async fn handle(
     prepare_forward(&mut parts, client);
     let retry_parts = retry_possible.then(|| clone_parts(&parts));
     let first = send(
-        &state,
+        &local,
         parts,
         ForwardBody::Client(body),
         in_flight.upstream(),
@@ -180,12 +182,12 @@ pub(crate) async fn handle(
             state.upstream_failed(set, in_flight.upstream(), now_ms);
             let failed = in_flight.upstream().addr;
             drop(in_flight);
-            match begin_on(&state, &table, set.kind, now_ms, Some(failed)) {
+            match begin_on(state, &table, set.kind, now_ms, Some(failed)) {
                 Begin::Started(retry_kind, retry_in_flight) => {
                     let retry_set = table.set(retry_kind).unwrap_or(&table.stable);
                     tracing::debug!(service = %state.name, instance = %failed, retry = %retry_in_flight.upstream().addr, "retrying on another instance");
                     let second = send(
-                        &state,
+                        &local,
                         parts,
                         ForwardBody::Empty,
                         retry_in_flight.upstream(),
@@ -194,8 +196,8 @@ pub(crate) async fn handle(
                     (retry_set, retry_in_flight, second)
                 }
                 Begin::Raced | Begin::NoInstance => {
-                    let response = failure_response(&state, failure);
-                    record_local(&state, &table, set.kind, response.status(), started);
+                    let response = failure_response(state, failure);
+                    record_local(state, &table, set.kind, response.status(), started);
                     return Ok(response);
                 }
             }
@@ -207,8 +209,8 @@ pub(crate) async fn handle(
         Ok(response) => response,
         Err(failure) => {
             state.upstream_failed(set, in_flight.upstream(), now_ms);
-            let response = failure_response(&state, failure);
-            record_local(&state, &table, set.kind, response.status(), started);
+            let response = failure_response(state, failure);
+            record_local(state, &table, set.kind, response.status(), started);
             return Ok(response);
         }
     };
@@ -334,7 +336,7 @@ fn clone_parts(parts: &Parts) -> Parts {
 /// Sends the request head (and streams the body) to `addr`; resolves with the
 /// response head, bounded by the service's request timeout.
 async fn send(
-    state: &ServiceState,
+    local: &LocalService,
     mut parts: Parts,
     body: ForwardBody,
     upstream: &Upstream,
@@ -348,8 +350,8 @@ async fn send(
     parts.uri = Uri::from_parts(uri).map_err(|e| Failure::Other(e.to_string()))?;
     parts.version = Version::HTTP_11;
     let request = Request::from_parts(parts, body);
-    let timeout = state.settings.request_timeout.get();
-    match tokio::time::timeout(timeout, state.client.request(request)).await {
+    let timeout = local.state.settings.request_timeout.get();
+    match tokio::time::timeout(timeout, local.client.request(request)).await {
         Err(_) => Err(Failure::Timeout),
         Ok(Err(error)) => Err(Failure::classify(error)),
         Ok(Ok(response)) => Ok(response),

@@ -9,14 +9,10 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use http::HeaderName;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use rampart_config::RouterConfig;
 use rampart_core::{Clock, Timestamp, WindowSample};
 use tokio::sync::watch;
 
-use crate::body::ForwardBody;
 use crate::error::RouterError;
 use crate::limit::ConcurrencyLimit;
 use crate::metrics::counters::SetCounters;
@@ -82,7 +78,6 @@ pub(crate) struct ServiceState {
     metrics_enabled: AtomicBool,
     stable_window: WindowRing,
     canary_window: WindowRing,
-    pub(crate) client: Client<HttpConnector, ForwardBody>,
     pub(crate) version_header: Option<HeaderName>,
     runtime: tokio::runtime::Handle,
     /// Flips to true when the router stops for good; upgraded tunnels close on it.
@@ -105,22 +100,6 @@ const MAX_REMOVED_KEPT: usize = 256;
 /// The outlier threshold used when detection is switched on at run time although
 /// the config disabled it (0).
 const DEFAULT_OUTLIER_THRESHOLD: u32 = 5;
-
-/// The upstream client.
-///
-/// `hyper_util`'s legacy `Client` with an `HttpConnector` because it keeps a pool of
-/// keep-alive connections per upstream address (so a proxied request normally costs
-/// no TCP handshake), applies the connect timeout in the connector, retries a request
-/// that lost the race with a pooled connection's close, and supports HTTP/1.1
-/// upgrades on the response, which WebSocket pass-through needs.
-fn upstream_client(settings: &RouterConfig) -> Client<HttpConnector, ForwardBody> {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(settings.connect_timeout.get()));
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(60))
-        .build(connector)
-}
 
 impl ServiceState {
     pub(crate) fn new(
@@ -145,7 +124,6 @@ impl ServiceState {
         Ok(Arc::new(Self {
             name: route.name,
             listen,
-            client: upstream_client(&route.settings),
             limit: ConcurrencyLimit::new(route.settings.max_concurrency),
             outlier_enabled: AtomicBool::new(threshold > 0),
             outlier_threshold: if threshold > 0 {

@@ -1,0 +1,182 @@
+//! The data plane's worker threads.
+//!
+//! Each worker is an OS thread with its own current-thread tokio runtime that accepts
+//! on every service's listening socket (a duplicate of the same socket, so the kernel
+//! hands each new connection to one of the workers) and keeps its own pool of upstream
+//! connections. A proxied request's client connection, upstream connection and body
+//! streaming therefore all run on one thread: no cross-thread wake-ups, no work
+//! stealing, and no competition with the control plane's runtime. Routing tables,
+//! counters and drain notifications are atomics and `tokio::sync` primitives, which
+//! work across runtimes.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use rampart_config::RouterConfig;
+use tokio::net::TcpListener;
+use tokio::runtime::Runtime;
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinSet;
+
+use crate::body::ForwardBody;
+use crate::proxy;
+use crate::service::ServiceState;
+
+pub(crate) type UpstreamClient = Client<HttpConnector, ForwardBody>;
+
+/// One service as one worker serves it: the shared state plus this worker's own
+/// upstream connection pool.
+pub(crate) struct LocalService {
+    pub(crate) state: Arc<ServiceState>,
+    pub(crate) client: UpstreamClient,
+}
+
+/// A worker's runtime and its listeners, registered with that runtime, ready to be
+/// moved onto the worker's thread.
+pub(crate) struct Worker {
+    runtime: Runtime,
+    listeners: Vec<(TcpListener, Arc<ServiceState>)>,
+}
+
+impl Worker {
+    /// Builds the runtime and registers a duplicate of every listener with it.
+    pub(crate) fn new(
+        listeners: Vec<(std::net::TcpListener, Arc<ServiceState>)>,
+    ) -> std::io::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let registered = {
+            let _entered = runtime.enter();
+            listeners
+                .into_iter()
+                .map(|(listener, state)| Ok((TcpListener::from_std(listener)?, state)))
+                .collect::<std::io::Result<Vec<_>>>()?
+        };
+        Ok(Self {
+            runtime,
+            listeners: registered,
+        })
+    }
+
+    /// Starts the worker's thread. The returned receiver resolves once the worker has
+    /// stopped: its listeners closed and its connections drained or closed.
+    pub(crate) fn spawn(
+        self,
+        index: usize,
+        stop: watch::Receiver<Option<Duration>>,
+    ) -> std::io::Result<oneshot::Receiver<()>> {
+        let (done, stopped) = oneshot::channel();
+        std::thread::Builder::new()
+            .name(format!("rampart-router-{index}"))
+            .spawn(move || {
+                let Worker { runtime, listeners } = self;
+                runtime.block_on(async move {
+                    let mut services = JoinSet::new();
+                    for (listener, state) in listeners {
+                        services.spawn(serve(listener, state, stop.clone()));
+                    }
+                    while services.join_next().await.is_some() {}
+                });
+                // Dropping the runtime closes what is left on this worker: upgraded
+                // tunnels and idle pooled upstream connections.
+                drop(runtime);
+                let _ = done.send(());
+            })?;
+        Ok(stopped)
+    }
+}
+
+/// The upstream client.
+///
+/// `hyper_util`'s legacy `Client` with an `HttpConnector` because it keeps a pool of
+/// keep-alive connections per upstream address (so a proxied request normally costs
+/// no TCP handshake), applies the connect timeout in the connector, retries a request
+/// that lost the race with a pooled connection's close, and supports HTTP/1.1
+/// upgrades on the response, which WebSocket pass-through needs.
+fn upstream_client(settings: &RouterConfig) -> UpstreamClient {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(settings.connect_timeout.get()));
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(60))
+        .build(connector)
+}
+
+async fn serve(
+    listener: TcpListener,
+    state: Arc<ServiceState>,
+    mut stop: watch::Receiver<Option<Duration>>,
+) {
+    let local = Arc::new(LocalService {
+        client: upstream_client(&state.settings),
+        state,
+    });
+    let state = &local.state;
+    // auto::Builder serves HTTP/1.1 and HTTP/2 (h2c with prior knowledge) on the
+    // same port by sniffing the connection preface.
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let graceful = GracefulShutdown::new();
+    let mut connections = JoinSet::new();
+    let grace = loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    if let Err(error) = stream.set_nodelay(true) {
+                        tracing::debug!(%error, "set_nodelay failed");
+                    }
+                    connections.spawn(serve_connection(&builder, &graceful, stream, peer, &local));
+                }
+                Err(error) => {
+                    // Typically out of file descriptors: back off instead of spinning.
+                    tracing::warn!(service = %state.name, %error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            changed = stop.changed() => {
+                let grace = *stop.borrow();
+                match (changed, grace) {
+                    (_, Some(grace)) => break grace,
+                    (Err(_), None) => break Duration::ZERO,
+                    (Ok(()), None) => {}
+                }
+            }
+        }
+    };
+    drop(listener);
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::info!(service = %state.name, "drain grace over; closing remaining connections");
+    }
+    connections.shutdown().await;
+}
+
+fn serve_connection(
+    builder: &auto::Builder<TokioExecutor>,
+    graceful: &GracefulShutdown,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    local: &Arc<LocalService>,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let local = Arc::clone(local);
+    let service = service_fn(move |request| proxy::handle(Arc::clone(&local), peer, request));
+    let connection = builder
+        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+        .into_owned();
+    let watched = graceful.watch(connection);
+    async move {
+        if let Err(error) = watched.await {
+            tracing::debug!(%peer, %error, "connection ended with an error");
+        }
+    }
+}
