@@ -2,6 +2,7 @@
 //! and the forwarding headers (`X-Forwarded-For`, `X-Forwarded-Proto`, RFC 7239
 //! `Forwarded`).
 
+use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -36,6 +37,11 @@ fn connection_has_token(headers: &HeaderMap, token: &str) -> bool {
 /// `keep_upgrade`, `Upgrade` survives and `Connection: upgrade` is set again, because
 /// an upgrade must be negotiated end to end through the proxy.
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    // Most messages carry none of these: one pass over the names is far cheaper than
+    // a hashed removal per hop-by-hop name.
+    if !keep_upgrade && !headers.keys().any(is_hop_by_hop_or_upgrade) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -58,34 +64,41 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     }
 }
 
+fn is_hop_by_hop_or_upgrade(name: &HeaderName) -> bool {
+    name == header::UPGRADE || HOP_BY_HOP.contains(&name.as_str())
+}
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+
 /// Appends the client to `X-Forwarded-For` and `Forwarded`, and sets
-/// `X-Forwarded-Proto` when no proxy in front of us did.
+/// `X-Forwarded-Proto` when no proxy in front of us did. Each value is written into
+/// one buffer: this runs for every request.
 pub(crate) fn add_forwarding(headers: &mut HeaderMap, client: SocketAddr, host: Option<&str>) {
     let ip = client.ip();
-    let previous: Vec<String> = headers
-        .get_all("x-forwarded-for")
+    let mut xff = String::with_capacity(48);
+    for previous in headers
+        .get_all(&X_FORWARDED_FOR)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .collect();
-    let xff = if previous.is_empty() {
-        ip.to_string()
-    } else {
-        format!("{}, {ip}", previous.join(", "))
-    };
+    {
+        xff.push_str(previous);
+        xff.push_str(", ");
+    }
+    let _ = write!(xff, "{ip}");
     if let Ok(value) = HeaderValue::try_from(xff) {
-        headers.insert("x-forwarded-for", value);
+        headers.insert(X_FORWARDED_FOR, value);
     }
-    if !headers.contains_key("x-forwarded-proto") {
-        headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    if !headers.contains_key(&X_FORWARDED_PROTO) {
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
     }
-    let node = match ip {
-        IpAddr::V4(v4) => v4.to_string(),
-        IpAddr::V6(v6) => format!("\"[{v6}]\""),
+    let mut forwarded = String::with_capacity(64);
+    let _ = match ip {
+        IpAddr::V4(v4) => write!(forwarded, "for={v4};proto=http"),
+        IpAddr::V6(v6) => write!(forwarded, "for=\"[{v6}]\";proto=http"),
     };
-    let mut forwarded = format!("for={node};proto=http");
     if let Some(host) = host.filter(|h| h.bytes().all(|b| b.is_ascii_graphic() && b != b'"')) {
-        forwarded.push_str(&format!(";host=\"{host}\""));
+        let _ = write!(forwarded, ";host=\"{host}\"");
     }
     if let Ok(value) = HeaderValue::try_from(forwarded) {
         headers.append(header::FORWARDED, value);
