@@ -7,7 +7,9 @@
 #   apt-get install -y nginx haproxy wrk
 #
 # Settings (environment): DURATION (default 10s), THREADS (2), CONNECTIONS (64),
-# SKIP_BUILD=1 to use already built examples, CARGO_TARGET_DIR as usual.
+# SKIP_BUILD=1 to use already built examples, CARGO_TARGET_DIR as usual,
+# BASELINE_ROUTER=/path/to/bench_router adds a row for another build of the router
+# (e.g. an earlier commit's, copied aside) measured in the same run.
 set -euo pipefail
 
 DURATION=${DURATION:-10s}
@@ -59,7 +61,7 @@ wait_for() {
 }
 
 STABLE=$(free_port); CANARY=$(free_port)
-"$BIN/bench_upstream" "127.0.0.1:$STABLE" & PIDS+=($!)
+"$BIN/bench_upstream" "127.0.0.1:$STABLE" & STABLE_PID=$!; PIDS+=($STABLE_PID)
 "$BIN/bench_upstream" "127.0.0.1:$CANARY" & PIDS+=($!)
 wait_for "$STABLE"; wait_for "$CANARY"
 
@@ -121,7 +123,19 @@ backend app
   server canary 127.0.0.1:$CANARY weight 10
 CONF
 
-# Runs the load generator; prints "rps p50_ms p99_ms".
+# CPU time (utime + stime, in clock ticks) used so far by a process and its children
+# (nginx's workers are children of its master).
+cpu_ticks() {
+  local total=0 pid
+  for pid in "$1" $(pgrep -P "$1" || true); do
+    if [ -r "/proc/$pid/stat" ]; then
+      total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
+    fi
+  done
+  echo "$total"
+}
+
+# Runs the load generator; prints "rps p50_ms p99_ms requests".
 measure() {
   local url=$1
   if [ "$LOADGEN" = wrk ]; then
@@ -138,7 +152,8 @@ p99 = ms(re.search(r"^\s+99%\s+(\S+)", text, re.M).group(1))
 errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", text)
 if errors:
     print("warning: " + errors.group(0), file=sys.stderr)
-print(f"{rps:.0f} {p50:.3f} {p99:.3f}")
+total = int(re.search(r"(\d+) requests in", text).group(1))
+print(f"{rps:.0f} {p50:.3f} {p99:.3f} {total}")
 PY
   else
     oha -z "$DURATION" -c "$CONNECTIONS" --no-tui --output-format json "$url" > "$WORK/out.json"
@@ -146,58 +161,80 @@ PY
 import json, sys
 d = json.load(open(sys.argv[1]))
 p = d["latencyPercentiles"]
-print(f'{d["summary"]["requestsPerSec"]:.0f} {p["p50"]*1000:.3f} {p["p99"]*1000:.3f}')
+rps = d["summary"]["requestsPerSec"]
+print(f'{rps:.0f} {p["p50"]*1000:.3f} {p["p99"]*1000:.3f} {rps * d["summary"]["total"]:.0f}')
 PY
   fi
 }
 
+# Results per target: "rps p50_ms p99_ms cpu_us_per_request" (cpu "-" when unknown).
 declare -A RESULT
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
 run() {
-  local name=$1 port=$2
+  local name=$1 port=$2 pid=${3:-}
   wait_for "$port"
   # A short warm-up fills connection pools before the measured run.
   curl -s -o /dev/null "http://127.0.0.1:$port/" || true
-  RESULT[$name]=$(measure "http://127.0.0.1:$port/")
+  local before=0 after=0 rps p50 p99 total cpu=-
+  [ -n "$pid" ] && before=$(cpu_ticks "$pid")
+  read -r rps p50 p99 total <<< "$(measure "http://127.0.0.1:$port/")"
+  if [ -n "$pid" ] && [ "$total" -gt 0 ]; then
+    after=$(cpu_ticks "$pid")
+    cpu=$(python3 -c "print(f'{($after - $before) * $TICK_US / $total:.1f}')")
+  fi
+  RESULT[$name]="$rps $p50 $p99 $cpu"
   echo "$name: ${RESULT[$name]}" >&2
 }
 
-run direct "$STABLE"
+run direct "$STABLE" "$STABLE_PID"
 
 ROUTER_PORT=$(free_port)
 "$BIN/bench_router" "127.0.0.1:$ROUTER_PORT" "127.0.0.1:$STABLE" "127.0.0.1:$CANARY" metrics-on & ROUTER_PID=$!
 PIDS+=($ROUTER_PID)
-run rampart "$ROUTER_PORT"
+run rampart "$ROUTER_PORT" "$ROUTER_PID"
 kill "$ROUTER_PID"; wait "$ROUTER_PID" 2>/dev/null || true
 
 ROUTER_PORT=$(free_port)
 "$BIN/bench_router" "127.0.0.1:$ROUTER_PORT" "127.0.0.1:$STABLE" "127.0.0.1:$CANARY" metrics-off & ROUTER_PID=$!
 PIDS+=($ROUTER_PID)
-run rampart_nometrics "$ROUTER_PORT"
+run rampart_nometrics "$ROUTER_PORT" "$ROUTER_PID"
 kill "$ROUTER_PID"; wait "$ROUTER_PID" 2>/dev/null || true
 
-"$NGINX" -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" & PIDS+=($!)
-run nginx "$NGINX_PORT"
+if [ -n "${BASELINE_ROUTER:-}" ]; then
+  ROUTER_PORT=$(free_port)
+  "$BASELINE_ROUTER" "127.0.0.1:$ROUTER_PORT" "127.0.0.1:$STABLE" "127.0.0.1:$CANARY" metrics-on & ROUTER_PID=$!
+  PIDS+=($ROUTER_PID)
+  run baseline "$ROUTER_PORT" "$ROUTER_PID"
+  kill "$ROUTER_PID"; wait "$ROUTER_PID" 2>/dev/null || true
+fi
 
-"$HAPROXY" -f "$WORK/haproxy.cfg" -db & PIDS+=($!)
-run haproxy "$HAPROXY_PORT"
+"$NGINX" -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" & NGINX_PID=$!; PIDS+=($NGINX_PID)
+run nginx "$NGINX_PORT" "$NGINX_PID"
+
+"$HAPROXY" -f "$WORK/haproxy.cfg" -db & HAPROXY_PID=$!; PIDS+=($HAPROXY_PID)
+run haproxy "$HAPROXY_PORT" "$HAPROXY_PID"
 
 NGINX_VERSION=$("$NGINX" -v 2>&1 | sed 's/.*nginx\///' || true)
 HAPROXY_VERSION=$("$HAPROXY" -v 2>/dev/null | awk 'NR==1 {print $3}' || true)
-read -r R_RPS R_P50 R_P99 <<< "${RESULT[rampart]}"
+read -r R_RPS R_P50 R_P99 R_CPU <<< "${RESULT[rampart]}"
 echo
 echo "Load: $LOADGEN, $THREADS threads, $CONNECTIONS connections, $DURATION per target; upstream: bench_upstream x2; split 90/10."
 echo
-echo "| target | requests/s | p50 ms | p99 ms | throughput vs rampart | p99 vs rampart |"
-echo "|---|---:|---:|---:|---:|---:|"
-for name in direct rampart rampart_nometrics nginx haproxy; do
-  read -r RPS P50 P99 <<< "${RESULT[$name]}"
+echo "CPU µs/req: CPU time of the proxy's process(es) (the upstream's for direct) per request."
+echo
+echo "| target | requests/s | p50 ms | p99 ms | CPU µs/req | throughput vs rampart | p99 vs rampart |"
+echo "|---|---:|---:|---:|---:|---:|---:|"
+for name in direct rampart rampart_nometrics baseline nginx haproxy; do
+  [ -n "${RESULT[$name]:-}" ] || continue
+  read -r RPS P50 P99 CPU <<< "${RESULT[$name]}"
   label=$name
   case $name in
     direct) label="direct to upstream (no proxy)";;
     rampart) label="rampart router (metrics on)";;
     rampart_nometrics) label="rampart router (metrics off)";;
+    baseline) label="baseline router (metrics on)";;
     nginx) label="nginx $NGINX_VERSION";;
     haproxy) label="HAProxy $HAPROXY_VERSION";;
   esac
-  python3 -c "print(f'| $label | $RPS | $P50 | $P99 | {$RPS/$R_RPS:.2f}x | {$P99/$R_P99:.2f}x |')"
+  python3 -c "print(f'| $label | $RPS | $P50 | $P99 | $CPU | {$RPS/$R_RPS:.2f}x | {$P99/$R_P99:.2f}x |')"
 done

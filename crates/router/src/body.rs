@@ -13,6 +13,7 @@ use hyper::body::Incoming;
 
 use crate::limit::Permit;
 use crate::metrics::counters::SetCounters;
+use crate::pool::Reusable;
 use crate::upstream::InFlight;
 
 /// One request counted in its set's in-flight gauge (when metrics are on).
@@ -50,11 +51,40 @@ pub(crate) struct RequestGuard {
 /// What the router sends back to the client.
 #[derive(Debug)]
 pub(crate) enum ProxyBody {
-    Upstream {
-        inner: Incoming,
-        _guard: RequestGuard,
-    },
+    Upstream(UpstreamBody),
     Full(Option<Bytes>),
+}
+
+/// An upstream response body on its way to the client.
+#[derive(Debug)]
+pub(crate) struct UpstreamBody {
+    inner: Incoming,
+    ended: bool,
+    /// The connection it arrives on, back to the pool once the body has ended.
+    connection: Option<Reusable>,
+    _guard: RequestGuard,
+}
+
+impl UpstreamBody {
+    pub(crate) fn new(inner: Incoming, connection: Reusable, guard: RequestGuard) -> Self {
+        Self {
+            inner,
+            ended: false,
+            connection: Some(connection),
+            _guard: guard,
+        }
+    }
+}
+
+impl Drop for UpstreamBody {
+    fn drop(&mut self) {
+        // A body cut short leaves the connection mid-message: it is closed instead.
+        if let Some(connection) = self.connection.take()
+            && (self.ended || self.inner.is_end_stream())
+        {
+            connection.release();
+        }
+    }
 }
 
 impl ProxyBody {
@@ -76,21 +106,29 @@ impl Body for ProxyBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         match self.get_mut() {
-            ProxyBody::Upstream { inner, .. } => Pin::new(inner).poll_frame(cx),
+            ProxyBody::Upstream(body) => {
+                let frame = Pin::new(&mut body.inner).poll_frame(cx);
+                match &frame {
+                    Poll::Ready(None) => body.ended = true,
+                    Poll::Ready(Some(Ok(_))) if body.inner.is_end_stream() => body.ended = true,
+                    _ => {}
+                }
+                frame
+            }
             ProxyBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match self {
-            ProxyBody::Upstream { inner, .. } => inner.is_end_stream(),
+            ProxyBody::Upstream(body) => body.ended || body.inner.is_end_stream(),
             ProxyBody::Full(bytes) => bytes.is_none(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            ProxyBody::Upstream { inner, .. } => inner.size_hint(),
+            ProxyBody::Upstream(body) => body.inner.size_hint(),
             ProxyBody::Full(bytes) => {
                 SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
             }

@@ -52,6 +52,7 @@ mod error;
 mod headers;
 mod limit;
 mod metrics;
+mod pool;
 mod problem;
 mod proxy;
 mod router;

@@ -8,14 +8,15 @@ use std::time::Instant;
 
 use http::header::{self, HeaderValue};
 use http::request::Parts;
-use http::uri::{PathAndQuery, Scheme};
+use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body::Body as _;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
-use crate::body::{ForwardBody, ProxyBody, RequestGuard, SetGauge};
+use crate::body::{ForwardBody, ProxyBody, RequestGuard, SetGauge, UpstreamBody};
 use crate::headers;
+use crate::pool::{self, Reusable};
 use crate::problem::Problem;
 use crate::service::ServiceState;
 use crate::sticky;
@@ -35,13 +36,10 @@ enum Failure {
 }
 
 impl Failure {
-    fn classify(error: hyper_util::client::legacy::Error) -> Self {
-        if error.is_connect() {
-            return Failure::Connect(error_chain(&error));
-        }
-        // The response head never arrived (the client only resolves on it), so a
+    fn classify(error: &hyper::Error) -> Self {
+        // The response head never arrived (the sender only resolves on it), so a
         // connection that closed or was reset counts as "closed early".
-        let mut source = std::error::Error::source(&error);
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
         while let Some(cause) = source {
             let closed = if let Some(h) = cause.downcast_ref::<hyper::Error>() {
                 h.is_incomplete_message() || h.is_canceled()
@@ -57,11 +55,11 @@ impl Failure {
                 false
             };
             if closed {
-                return Failure::ClosedEarly(error_chain(&error));
+                return Failure::ClosedEarly(error_chain(error));
             }
             source = cause.source();
         }
-        Failure::Other(error_chain(&error))
+        Failure::Other(error_chain(error))
     }
 
     /// A connect failure sent nothing, so any request may go elsewhere; a connection
@@ -205,8 +203,8 @@ pub(crate) async fn handle(
         (other, _) => (set, in_flight, other),
     };
 
-    let mut response = match outcome {
-        Ok(response) => response,
+    let (mut response, connection) = match outcome {
+        Ok(exchanged) => exchanged,
         Err(failure) => {
             state.upstream_failed(set, in_flight.upstream(), now_ms);
             let response = failure_response(state, failure);
@@ -232,6 +230,11 @@ pub(crate) async fn handle(
     {
         response.headers_mut().append(header::SET_COOKIE, cookie);
     }
+    let connection = Reusable {
+        sender: connection,
+        upstream: Arc::clone(in_flight.upstream()),
+        worker: local.worker,
+    };
     let guard = RequestGuard {
         _permit: permit,
         _upstream: in_flight.in_flight,
@@ -239,6 +242,8 @@ pub(crate) async fn handle(
     };
 
     if switching {
+        // The connection now belongs to the tunnel.
+        drop(connection);
         let upstream_upgrade = hyper::upgrade::on(&mut response);
         if let Some(client_upgrade) = client_upgrade {
             tokio::spawn(tunnel(
@@ -254,10 +259,7 @@ pub(crate) async fn handle(
     let (parts, inner) = response.into_parts();
     Ok(Response::from_parts(
         parts,
-        ProxyBody::Upstream {
-            inner,
-            _guard: guard,
-        },
+        ProxyBody::Upstream(UpstreamBody::new(inner, connection, guard)),
     ))
 }
 
@@ -315,12 +317,10 @@ fn prepare_forward(parts: &mut Parts, client: SocketAddr) {
     {
         parts.headers.insert(header::HOST, value);
     }
-    let host = parts
-        .headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_owned);
-    headers::add_forwarding(&mut parts.headers, client, host.as_deref());
+    // A clone of the value shares its bytes, so the headers can be changed meanwhile.
+    let host = parts.headers.get(header::HOST).cloned();
+    let host = host.as_ref().and_then(|h| h.to_str().ok());
+    headers::add_forwarding(&mut parts.headers, client, host);
     parts.version = Version::HTTP_11;
 }
 
@@ -333,28 +333,64 @@ fn clone_parts(parts: &Parts) -> Parts {
     copy
 }
 
-/// Sends the request head (and streams the body) to `addr`; resolves with the
-/// response head, bounded by the service's request timeout.
+/// Sends the request head (and streams the body) to `upstream` on one of this
+/// worker's pooled connections, or a new one; resolves with the response head and
+/// the connection, bounded by the service's request timeout.
 async fn send(
     local: &LocalService,
     mut parts: Parts,
     body: ForwardBody,
     upstream: &Upstream,
-) -> Result<Response<Incoming>, Failure> {
-    let mut uri = std::mem::take(&mut parts.uri).into_parts();
-    uri.scheme = Some(Scheme::HTTP);
-    uri.authority = Some(upstream.authority.clone());
-    if uri.path_and_query.is_none() {
-        uri.path_and_query = Some(PathAndQuery::from_static("/"));
+) -> Result<(Response<Incoming>, pool::Sender), Failure> {
+    // An upstream gets origin-form (`/path?query`); HTTP/2 clients and proxies send
+    // absolute-form. CONNECT keeps its authority-form.
+    if parts.uri.authority().is_some() && parts.method != Method::CONNECT {
+        let path = parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        parts.uri = Uri::from(path);
     }
-    parts.uri = Uri::from_parts(uri).map_err(|e| Failure::Other(e.to_string()))?;
+    if !parts.headers.contains_key(header::HOST)
+        && let Ok(host) = HeaderValue::from_str(upstream.authority.as_str())
+    {
+        parts.headers.insert(header::HOST, host);
+    }
     parts.version = Version::HTTP_11;
     let request = Request::from_parts(parts, body);
     let timeout = local.state.settings.request_timeout.get();
-    match tokio::time::timeout(timeout, local.client.request(request)).await {
+    match tokio::time::timeout(timeout, exchange(local, request, upstream)).await {
         Err(_) => Err(Failure::Timeout),
-        Ok(Err(error)) => Err(Failure::classify(error)),
-        Ok(Ok(response)) => Ok(response),
+        Ok(result) => result,
+    }
+}
+
+async fn exchange(
+    local: &LocalService,
+    mut request: Request<ForwardBody>,
+    upstream: &Upstream,
+) -> Result<(Response<Incoming>, pool::Sender), Failure> {
+    while let Some(mut sender) = upstream.connections.take(local.worker) {
+        // Normally ready at once; a pooled connection the upstream has closed meanwhile
+        // fails here, or hands the request back unsent below.
+        if sender.ready().await.is_err() {
+            continue;
+        }
+        match sender.try_send_request(request).await {
+            Ok(response) => return Ok((response, sender)),
+            Err(mut error) => match error.take_message() {
+                Some(unsent) => request = unsent,
+                None => return Err(Failure::classify(&error.into_error())),
+            },
+        }
+    }
+    let mut sender = pool::connect(upstream.addr, local.state.settings.connect_timeout.get())
+        .await
+        .map_err(Failure::Connect)?;
+    match sender.try_send_request(request).await {
+        Ok(response) => Ok((response, sender)),
+        Err(error) => Err(Failure::classify(&error.into_error())),
     }
 }
 

@@ -72,12 +72,13 @@ impl Router {
                 *local,
                 Arc::clone(&clock),
                 closing_rx.clone(),
+                workers.get(),
             )?);
         }
 
         // Build every worker before starting any, so a failure leaves nothing running.
         let mut prepared = Vec::with_capacity(workers.get());
-        for _ in 0..workers.get() {
+        for index in 0..workers.get() {
             let mut listeners = Vec::with_capacity(bound.len());
             for ((listener, local), state) in bound.iter().zip(&states) {
                 let duplicate = listener.try_clone().map_err(|source| RouterError::Bind {
@@ -87,17 +88,17 @@ impl Router {
                 })?;
                 listeners.push((duplicate, Arc::clone(state)));
             }
-            prepared.push(Worker::new(listeners).map_err(RouterError::Workers)?);
+            prepared.push(Worker::new(index, listeners).map_err(RouterError::Workers)?);
         }
         // The workers hold duplicates; the originals close here.
         drop(bound);
         let (stop, stop_rx) = watch::channel(None);
         let mut started = Vec::with_capacity(prepared.len());
-        for (index, worker) in prepared.into_iter().enumerate() {
+        for worker in prepared {
             // On an error `stop` is dropped, which stops the workers already started.
             started.push(
                 worker
-                    .spawn(index, stop_rx.clone())
+                    .spawn(stop_rx.clone())
                     .map_err(RouterError::Workers)?,
             );
         }

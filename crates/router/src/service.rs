@@ -79,6 +79,8 @@ pub(crate) struct ServiceState {
     stable_window: WindowRing,
     canary_window: WindowRing,
     pub(crate) version_header: Option<HeaderName>,
+    /// Data-plane threads; every instance keeps an idle-connection slot per worker.
+    workers: usize,
     runtime: tokio::runtime::Handle,
     /// Flips to true when the router stops for good; upgraded tunnels close on it.
     pub(crate) closing: watch::Receiver<bool>,
@@ -107,12 +109,14 @@ impl ServiceState {
         listen: SocketAddr,
         clock: Arc<dyn Clock>,
         closing: watch::Receiver<bool>,
+        workers: usize,
     ) -> Result<Arc<Self>, RouterError> {
         check_weight(route.canary_weight)?;
         let mut books = Bookkeeping::default();
         let generation = clock.now().as_millis();
         let table = build_table(
             &mut books,
+            workers,
             None,
             generation,
             route.stable,
@@ -140,6 +144,7 @@ impl ServiceState {
             stable_window: WindowRing::new(),
             canary_window: WindowRing::new(),
             version_header,
+            workers,
             runtime: tokio::runtime::Handle::current(),
             closing,
         }))
@@ -218,6 +223,7 @@ impl ServiceState {
         let generation = next_generation(&current, &stable, canary.as_ref(), self.clock.now());
         let next = build_table(
             &mut books,
+            self.workers,
             Some(&current),
             generation,
             stable,
@@ -275,6 +281,7 @@ fn next_generation(
 
 fn build_table(
     books: &mut Bookkeeping,
+    workers: usize,
     current: Option<&ActiveTable>,
     generation: u64,
     stable: UpstreamSet,
@@ -310,7 +317,7 @@ fn build_table(
             let upstream = existing
                 .get(&addr)
                 .cloned()
-                .unwrap_or_else(|| Upstream::new(addr));
+                .unwrap_or_else(|| Upstream::with_workers(addr, workers));
             instances.push(upstream);
         }
         let counters = Arc::clone(

@@ -14,6 +14,8 @@ use rampart_core::Timestamp;
 use serde::Serialize;
 use tokio::sync::{Notify, watch};
 
+use crate::pool::IdleConnections;
+
 /// Lifecycle of an instance as seen by the router.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -56,11 +58,19 @@ pub(crate) struct Upstream {
     ejected_until_ms: AtomicU64,
     ejections: AtomicU32,
     idle: Notify,
+    /// Keep-alive connections to this instance, per worker thread.
+    pub(crate) connections: IdleConnections,
     drained: watch::Sender<Option<DrainReport>>,
 }
 
 impl Upstream {
+    #[cfg(test)]
     pub(crate) fn new(addr: SocketAddr) -> Arc<Self> {
+        Self::with_workers(addr, 1)
+    }
+
+    /// `workers` is the number of data-plane threads, each with its own idle pool.
+    pub(crate) fn with_workers(addr: SocketAddr, workers: usize) -> Arc<Self> {
         Arc::new(Self {
             addr,
             authority: authority_of(addr),
@@ -70,6 +80,7 @@ impl Upstream {
             ejected_until_ms: AtomicU64::new(0),
             ejections: AtomicU32::new(0),
             idle: Notify::new(),
+            connections: IdleConnections::new(workers),
             drained: watch::channel(None).0,
         })
     }
@@ -166,6 +177,7 @@ impl Upstream {
             waited_ms: started.elapsed().as_millis() as u64,
         };
         self.state.store(DRAINED, Ordering::SeqCst);
+        self.connections.clear();
         self.drained.send_replace(Some(report.clone()));
         report
     }

@@ -2,8 +2,8 @@
 //!
 //! Each worker is an OS thread with its own current-thread tokio runtime that accepts
 //! on every service's listening socket (a duplicate of the same socket, so the kernel
-//! hands each new connection to one of the workers) and keeps its own pool of upstream
-//! connections. A proxied request's client connection, upstream connection and body
+//! hands each new connection to one of the workers) and uses only the upstream
+//! connections it opened itself ([`crate::pool`]). A proxied request's client connection, upstream connection and body
 //! streaming therefore all run on one thread: no cross-thread wake-ups, no work
 //! stealing, and no competition with the control plane's runtime. Routing tables,
 //! counters and drain notifications are atomics and `tokio::sync` primitives, which
@@ -14,33 +14,28 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::service::service_fn;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use rampart_config::RouterConfig;
 use tokio::net::TcpListener;
 use tokio::runtime::Runtime;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinSet;
 
-use crate::body::ForwardBody;
 use crate::proxy;
 use crate::service::ServiceState;
 
-pub(crate) type UpstreamClient = Client<HttpConnector, ForwardBody>;
-
-/// One service as one worker serves it: the shared state plus this worker's own
-/// upstream connection pool.
+/// One service as one worker serves it.
 pub(crate) struct LocalService {
     pub(crate) state: Arc<ServiceState>,
-    pub(crate) client: UpstreamClient,
+    /// This worker's index: its slot in every instance's idle-connection pool.
+    pub(crate) worker: usize,
 }
 
 /// A worker's runtime and its listeners, registered with that runtime, ready to be
 /// moved onto the worker's thread.
 pub(crate) struct Worker {
+    index: usize,
     runtime: Runtime,
     listeners: Vec<(TcpListener, Arc<ServiceState>)>,
 }
@@ -48,6 +43,7 @@ pub(crate) struct Worker {
 impl Worker {
     /// Builds the runtime and registers a duplicate of every listener with it.
     pub(crate) fn new(
+        index: usize,
         listeners: Vec<(std::net::TcpListener, Arc<ServiceState>)>,
     ) -> std::io::Result<Self> {
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -61,6 +57,7 @@ impl Worker {
                 .collect::<std::io::Result<Vec<_>>>()?
         };
         Ok(Self {
+            index,
             runtime,
             listeners: registered,
         })
@@ -70,18 +67,21 @@ impl Worker {
     /// stopped: its listeners closed and its connections drained or closed.
     pub(crate) fn spawn(
         self,
-        index: usize,
         stop: watch::Receiver<Option<Duration>>,
     ) -> std::io::Result<oneshot::Receiver<()>> {
         let (done, stopped) = oneshot::channel();
         std::thread::Builder::new()
-            .name(format!("rampart-router-{index}"))
+            .name(format!("rampart-router-{}", self.index))
             .spawn(move || {
-                let Worker { runtime, listeners } = self;
+                let Worker {
+                    index,
+                    runtime,
+                    listeners,
+                } = self;
                 runtime.block_on(async move {
                     let mut services = JoinSet::new();
                     for (listener, state) in listeners {
-                        services.spawn(serve(listener, state, stop.clone()));
+                        services.spawn(serve(listener, state, index, stop.clone()));
                     }
                     while services.join_next().await.is_some() {}
                 });
@@ -94,31 +94,13 @@ impl Worker {
     }
 }
 
-/// The upstream client.
-///
-/// `hyper_util`'s legacy `Client` with an `HttpConnector` because it keeps a pool of
-/// keep-alive connections per upstream address (so a proxied request normally costs
-/// no TCP handshake), applies the connect timeout in the connector, retries a request
-/// that lost the race with a pooled connection's close, and supports HTTP/1.1
-/// upgrades on the response, which WebSocket pass-through needs.
-fn upstream_client(settings: &RouterConfig) -> UpstreamClient {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(settings.connect_timeout.get()));
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(60))
-        .build(connector)
-}
-
 async fn serve(
     listener: TcpListener,
     state: Arc<ServiceState>,
+    worker: usize,
     mut stop: watch::Receiver<Option<Duration>>,
 ) {
-    let local = Arc::new(LocalService {
-        client: upstream_client(&state.settings),
-        state,
-    });
+    let local = Arc::new(LocalService { state, worker });
     let state = &local.state;
     // auto::Builder serves HTTP/1.1 and HTTP/2 (h2c with prior knowledge) on the
     // same port by sniffing the connection preface.
