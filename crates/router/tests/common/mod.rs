@@ -35,6 +35,8 @@ pub struct TestUpstream {
     pub addr: SocketAddr,
     pub name: String,
     pub hits: Arc<AtomicU64>,
+    /// TCP connections accepted so far.
+    pub connections: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -50,11 +52,14 @@ impl TestUpstream {
         let hits = Arc::new(AtomicU64::new(0));
         let name_owned = name.to_owned();
         let hits_task = hits.clone();
+        let connections = Arc::new(AtomicU64::new(0));
+        let connections_task = connections.clone();
         let task = tokio::spawn(async move {
             let mut connections = JoinSet::new();
             loop {
                 tokio::select! {
                     Ok((stream, _)) = listener.accept() => {
+                        connections_task.fetch_add(1, Ordering::SeqCst);
                         let name = name_owned.clone();
                         let hits = hits_task.clone();
                         connections.spawn(async move {
@@ -75,6 +80,7 @@ impl TestUpstream {
             addr,
             name: name.to_owned(),
             hits,
+            connections,
             task,
         }
     }
