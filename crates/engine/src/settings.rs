@@ -56,15 +56,58 @@ pub fn analysis_settings(service: &ServiceConfig) -> AnalysisSettings {
     }
 }
 
-/// How many canary instances a process-backend rollout starts with: enough for the
-/// largest step's share of traffic, at least one. Promotion brings it to full size.
+/// How many canary instances a process-backend rollout starts with: enough that, at
+/// the largest step, each canary instance carries no more traffic than each stable
+/// instance does (so the judge compares like with like, not a busier canary), at
+/// least one, at most full size. Promotion brings it to full size.
 pub fn canary_instances(service: &ServiceConfig, full: u32) -> u32 {
     let max_weight = service
         .strategy
         .steps
         .iter()
         .map(|s| s.weight)
-        .fold(0.0_f64, f64::max);
-    let needed = (f64::from(full) * max_weight / 100.0).ceil() as u32;
-    needed.clamp(1, full.max(1))
+        .fold(0.0_f64, f64::max)
+        .clamp(0.0, 100.0);
+    let full = full.max(1);
+    if max_weight >= 50.0 {
+        return full;
+    }
+    // canary share per instance <= stable share per instance:
+    //   w / c <= (100 - w) / full  <=>  c >= full * w / (100 - w)
+    let needed = (f64::from(full) * max_weight / (100.0 - max_weight)).ceil() as u32;
+    needed.clamp(1, full)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service_with_steps(weights: &[f64]) -> ServiceConfig {
+        let mut toml = String::from(
+            "[[service]]\nname = \"s\"\nlisten = \"127.0.0.1:1\"\n[service.backend]\nkind = \"static\"\nstable = [\"127.0.0.1:2\"]\n[service.strategy]\nsteps = [",
+        );
+        let steps: Vec<String> = weights
+            .iter()
+            .map(|w| format!("{{ weight = {w}, hold = \"1s\" }}"))
+            .collect();
+        toml.push_str(&steps.join(", "));
+        toml.push_str("]\n");
+        rampart_config::parse(&toml, "test.toml")
+            .expect("valid config")
+            .services
+            .remove(0)
+    }
+
+    #[test]
+    fn the_canary_is_never_busier_per_instance_than_stable() {
+        assert_eq!(
+            canary_instances(&service_with_steps(&[5.0, 25.0, 50.0]), 2),
+            2
+        );
+        assert_eq!(canary_instances(&service_with_steps(&[10.0, 25.0]), 2), 1);
+        assert_eq!(canary_instances(&service_with_steps(&[10.0, 25.0]), 6), 2);
+        assert_eq!(canary_instances(&service_with_steps(&[5.0]), 20), 2);
+        assert_eq!(canary_instances(&service_with_steps(&[1.0]), 1), 1);
+        assert_eq!(canary_instances(&service_with_steps(&[100.0]), 3), 3);
+    }
 }

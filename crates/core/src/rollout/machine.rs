@@ -698,15 +698,19 @@ fn with_operator_reason(what: String, why: &str) -> String {
     }
 }
 
-/// "1h2m3s", "30s", "250ms": short and exact, for reasons a user reads.
+/// "1h2m3s", "30s", "30.1s", "250ms": short, for reasons a user reads.
 fn human_duration(duration: Duration) -> String {
     let ms = duration.as_millis();
     if ms == 0 {
         return "0s".to_string();
     }
     let (secs, sub_second_ms) = (ms / 1000, ms % 1000);
-    if sub_second_ms != 0 {
+    if secs == 0 {
         return format!("{ms}ms");
+    }
+    if sub_second_ms != 0 {
+        // Elapsed times are rarely whole seconds; a tenth is precise enough to read.
+        return format!("{:.1}s", ms as f64 / 1000.0);
     }
     let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
     let mut out = String::new();
