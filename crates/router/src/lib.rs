@@ -8,6 +8,11 @@
 //! ([`ServiceHandle::window`]); Prometheus reads [`Router::collector`].
 //!
 //! Behaviour worth knowing:
+//! - **Threads**: the data plane runs on its own threads, one per core by default
+//!   ([`Router::start_with_workers`] picks the number), each a single-threaded tokio
+//!   runtime that accepts on every service's socket and keeps its own keep-alive
+//!   connections to the upstreams, so a request is served start to end on one thread.
+//!   The caller's runtime only runs drains and whatever awaits the handles.
 //! - **Split**: a deterministic credit accumulator gives the canary its exact share
 //!   (±1 request over any run); the `version_header` forces a set; with
 //!   `sticky_cookie` a client keeps the set it first got until a set's version
