@@ -235,4 +235,3 @@ fn the_first_admin_token_is_saved_readable_only_by_its_owner() {
     let needle = server.admin_token.as_bytes();
     assert!(!db.windows(needle.len()).any(|w| w == needle));
 }
-

@@ -8,22 +8,15 @@ mod support;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::json;
 use support::{
-    LoadGen, RampartServer, free_addr, processes_matching, run_cli_timeout, sample_app_service,
-    version_at,
+    LATENCY_SLACK, LoadGen, RampartServer, free_addr, history, processes_matching, run_cli_timeout,
+    sample_app_service, version_at,
 };
 
 const SERVICE: &str = "shop";
 const RPS: u32 = 100;
 const ROLLOUT_TIMEOUT: Duration = Duration::from_secs(90);
-
-/// Latency slack for the judge. At the 50 % step the canary's one instance carries
-/// as much traffic as stable's two together, and on a 2-core machine busy with
-/// builds that extra per-instance load makes it measurably slower (seen: p50 2.9 ms
-/// vs 0.5 ms), which the sequential judge rightly calls a regression. These tests
-/// are about what rampart does with verdicts and traffic, not latency: 50 ms slack.
-const LATENCY_SLACK: &str = "latency_tolerance_ms = 50.0";
 
 fn shop(listen: SocketAddr) -> String {
     sample_app_service(
@@ -46,23 +39,6 @@ drain_grace = "2s"
 "#
         ),
     )
-}
-
-fn history(detail: &Value) -> String {
-    detail["record"]["rollout"]["history"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|t| {
-            format!(
-                "{} -> {}: {}",
-                t["from"]["state"].as_str().unwrap_or("?"),
-                t["to"]["state"].as_str().unwrap_or("?"),
-                t["reason"].as_str().unwrap_or("")
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// The sample-app processes serving `addr` (the `sh -c` wrapper and the app).

@@ -10,20 +10,16 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::{LoadGen, RampartServer, free_addr, run_cli_timeout, sample_app_service, version_at};
+use support::{
+    LATENCY_SLACK, LoadGen, RampartServer, free_addr, history, run_cli_timeout, sample_app_service,
+    version_at,
+};
 
 const SERVICE: &str = "shop";
 /// Requests per second of the background load.
 const RPS: u32 = 100;
 /// Far more than any rollout here needs; only bounds a hang.
 const ROLLOUT_TIMEOUT: Duration = Duration::from_secs(90);
-
-/// Latency slack for the judge. At the 50 % step the canary's one instance carries
-/// as much traffic as stable's two together, and on a 2-core machine busy with
-/// builds that extra per-instance load makes it measurably slower (seen: p50 2.9 ms
-/// vs 0.5 ms), which the sequential judge rightly calls a regression. These tests
-/// are about what rampart does with verdicts and traffic, not latency: 50 ms slack.
-const LATENCY_SLACK: &str = "latency_tolerance_ms = 50.0";
 
 /// Short holds and the sequential judge (the default). The judge passes a step on
 /// "no evidence of a regression so far", so the holds and `min_requests` must let
@@ -89,24 +85,6 @@ fn latest_deployment_id(server: &RampartServer) -> String {
 
 fn state(detail: &Value) -> &str {
     detail["summary"]["state"].as_str().unwrap_or("?")
-}
-
-/// The reasons of every transition, for assertion messages.
-fn history(detail: &Value) -> String {
-    detail["record"]["rollout"]["history"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|t| {
-            format!(
-                "{} -> {}: {}",
-                t["from"]["state"].as_str().unwrap_or("?"),
-                t["to"]["state"].as_str().unwrap_or("?"),
-                t["reason"].as_str().unwrap_or("")
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 fn incidents_for(server: &RampartServer, deployment_id: &str) -> Vec<Value> {

@@ -8,21 +8,17 @@ mod support;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
-use support::{LoadGen, LoadReport, RampartServer, free_addr, sample_app_service, version_at};
+use serde_json::json;
+use support::{
+    LATENCY_SLACK, LoadGen, LoadReport, RampartServer, free_addr, history, sample_app_service,
+    version_at,
+};
 
 const SERVICE: &str = "shop";
 const RPS: u32 = 100;
 const ROLLOUT_TIMEOUT: Duration = Duration::from_secs(90);
 /// A meaningful sample: a few seconds of load at `RPS`.
 const MIN_REQUESTS: u64 = 300;
-
-/// Latency slack for the judge. At the 50 % step the canary's one instance carries
-/// as much traffic as stable's two together, and on a 2-core machine busy with
-/// builds that extra per-instance load makes it measurably slower (seen: p50 2.9 ms
-/// vs 0.5 ms), which the sequential judge rightly calls a regression. These tests
-/// are about what rampart does with verdicts and traffic, not latency: 50 ms slack.
-const LATENCY_SLACK: &str = "latency_tolerance_ms = 50.0";
 
 fn shop(listen: SocketAddr, first_hold: &str) -> String {
     sample_app_service(
@@ -45,23 +41,6 @@ drain_grace = "2s"
 "#
         ),
     )
-}
-
-fn history(detail: &Value) -> String {
-    detail["record"]["rollout"]["history"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|t| {
-            format!(
-                "{} -> {}: {}",
-                t["from"]["state"].as_str().unwrap_or("?"),
-                t["to"]["state"].as_str().unwrap_or("?"),
-                t["reason"].as_str().unwrap_or("")
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// Keeps the load going until `more` further requests have been answered, so the

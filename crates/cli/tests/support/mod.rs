@@ -603,3 +603,27 @@ pub fn run_cli_timeout(args: &[&str], cwd: &Path, timeout: Duration) -> std::pro
         stderr: std::fs::read(&stderr_path).unwrap_or_default(),
     }
 }
+
+/// Latency slack for the judge in the rollout tests. They are about what rampart
+/// does with verdicts and traffic, not about latency, and on a 2-core machine busy
+/// with builds a few milliseconds of scheduling noise between processes is real
+/// and would be judged as such: 50 ms slack.
+pub const LATENCY_SLACK: &str = "latency_tolerance_ms = 50.0";
+
+/// The reasons of every transition of a deployment, for assertion messages.
+pub fn history(detail: &serde_json::Value) -> String {
+    detail["record"]["rollout"]["history"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|t| {
+            format!(
+                "{} -> {}: {}",
+                t["from"]["state"].as_str().unwrap_or("?"),
+                t["to"]["state"].as_str().unwrap_or("?"),
+                t["reason"].as_str().unwrap_or("")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
