@@ -82,8 +82,21 @@ fn readiness_fails_with_the_failing_check_when_the_store_is_gone() {
 
 #[test]
 fn metrics_are_valid_prometheus_text_and_count_requests_and_auth_failures() {
-    let server = RampartServer::start("");
+    // A routed service with traffic, so the router's per-version families are in
+    // the exposition too.
+    let (upstream, listen) = (support::free_addr(), support::free_addr());
+    let _app = support::sample_app(upstream, "v1");
+    let server = RampartServer::start_serving(&format!(
+        "[[service]]\nname = \"web\"\nlisten = \"{listen}\"\n[service.backend]\nkind = \"static\"\nstable = [\"{upstream}\"]\n"
+    ));
     let http = client();
+    for _ in 0..5 {
+        let routed = http
+            .get(format!("http://{listen}/"))
+            .send()
+            .expect("routed request");
+        assert_eq!(routed.status(), 200);
+    }
     // One authorised and one unauthorised request, so both families have samples.
     let ok = http
         .get(format!("{}/api/v1/services", server.api))
@@ -121,6 +134,16 @@ fn metrics_are_valid_prometheus_text_and_count_requests_and_auth_failures() {
     );
     assert!(text.contains("rampart_build_info{version=\""), "{text}");
     assert!(text.contains("rampart_audit_entries_total"), "{text}");
+    assert!(
+        text.contains(
+            "rampart_router_requests_total{service=\"web\",set=\"stable\",version=\"v1\"} 5"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("# TYPE rampart_router_request_duration_seconds histogram"),
+        "{text}"
+    );
 
     promtool_check(&text);
 }

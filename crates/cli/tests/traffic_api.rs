@@ -2,43 +2,7 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-use support::{RampartServer, client, free_addr, rampart_bin, version_at};
-
-struct App(Child);
-
-impl Drop for App {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn sample_app(addr: std::net::SocketAddr, version: &str) -> App {
-    let child = Command::new(rampart_bin())
-        .args([
-            "sample-app",
-            "--listen",
-            &addr.to_string(),
-            "--version",
-            version,
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn sample-app");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(addr).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "sample-app did not listen on {addr}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    App(child)
-}
+use support::{RampartServer, client, free_addr, sample_app, version_at};
 
 fn put(server: &RampartServer, body: serde_json::Value) -> (u16, serde_json::Value) {
     let response = client()

@@ -627,3 +627,40 @@ pub fn history(detail: &serde_json::Value) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+/// A `rampart sample-app` process run by the test itself (an upstream rampart does
+/// not own); killed on drop.
+pub struct SampleApp(std::process::Child);
+
+impl Drop for SampleApp {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `rampart sample-app` on `addr` and waits until it accepts connections.
+pub fn sample_app(addr: SocketAddr, version: &str) -> SampleApp {
+    let child = Command::new(rampart_bin())
+        .args([
+            "sample-app",
+            "--listen",
+            &addr.to_string(),
+            "--version",
+            version,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn sample-app");
+    let app = SampleApp(child);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "sample-app did not listen on {addr}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    app
+}
