@@ -231,6 +231,14 @@ fn crashing_canary_is_rolled_back() {
         history(&detail)
     );
     assert_eq!(incidents_for(&server, &id).len(), 1);
+    // What the backend did on its own is audited too.
+    let crashes = server.audit_actions("instance.crashed");
+    assert!(
+        crashes
+            .iter()
+            .any(|e| e["details"]["version"] == "v2" && e["actor"] == "rampart"),
+        "{crashes:?}"
+    );
 
     let status = server.get_json(&format!("/api/v1/services/{SERVICE}/status"));
     assert_eq!(status["stable_version"], "v1", "{status}");

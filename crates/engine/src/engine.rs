@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rampart_backends::{Backend, BackendEvent, VersionSpec};
+use rampart_backends::{Backend, BackendEvent, BackendEventKind, VersionSpec};
 use rampart_config::{BackendConfig, Config, RestartPolicy, ServiceConfig};
 use rampart_core::Clock;
 use rampart_core::rollout::{Actor, Input, Phase, RecoveryPolicy, Rollout, Transition};
@@ -165,7 +165,7 @@ impl Engine {
             let runtime = Arc::new(ServiceRuntime::new(
                 service, handle, backend, stable, previous,
             ));
-            watchers.push(tokio::spawn(watch_stable(runtime.clone())));
+            watchers.push(tokio::spawn(watch_stable(shared.clone(), runtime.clone())));
             services.insert(runtime.name().to_string(), runtime);
         }
         let engine = Engine {
@@ -938,9 +938,9 @@ async fn start_stable(
     }
 }
 
-/// Keeps the router's stable set in step with the backend: crashed instances leave,
-/// restarted ones come back.
-async fn watch_stable(svc: Arc<ServiceRuntime>) {
+/// Keeps the router's stable set in step with the backend (crashed instances leave,
+/// restarted ones come back) and audits what the backend did on its own.
+async fn watch_stable(shared: Arc<Shared>, svc: Arc<ServiceRuntime>) {
     let mut events = svc.backend.subscribe();
     loop {
         let event: BackendEvent = match events.recv().await {
@@ -948,6 +948,7 @@ async fn watch_stable(svc: Arc<ServiceRuntime>) {
             Err(broadcast::error::RecvError::Lagged(_)) => continue,
             Err(broadcast::error::RecvError::Closed) => return,
         };
+        audit_backend_event(&shared, svc.name(), &event);
         let stable_version = svc.lock().stable.version.clone();
         if event.version != stable_version || event.instances.is_empty() {
             continue;
@@ -959,6 +960,44 @@ async fn watch_stable(svc: Arc<ServiceRuntime>) {
                 .set_stable(UpstreamSet::new(stable_version.clone(), addrs.clone()));
             svc.lock().stable.addresses = addrs;
         }
+    }
+}
+
+/// Crashes and restarts are actions rampart takes (or reacts to) without anyone
+/// asking: each gets an audit entry.
+fn audit_backend_event(shared: &Shared, service: &str, event: &BackendEvent) {
+    let (action, instance, details) = match &event.kind {
+        BackendEventKind::InstanceCrashed { instance, reason } => (
+            "instance.crashed",
+            instance,
+            serde_json::json!({ "reason": reason }),
+        ),
+        BackendEventKind::InstanceRestarted { instance } => {
+            ("instance.restarted", instance, serde_json::json!({}))
+        }
+        BackendEventKind::RestartFailed {
+            instance,
+            error,
+            retry_in_ms,
+        } => (
+            "instance.restart_failed",
+            instance,
+            serde_json::json!({ "error": error, "retry_in_ms": retry_in_ms }),
+        ),
+        _ => return,
+    };
+    let mut details = details;
+    details["version"] = serde_json::json!(event.version);
+    let result = shared.store.with_tx(|tx| {
+        tx.append_audit(&NewAuditEvent {
+            actor: SYSTEM_ACTOR.into(),
+            action: action.into(),
+            subject: format!("service/{service}/instance/{instance}"),
+            details,
+        })
+    });
+    if let Err(e) = result {
+        tracing::error!(error = %e, "cannot audit a backend event");
     }
 }
 
