@@ -1,7 +1,7 @@
 //! Client commands for rollouts: deploy (optionally following it), status, operator
 //! actions, validation, traffic, one deployment in full.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use reqwest::Method;
@@ -77,6 +77,9 @@ pub async fn follow(
     output: OutputFormat,
 ) -> Result<String, CliError> {
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    // On a terminal one line updates in place; in a CI log each change is a line.
+    let live = std::io::stdout().is_terminal();
+    let mut last_line = String::new();
     loop {
         ticker.tick().await;
         let summary: Value = client
@@ -94,11 +97,17 @@ pub async fn follow(
                     None,
                 )
                 .await?;
-            print!("\r\x1b[2K{}", progress_line(&state, &status));
-            let _ = std::io::stdout().flush();
+            let line = progress_line(&state, &status);
+            if live {
+                print!("\r\x1b[2K{line}");
+                let _ = std::io::stdout().flush();
+            } else if line != last_line {
+                println!("{line}");
+            }
+            last_line = line;
         }
         if state == TERMINAL_OK || TERMINAL_BAD.contains(&state.as_str()) {
-            if matches!(output, OutputFormat::Table) {
+            if live && matches!(output, OutputFormat::Table) {
                 println!();
             }
             return Ok(state);
