@@ -235,3 +235,34 @@ fn the_first_admin_token_is_saved_readable_only_by_its_owner() {
     let needle = server.admin_token.as_bytes();
     assert!(!db.windows(needle.len()).any(|w| w == needle));
 }
+
+#[test]
+fn a_second_server_on_the_same_data_dir_is_refused() {
+    let server = RampartServer::start("");
+    // Same config (same data dir), another API port.
+    let config = std::fs::read_to_string(&server.config_path).expect("config");
+    let other = support::free_addr();
+    let second_config = server.dir.path().join("second.toml");
+    std::fs::write(
+        &second_config,
+        config.replace(&server.addr.to_string(), &other.to_string()),
+    )
+    .expect("write");
+    let out = run_cli(
+        &["serve", "--config", second_config.to_str().expect("utf8")],
+        server.dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("already serving from"), "{stderr}");
+    assert!(
+        stderr.contains(&server.child.id().to_string()),
+        "names the holder: {stderr}"
+    );
+    // The first server is unaffected.
+    let live = support::client()
+        .get(format!("{}/health/live", server.api))
+        .send()
+        .expect("live");
+    assert_eq!(live.status(), 200);
+}

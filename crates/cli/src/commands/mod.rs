@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod bootstrap;
 pub mod check_config;
+pub mod data_dir_lock;
 pub mod demo;
 pub mod rollout;
 pub mod sample_app;

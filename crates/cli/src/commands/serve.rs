@@ -53,6 +53,7 @@ pub async fn run_server(
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default();
+    let _lock = crate::commands::data_dir_lock::lock(&data_dir)?;
     let store = Store::open(&data_dir)?;
     let quiet = ready.is_some();
 
