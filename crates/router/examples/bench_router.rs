@@ -10,6 +10,10 @@ use std::time::Duration;
 use rampart_core::SystemClock;
 use rampart_router::{Router, ServiceRoute, UpstreamSet};
 
+// The same allocator as the `rampart` binary, so the benchmark measures what ships.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The data plane runs on the router's own worker threads; this runtime only
     // starts it and waits for Ctrl-C, as the rest of rampart would.
