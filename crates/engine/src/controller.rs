@@ -97,9 +97,7 @@ impl Controller {
                         let _ = reply.send(result);
                     }
                     Some(ControllerRequest::Detach) | None => {
-                        if let Some(action) = self.action.take() {
-                            action.abort();
-                        }
+                        self.cancel_action();
                         tracing::info!(deployment = %self.record.id, "controller detached; the rollout resumes at the next start");
                         return;
                     }
@@ -224,9 +222,7 @@ impl Controller {
                 None
             }
             Command::CancelValidation => {
-                if let Some(action) = self.action.take() {
-                    action.abort();
-                }
+                self.cancel_action();
                 None
             }
             Command::StartCanary => {
@@ -237,12 +233,8 @@ impl Controller {
                 if let Err(e) = self.svc.router.set_weight(percent) {
                     tracing::error!(error = %e, percent, "cannot set the canary weight");
                 }
-                self.shared.publish(EngineEvent {
-                    service: self.svc.name().to_string(),
-                    deployment_id: Some(self.record.id.clone()),
-                    kind: EngineEventKind::Traffic {
-                        canary_weight: percent,
-                    },
+                self.publish(EngineEventKind::Traffic {
+                    canary_weight: percent,
                 });
                 None
             }
@@ -290,24 +282,32 @@ impl Controller {
                     reason = %transition.reason,
                     "rollout transition"
                 );
-                self.shared.publish(EngineEvent {
-                    service: self.svc.name().to_string(),
-                    deployment_id: Some(self.record.id.clone()),
-                    kind: EngineEventKind::Transition { transition },
-                });
+                self.publish(EngineEventKind::Transition { transition });
                 None
             }
         }
+    }
+
+    fn publish(&self, kind: EngineEventKind) {
+        self.shared.publish(EngineEvent {
+            service: self.svc.name().to_string(),
+            deployment_id: Some(self.record.id.clone()),
+            kind,
+        });
     }
 
     fn spawn_action(
         &mut self,
         action: impl std::future::Future<Output = Option<Input>> + Send + 'static,
     ) {
-        if let Some(previous) = self.action.take() {
-            previous.abort();
-        }
+        self.cancel_action();
         self.action = Some(tokio::spawn(action));
+    }
+
+    fn cancel_action(&mut self) {
+        if let Some(action) = self.action.take() {
+            action.abort();
+        }
     }
 
     /// Feeds the judge every whole second of traffic it has not seen yet, while the
@@ -359,12 +359,8 @@ impl Controller {
         if let Err(e) = stored {
             tracing::error!(error = %e, "cannot store an analysis measurement");
         }
-        self.shared.publish(EngineEvent {
-            service: self.svc.name().to_string(),
-            deployment_id: Some(self.record.id.clone()),
-            kind: EngineEventKind::Analysis {
-                verdict: verdict.clone(),
-            },
+        self.publish(EngineEventKind::Analysis {
+            verdict: verdict.clone(),
         });
     }
 
@@ -625,10 +621,8 @@ pub(crate) async fn stop_version(
     version: &str,
     reason: &str,
 ) {
-    if svc.is_static() {
-        // rampart does not own static upstreams; it only stops routing to them.
-        let _ = svc.backend.stop(version).await;
-    } else if let Err(e) = svc.backend.stop(version).await {
+    // For static upstreams, which rampart does not own, stop only forgets them.
+    if let Err(e) = svc.backend.stop(version).await {
         tracing::error!(error = %e, %version, "cannot stop the previous version");
         return;
     }

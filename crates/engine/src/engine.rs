@@ -1000,8 +1000,3 @@ fn audit_backend_event(shared: &Shared, service: &str, event: &BackendEvent) {
         tracing::error!(error = %e, "cannot audit a backend event");
     }
 }
-
-/// rampart's own actor name, for callers that audit on its behalf.
-pub fn system_actor() -> &'static str {
-    SYSTEM_ACTOR
-}

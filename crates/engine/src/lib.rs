@@ -13,10 +13,10 @@ mod shared;
 pub mod validation;
 mod views;
 
-pub use engine::{DeployRequest, Engine, LIVE_WINDOW, Operation, TrafficChange, system_actor};
+pub use engine::{DeployRequest, Engine, LIVE_WINDOW, Operation, TrafficChange};
 pub use error::EngineError;
 pub use record::{DeploymentKind, DeploymentRecord};
-pub use shared::{EngineEvent, EngineEventKind};
+pub use shared::{EngineEvent, EngineEventKind, SYSTEM_ACTOR};
 pub use views::{
     ActiveRolloutView, DeploymentDetail, DeploymentSummary, LiveNumbers, ServiceStatus, SetNumbers,
 };

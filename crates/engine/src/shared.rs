@@ -44,5 +44,6 @@ impl Shared {
     }
 }
 
-/// The audit actor for rampart's own actions.
+/// The audit actor for what rampart does on its own (the engine, and the server at
+/// start and stop).
 pub const SYSTEM_ACTOR: &str = "rampart";

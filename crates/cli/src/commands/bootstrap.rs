@@ -4,10 +4,8 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context;
+use rampart_engine::SYSTEM_ACTOR;
 use rampart_store::{NewAuditEvent, Role, Store, StoreError};
-
-/// The actor recorded for what rampart does on its own.
-pub const SYSTEM_ACTOR: &str = "rampart";
 
 /// When no active admin token exists, creates one, writes it to
 /// `data_dir/admin.token` (mode 0600) and returns the secret so it can be printed once.

@@ -13,13 +13,13 @@ use rampart_api::auth_limiter::AuthFailureLimiter;
 use rampart_api::health::ReadinessProbe;
 use rampart_api::probes::ServiceRoutingProbe;
 use rampart_core::{Clock, SystemClock};
-use rampart_engine::Engine;
+use rampart_engine::{Engine, SYSTEM_ACTOR};
 use rampart_store::{NewAuditEvent, Store};
 use rampart_telemetry::ServerMetrics;
 use tokio::sync::oneshot;
 
 use crate::cli::ServeArgs;
-use crate::commands::bootstrap::{SYSTEM_ACTOR, ensure_admin_token};
+use crate::commands::bootstrap::ensure_admin_token;
 use crate::exit::{CliError, CliResult};
 use crate::shutdown::shutdown_signal;
 
