@@ -14,7 +14,7 @@ use tokio::sync::oneshot;
 
 use crate::cli::{ApiArgs, DemoArgs, OutputFormat};
 use crate::client::ApiClient;
-use crate::commands::rollout::{outcome_line, progress_line};
+use crate::commands::rollout::{Progress, follow, outcome_line};
 use crate::commands::serve::run_server;
 use crate::exit::{CliError, CliResult, FAILURE};
 use crate::loadgen::{LoadGenerator, LoadSnapshot};
@@ -197,38 +197,12 @@ async fn scenario(
         )
         .await?;
     let id = created["id"].as_str().unwrap_or_default().to_string();
-    let mut last_line = String::new();
-    let mut ticker = tokio::time::interval(Duration::from_secs(1));
-    let state = loop {
-        ticker.tick().await;
-        let detail: Value = client
-            .request(Method::GET, &format!("/api/v1/deployments/{id}"), None)
-            .await?;
-        let state = detail["summary"]["state"]
-            .as_str()
-            .unwrap_or("unknown")
-            .to_string();
-        let status: Value = client
-            .request(
-                Method::GET,
-                &format!("/api/v1/services/{SERVICE}/status"),
-                None,
-            )
-            .await?;
-        let line = progress_line(&state, &status);
-        if line != last_line {
-            println!("  {line}");
-            last_line = line;
-        }
-        if matches!(
-            state.as_str(),
-            "succeeded" | "rolled_back" | "failed" | "aborted"
-        ) {
-            println!("[result] {}", outcome_line(&detail));
-            break (state, detail);
-        }
-    };
-    let (state, detail) = state;
+    let detail = follow(client, SERVICE, &id, Progress::Lines("  ")).await?;
+    println!("[result] {}", outcome_line(&detail));
+    let state = detail["summary"]["state"]
+        .as_str()
+        .unwrap_or("unknown")
+        .to_string();
     Ok(ScenarioResult {
         state,
         load: load.snapshot().since(&before),

@@ -51,10 +51,14 @@ pub async fn deploy(args: DeployArgs) -> CliResult {
             args.service, args.version
         );
     }
-    let state = follow(&client, &args.service, &id, args.api.output).await?;
-    let detail: Value = client
-        .request(Method::GET, &format!("/api/v1/deployments/{id}"), None)
-        .await?;
+    let detail = follow(
+        &client,
+        &args.service,
+        &id,
+        Progress::for_output(args.api.output),
+    )
+    .await?;
+    let state = detail["summary"]["state"].as_str().unwrap_or("unknown");
     match args.api.output {
         OutputFormat::Json => print_json(&detail),
         OutputFormat::Table => println!("{}", outcome_line(&detail)),
@@ -69,27 +73,49 @@ pub async fn deploy(args: DeployArgs) -> CliResult {
     }
 }
 
-/// Polls until the deployment ends, printing one live progress line.
+/// How [`follow`] shows progress.
+#[derive(Debug, Clone, Copy)]
+pub enum Progress {
+    /// Nothing (JSON output).
+    Quiet,
+    /// One line updated in place (a terminal).
+    Live,
+    /// A line, with this prefix, whenever the progress changes (logs, the demo).
+    Lines(&'static str),
+}
+
+impl Progress {
+    /// Live on a terminal, a line per change in logs, nothing for JSON output.
+    pub fn for_output(output: OutputFormat) -> Self {
+        match output {
+            OutputFormat::Json => Progress::Quiet,
+            OutputFormat::Table if std::io::stdout().is_terminal() => Progress::Live,
+            OutputFormat::Table => Progress::Lines(""),
+        }
+    }
+}
+
+fn is_terminal_state(state: &str) -> bool {
+    state == TERMINAL_OK || TERMINAL_BAD.contains(&state)
+}
+
+/// Polls the deployment every second until it ends, showing progress, and returns
+/// its final detail.
 pub async fn follow(
     client: &ApiClient,
     service: &str,
     id: &str,
-    output: OutputFormat,
-) -> Result<String, CliError> {
+    progress: Progress,
+) -> Result<Value, CliError> {
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
-    // On a terminal one line updates in place; in a CI log each change is a line.
-    let live = std::io::stdout().is_terminal();
     let mut last_line = String::new();
     loop {
         ticker.tick().await;
-        let summary: Value = client
+        let detail: Value = client
             .request(Method::GET, &format!("/api/v1/deployments/{id}"), None)
             .await?;
-        let state = summary["summary"]["state"]
-            .as_str()
-            .unwrap_or("unknown")
-            .to_string();
-        if matches!(output, OutputFormat::Table) {
+        let state = detail["summary"]["state"].as_str().unwrap_or("unknown");
+        if !matches!(progress, Progress::Quiet) {
             let status: Value = client
                 .request(
                     Method::GET,
@@ -97,20 +123,22 @@ pub async fn follow(
                     None,
                 )
                 .await?;
-            let line = progress_line(&state, &status);
-            if live {
-                print!("\r\x1b[2K{line}");
-                let _ = std::io::stdout().flush();
-            } else if line != last_line {
-                println!("{line}");
+            let line = progress_line(state, &status);
+            match progress {
+                Progress::Live => {
+                    print!("\r\x1b[2K{line}");
+                    let _ = std::io::stdout().flush();
+                }
+                Progress::Lines(prefix) if line != last_line => println!("{prefix}{line}"),
+                _ => {}
             }
             last_line = line;
         }
-        if state == TERMINAL_OK || TERMINAL_BAD.contains(&state.as_str()) {
-            if live && matches!(output, OutputFormat::Table) {
+        if is_terminal_state(state) {
+            if matches!(progress, Progress::Live) {
                 println!();
             }
-            return Ok(state);
+            return Ok(detail);
         }
     }
 }
