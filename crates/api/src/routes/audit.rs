@@ -22,7 +22,7 @@ pub struct AuditParams {
     pub order: Option<String>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct AuditEntryView {
     pub seq: u64,
     /// RFC 3339, UTC.
@@ -50,7 +50,7 @@ impl From<AuditEntry> for AuditEntryView {
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct AuditVerificationView {
     pub ok: bool,
     pub entries_checked: u64,

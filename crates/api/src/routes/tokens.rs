@@ -11,7 +11,7 @@ use crate::auth::Principal;
 use crate::problem::{ApiError, Problem};
 use crate::state::AppState;
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct TokenView {
     pub id: i64,
     pub name: String,
@@ -48,7 +48,7 @@ pub struct CreateToken {
     pub role: String,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct CreatedToken {
     pub token: TokenView,
     /// The secret, shown this once; only its hash is stored.

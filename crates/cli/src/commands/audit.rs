@@ -1,33 +1,12 @@
 //! `rampart audit list|verify`.
 
+use rampart_api::routes::audit::{AuditEntryView, AuditVerificationView};
 use reqwest::Method;
-use serde::{Deserialize, Serialize};
 
 use crate::cli::{AuditCommand, OutputFormat};
 use crate::commands::target::{Resolved, resolve};
 use crate::exit::{CliError, CliResult, FAILURE};
 use crate::output::{emit, print_table};
-
-#[derive(Debug, Serialize, Deserialize)]
-struct AuditRow {
-    seq: u64,
-    at: String,
-    actor: String,
-    action: String,
-    subject: String,
-    details: serde_json::Value,
-    prev_hash: String,
-    hash: String,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct Verification {
-    ok: bool,
-    entries_checked: u64,
-    first_bad_seq: Option<u64>,
-    problem: Option<String>,
-    head_hash: Option<String>,
-}
 
 pub async fn run(command: AuditCommand) -> CliResult {
     match command {
@@ -38,7 +17,7 @@ pub async fn run(command: AuditCommand) -> CliResult {
             subject,
             action,
         } => {
-            let rows: Vec<AuditRow> = match resolve(&target)? {
+            let rows: Vec<AuditEntryView> = match resolve(&target)? {
                 Resolved::Offline(store) => {
                     let entries = store.list_audit(&rampart_store::AuditQuery {
                         after_seq: after,
@@ -47,7 +26,7 @@ pub async fn run(command: AuditCommand) -> CliResult {
                         action,
                         newest_first: false,
                     })?;
-                    serde_json::from_value(serde_json::to_value(entries)?)?
+                    entries.into_iter().map(AuditEntryView::from).collect()
                 }
                 Resolved::Api(client) => {
                     let mut query = vec![format!("limit={limit}")];
@@ -90,10 +69,8 @@ pub async fn run(command: AuditCommand) -> CliResult {
             Ok(())
         }
         AuditCommand::Verify { target } => {
-            let verification: Verification = match resolve(&target)? {
-                Resolved::Offline(store) => {
-                    serde_json::from_value(serde_json::to_value(store.verify_audit()?)?)?
-                }
+            let verification: AuditVerificationView = match resolve(&target)? {
+                Resolved::Offline(store) => store.verify_audit()?.into(),
                 Resolved::Api(client) => {
                     client
                         .request(Method::GET, "/api/v1/audit/verify", None)

@@ -1,7 +1,7 @@
 //! `rampart token create|list|revoke`, offline on the data dir or through the API.
 
+use rampart_api::routes::tokens::{CreatedToken, TokenView};
 use reqwest::Method;
-use serde::{Deserialize, Serialize};
 
 use crate::cli::TokenCommand;
 use crate::commands::target::{Resolved, resolve};
@@ -10,37 +10,6 @@ use crate::output::{emit, print_table};
 
 /// The actor recorded for changes made offline, straight on the data dir.
 const OFFLINE_ACTOR: &str = "cli@local";
-
-#[derive(Debug, Serialize, Deserialize)]
-struct TokenRow {
-    id: i64,
-    name: String,
-    role: String,
-    created_at: String,
-    last_used_at: Option<String>,
-    revoked_at: Option<String>,
-}
-
-impl TokenRow {
-    fn from_info(t: rampart_store::TokenInfo) -> Self {
-        let fmt =
-            |d: chrono::DateTime<chrono::Utc>| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        TokenRow {
-            id: t.id,
-            name: t.name,
-            role: t.role.to_string(),
-            created_at: fmt(t.created_at),
-            last_used_at: t.last_used_at.map(fmt),
-            revoked_at: t.revoked_at.map(fmt),
-        }
-    }
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct Created {
-    token: TokenRow,
-    secret: String,
-}
 
 pub async fn run(command: TokenCommand) -> CliResult {
     match command {
@@ -66,8 +35,8 @@ pub async fn run(command: TokenCommand) -> CliResult {
                             }
                             other => other.into(),
                         })?;
-                    Created {
-                        token: TokenRow::from_info(info),
+                    CreatedToken {
+                        token: TokenView::from(info),
                         secret,
                     }
                 }
@@ -91,11 +60,11 @@ pub async fn run(command: TokenCommand) -> CliResult {
             Ok(())
         }
         TokenCommand::List { target } => {
-            let rows: Vec<TokenRow> = match resolve(&target)? {
+            let rows: Vec<TokenView> = match resolve(&target)? {
                 Resolved::Offline(store) => store
                     .list_tokens()?
                     .into_iter()
-                    .map(TokenRow::from_info)
+                    .map(TokenView::from)
                     .collect(),
                 Resolved::Api(client) => {
                     client.request(Method::GET, "/api/v1/tokens", None).await?
@@ -134,7 +103,7 @@ pub async fn run(command: TokenCommand) -> CliResult {
                         })?;
                         Ok(info)
                     })?;
-                    TokenRow::from_info(info)
+                    TokenView::from(info)
                 }
                 Resolved::Api(client) => {
                     client
