@@ -53,7 +53,7 @@ pub struct HealthDocument {
     pub checks: BTreeMap<String, Vec<CheckResult>>,
 }
 
-fn now_rfc3339() -> String {
+pub(crate) fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 

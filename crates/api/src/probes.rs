@@ -3,7 +3,7 @@
 use rampart_engine::Engine;
 use rampart_router::InstanceState;
 
-use crate::health::{CheckResult, HealthStatus, ReadinessProbe};
+use crate::health::{CheckResult, HealthStatus, ReadinessProbe, now_rfc3339};
 
 /// A service is ready when its router has a stable instance to send traffic to.
 pub struct ServiceRoutingProbe {
@@ -17,7 +17,6 @@ impl ReadinessProbe for ServiceRoutingProbe {
     }
 
     fn check(&self) -> CheckResult {
-        let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let (status, usable, output) = match self.engine.traffic(&self.service) {
             Ok(traffic) => {
                 let usable = traffic
@@ -45,7 +44,7 @@ impl ReadinessProbe for ServiceRoutingProbe {
         CheckResult {
             component_type: "component".into(),
             status,
-            time,
+            time: now_rfc3339(),
             observed_value: Some(usable as f64),
             observed_unit: Some("stable instances".into()),
             output,
