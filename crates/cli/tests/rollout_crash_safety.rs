@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use support::{
-    LATENCY_SLACK, LoadGen, RampartServer, free_addr, history, processes_matching, run_cli_timeout,
-    sample_app_service, version_at,
+    LoadGen, RampartServer, assert_serves, free_addr, history, processes_matching, run_cli_timeout,
+    short_rollout_service,
 };
 
 const SERVICE: &str = "shop";
@@ -19,26 +19,7 @@ const RPS: u32 = 100;
 const ROLLOUT_TIMEOUT: Duration = Duration::from_secs(90);
 
 fn shop(listen: SocketAddr) -> String {
-    sample_app_service(
-        SERVICE,
-        listen,
-        2,
-        &format!(
-            r#"[service.strategy]
-steps = [{{ weight = 20, hold = "4s" }}, {{ weight = 50, hold = "2s" }}]
-scale_down_delay = "2s"
-progress_deadline = "60s"
-
-[service.analysis]
-judge = "sequential"
-min_requests = 50
-{LATENCY_SLACK}
-
-[service.router]
-drain_grace = "2s"
-"#
-        ),
-    )
+    short_rollout_service(SERVICE, listen, ["4s", "2s"], "60s")
 }
 
 /// The sample-app processes serving `addr` (the `sh -c` wrapper and the app).
@@ -172,13 +153,11 @@ fn killed_mid_rollout_rolls_back_at_the_next_start_by_default() {
         history(&detail)
     );
     assert_eq!(stable_version(&server), "v1");
-    for _ in 0..20 {
-        assert_eq!(
-            version_at(&format!("http://{listen}/version")).as_deref(),
-            Some("v1"),
-            "stable v1 serves after the restart"
-        );
-    }
+    assert_serves(
+        &format!("http://{listen}/version"),
+        "v1",
+        "stable v1 serves after the restart",
+    );
     let report = load.stop();
     assert!(report.versions.get("v1").copied().unwrap_or(0) > 0);
 
@@ -207,13 +186,11 @@ fn killed_mid_rollout_resumes_and_promotes_with_on_restart_resume() {
         history(&detail)
     );
     assert_eq!(stable_version(&server), "v2");
-    for _ in 0..20 {
-        assert_eq!(
-            version_at(&format!("http://{listen}/version")).as_deref(),
-            Some("v2"),
-            "the resumed rollout's version serves"
-        );
-    }
+    assert_serves(
+        &format!("http://{listen}/version"),
+        "v2",
+        "the resumed rollout's version serves",
+    );
     load.stop();
 
     stop_and_check_no_strays(&mut server);

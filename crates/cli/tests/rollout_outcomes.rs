@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::{
-    LATENCY_SLACK, LoadGen, RampartServer, free_addr, history, run_cli_timeout, sample_app_service,
-    version_at,
+    LoadGen, RampartServer, assert_serves, free_addr, history, run_cli_timeout,
+    short_rollout_service, version_at,
 };
 
 const SERVICE: &str = "shop";
@@ -28,27 +28,7 @@ const ROLLOUT_TIMEOUT: Duration = Duration::from_secs(90);
 /// crosses the rollback bar after well under 100 (with `min_requests = 10` and 1 s
 /// holds, a 10 % canary is promoted before the evidence is in).
 fn shop(listen: SocketAddr, progress_deadline: &str) -> String {
-    sample_app_service(
-        SERVICE,
-        listen,
-        2,
-        &format!(
-            r#"[service.strategy]
-steps = [{{ weight = 20, hold = "2s" }}, {{ weight = 50, hold = "3s" }}]
-scale_down_delay = "2s"
-progress_deadline = "{progress_deadline}"
-
-[service.analysis]
-judge = "sequential"
-min_requests = 50
-{LATENCY_SLACK}
-max_error_rate = 5.0
-
-[service.router]
-drain_grace = "2s"
-"#
-        ),
-    )
+    short_rollout_service(SERVICE, listen, ["2s", "3s"], progress_deadline)
 }
 
 fn start_shop(progress_deadline: &str) -> (RampartServer, SocketAddr) {
@@ -136,13 +116,11 @@ fn healthy_canary_is_promoted_and_deploy_wait_exits_0() {
     assert_eq!(status["stable_version"], "v2", "{status}");
     assert_eq!(status["rollback_target"], "v1", "{status}");
     assert!(status["active"].is_null(), "{status}");
-    for _ in 0..20 {
-        assert_eq!(
-            version_at(&format!("http://{listen}/version")).as_deref(),
-            Some("v2"),
-            "the promoted version answers through the router"
-        );
-    }
+    assert_serves(
+        &format!("http://{listen}/version"),
+        "v2",
+        "the promoted version answers through the router",
+    );
     // The canary was judged on real traffic: both versions answered the load.
     assert!(
         report.versions.get("v1").copied().unwrap_or(0) > 0

@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use support::{
-    LATENCY_SLACK, LoadGen, LoadReport, RampartServer, free_addr, history, sample_app_service,
-    version_at,
+    LoadGen, LoadReport, RampartServer, free_addr, history, short_rollout_service, version_at,
 };
 
 const SERVICE: &str = "shop";
@@ -21,26 +20,7 @@ const ROLLOUT_TIMEOUT: Duration = Duration::from_secs(90);
 const MIN_REQUESTS: u64 = 300;
 
 fn shop(listen: SocketAddr, first_hold: &str) -> String {
-    sample_app_service(
-        SERVICE,
-        listen,
-        2,
-        &format!(
-            r#"[service.strategy]
-steps = [{{ weight = 20, hold = "{first_hold}" }}, {{ weight = 50, hold = "2s" }}]
-scale_down_delay = "2s"
-progress_deadline = "60s"
-
-[service.analysis]
-judge = "sequential"
-min_requests = 50
-{LATENCY_SLACK}
-
-[service.router]
-drain_grace = "2s"
-"#
-        ),
-    )
+    short_rollout_service(SERVICE, listen, [first_hold, "2s"], "60s")
 }
 
 /// Keeps the load going until `more` further requests have been answered, so the

@@ -664,3 +664,42 @@ pub fn sample_app(addr: SocketAddr, version: &str) -> SampleApp {
     }
     app
 }
+
+/// A two-instance sample-app service with short holds, for end-to-end rollouts: steps
+/// of 20 % and 50 % holding `holds`, the sequential judge with `min_requests = 50`
+/// and [`LATENCY_SLACK`], 2 s scale-down delay and drain grace.
+pub fn short_rollout_service(
+    name: &str,
+    listen: SocketAddr,
+    holds: [&str; 2],
+    progress_deadline: &str,
+) -> String {
+    let [first, second] = holds;
+    sample_app_service(
+        name,
+        listen,
+        2,
+        &format!(
+            r#"[service.strategy]
+steps = [{{ weight = 20, hold = "{first}" }}, {{ weight = 50, hold = "{second}" }}]
+scale_down_delay = "2s"
+progress_deadline = "{progress_deadline}"
+
+[service.analysis]
+judge = "sequential"
+min_requests = 50
+{LATENCY_SLACK}
+
+[service.router]
+drain_grace = "2s"
+"#
+        ),
+    )
+}
+
+/// Asserts that 20 requests in a row to `url` are answered by `version`.
+pub fn assert_serves(url: &str, version: &str, what: &str) {
+    for _ in 0..20 {
+        assert_eq!(version_at(url).as_deref(), Some(version), "{what}");
+    }
+}
