@@ -56,10 +56,7 @@ impl AppState {
             })
         });
         match (entry, outcome) {
-            (Ok(entry), Some(Ok(value))) => {
-                self.metrics.audit_written(1);
-                Ok((value, entry))
-            }
+            (Ok(entry), Some(Ok(value))) => Ok((value, entry)),
             (_, Some(Err(e))) => Err(e),
             (Err(e), _) => Err(e.into()),
             (Ok(_), None) => Err(ApiError::Internal("change did not run".into())),

@@ -134,6 +134,13 @@ fn metrics_are_valid_prometheus_text_and_count_requests_and_auth_failures() {
     );
     assert!(text.contains("rampart_build_info{version=\""), "{text}");
     assert!(text.contains("rampart_audit_entries_total"), "{text}");
+    // Counted where every writer commits: the first admin token and server.start.
+    let audit_entries: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("rampart_audit_entries_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("an audit entries sample");
+    assert!(audit_entries >= 2, "{text}");
     assert!(
         text.contains(
             "rampart_router_requests_total{service=\"web\",set=\"stable\",version=\"v1\"} 5"

@@ -244,6 +244,7 @@ impl Tx<'_> {
         )?;
         set_meta.execute(params![META_HEAD_SEQ, seq.to_string()])?;
         set_meta.execute(params![META_HEAD_HASH, hash])?;
+        self.audit_appended.set(self.audit_appended.get() + 1);
 
         Ok(AuditEntry {
             seq,

@@ -35,8 +35,10 @@ mod records;
 mod sql;
 mod tokens;
 
+use std::cell::Cell;
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -74,6 +76,8 @@ struct Inner {
     conn: Mutex<Connection>,
     path: PathBuf,
     clock: TimeSource,
+    /// Audit entries committed through this handle since it was opened.
+    audit_appended: Arc<AtomicU64>,
 }
 
 /// Where "now" comes from for timestamps the store stamps itself.
@@ -155,8 +159,15 @@ impl Store {
                 conn: Mutex::new(conn),
                 path,
                 clock,
+                audit_appended: Arc::new(AtomicU64::new(0)),
             }),
         })
+    }
+
+    /// The number of audit entries committed through this store (and its clones)
+    /// since it was opened, shared so a metrics collector can read it at scrape time.
+    pub fn audit_appended_counter(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.inner.audit_appended)
     }
 
     /// Path of the database file (`:memory:` for an in-memory store).
@@ -206,10 +217,16 @@ impl Store {
         let tx = Tx {
             tx: conn.transaction_with_behavior(behavior)?,
             clock: &self.inner.clock,
+            audit_appended: Cell::new(0),
         };
         match f(&tx) {
             Ok(value) => {
+                let appended = tx.audit_appended.get();
                 tx.tx.commit()?;
+                // Counted only once committed: a rolled-back entry never existed.
+                self.inner
+                    .audit_appended
+                    .fetch_add(appended, Ordering::Relaxed);
                 Ok(value)
             }
             Err(err) => {
@@ -237,6 +254,8 @@ impl Store {
 pub struct Tx<'a> {
     tx: rusqlite::Transaction<'a>,
     clock: &'a TimeSource,
+    /// Audit entries appended in this transaction.
+    audit_appended: Cell<u64>,
 }
 
 impl Tx<'_> {

@@ -128,3 +128,23 @@ fn concurrent_appends_from_clones_form_one_valid_chain() {
     assert!(report.ok, "{report:?}");
     assert_eq!(report.entries_checked, 200);
 }
+
+#[test]
+fn the_audit_counter_counts_committed_entries_only() {
+    use std::sync::atomic::Ordering;
+    let (_dir, store) = open_temp();
+    let counter = store.audit_appended_counter();
+    store
+        .with_tx(|tx| {
+            tx.append_audit(&start_audit("d1"))?;
+            tx.append_audit(&start_audit("d2"))
+        })
+        .unwrap();
+    let _: Result<(), StoreError> = store.with_tx(|tx| {
+        tx.append_audit(&start_audit("d3"))?;
+        Err(StoreError::Aborted("refused".into()))
+    });
+    // Clones share the count.
+    store.clone().append_audit(&start_audit("d4")).unwrap();
+    assert_eq!(counter.load(Ordering::Relaxed), 3);
+}

@@ -64,7 +64,7 @@ mod tests {
     #[test]
     fn counters_are_named_like_their_samples_and_eof_is_dropped() {
         let mut registry = Registry::default();
-        let metrics = ServerMetrics::register(&mut registry, "1.2.3");
+        let metrics = ServerMetrics::register(&mut registry, "1.2.3", Default::default());
         metrics.observe_request("/api/v1/services", "GET", 200);
         metrics.auth_failure("missing");
         let text = render(&registry).expect("render");

@@ -1,7 +1,13 @@
 //! Metrics about rampart itself: API traffic, authentication failures, audit writes
 //! and build information.
 
-use prometheus_client::metrics::counter::Counter;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
@@ -12,17 +18,21 @@ type Labels = Vec<(&'static str, String)>;
 pub struct ServerMetrics {
     http_requests: Family<Labels, Counter>,
     auth_failures: Family<Labels, Counter>,
-    audit_entries: Counter,
     build_info: Family<Labels, Gauge>,
 }
 
 impl ServerMetrics {
-    /// Creates the families and registers them in `registry`.
-    pub fn register(registry: &mut Registry, version: &str) -> Self {
+    /// Creates the families and registers them in `registry`. `audit_appended` is the
+    /// store's count of committed audit entries, read at scrape time, so every writer
+    /// (API, engine, server) is counted without telling anyone.
+    pub fn register(
+        registry: &mut Registry,
+        version: &str,
+        audit_appended: Arc<AtomicU64>,
+    ) -> Self {
         let metrics = Self {
             http_requests: Family::default(),
             auth_failures: Family::default(),
-            audit_entries: Counter::default(),
             build_info: Family::default(),
         };
         registry.register(
@@ -35,11 +45,7 @@ impl ServerMetrics {
             "Rejected API requests, by reason (missing, invalid, forbidden, rate_limited)",
             metrics.auth_failures.clone(),
         );
-        registry.register(
-            "rampart_audit_entries",
-            "Audit log entries written by this process",
-            metrics.audit_entries.clone(),
-        );
+        registry.register_collector(Box::new(AuditEntries(audit_appended)));
         registry.register(
             "rampart_build_info",
             "Always 1; labels carry the build's version",
@@ -67,8 +73,20 @@ impl ServerMetrics {
             .get_or_create(&vec![("reason", reason.to_string())])
             .inc();
     }
+}
 
-    pub fn audit_written(&self, entries: u64) {
-        self.audit_entries.inc_by(entries);
+/// `rampart_audit_entries_total`, read from the store's counter at scrape time.
+#[derive(Debug)]
+struct AuditEntries(Arc<AtomicU64>);
+
+impl Collector for AuditEntries {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let metric = encoder.encode_descriptor(
+            "rampart_audit_entries",
+            "Audit log entries written by this process",
+            None,
+            MetricType::Counter,
+        )?;
+        ConstCounter::new(self.0.load(Ordering::Relaxed)).encode(metric)
     }
 }

@@ -116,7 +116,6 @@ pub async fn create_deployment(
             &principal.token_name,
         )
         .await?;
-    state.metrics.audit_written(1);
     Ok((StatusCode::CREATED, to_json(&summary)?))
 }
 
@@ -264,6 +263,5 @@ pub async fn validate(
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let result = state.engine.validate(&name, &principal.token_name).await?;
-    state.metrics.audit_written(1);
     to_json(&result)
 }

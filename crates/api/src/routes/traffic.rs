@@ -71,6 +71,5 @@ pub async fn put_traffic(
         },
         &principal.token_name,
     )?;
-    state.metrics.audit_written(1);
     to_json(&status)
 }

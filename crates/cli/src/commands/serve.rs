@@ -83,7 +83,11 @@ pub async fn run_server(
         .context("starting services")?;
 
     let mut registry = Registry::default();
-    let metrics = ServerMetrics::register(&mut registry, env!("CARGO_PKG_VERSION"));
+    let metrics = ServerMetrics::register(
+        &mut registry,
+        env!("CARGO_PKG_VERSION"),
+        store.audit_appended_counter(),
+    );
     registry.register_collector(Box::new(engine.router_collector()));
 
     store.with_tx(|tx| {
@@ -99,7 +103,6 @@ pub async fn run_server(
             }),
         })
     })?;
-    metrics.audit_written(1);
 
     let probes: Vec<Box<dyn ReadinessProbe>> = engine
         .service_names()
