@@ -263,6 +263,19 @@ pub struct AnalysisConfig {
     /// stable's, however small stable's latency is.
     #[serde(default = "default_latency_tolerance_ms")]
     pub latency_tolerance_ms: f64,
+    /// The canary's first seconds of traffic (cold caches, lazy initialisation, new
+    /// connections) are served but not judged.
+    #[serde(default = "default_warmup")]
+    pub warmup: Duration,
+    /// Sequential judge: a step passes only once the evidence rules out a
+    /// regression beyond the tolerances, not merely when none is seen yet.
+    #[serde(default)]
+    pub require_confidence: bool,
+    /// Sequential judge with `require_confidence`: percentage points of error-rate
+    /// increase that count as no regression (so a stable set without errors does
+    /// not make confidence impossible).
+    #[serde(default = "default_error_rate_margin")]
+    pub error_rate_margin: f64,
 }
 
 impl Default for AnalysisConfig {
@@ -280,6 +293,9 @@ impl Default for AnalysisConfig {
             allowed_error_increase: default_allowed_error_increase(),
             latency_tolerance: default_latency_tolerance(),
             latency_tolerance_ms: default_latency_tolerance_ms(),
+            warmup: default_warmup(),
+            require_confidence: false,
+            error_rate_margin: default_error_rate_margin(),
         }
     }
 }
@@ -307,6 +323,14 @@ fn default_latency_tolerance_ms() -> f64 {
 }
 fn default_latency_tolerance() -> f64 {
     10.0
+}
+fn default_warmup() -> Duration {
+    // Enough for a native service's first connections and caches; a JIT runtime
+    // wants more (its users set it).
+    Duration::from_secs(5)
+}
+fn default_error_rate_margin() -> f64 {
+    0.5
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -229,6 +229,9 @@ pub(crate) static ANALYSIS: Table = Table {
         optional("allowed_error_increase", Ty::Number, "10.0"),
         optional("latency_tolerance", Ty::Number, "10.0"),
         optional("latency_tolerance_ms", Ty::Number, "1.0"),
+        optional("warmup", Ty::Duration, "\"5s\""),
+        optional("require_confidence", Ty::Bool, "false"),
+        optional("error_rate_margin", Ty::Number, "0.5"),
     ],
 };
 

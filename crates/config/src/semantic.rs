@@ -10,7 +10,7 @@ use toml::de::DeTable;
 use crate::diagnostic::Finding;
 use crate::locate::Locator;
 use crate::model::{
-    AnalysisConfig, BackendConfig, CheckConfig, CheckKind, Config, ProcessBackendConfig,
+    AnalysisConfig, BackendConfig, CheckConfig, CheckKind, Config, JudgeKind, ProcessBackendConfig,
     RouterConfig, ServiceConfig, StaticBackendConfig, StrategyConfig,
 };
 use crate::rules;
@@ -341,7 +341,7 @@ impl Checker<'_, '_> {
         let percent: Bound = |value| (0.0..=100.0).contains(&value);
         let non_negative: Bound = |value| value.is_finite() && value >= 0.0;
         let positive: Bound = |value| value.is_finite() && value > 0.0;
-        let rules: [(&str, Option<f64>, Bound, &str); 8] = [
+        let rules: [(&str, Option<f64>, Bound, &str); 9] = [
             (
                 "max_error_rate",
                 Some(analysis.max_error_rate),
@@ -379,6 +379,12 @@ impl Checker<'_, '_> {
                 "must be a number of milliseconds of 0 or more",
             ),
             (
+                "error_rate_margin",
+                Some(analysis.error_rate_margin),
+                percent,
+                "must be a number of percentage points from 0 to 100",
+            ),
+            (
                 "max_p95_ms",
                 analysis.max_p95_ms,
                 positive,
@@ -408,6 +414,16 @@ impl Checker<'_, '_> {
                     "must be above 0 and at most 0.5",
                 )
                 .help("alpha is the accepted chance of rolling back a healthy canary; 0.01 or 0.05 are usual"),
+            );
+        }
+        if analysis.require_confidence && analysis.judge == JudgeKind::Threshold {
+            self.push(
+                Finding::new(
+                    self.at.span(&format!("{path}.analysis.require_confidence")),
+                    "`require_confidence` needs the sequential judge",
+                    "the threshold judge has no confidence sequences to rule a regression out",
+                )
+                .help("set `judge = \"sequential\"` or remove `require_confidence`"),
             );
         }
     }

@@ -39,6 +39,9 @@ pub(crate) struct Controller {
     sequential: bool,
     /// Traffic up to this whole second has been fed to the judge.
     observed_until: Timestamp,
+    /// The canary's traffic before this second is its warm-up: served, not judged.
+    /// Set when the canary first takes traffic under this controller.
+    judged_from: Option<Timestamp>,
     requests: mpsc::Receiver<ControllerRequest>,
     action: Option<JoinHandle<Option<Input>>>,
     backend_events: broadcast::Receiver<rampart_backends::BackendEvent>,
@@ -59,6 +62,7 @@ impl Controller {
         Ok(Self {
             sequential: analysis.kind == rampart_core::judge::JudgeKind::Sequential,
             observed_until: floor_second(now),
+            judged_from: None,
             shared,
             svc,
             record,
@@ -230,6 +234,12 @@ impl Controller {
                 None
             }
             Command::SetCanaryWeight { percent } => {
+                if percent > 0.0 && self.judged_from.is_none() {
+                    let warmup = self.svc.config.analysis.warmup.get();
+                    let from = self.shared.clock.now().as_millis() + warmup.as_millis() as u64;
+                    // Whole seconds only: the judge is fed one second at a time.
+                    self.judged_from = Some(Timestamp(from.div_ceil(1_000) * 1_000));
+                }
                 if let Err(e) = self.svc.router.set_weight(percent) {
                     tracing::error!(error = %e, percent, "cannot set the canary weight");
                 }
@@ -250,7 +260,17 @@ impl Controller {
             }
             Command::EvaluateAnalysis => {
                 self.observe();
-                let verdict = self.judge.evaluate(self.shared.clock.now());
+                let now = self.shared.clock.now();
+                let mut verdict = self.judge.evaluate(now);
+                if let Some(from) = self.judged_from.filter(|from| *from > now)
+                    && verdict.outcome == Outcome::Inconclusive
+                {
+                    verdict.reason = format!(
+                        "warming up: the canary's first {} of traffic are served but not judged ({}s left)",
+                        self.svc.config.analysis.warmup,
+                        from.since(now).as_secs_f64().ceil()
+                    );
+                }
                 self.record_measurement(&verdict);
                 Some(Input::Analysis(verdict))
             }
@@ -325,13 +345,16 @@ impl Controller {
         }
         // One sample per second keeps the sequential test's per-second split exact.
         let mut start = self.observed_until;
+        if let Some(from) = self.judged_from {
+            start = start.max(from);
+        }
         while start < until {
             let end = Timestamp(start.as_millis() + 1000);
             let sample: WindowSample = self.svc.router.window_between(start, end);
             self.judge.observe(&sample);
             start = end;
         }
-        self.observed_until = until;
+        self.observed_until = self.observed_until.max(until);
     }
 
     fn record_measurement(&self, verdict: &rampart_core::judge::Verdict) {

@@ -53,6 +53,8 @@ pub fn analysis_settings(service: &ServiceConfig) -> AnalysisSettings {
         allowed_error_increase_pct: a.allowed_error_increase,
         latency_tolerance_pct: a.latency_tolerance,
         latency_tolerance_ms: a.latency_tolerance_ms,
+        require_confidence: a.require_confidence,
+        error_rate_margin_pct: a.error_rate_margin,
     }
 }
 

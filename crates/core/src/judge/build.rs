@@ -30,6 +30,10 @@ pub struct AnalysisSettings {
     pub allowed_error_increase_pct: f64,
     pub latency_tolerance_pct: f64,
     pub latency_tolerance_ms: f64,
+    /// Sequential judge only: pass a step only once a regression beyond the
+    /// tolerances is ruled out.
+    pub require_confidence: bool,
+    pub error_rate_margin_pct: f64,
 }
 
 impl Default for AnalysisSettings {
@@ -48,6 +52,8 @@ impl Default for AnalysisSettings {
             allowed_error_increase_pct: s.allowed_error_increase_pct,
             latency_tolerance_pct: s.latency_tolerance_pct,
             latency_tolerance_ms: s.latency_tolerance_ms,
+            require_confidence: s.require_confidence,
+            error_rate_margin_pct: s.error_rate_margin_pct,
         }
     }
 }
@@ -128,6 +134,12 @@ impl AnalysisSettings {
             self.latency_tolerance_ms,
             self.latency_tolerance_ms.is_finite() && self.latency_tolerance_ms >= 0.0,
             "a finite number of milliseconds >= 0",
+        )?;
+        check(
+            "error_rate_margin",
+            self.error_rate_margin_pct,
+            pct(self.error_rate_margin_pct),
+            "0..=100 percentage points",
         )
     }
 
@@ -152,6 +164,8 @@ impl AnalysisSettings {
             latency_tolerance_ms: self.latency_tolerance_ms,
             error_rate_ceiling_pct: self.max_error_rate_pct,
             min_requests: self.min_requests,
+            require_confidence: self.require_confidence,
+            error_rate_margin_pct: self.error_rate_margin_pct,
             ..SequentialSettings::default()
         }
     }

@@ -17,6 +17,8 @@ pub struct ErrorRateTest {
     /// `1 + δ`.
     allowed_ratio: f64,
     mixture: OddsRatioMixture,
+    /// The opposite test: evidence that the canary is not worse than allowed.
+    within: OddsRatioMixture,
     pub canary_requests: u64,
     pub canary_errors: u64,
     pub stable_requests: u64,
@@ -28,6 +30,7 @@ impl ErrorRateTest {
         Self {
             allowed_ratio: 1.0 + allowed_increase.max(0.0),
             mixture: OddsRatioMixture::new(),
+            within: OddsRatioMixture::downward(),
             canary_requests: 0,
             canary_errors: 0,
             stable_requests: 0,
@@ -60,8 +63,9 @@ impl ErrorRateTest {
             return;
         }
         let theta0 = self.null_failure_share(canary_requests, stable_requests);
-        self.mixture
-            .observe(canary_errors as f64, canary_errors + stable_errors, theta0);
+        let failures = canary_errors + stable_errors;
+        self.mixture.observe(canary_errors as f64, failures, theta0);
+        self.within.observe(canary_errors as f64, failures, theta0);
     }
 
     #[cfg(test)]
@@ -71,6 +75,12 @@ impl ErrorRateTest {
 
     pub fn max_e_value(&self) -> f64 {
         self.mixture.max_e_value()
+    }
+
+    /// The largest evidence that the canary's rate is at most `(1 + δ)` times
+    /// stable's (the downward test of the same conditional binomial).
+    pub fn max_within_e_value(&self) -> f64 {
+        self.within.max_e_value()
     }
 }
 

@@ -17,6 +17,11 @@
 //! show; a product started near the onset does not carry that debt. Starting later
 //! is still a supermartingale (it is 1 until it starts), so the mixture is too. The
 //! cost is `ln 2` nats for a regression present from the start.
+//!
+//! [`OddsRatioMixture::downward`] mirrors the grid (odds lowered by the same
+//! factors): the same argument with `θ1 < θ0` gives a test supermartingale for "each
+//! batch has success probability at least `θ0_t`", which is how a judge shows that a
+//! regression larger than the tolerance is ruled out (`require_confidence`).
 
 /// Log odds lifts `s_j = STEP·j`, j = 1..=GRID: odds ratios from 1.16 to ~36.
 const STEP: f64 = 0.15;
@@ -28,6 +33,8 @@ pub struct OddsRatioMixture {
     ln_wealth: [f64; GRID],
     /// Informative batches seen.
     batches: u64,
+    /// `s_j`: positive for [`Self::new`], negative for [`Self::downward`].
+    log_lift: [f64; GRID],
     /// `e^{s_j} − 1`, precomputed.
     lift_minus_one: [f64; GRID],
     /// The largest `ln E` seen so far (for "how close did it come").
@@ -41,12 +48,25 @@ impl Default for OddsRatioMixture {
 }
 
 impl OddsRatioMixture {
+    /// Tests "success probability at most `θ0`" (evidence grows with successes).
     pub fn new() -> Self {
+        Self::with_direction(1.0)
+    }
+
+    /// Tests "success probability at least `θ0`" (evidence grows with failures).
+    pub fn downward() -> Self {
+        Self::with_direction(-1.0)
+    }
+
+    fn with_direction(sign: f64) -> Self {
+        let mut log_lift = [0.0; GRID];
         let mut lift_minus_one = [0.0; GRID];
-        for (j, l) in lift_minus_one.iter_mut().enumerate() {
-            *l = (STEP * (j + 1) as f64).exp_m1();
+        for j in 0..GRID {
+            log_lift[j] = sign * STEP * (j + 1) as f64;
+            lift_minus_one[j] = log_lift[j].exp_m1();
         }
         Self {
+            log_lift,
             ln_wealth: [f64::NEG_INFINITY; GRID],
             batches: 0,
             lift_minus_one,
@@ -66,7 +86,7 @@ impl OddsRatioMixture {
         self.batches += 1;
         let ln_start_weight = start_weight(self.batches).ln();
         for j in 0..GRID {
-            let s = STEP * (j + 1) as f64;
+            let s = self.log_lift[j];
             // θ1 = cθ0/(1−θ0+cθ0) gives ln LR = k·s − m·ln(1 + θ0(c−1)).
             let ln_lr = k * s - m * (theta0 * self.lift_minus_one[j]).ln_1p();
             self.ln_wealth[j] = ln_add(self.ln_wealth[j], ln_start_weight) + ln_lr;
@@ -151,6 +171,18 @@ mod tests {
     }
 
     #[test]
+    fn downward_grows_when_successes_fall_short_of_the_null() {
+        let mut short = OddsRatioMixture::downward();
+        let mut at_null = OddsRatioMixture::downward();
+        for _ in 0..50 {
+            short.observe(0.0, 10, 0.3);
+            at_null.observe(3.0, 10, 0.3);
+        }
+        assert!(short.e_value() > 1e6, "{}", short.e_value());
+        assert!(at_null.e_value() < 1.0, "{}", at_null.e_value());
+    }
+
+    #[test]
     fn start_weights_sum_to_one() {
         let started: f64 = (1..=100_000).map(start_weight).sum();
         assert!((started + not_started_weight(100_000) - 1.0).abs() < 1e-9);
@@ -173,19 +205,22 @@ mod tests {
 
     #[test]
     fn expectation_of_one_batch_is_one_at_the_null() {
-        // Exact expectation over Binomial(m, θ0) of the batch factor, mixture-wide.
+        // Exact expectation over Binomial(m, θ0) of the batch factor, mixture-wide,
+        // for both directions.
         let (m, theta0) = (12u64, 0.2f64);
-        let mut expected = 0.0;
-        for k in 0..=m {
-            let ln_binom = super::super::confidence::ln_gamma(m as f64 + 1.0)
-                - super::super::confidence::ln_gamma(k as f64 + 1.0)
-                - super::super::confidence::ln_gamma((m - k) as f64 + 1.0);
-            let p =
-                (ln_binom + k as f64 * theta0.ln() + (m - k) as f64 * (1.0 - theta0).ln()).exp();
-            let mut mix = OddsRatioMixture::new();
-            mix.observe(k as f64, m, theta0);
-            expected += p * mix.e_value();
+        for make in [OddsRatioMixture::new, OddsRatioMixture::downward] {
+            let mut expected = 0.0;
+            for k in 0..=m {
+                let ln_binom = super::super::confidence::ln_gamma(m as f64 + 1.0)
+                    - super::super::confidence::ln_gamma(k as f64 + 1.0)
+                    - super::super::confidence::ln_gamma((m - k) as f64 + 1.0);
+                let p = (ln_binom + k as f64 * theta0.ln() + (m - k) as f64 * (1.0 - theta0).ln())
+                    .exp();
+                let mut mix = make();
+                mix.observe(k as f64, m, theta0);
+                expected += p * mix.e_value();
+            }
+            assert!((expected - 1.0).abs() < 1e-9, "{expected}");
         }
-        assert!((expected - 1.0).abs() < 1e-9, "{expected}");
     }
 }

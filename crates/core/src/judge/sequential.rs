@@ -4,13 +4,15 @@
 //!
 //! The budget is split by a union bound: 40 % to the relative error-rate test, 10 %
 //! to the absolute error-rate guardrail, 50 % shared equally by the latency
-//! quantiles.
+//! quantiles. With `require_confidence`, the same shares bound the chance of
+//! promoting a canary whose regression exceeds the tolerance.
 
 use serde::{Deserialize, Serialize};
 
 use super::confidence::MixtureBound;
 use super::error_test::ErrorRateTest;
 use super::latency_test::LatencyTest;
+use super::mixture::OddsRatioMixture;
 use super::{Evidence, Judge, Outcome, Verdict};
 use crate::clock::Timestamp;
 use crate::sample::WindowSample;
@@ -37,8 +39,13 @@ pub struct SequentialSettings {
     pub min_requests: u64,
     /// Latency quantiles compared, each in (0, 1).
     pub latency_quantiles: Vec<f64>,
-    /// Seconds of stable traffic that set the latency bar.
-    pub latency_window_secs: u32,
+    /// Pass only once the evidence rules out a regression larger than the
+    /// tolerances (not merely "no evidence of harm yet"); until then, Inconclusive.
+    pub require_confidence: bool,
+    /// With `require_confidence`: an error-rate increase (percentage points) small
+    /// enough to count as no regression, so a stable set without errors does not
+    /// make confidence impossible.
+    pub error_rate_margin_pct: f64,
 }
 
 impl Default for SequentialSettings {
@@ -51,7 +58,8 @@ impl Default for SequentialSettings {
             error_rate_ceiling_pct: 5.0,
             min_requests: 50,
             latency_quantiles: vec![0.5, 0.9, 0.95, 0.99],
-            latency_window_secs: 30,
+            require_confidence: false,
+            error_rate_margin_pct: 0.5,
         }
     }
 }
@@ -70,9 +78,9 @@ pub struct SequentialJudge {
     settings: SequentialSettings,
     alpha: f64,
     errors: ErrorRateTest,
+    /// One-sided: "the canary's error rate is at most the ceiling in every second".
+    ceiling: OddsRatioMixture,
     latency: LatencyTest,
-    /// The guardrail tripped at some look since reset (kept, like a crossed e-process).
-    ceiling_tripped: bool,
 }
 
 impl SequentialJudge {
@@ -87,19 +95,23 @@ impl SequentialJudge {
             &settings.latency_quantiles,
             settings.latency_tolerance_pct / 100.0,
             settings.latency_tolerance_ms * 1000.0,
-            settings.latency_window_secs as usize,
         );
         Self {
             settings,
             alpha,
             errors,
+            ceiling: OddsRatioMixture::new(),
             latency,
-            ceiling_tripped: false,
         }
     }
 
     pub fn settings(&self) -> &SequentialSettings {
         &self.settings
+    }
+
+    #[cfg(test)]
+    pub(crate) fn errors_canary_requests(&self) -> u64 {
+        self.errors.canary_requests
     }
 
     fn error_alpha(&self) -> f64 {
@@ -123,13 +135,41 @@ impl SequentialJudge {
     }
 
     fn ceiling_exceeded(&self) -> bool {
-        let (k, n) = (self.errors.canary_errors, self.errors.canary_requests);
-        let ceiling = self.ceiling();
-        // Lower anytime-valid bound above the ceiling, tested without the bisection:
-        // the estimate is above it and the ceiling lies outside the confidence set.
-        n > 0
-            && k as f64 > ceiling * n as f64
-            && MixtureBound::new(k, n).ln_e_value(ceiling) >= -self.guardrail_alpha().ln()
+        self.ceiling.max_e_value() >= 1.0 / self.guardrail_alpha()
+    }
+
+    /// With `require_confidence`: does the evidence rule out, at the same alpha
+    /// shares, an error-rate regression beyond the tolerance (relative or the
+    /// absolute margin) and a latency regression beyond the tolerance at every
+    /// quantile?
+    pub fn confident(&self) -> bool {
+        self.errors_confident() && self.latency_confident().iter().all(|&ok| ok)
+    }
+
+    fn errors_confident(&self) -> bool {
+        let e = &self.errors;
+        if e.max_within_e_value() >= 1.0 / self.error_alpha() {
+            return true;
+        }
+        // Few errors cannot rule out a relative increase: bound the canary's rate
+        // from above and stable's from below instead, each at half the share.
+        let half = self.error_alpha() / 2.0;
+        let canary_upper = MixtureBound::new(e.canary_errors, e.canary_requests)
+            .interval(half)
+            .1;
+        let stable_lower = MixtureBound::new(e.stable_errors, e.stable_requests).lower(half);
+        let allowed = (stable_lower * (1.0 + self.settings.allowed_error_increase_pct / 100.0))
+            .max(stable_lower + self.settings.error_rate_margin_pct / 100.0);
+        e.canary_requests > 0 && e.stable_requests > 0 && canary_upper <= allowed
+    }
+
+    fn latency_confident(&self) -> Vec<bool> {
+        let bar = 1.0 / self.quantile_alpha();
+        self.latency
+            .quantiles
+            .iter()
+            .map(|t| t.max_within_e_value() >= bar)
+            .collect()
     }
 
     /// What the judge finds now, without building evidence: the same decision
@@ -139,7 +179,7 @@ impl SequentialJudge {
         if !self.has_enough_canary() {
             return found;
         }
-        if self.ceiling_tripped || self.ceiling_exceeded() {
+        if self.ceiling_exceeded() {
             found.push(Finding::ErrorCeiling);
         }
         if self.errors.max_e_value() >= 1.0 / self.error_alpha() {
@@ -158,7 +198,10 @@ impl SequentialJudge {
     pub fn outcome(&self) -> Outcome {
         if !self.findings().is_empty() {
             Outcome::Fail
-        } else if !self.has_enough_canary() || self.errors.stable_requests == 0 {
+        } else if !self.has_enough_canary()
+            || self.errors.stable_requests == 0
+            || (self.settings.require_confidence && !self.confident())
+        {
             Outcome::Inconclusive
         } else {
             Outcome::Pass
@@ -190,8 +233,8 @@ impl SequentialJudge {
                 stable: stable_rate,
                 canary_bounds: Some(pct(canary.interval(self.guardrail_alpha()))),
                 stable_bounds: None,
-                statistic: Some(100.0 * canary.lower(self.guardrail_alpha())),
-                threshold: Some(100.0 * self.ceiling()),
+                statistic: Some(self.ceiling.max_e_value()),
+                threshold: Some(1.0 / self.guardrail_alpha()),
                 outcome: self.part_outcome(found.contains(&Finding::ErrorCeiling)),
             },
         ]
@@ -216,12 +259,14 @@ impl SequentialJudge {
                 threshold: None,
                 outcome: self.part_outcome(failed),
             });
-            let share = MixtureBound::new(t.exceeding.round() as u64, t.judged);
+            // The canary's share of each second's slowest requests, against the share
+            // its traffic would have at the tolerance's edge.
+            let share = MixtureBound::new(t.slow_canary, t.slowest);
             out.push(Evidence {
-                metric: format!("{label}_slow_share_pct"),
-                canary: (t.judged > 0).then(|| 100.0 * t.exceeding / t.judged as f64),
-                stable: Some(100.0 * t.allowed_share()),
-                canary_bounds: (t.judged > 0).then(|| {
+                metric: format!("{label}_slowest_canary_share_pct"),
+                canary: (t.slowest > 0).then(|| 100.0 * t.slow_canary as f64 / t.slowest as f64),
+                stable: (t.slowest > 0).then(|| 100.0 * t.slow_expected / t.slowest as f64),
+                canary_bounds: (t.slowest > 0).then(|| {
                     let (lo, hi) = share.interval(self.quantile_alpha());
                     (100.0 * lo, 100.0 * hi)
                 }),
@@ -257,12 +302,15 @@ impl SequentialJudge {
                 e.canary_requests,
                 self.settings.min_requests.max(1)
             ),
-            Outcome::Inconclusive => {
-                format!(
-                    "{} canary requests but no stable traffic to compare with",
-                    e.canary_requests
-                )
-            }
+            Outcome::Inconclusive if e.stable_requests == 0 => format!(
+                "{} canary requests but no stable traffic to compare with",
+                e.canary_requests
+            ),
+            Outcome::Inconclusive => format!(
+                "no evidence of a regression after {} canary requests, but not yet confident that {} within the tolerance (require_confidence)",
+                e.canary_requests,
+                self.unconfirmed().join(" and ")
+            ),
             Outcome::Pass => {
                 let strongest = self.strongest_evidence();
                 format!(
@@ -275,13 +323,13 @@ impl SequentialJudge {
                 .iter()
                 .map(|f| match *f {
                     Finding::ErrorCeiling => format!(
-                        "canary error rate {canary_rate:.2}% is above the {:.2}% ceiling (lower bound {:.2}%)",
+                        "canary error rate {canary_rate:.2}% is above the {:.2}% ceiling (evidence e = {:.3e} ≥ {:.0})",
                         100.0 * self.ceiling(),
-                        100.0 * MixtureBound::new(e.canary_errors, e.canary_requests)
-                            .lower(self.guardrail_alpha())
+                        self.ceiling.max_e_value(),
+                        1.0 / self.guardrail_alpha()
                     ),
                     Finding::ErrorRate => format!(
-                        "canary error rate {canary_rate:.2}% vs stable {stable_rate:.2}% exceeds the allowed +{:.0}% (e-value {:.3e} ≥ {:.0})",
+                        "canary error rate {canary_rate:.2}% is more than {:.0}% above stable's {stable_rate:.2}% (evidence e = {:.3e} ≥ {:.0})",
                         self.settings.allowed_error_increase_pct,
                         e.max_e_value(),
                         1.0 / self.error_alpha()
@@ -293,20 +341,42 @@ impl SequentialJudge {
                             h.quantile_us(t.quantile).unwrap_or(0) as f64 / 1_000.0
                         };
                         format!(
-                            "canary {label} {:.1} ms vs stable {:.1} ms exceeds the allowed +{:.0}%: {:.1}% of canary requests above stable's bar, {:.1}% allowed (e-value {:.3e} ≥ {:.0})",
+                            "canary slower than allowed at {label}: {} of the {} slowest {:.0}% requests of the same seconds were the canary's, {:.0} expected if it were at most {:.0}% or {} ms slower than stable (evidence e = {:.3e} ≥ {:.0}; {label} canary {:.1} ms, stable {:.1} ms)",
+                            t.slow_canary,
+                            t.slowest,
+                            100.0 * (1.0 - t.quantile),
+                            t.slow_expected,
+                            self.settings.latency_tolerance_pct,
+                            self.settings.latency_tolerance_ms,
+                            t.max_e_value(),
+                            1.0 / self.quantile_alpha(),
                             ms(&self.latency.canary_total),
                             ms(&self.latency.stable_total),
-                            self.settings.latency_tolerance_pct,
-                            100.0 * t.exceeding / t.judged.max(1) as f64,
-                            100.0 * t.allowed_share(),
-                            t.max_e_value(),
-                            1.0 / self.quantile_alpha()
                         )
                     }
                 })
                 .collect::<Vec<_>>()
                 .join("; "),
         }
+    }
+
+    /// What `require_confidence` still waits for, in words.
+    fn unconfirmed(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if !self.errors_confident() {
+            out.push("the error rate is".to_string());
+        }
+        let pending: Vec<String> = self
+            .latency_confident()
+            .iter()
+            .zip(&self.latency.quantiles)
+            .filter(|(ok, _)| !**ok)
+            .map(|(_, t)| quantile_label(t.quantile))
+            .collect();
+        if !pending.is_empty() {
+            out.push(format!("latency ({}) is", pending.join(", ")));
+        }
+        out
     }
 
     /// The largest e-value as a fraction of its rollback bar, on a log scale
@@ -339,10 +409,9 @@ impl Judge for SequentialJudge {
         let (c, s) = (&sample.canary, &sample.stable);
         self.errors
             .observe(c.requests, c.errors, s.requests, s.errors);
+        self.ceiling
+            .observe(c.errors.min(c.requests) as f64, c.requests, self.ceiling());
         self.latency.observe(&s.latency, &c.latency);
-        if !self.ceiling_tripped && self.has_enough_canary() {
-            self.ceiling_tripped = self.ceiling_exceeded();
-        }
     }
 
     /// Judges everything since the last reset. Fail is final until reset: an
