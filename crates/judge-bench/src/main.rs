@@ -20,7 +20,7 @@ use std::time::Instant;
 use clap::{Parser, ValueEnum};
 use rampart_core::judge::{SequentialSettings, ThresholdSettings};
 
-use crate::report::ScenarioSummary;
+use crate::report::{RolloutSummary, ScenarioSummary};
 use crate::run::JudgeSetup;
 use crate::scenario::{Scenario, Truth};
 
@@ -61,6 +61,9 @@ struct Args {
     /// Print the verdict timeline of a recorded file (JSON lines of WindowSample).
     #[arg(long, value_name = "FILE")]
     replay: Option<PathBuf>,
+    /// Skip the whole-rollout (false-promotion) table.
+    #[arg(long)]
+    skip_rollouts: bool,
     /// Write the demo scenario's stream (120 s) as JSON lines to FILE and exit.
     #[arg(long, value_name = "FILE")]
     record: Option<PathBuf>,
@@ -133,50 +136,109 @@ fn main() -> ExitCode {
         })
         .collect();
     let started = Instant::now();
+    let contestants = setup.contestants();
+    let labels: Vec<String> = contestants.iter().map(|c| c.label().to_string()).collect();
     let mut summaries = Vec::new();
     for (index, scenario) in scenarios {
         let t0 = Instant::now();
-        let outcomes = run::run_scenario(&scenario, index, &setup, args.runs, threads, args.seed);
-        let summary = ScenarioSummary::new(scenario, &outcomes);
+        let times = run::run_scenario(
+            &scenario,
+            index,
+            &contestants,
+            args.runs,
+            threads,
+            args.seed,
+        );
+        let summary = ScenarioSummary::new(scenario, &labels, &times);
+        let rates: Vec<String> = summary
+            .judges
+            .iter()
+            .map(|(l, j)| format!("{l} {:.1}%", 100.0 * j.rollback_rate))
+            .collect();
         eprintln!(
-            "{:<34} {:>6.1} s  sequential {:>5.1}%  threshold {:>5.1}% rolled back",
+            "{:<42} {:>6.1} s  rolled back: {}",
             summary.scenario.name,
             t0.elapsed().as_secs_f64(),
-            100.0 * summary.sequential.rollback_rate,
-            100.0 * summary.threshold.rollback_rate,
+            rates.join(", ")
         );
         summaries.push(summary);
     }
+
+    // Whole rollouts on the shipped default schedule at low traffic: how often is a
+    // regressed canary promoted?
+    let schedule = run::Schedule::shipped_default();
+    let rollout_contestants = setup.rollout_contestants();
+    let rollout_labels: Vec<String> = rollout_contestants
+        .iter()
+        .map(|c| c.label().to_string())
+        .collect();
+    let mut rollouts = Vec::new();
+    if !args.skip_rollouts {
+        for (index, scenario) in Scenario::low_traffic()
+            .into_iter()
+            .enumerate()
+            .filter(|(_, s)| {
+                args.scenario
+                    .as_ref()
+                    .is_none_or(|f| s.name.contains(f.as_str()))
+            })
+        {
+            let t0 = Instant::now();
+            let ends = run::rollout_scenario(
+                &scenario,
+                index,
+                &rollout_contestants,
+                &schedule,
+                args.runs,
+                threads,
+                args.seed,
+            );
+            let summary = RolloutSummary::new(scenario, &rollout_labels, &ends);
+            eprintln!(
+                "rollout: {:<33} {:>6.1} s",
+                summary.scenario.name,
+                t0.elapsed().as_secs_f64()
+            );
+            rollouts.push(summary);
+        }
+    }
+
     match args.format {
         Format::Markdown => {
             print!("{}", report::markdown(&summaries));
             println!(
-                "\n{} runs x {} s per scenario, 1000 rps, 10% canary, alpha {}, threshold judge every {} s; seed {}; {} threads; {:.0} s wall time.",
-                args.runs,
-                args.seconds,
-                args.alpha,
-                args.interval,
-                args.seed,
-                threads,
-                started.elapsed().as_secs_f64()
+                "\n{} runs x {} s per scenario, 1000 rps, 10% canary, alpha {}, Flagger judges every {} s; seed {}; {} threads.",
+                args.runs, args.seconds, args.alpha, args.interval, args.seed, threads,
             );
             let false_rollbacks = summaries
                 .iter()
                 .filter(|s| s.scenario.truth == Truth::Healthy)
-                .map(|s| s.sequential.rollback_rate)
+                .filter_map(|s| s.judges.first().map(|(_, j)| j.rollback_rate))
                 .fold(0.0, f64::max);
             println!(
                 "Worst sequential false-rollback rate on healthy scenarios: {:.2}%.",
                 100.0 * false_rollbacks
             );
-        }
-        Format::Json => match serde_json::to_string_pretty(&summaries) {
-            Ok(s) => println!("{s}"),
-            Err(e) => {
-                eprintln!("cannot encode results: {e}");
-                return ExitCode::FAILURE;
+            if !rollouts.is_empty() {
+                println!();
+                print!("{}", report::rollout_markdown(&rollouts));
+                println!(
+                    "\n{} rollouts per scenario and judge on the shipped default schedule (5% 30 s, 25% 1 m, 50% 1 m; analysis every 10 s; 5 s warm-up; progress deadline 10 m) at 200 rps in all.",
+                    args.runs
+                );
             }
-        },
+            println!("Wall time {:.0} s.", started.elapsed().as_secs_f64());
+        }
+        Format::Json => {
+            let all = serde_json::json!({ "rollbacks": summaries, "rollouts": rollouts });
+            match serde_json::to_string_pretty(&all) {
+                Ok(s) => println!("{s}"),
+                Err(e) => {
+                    eprintln!("cannot encode results: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
     }
     ExitCode::SUCCESS
 }

@@ -13,7 +13,7 @@ use rand::SeedableRng;
 use rand::rngs::SmallRng;
 
 use crate::run::JudgeSetup;
-use crate::scenario::{Scenario, SetModel, Stream, Truth};
+use crate::scenario::{Drift, Scenario, SetModel, Stream, Truth};
 
 #[derive(Debug)]
 pub enum ReplayError {
@@ -149,6 +149,7 @@ pub fn demo_scenario(seconds: u64) -> Scenario {
         onset_secs: 40,
         seconds,
         latency_tolerance_pct: None,
+        drift: Drift::None,
     }
 }
 

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::run::Outcomes;
+use crate::run::{RolloutEnd, Times};
 use crate::scenario::{Scenario, Truth};
 
 #[derive(Debug, Clone, Serialize)]
@@ -45,16 +45,19 @@ impl JudgeSummary {
 #[derive(Debug, Clone, Serialize)]
 pub struct ScenarioSummary {
     pub scenario: Scenario,
-    pub sequential: JudgeSummary,
-    pub threshold: JudgeSummary,
+    /// (contestant label, summary), in the benchmark's contestant order.
+    pub judges: Vec<(String, JudgeSummary)>,
 }
 
 impl ScenarioSummary {
-    pub fn new(scenario: Scenario, outcomes: &Outcomes) -> Self {
+    pub fn new(scenario: Scenario, labels: &[String], times: &[Times]) -> Self {
         Self {
             scenario,
-            sequential: JudgeSummary::from_times(&outcomes.sequential),
-            threshold: JudgeSummary::from_times(&outcomes.threshold),
+            judges: labels
+                .iter()
+                .cloned()
+                .zip(times.iter().map(|t| JudgeSummary::from_times(t)))
+                .collect(),
         }
     }
 }
@@ -76,23 +79,86 @@ fn rate(j: &JudgeSummary) -> String {
 
 pub fn markdown(summaries: &[ScenarioSummary]) -> String {
     let mut out = String::new();
-    out.push_str("| scenario | truth | sequential: rolled back | median | p95 | threshold (Flagger default): rolled back | median | p95 |\n");
-    out.push_str("|---|---|---|---|---|---|---|---|\n");
+    let Some(first) = summaries.first() else {
+        return out;
+    };
+    out.push_str("| scenario | truth |");
+    for (label, _) in &first.judges {
+        out.push_str(&format!(" {label}: rolled back | median | p95 |"));
+    }
+    out.push('\n');
+    out.push_str("|---|---|");
+    out.push_str(&"---|---|---|".repeat(first.judges.len()));
+    out.push('\n');
     for s in summaries {
         let truth = match s.scenario.truth {
             Truth::Healthy => "healthy",
             Truth::Regressed => "regressed",
         };
-        out.push_str(&format!(
-            "| {} | {truth} | {} | {} | {} | {} | {} | {} |\n",
-            s.scenario.name,
-            rate(&s.sequential),
-            secs(s.sequential.median_secs),
-            secs(s.sequential.p95_secs),
-            rate(&s.threshold),
-            secs(s.threshold.median_secs),
-            secs(s.threshold.p95_secs),
-        ));
+        out.push_str(&format!("| {} | {truth} |", s.scenario.name));
+        for (_, j) in &s.judges {
+            out.push_str(&format!(
+                " {} | {} | {} |",
+                rate(j),
+                secs(j.median_secs),
+                secs(j.p95_secs)
+            ));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// How whole rollouts of one scenario ended, per contestant.
+#[derive(Debug, Clone, Serialize)]
+pub struct RolloutSummary {
+    pub scenario: Scenario,
+    /// (contestant label, promoted, rolled back, stopped at the deadline) in runs.
+    pub judges: Vec<(String, u64, u64, u64)>,
+}
+
+impl RolloutSummary {
+    pub fn new(scenario: Scenario, labels: &[String], ends: &[Vec<RolloutEnd>]) -> Self {
+        let count =
+            |e: &[RolloutEnd], want: RolloutEnd| e.iter().filter(|&&x| x == want).count() as u64;
+        Self {
+            scenario,
+            judges: labels
+                .iter()
+                .zip(ends)
+                .map(|(l, e)| {
+                    (
+                        l.clone(),
+                        count(e, RolloutEnd::Promoted),
+                        count(e, RolloutEnd::RolledBack),
+                        count(e, RolloutEnd::Deadline),
+                    )
+                })
+                .collect(),
+        }
+    }
+}
+
+pub fn rollout_markdown(summaries: &[RolloutSummary]) -> String {
+    let mut out = String::new();
+    out.push_str("| scenario | truth | judge | promoted | rolled back | held to the deadline |\n");
+    out.push_str("|---|---|---|---|---|---|\n");
+    for s in summaries {
+        let truth = match s.scenario.truth {
+            Truth::Healthy => "healthy",
+            Truth::Regressed => "regressed",
+        };
+        for (label, promoted, rolled_back, deadline) in &s.judges {
+            let runs = (promoted + rolled_back + deadline).max(1) as f64;
+            let pct = |n: u64| format!("{:.1}% ({n})", 100.0 * n as f64 / runs);
+            out.push_str(&format!(
+                "| {} | {truth} | {label} | {} | {} | {} |\n",
+                s.scenario.name,
+                pct(*promoted),
+                pct(*rolled_back),
+                pct(*deadline)
+            ));
+        }
     }
     out
 }
