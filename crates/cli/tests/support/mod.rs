@@ -446,6 +446,8 @@ struct LoadCounters {
 /// counted as ok (2xx) or failed (anything else, or no answer), until stopped.
 pub struct LoadGen {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Requests per second, changeable while running ([`LoadGen::set_rps`]).
+    rps: std::sync::Arc<std::sync::atomic::AtomicU32>,
     counters: std::sync::Arc<LoadCounters>,
     workers: Vec<std::thread::JoinHandle<()>>,
 }
@@ -458,9 +460,12 @@ impl LoadGen {
         use std::sync::atomic::Ordering;
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let counters = std::sync::Arc::new(LoadCounters::default());
-        let period = Duration::from_secs_f64(f64::from(Self::WORKERS) / f64::from(rps.max(1)));
+        let rate = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(rps.max(1)));
+        let period_of =
+            |rps: u32| Duration::from_secs_f64(f64::from(Self::WORKERS) / f64::from(rps.max(1)));
         let workers = (0..Self::WORKERS)
             .map(|i| {
+                let rate = rate.clone();
                 let stop = stop.clone();
                 let counters = counters.clone();
                 let url = url.clone();
@@ -469,8 +474,9 @@ impl LoadGen {
                         .timeout(Duration::from_secs(15))
                         .build()
                         .expect("client");
-                    let mut next = Instant::now() + period * i / Self::WORKERS;
+                    let mut next = Instant::now() + period_of(rps) * i / Self::WORKERS;
                     while !stop.load(Ordering::SeqCst) {
+                        let period = period_of(rate.load(Ordering::Relaxed));
                         let now = Instant::now();
                         if next > now {
                             std::thread::sleep(next - now);
@@ -519,9 +525,16 @@ impl LoadGen {
             .collect();
         LoadGen {
             stop,
+            rps: rate,
             counters,
             workers,
         }
+    }
+
+    /// Changes the rate from the next request of each worker on.
+    pub fn set_rps(&self, rps: u32) {
+        self.rps
+            .store(rps.max(1), std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn report(&self) -> LoadReport {
