@@ -102,7 +102,7 @@ fn rollout_under_drift(
         let phase = (t % 40.0) / 40.0;
         let up = 1.0 - (2.0 * phase - 1.0).abs();
         load.set_rps((f64::from(BASE_RPS) * (1.0 + 3.0 * up)) as u32);
-        match (t >= 8.0 && t < 28.0, neighbour.is_some()) {
+        match ((8.0..28.0).contains(&t), neighbour.is_some()) {
             (true, false) => neighbour = Some(NoisyNeighbour::start()),
             (false, true) => neighbour = None,
             _ => {}
