@@ -125,7 +125,12 @@ pub struct TrafficArgs {
 
 #[derive(Debug, Args)]
 pub struct DeploymentArgs {
+    /// The deployment's id (from `deploy`, `status` or the API).
     pub id: String,
+    /// Print the per-second samples the judge saw, as JSON lines (the format
+    /// `rampart-judge-bench --replay FILE` reads), instead of the summary.
+    #[arg(long)]
+    pub samples: bool,
     #[command(flatten)]
     pub api: ApiArgs,
 }

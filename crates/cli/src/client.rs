@@ -53,6 +53,19 @@ impl ApiClient {
         path: &str,
         body: Option<&serde_json::Value>,
     ) -> Result<T, CliError> {
+        let text = self.request_text(method.clone(), path, body).await?;
+        serde_json::from_str(&text)
+            .with_context(|| format!("unexpected response from {method} {path}: {text}"))
+            .map_err(Into::into)
+    }
+
+    /// The response body as text, for routes that answer something other than JSON.
+    pub async fn request_text(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<String, CliError> {
         let url = format!("{}{}", self.base, path);
         let mut req = self
             .http
@@ -80,8 +93,6 @@ impl ApiClient {
                 },
             );
         }
-        serde_json::from_str(&text)
-            .with_context(|| format!("unexpected response from {method} {path}: {text}"))
-            .map_err(Into::into)
+        Ok(text)
     }
 }

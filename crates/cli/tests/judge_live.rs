@@ -173,6 +173,7 @@ fn bad_canary_is_rolled_back(stable_env: &str, canary_env: Value, what: &str) {
         .map(|t| t["reason"].to_string())
         .unwrap_or_default();
     eprintln!("{what}: {} after {secs:.1} s: {reason}", state(&detail));
+    assert_samples_exported(&server, &detail);
     assert_eq!(
         state(&detail),
         "rolled_back",
@@ -197,4 +198,27 @@ fn a_canary_at_3_percent_errors_against_1_percent_is_rolled_back() {
         json!({ "SAMPLE_APP_ERROR_RATE": "0.03" }),
         "1 % -> 3 % errors canary",
     );
+}
+
+/// The judge's per-second samples of the rollout are exported as JSON lines of
+/// `WindowSample`, with canary traffic in them.
+fn assert_samples_exported(server: &RampartServer, detail: &Value) {
+    let id = detail["summary"]["id"].as_str().expect("deployment id");
+    let text = support::client()
+        .get(format!("{}/api/v1/deployments/{id}/samples", server.api))
+        .bearer_auth(&server.admin_token)
+        .send()
+        .and_then(|r| r.error_for_status())
+        .and_then(|r| r.text())
+        .expect("samples");
+    let samples: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON sample per line"))
+        .collect();
+    assert!(!samples.is_empty(), "no samples recorded");
+    let canary: u64 = samples
+        .iter()
+        .map(|s| s["canary"]["requests"].as_u64().expect("canary requests"))
+        .sum();
+    assert!(canary > 0, "samples without canary traffic: {text}");
 }

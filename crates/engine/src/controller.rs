@@ -21,6 +21,7 @@ use tokio::task::JoinHandle;
 
 use crate::error::EngineError;
 use crate::record::DeploymentRecord;
+use crate::samples::SampleRecorder;
 use crate::service::{
     ControllerRequest, PendingScaleDown, ServiceRuntime, ServingVersion, routable, upstream_set,
 };
@@ -42,6 +43,7 @@ pub(crate) struct Controller {
     /// The canary's traffic before this second is its warm-up: served, not judged.
     /// Set when the canary first takes traffic under this controller.
     judged_from: Option<Timestamp>,
+    samples: SampleRecorder,
     requests: mpsc::Receiver<ControllerRequest>,
     action: Option<JoinHandle<Option<Input>>>,
     backend_events: broadcast::Receiver<rampart_backends::BackendEvent>,
@@ -63,6 +65,7 @@ impl Controller {
             sequential: analysis.kind == rampart_core::judge::JudgeKind::Sequential,
             observed_until: floor_second(now),
             judged_from: None,
+            samples: SampleRecorder::new(&shared.samples_dir, &record.id),
             shared,
             svc,
             record,
@@ -352,8 +355,10 @@ impl Controller {
             let end = Timestamp(start.as_millis() + 1000);
             let sample: WindowSample = self.svc.router.window_between(start, end);
             self.judge.observe(&sample);
+            self.samples.record(&sample);
             start = end;
         }
+        self.samples.flush();
         self.observed_until = self.observed_until.max(until);
     }
 

@@ -119,6 +119,7 @@ impl Engine {
             store,
             clock: clock.clone(),
             events: broadcast::channel(1024).0,
+            samples_dir: config.server.data_dir.join("samples"),
             base_dir,
             on_restart: match config.server.on_restart {
                 RestartPolicy::Rollback => RecoveryPolicy::Rollback,
@@ -709,6 +710,24 @@ impl Engine {
             },
             traffic: svc.router.status(),
         })
+    }
+
+    /// The per-second samples the judge saw in deployment `id`, as JSON lines (one
+    /// `WindowSample` each, what `judge-bench --replay` reads); empty when it judged
+    /// nothing.
+    pub fn deployment_samples(&self, id: &str) -> Result<String, EngineError> {
+        if self.inner.shared.store.get_deployment(id)?.is_none() {
+            return Err(EngineError::UnknownDeployment(id.to_string()));
+        }
+        let path = crate::samples::samples_path(&self.inner.shared.samples_dir, id);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Ok(text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+            Err(e) => Err(EngineError::Io(format!(
+                "cannot read the samples of deployment {id} at {}: {e}",
+                path.display()
+            ))),
+        }
     }
 
     pub fn deployment(&self, id: &str) -> Result<DeploymentDetail, EngineError> {

@@ -47,6 +47,10 @@ pub enum EngineError {
 
     #[error("the engine is shutting down")]
     ShuttingDown,
+
+    /// A file of rampart's own (in the data dir) could not be read or written.
+    #[error("{0}")]
+    Io(String),
 }
 
 impl From<rampart_store::StoreError> for EngineError {

@@ -7,6 +7,7 @@ mod controller;
 mod engine;
 mod error;
 mod record;
+mod samples;
 mod service;
 mod settings;
 mod shared;

@@ -34,6 +34,8 @@ pub(crate) struct Shared {
     pub events: broadcast::Sender<EngineEvent>,
     /// Relative paths in checks (working dirs) are resolved against this folder.
     pub base_dir: PathBuf,
+    /// Where each rollout's judged samples are kept (`data_dir/samples`).
+    pub samples_dir: PathBuf,
     pub on_restart: RecoveryPolicy,
 }
 

@@ -31,7 +31,7 @@ impl From<EngineError> for ApiError {
             EngineError::Backend(_) => ApiError::Unavailable(e.to_string()),
             EngineError::ShuttingDown => ApiError::Unavailable(e.to_string()),
             EngineError::Router(_) => ApiError::BadRequest(e.to_string()),
-            EngineError::Store(_) => ApiError::Internal(e.to_string()),
+            EngineError::Store(_) | EngineError::Io(_) => ApiError::Internal(e.to_string()),
         }
     }
 }
@@ -157,6 +157,23 @@ pub async fn get_deployment(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     to_json(&state.engine.deployment(&id)?)
+}
+
+/// The per-second samples the judge saw in this deployment, one `WindowSample` per
+/// line (JSON lines, what `judge-bench --replay` reads): requests, errors and a
+/// latency histogram per set.
+#[utoipa::path(get, path = "/api/v1/deployments/{id}/samples", tag = "deployments",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "deployment id")),
+    responses((status = 200, body = String, content_type = "application/x-ndjson"),
+              (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub async fn get_deployment_samples(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let text = state.engine.deployment_samples(&id)?;
+    Ok(([(http::header::CONTENT_TYPE, "application/x-ndjson")], text).into_response())
 }
 
 /// Where the service stands: stable version, the rollout in flight with its latest

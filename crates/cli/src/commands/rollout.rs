@@ -387,6 +387,17 @@ pub async fn traffic(args: TrafficArgs) -> CliResult {
 
 pub async fn deployment(args: DeploymentArgs) -> CliResult {
     let client = ApiClient::new(&args.api, None)?;
+    if args.samples {
+        let lines = client
+            .request_text(
+                Method::GET,
+                &format!("/api/v1/deployments/{}/samples", args.id),
+                None,
+            )
+            .await?;
+        print!("{lines}");
+        return Ok(());
+    }
     let detail: Value = client
         .request(
             Method::GET,
