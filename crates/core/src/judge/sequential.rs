@@ -147,17 +147,20 @@ impl SequentialJudge {
     }
 
     fn errors_confident(&self) -> bool {
+        // Two ways to confidence, each with half of the errors' share so that
+        // taking whichever comes first still spends only that share.
         let e = &self.errors;
-        if e.max_within_e_value() >= 1.0 / self.error_alpha() {
+        let half = self.error_alpha() / 2.0;
+        if e.max_within_e_value() >= 1.0 / half {
             return true;
         }
         // Few errors cannot rule out a relative increase: bound the canary's rate
-        // from above and stable's from below instead, each at half the share.
-        let half = self.error_alpha() / 2.0;
+        // from above and stable's from below instead, a quarter of the share each.
+        let quarter = half / 2.0;
         let canary_upper = MixtureBound::new(e.canary_errors, e.canary_requests)
-            .interval(half)
+            .interval(quarter)
             .1;
-        let stable_lower = MixtureBound::new(e.stable_errors, e.stable_requests).lower(half);
+        let stable_lower = MixtureBound::new(e.stable_errors, e.stable_requests).lower(quarter);
         let allowed = (stable_lower * (1.0 + self.settings.allowed_error_increase_pct / 100.0))
             .max(stable_lower + self.settings.error_rate_margin_pct / 100.0);
         e.canary_requests > 0 && e.stable_requests > 0 && canary_upper <= allowed
@@ -383,7 +386,8 @@ impl SequentialJudge {
     /// (0 = no evidence at all, 1 = rollback).
     fn strongest_evidence(&self) -> f64 {
         let frac = |e: f64, alpha: f64| (e.max(1.0).ln() / (1.0 / alpha).ln()).min(1.0);
-        let mut s = frac(self.errors.max_e_value(), self.error_alpha());
+        let mut s = frac(self.errors.max_e_value(), self.error_alpha())
+            .max(frac(self.ceiling.max_e_value(), self.guardrail_alpha()));
         for t in &self.latency.quantiles {
             s = s.max(frac(t.max_e_value(), self.quantile_alpha()));
         }
