@@ -330,7 +330,7 @@ fn default_warmup() -> Duration {
     Duration::from_secs(5)
 }
 fn default_error_rate_margin() -> f64 {
-    0.5
+    1.0
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

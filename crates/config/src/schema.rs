@@ -231,7 +231,7 @@ pub(crate) static ANALYSIS: Table = Table {
         optional("latency_tolerance_ms", Ty::Number, "1.0"),
         optional("warmup", Ty::Duration, "\"5s\""),
         optional("require_confidence", Ty::Bool, "false"),
-        optional("error_rate_margin", Ty::Number, "0.5"),
+        optional("error_rate_margin", Ty::Number, "1.0"),
     ],
 };
 

@@ -62,8 +62,11 @@ struct Args {
     #[arg(long, value_name = "FILE")]
     replay: Option<PathBuf>,
     /// Skip the whole-rollout (false-promotion) table.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "rollouts_only")]
     skip_rollouts: bool,
+    /// Only the whole-rollout (false-promotion) table.
+    #[arg(long)]
+    rollouts_only: bool,
     /// Write the demo scenario's stream (120 s) as JSON lines to FILE and exit.
     #[arg(long, value_name = "FILE")]
     record: Option<PathBuf>,
@@ -126,9 +129,11 @@ fn main() -> ExitCode {
         .into_iter()
         .enumerate()
         .filter(|(_, s)| {
-            args.scenario
-                .as_ref()
-                .is_none_or(|f| s.name.contains(f.as_str()))
+            !args.rollouts_only
+                && args
+                    .scenario
+                    .as_ref()
+                    .is_none_or(|f| s.name.contains(f.as_str()))
         })
         .map(|(i, mut s)| {
             s.seconds = args.seconds;
@@ -205,7 +210,9 @@ fn main() -> ExitCode {
 
     match args.format {
         Format::Markdown => {
-            print!("{}", report::markdown(&summaries));
+            if !summaries.is_empty() {
+                print!("{}", report::markdown(&summaries));
+            }
             println!(
                 "\n{} runs x {} s per scenario, 1000 rps, 10% canary, alpha {}, Flagger judges every {} s; seed {}; {} threads.",
                 args.runs, args.seconds, args.alpha, args.interval, args.seed, threads,
