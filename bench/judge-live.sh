@@ -6,7 +6,11 @@
 # canary under the same conditions (both must be). Decision times are printed.
 #
 #   bench/judge-live.sh [ROLLOUTS]     # default 20; CI runs the same test with 3
+#
+# The test profile (debug rampart) is used on purpose: its router and sample apps are
+# slower and noisier than a release build's, which makes false rollbacks likelier,
+# and it needs no fat-LTO build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export RAMPART_JUDGE_LIVE_ROLLOUTS="${1:-20}"
-exec cargo test --release --locked -p rampart --test judge_live -- --nocapture --test-threads 1
+exec cargo test --locked -p rampart --test judge_live -- --nocapture --test-threads 1
