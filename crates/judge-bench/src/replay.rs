@@ -127,7 +127,7 @@ pub fn timeline(samples: &[WindowSample], setup: &JudgeSetup) -> String {
     out
 }
 
-/// The scenario behind bench/data/sample-replay.jsonl: a canary that is healthy for
+/// The simulated scenario `--record` writes: a canary that is healthy for
 /// 40 s, then errors at 4 % (stable 0.5 %) with a 30 % slower p95.
 pub fn demo_scenario(seconds: u64) -> Scenario {
     let stable = SetModel {
