@@ -18,6 +18,12 @@
 //! is still a supermartingale (it is 1 until it starts), so the mixture is too. The
 //! cost is `ln 2` nats for a regression present from the start.
 //!
+//! [`OddsRatioMixture::capped`] bounds each batch's likelihood ratio from above:
+//! `E[min(LR, C)] ≤ E[LR] ≤ 1`, so the capped product is still a test
+//! supermartingale, and no single batch — one second in which one process was
+//! starved of CPU — can carry more than `ln C` of evidence. A real regression
+//! persists and still crosses the bar; a burst does not.
+//!
 //! [`OddsRatioMixture::downward`] mirrors the grid (odds lowered by the same
 //! factors): the same argument with `θ1 < θ0` gives a test supermartingale for "each
 //! batch has success probability at least `θ0_t`", which is how a judge shows that a
@@ -39,6 +45,8 @@ pub struct OddsRatioMixture {
     lift_minus_one: [f64; GRID],
     /// The largest `ln E` seen so far (for "how close did it come").
     ln_max: f64,
+    /// Upper bound on any batch's log likelihood ratio (`ln C`; infinite: none).
+    max_ln_lr: f64,
 }
 
 impl Default for OddsRatioMixture {
@@ -58,6 +66,12 @@ impl OddsRatioMixture {
         Self::with_direction(-1.0)
     }
 
+    /// The same test with each batch's evidence capped at `max_ln_lr` nats.
+    pub fn capped(mut self, max_ln_lr: f64) -> Self {
+        self.max_ln_lr = max_ln_lr.max(0.0);
+        self
+    }
+
     fn with_direction(sign: f64) -> Self {
         let mut log_lift = [0.0; GRID];
         let mut lift_minus_one = [0.0; GRID];
@@ -71,6 +85,7 @@ impl OddsRatioMixture {
             batches: 0,
             lift_minus_one,
             ln_max: 0.0,
+            max_ln_lr: f64::INFINITY,
         }
     }
 
@@ -88,7 +103,7 @@ impl OddsRatioMixture {
         for j in 0..GRID {
             let s = self.log_lift[j];
             // θ1 = cθ0/(1−θ0+cθ0) gives ln LR = k·s − m·ln(1 + θ0(c−1)).
-            let ln_lr = k * s - m * (theta0 * self.lift_minus_one[j]).ln_1p();
+            let ln_lr = (k * s - m * (theta0 * self.lift_minus_one[j]).ln_1p()).min(self.max_ln_lr);
             self.ln_wealth[j] = ln_add(self.ln_wealth[j], ln_start_weight) + ln_lr;
         }
         self.ln_max = self.ln_max.max(self.ln_e_value());
@@ -183,6 +198,22 @@ mod tests {
     }
 
     #[test]
+    fn a_capped_batch_carries_at_most_its_cap() {
+        let mut burst = OddsRatioMixture::new().capped(0.4);
+        burst.observe(10.0, 10, 0.1); // one extreme second
+        assert!(
+            burst.e_value() <= 0.4f64.exp() + 1e-9,
+            "{}",
+            burst.e_value()
+        );
+        let mut persistent = OddsRatioMixture::new().capped(0.4);
+        for _ in 0..60 {
+            persistent.observe(5.0, 10, 0.1);
+        }
+        assert!(persistent.e_value() > 1e6, "{}", persistent.e_value());
+    }
+
+    #[test]
     fn start_weights_sum_to_one() {
         let started: f64 = (1..=100_000).map(start_weight).sum();
         assert!((started + not_started_weight(100_000) - 1.0).abs() < 1e-9);
@@ -208,7 +239,10 @@ mod tests {
         // Exact expectation over Binomial(m, θ0) of the batch factor, mixture-wide,
         // for both directions.
         let (m, theta0) = (12u64, 0.2f64);
-        for make in [OddsRatioMixture::new, OddsRatioMixture::downward] {
+        let capped = || OddsRatioMixture::new().capped(0.4);
+        let makers: [&dyn Fn() -> OddsRatioMixture; 2] =
+            [&OddsRatioMixture::new, &OddsRatioMixture::downward];
+        for make in makers {
             let mut expected = 0.0;
             for k in 0..=m {
                 let ln_binom = super::super::confidence::ln_gamma(m as f64 + 1.0)
@@ -222,5 +256,18 @@ mod tests {
             }
             assert!((expected - 1.0).abs() < 1e-9, "{expected}");
         }
+        // Capping only lowers the expectation.
+        let mut expected = 0.0;
+        for k in 0..=m {
+            let ln_binom = super::super::confidence::ln_gamma(m as f64 + 1.0)
+                - super::super::confidence::ln_gamma(k as f64 + 1.0)
+                - super::super::confidence::ln_gamma((m - k) as f64 + 1.0);
+            let p =
+                (ln_binom + k as f64 * theta0.ln() + (m - k) as f64 * (1.0 - theta0).ln()).exp();
+            let mut mix = capped();
+            mix.observe(k as f64, m, theta0);
+            expected += p * mix.e_value();
+        }
+        assert!(expected <= 1.0 + 1e-9, "{expected}");
     }
 }
