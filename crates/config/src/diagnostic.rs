@@ -80,12 +80,10 @@ fn expand_tabs(snippet: &str, column: usize, underline: usize) -> (String, usize
 /// user should see (plain text, no colours).
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("error: cannot read config file `{}`: {source}", path.display())]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    // The OS error is part of the message and deliberately not a `source`: printers
+    // that walk the chain would show it twice.
+    #[error("error: cannot read config file `{}`: {io}", path.display())]
+    Read { path: PathBuf, io: std::io::Error },
     /// Every problem found; syntax errors stop parsing, so there is one of those at most.
     #[error("{}", render(diagnostics))]
     Invalid { diagnostics: Vec<Diagnostic> },

@@ -95,7 +95,8 @@ pub enum BackendConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProcessBackendConfig {
-    /// Command template; `{version}`, `{port}` and `{instance}` are substituted.
+    /// Command template; `{version}`, `{port}`, `{instance}` and `{rampart}` (this
+    /// rampart executable) are substituted.
     pub command: String,
     #[serde(default = "default_instances")]
     pub instances: u32,

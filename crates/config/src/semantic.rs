@@ -17,7 +17,7 @@ use crate::rules;
 use crate::suggest::closest;
 
 const NAME_RULE: &str = "names may use only lowercase letters a-z, digits, `-` and `_`, because they appear in URLs and metric labels";
-const PLACEHOLDERS: &[&str] = &["version", "port", "instance"];
+const PLACEHOLDERS: &[&str] = &["version", "port", "instance", "rampart"];
 
 pub(crate) fn check(
     config: &Config,
@@ -182,8 +182,9 @@ impl Checker<'_, '_> {
                     "no `{port}` placeholder",
                 )
                 .help(format!(
-                    "rampart picks a free port for each instance and writes it in place of `{{port}}`; without it an instance cannot be told where to listen. For example: command = \"{} --port {{port}}\"",
-                    process.command.trim()
+                    "rampart picks a free port for each instance and writes it in place of `{{port}}`; without it an instance cannot be told where to listen. For example: command = \"{} {}\"",
+                    process.command.trim(),
+                    port_argument(&process.command)
                 )),
             );
         }
@@ -202,7 +203,7 @@ impl Checker<'_, '_> {
                     "not a placeholder",
                 )
                 .help(format!(
-                    "{near}placeholders: {{version}}, {{port}}, {{instance}}"
+                    "{near}placeholders: {{version}}, {{port}}, {{instance}}, {{rampart}}"
                 )),
             );
         }
@@ -580,6 +581,16 @@ impl Checker<'_, '_> {
                 .help("write an absolute URL, such as \"http://127.0.0.1:9001/healthz\""),
             );
         }
+    }
+}
+
+/// How the command would most likely take its port: rampart's own sample app takes
+/// an address, most servers a port.
+fn port_argument(command: &str) -> &'static str {
+    if command.contains("sample-app") {
+        "--listen 127.0.0.1:{port}"
+    } else {
+        "--port {port}"
     }
 }
 

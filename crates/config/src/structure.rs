@@ -1,6 +1,11 @@
 //! Checks the parsed TOML against the schema: unknown keys (with a suggestion),
 //! unknown kinds, wrong types, malformed durations and addresses, missing required
 //! keys. Everything found is reported at once, each at its exact place.
+//!
+//! Each finding also says how to set the document right for the checks that come
+//! after (drop the bad value so its default applies, or put the schema's example in
+//! place of a required one), so that the checks on meaning can run in the same pass
+//! and a user sees every problem of a file at once, not in rounds.
 
 use std::net::SocketAddr;
 use std::ops::Range;
@@ -13,22 +18,103 @@ use crate::duration;
 use crate::schema::{Key, ROOT, TAG, Table, Tagged, Ty};
 use crate::suggest::closest;
 
-/// Every structural problem in `root`; empty means serde can read it into the model.
-pub(crate) fn check(source: &str, root: &Spanned<DeTable<'_>>) -> Vec<Finding> {
+/// What the structure check found.
+pub(crate) struct Structure {
+    /// Every structural problem; empty means serde can read the document.
+    pub findings: Vec<Finding>,
+    /// How to turn the document into one serde can read, in spite of the findings;
+    /// `None` when a finding leaves nothing sensible to stand in (an unknown backend
+    /// kind, say).
+    pub repairs: Option<Vec<Repair>>,
+}
+
+/// One step into a TOML document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+/// A change that makes a bad value harmless to the checks after this one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Repair {
+    /// Drop the value: it is optional, so its default applies.
+    Remove(Vec<Seg>),
+    /// Put this valid value (TOML text) in place of a required one.
+    Set(Vec<Seg>, &'static str),
+}
+
+/// Every structural problem in `root`, and how to read the rest of it anyway.
+pub(crate) fn check(source: &str, root: &Spanned<DeTable<'_>>) -> Structure {
     let mut walker = Walker {
         source,
         path: Vec::new(),
+        location: Vec::new(),
         findings: Vec::new(),
+        repairs: Some(Vec::new()),
     };
     walker.table(root.get_ref(), root.span(), &ROOT);
-    walker.findings
+    Structure {
+        findings: walker.findings,
+        repairs: walker.repairs,
+    }
+}
+
+/// Applies `repairs` to the document; `None` if one of them does not fit it. Only
+/// keys are ever removed, never array items, so no repair shifts another's path.
+pub(crate) fn repair(document: toml::Table, repairs: &[Repair]) -> Option<toml::Table> {
+    let mut root = toml::Value::Table(document);
+    for repair in repairs {
+        let (path, value) = match repair {
+            Repair::Remove(path) => (path, None),
+            Repair::Set(path, example) => {
+                let value = toml::from_str::<toml::Table>(&format!("v = {example}"))
+                    .ok()?
+                    .remove("v")?;
+                (path, Some(value))
+            }
+        };
+        let (Seg::Key(key), parent) = path.split_last()? else {
+            return None;
+        };
+        let toml::Value::Table(table) = value_at(&mut root, parent)? else {
+            return None;
+        };
+        match value {
+            Some(value) => {
+                table.insert(key.clone(), value);
+            }
+            None => {
+                table.remove(key)?;
+            }
+        }
+    }
+    match root {
+        toml::Value::Table(table) => Some(table),
+        _ => None,
+    }
+}
+
+fn value_at<'t>(root: &'t mut toml::Value, path: &[Seg]) -> Option<&'t mut toml::Value> {
+    let mut current = root;
+    for seg in path {
+        current = match (seg, current) {
+            (Seg::Key(key), toml::Value::Table(table)) => table.get_mut(key)?,
+            (Seg::Index(index), toml::Value::Array(items)) => items.get_mut(*index)?,
+            _ => return None,
+        };
+    }
+    Some(current)
 }
 
 struct Walker<'s> {
     source: &'s str,
     /// Keys from the root to the table being walked, for `[[a.b]]` hints.
     path: Vec<String>,
+    /// Keys and indexes from the root to the value being checked, for repairs.
+    location: Vec<Seg>,
     findings: Vec<Finding>,
+    repairs: Option<Vec<Repair>>,
 }
 
 /// Where a value sits, for messages: "`listen` in [server]" (`table` carries its
@@ -83,10 +169,25 @@ impl Walker<'_> {
                     in_list: false,
                 };
                 self.path.push(key.name.to_string());
+                self.location.push(Seg::Key(key.name.to_string()));
+                let before = self.findings.len();
                 self.value(value, &key.ty, &place);
+                // Problems inside a table were planned for where they are; a bad
+                // value as a whole gives way to its default or the schema's example.
+                if self.findings.len() > before && !walked_into(&key.ty, value.get_ref()) {
+                    let at = self.location.clone();
+                    self.plan(if key.required {
+                        Repair::Set(at, key.example)
+                    } else {
+                        Repair::Remove(at)
+                    });
+                }
+                self.location.pop();
                 self.path.pop();
             } else if !(tagged && name_text == TAG) {
                 self.unknown_key(name, table_name, &names, &foreign);
+                let at = self.here(name_text);
+                self.plan(Repair::Remove(at));
             }
         }
         for key in keys.iter().filter(|key| key.required) {
@@ -99,8 +200,28 @@ impl Walker<'_> {
                     )
                     .help(format!("add `{} = {}`", key.name, key.example)),
                 );
+                let at = self.here(key.name);
+                self.plan(Repair::Set(at, key.example));
             }
         }
+    }
+
+    /// The path of `key` in the table being walked.
+    fn here(&self, key: &str) -> Vec<Seg> {
+        let mut at = self.location.clone();
+        at.push(Seg::Key(key.to_string()));
+        at
+    }
+
+    fn plan(&mut self, repair: Repair) {
+        if let Some(repairs) = &mut self.repairs {
+            repairs.push(repair);
+        }
+    }
+
+    /// A finding with no sensible stand-in: the checks on meaning cannot run.
+    fn beyond_repair(&mut self) {
+        self.repairs = None;
     }
 
     fn unknown_key(
@@ -203,8 +324,16 @@ impl Walker<'_> {
                     in_list: true,
                     ..*place
                 };
-                for element in items.iter() {
+                for (index, element) in items.iter().enumerate() {
+                    self.location.push(Seg::Index(index));
+                    let before = self.findings.len();
                     self.value(element, item, &item_place);
+                    if self.findings.len() > before
+                        && !matches!(element.get_ref(), DeValue::Table(_))
+                    {
+                        self.beyond_repair();
+                    }
+                    self.location.pop();
                 }
             }
             (Ty::Table(schema), DeValue::Table(table)) => self.table(table, span, schema),
@@ -220,6 +349,8 @@ impl Walker<'_> {
                             in_list: false,
                         };
                         self.wrong_type(entry, &Ty::String, &entry_place);
+                        let at = self.here(name.get_ref());
+                        self.plan(Repair::Remove(at));
                     }
                 }
             }
@@ -243,6 +374,7 @@ impl Walker<'_> {
                     schema.what
                 )),
             );
+            self.beyond_repair();
             return;
         };
         let DeValue::String(kind) = tag.get_ref() else {
@@ -258,6 +390,7 @@ impl Walker<'_> {
                 )
                 .help(format!("write it like `{TAG} = \"{first}\"`")),
             );
+            self.beyond_repair();
             return;
         };
         let Some(variant) = schema.variants.iter().find(|v| v.kind == kind.as_ref()) else {
@@ -272,6 +405,7 @@ impl Walker<'_> {
                 )
                 .maybe_help(closest(kind, &kinds).map(|near| format!("did you mean `{near}`?"))),
             );
+            self.beyond_repair();
             return;
         };
         let mut keys: Vec<&Key> = schema.common.iter().collect();
@@ -346,6 +480,16 @@ impl Walker<'_> {
             .maybe_help(help),
         );
     }
+}
+
+/// Whether the check went into `value` (and planned repairs for what is inside)
+/// rather than judging it as a whole.
+fn walked_into(ty: &Ty, value: &DeValue<'_>) -> bool {
+    matches!(
+        (ty, value),
+        (Ty::Table(_) | Ty::Tagged(_) | Ty::StringMap, DeValue::Table(_))
+            | (Ty::Tables(_), DeValue::Array(_))
+    )
 }
 
 fn expected(ty: &Ty) -> String {

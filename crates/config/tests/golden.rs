@@ -73,6 +73,7 @@ golden_cases!(
     process_command_without_port,
     upstream_loops_back,
     several_semantic_errors,
+    structure_and_meaning_errors,
 );
 
 #[test]

@@ -48,6 +48,10 @@ fn a_missing_file_names_the_path() {
         text.starts_with("error: cannot read config file `/nonexistent/rampart.toml`"),
         "{text}"
     );
+    // The OS error is in the message once, and not again as a source a printer of
+    // the error chain would append.
+    assert_eq!(text.matches("os error").count(), 1, "{text}");
+    assert!(std::error::Error::source(&error).is_none());
 }
 
 #[test]
