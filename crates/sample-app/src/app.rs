@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Request, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -91,7 +91,21 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         // Added after the layer, so health checks see neither errors nor latency.
         .route("/healthz", get(healthz))
         .route("/stats", get(stats))
+        // Outermost, so that failures and health answers carry it too.
+        .layer(middleware::from_fn_with_state(state.clone(), name_version))
         .with_state(state)
+}
+
+async fn name_version(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let mut response = next.run(request).await;
+    if let Ok(value) = HeaderValue::from_str(&state.version) {
+        response.headers_mut().insert(crate::VERSION_HEADER, value);
+    }
+    response
 }
 
 async fn inject_failures(

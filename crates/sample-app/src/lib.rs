@@ -4,7 +4,8 @@
 //!
 //! Endpoints: `GET /` answers `hello from <version>`, `GET /version` a JSON document,
 //! `GET /healthz` answers `ok` (never subject to injected errors or latency), any
-//! other path 404.
+//! other path 404. Every answer, injected failures included, names the version in
+//! the [`VERSION_HEADER`] header, so a load generator can count per version.
 
 mod app;
 mod args;
@@ -14,3 +15,6 @@ mod server;
 pub use args::SampleAppArgs;
 pub use error::SampleAppError;
 pub use server::{run, serve};
+
+/// The response header naming the version that answered, e.g. `x-app-version: v2`.
+pub const VERSION_HEADER: &str = "x-app-version";

@@ -74,6 +74,27 @@ async fn error_rate_one_fails_everything_but_health() {
 }
 
 #[tokio::test]
+async fn every_answer_names_the_version_even_a_failure() {
+    let app = start(SampleAppArgs {
+        app_version: "v3".into(),
+        error_rate: 1.0,
+        ..SampleAppArgs::default()
+    })
+    .await;
+    for path in ["/", "/healthz", "/nope"] {
+        let response = reqwest::get(format!("http://{}{path}", app.addr))
+            .await
+            .unwrap();
+        assert_eq!(
+            response.headers()[rampart_sample_app::VERSION_HEADER],
+            "v3",
+            "{path} answered {}",
+            response.status()
+        );
+    }
+}
+
+#[tokio::test]
 async fn error_rate_is_a_fraction_of_requests() {
     let app = start(SampleAppArgs {
         error_rate: 0.5,
