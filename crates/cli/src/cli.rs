@@ -56,10 +56,33 @@ pub enum Command {
     SampleApp(rampart_sample_app::SampleAppArgs),
     /// Watch rampart promote a healthy release and roll back a bad one, on this machine.
     Demo(DemoArgs),
+    /// Send steady HTTP traffic to a URL; show rate, errors and latency per version.
+    Load(LoadArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// Where to send requests, such as a service's router: http://127.0.0.1:8080/
+    pub url: String,
+    /// Requests per second.
+    #[arg(long, value_name = "N", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub rate: u32,
+    /// How long to send, such as 30s or 5m (default: until Ctrl-C).
+    #[arg(long, value_name = "DURATION", value_parser = rampart_config::duration::parse_positive)]
+    pub duration: Option<rampart_config::Duration>,
+    /// Response header that names the version that answered (the sample app sets it).
+    #[arg(long, value_name = "NAME", default_value = rampart_sample_app::VERSION_HEADER)]
+    pub version_header: String,
+    /// Count a request as failed when it has no answer after this long.
+    #[arg(long, value_name = "DURATION", default_value = "10s",
+          value_parser = rampart_config::duration::parse_positive)]
+    pub timeout: rampart_config::Duration,
 }
 
 #[derive(Debug, Args)]
 pub struct ServiceArgs {
+    /// The service's name, as in the config's [[service]] `name`.
     pub service: String,
     #[command(flatten)]
     pub api: ApiArgs,
@@ -67,6 +90,7 @@ pub struct ServiceArgs {
 
 #[derive(Debug, Args)]
 pub struct OperateArgs {
+    /// The service whose rollout to act on.
     pub service: String,
     /// Why; recorded in the audit log.
     #[arg(long)]
@@ -77,6 +101,7 @@ pub struct OperateArgs {
 
 #[derive(Debug, Args)]
 pub struct DeployArgs {
+    /// The service to deploy to.
     pub service: String,
     /// The version to roll out.
     #[arg(long = "version", value_name = "V")]
@@ -106,6 +131,7 @@ fn parse_env_pair(text: &str) -> Result<(String, String), String> {
 
 #[derive(Debug, Args)]
 pub struct TrafficArgs {
+    /// The service whose traffic to show or set.
     pub service: String,
     /// Set the canary's share of traffic in percent (0 to 100).
     #[arg(long, value_name = "PERCENT")]
@@ -129,8 +155,11 @@ pub struct DeploymentArgs {
     pub id: String,
     /// Print the per-second samples the judge saw, as JSON lines (the format
     /// `rampart-judge-bench --replay FILE` reads), instead of the summary.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "measurements")]
     pub samples: bool,
+    /// Also list every analysis measurement (JSON: the full list, paged from the API).
+    #[arg(long)]
+    pub measurements: bool,
     #[command(flatten)]
     pub api: ApiArgs,
 }
@@ -153,20 +182,24 @@ pub struct DemoArgs {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
+    /// The config file (TOML); see examples/ and docs/.
     #[arg(long, short = 'c', value_name = "FILE")]
     pub config: PathBuf,
 }
 
 #[derive(Debug, Args)]
 pub struct ConfigArg {
+    /// The config file (TOML) to check.
     #[arg(long, short = 'c', value_name = "FILE")]
     pub config: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, Default, ValueEnum)]
 pub enum OutputFormat {
+    /// Text for people.
     #[default]
     Table,
+    /// JSON, as the API answers.
     Json,
 }
 
@@ -201,6 +234,7 @@ pub struct ApiArgs {
         hide_env_values = true
     )]
     pub token: Option<String>,
+    /// How to print the result.
     #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
 }
@@ -212,12 +246,15 @@ pub enum AuditCommand {
         #[command(flatten)]
         target: Target,
         /// Only entries after this sequence number.
-        #[arg(long)]
+        #[arg(long, value_name = "SEQ")]
         after: Option<u64>,
-        #[arg(long, default_value_t = 100)]
+        /// At most this many entries.
+        #[arg(long, value_name = "N", default_value_t = 100)]
         limit: u32,
+        /// Only entries about this subject, such as service/web.
         #[arg(long)]
         subject: Option<String>,
+        /// Only entries of this action, such as traffic.set.
         #[arg(long)]
         action: Option<String>,
     },
@@ -234,6 +271,7 @@ pub enum TokenCommand {
     Create {
         #[command(flatten)]
         target: Target,
+        /// A name for the token, unique, shown in the audit log.
         #[arg(long)]
         name: String,
         /// viewer, operator or admin.
@@ -249,6 +287,36 @@ pub enum TokenCommand {
     Revoke {
         #[command(flatten)]
         target: Target,
+        /// The token's name or id.
         name: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Every flag and argument of every command explains itself in `--help`.
+    #[test]
+    fn every_argument_has_a_help_line() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+                if !builtin && arg.get_help().is_none() && !arg.is_hide_set() {
+                    missing.push(format!("{path} {}", arg.get_id()));
+                }
+            }
+            for sub in command.get_subcommands() {
+                if sub.get_about().is_none() && sub.get_name() != "help" {
+                    missing.push(format!("{path} {} (no about)", sub.get_name()));
+                }
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "rampart", &mut missing);
+        assert!(missing.is_empty(), "no help text: {missing:#?}");
+    }
 }

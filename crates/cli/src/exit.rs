@@ -29,6 +29,17 @@ impl<E: Into<anyhow::Error>> From<E> for CliError {
     }
 }
 
+impl CliError {
+    /// What the user sees on stderr. A config error is already a complete report
+    /// (each problem starts with "error:"), so it is not prefixed again.
+    pub fn report(&self) -> String {
+        match self.error.downcast_ref::<rampart_config::ConfigError>() {
+            Some(config) => config.to_string(),
+            None => format!("error: {self}"),
+        }
+    }
+}
+
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:#}", self.error)

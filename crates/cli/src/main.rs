@@ -37,7 +37,7 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("{}", e.report());
             ExitCode::from(e.code)
         }
     }
@@ -61,6 +61,7 @@ async fn run(cli: Cli) -> CliResult {
         Command::Deployment(args) => commands::rollout::deployment(args).await,
         Command::SampleApp(args) => commands::sample_app::run(args).await,
         Command::Demo(args) => commands::demo::run(args).await,
+        Command::Load(args) => commands::load::run(args).await,
     }
 }
 

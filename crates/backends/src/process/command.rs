@@ -3,16 +3,48 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::OnceLock;
 
 use rampart_config::ProcessBackendConfig;
 use tokio::process::Command;
 
-/// Substitutes `{version}`, `{port}` and `{instance}` (the instance's index, from 0).
+/// Substitutes `{version}`, `{port}`, `{instance}` (the instance's index, from 0) and
+/// `{rampart}` (this rampart executable, shell-quoted).
 pub(crate) fn render(template: &str, version: &str, port: u16, index: u32) -> String {
-    template
+    let mut line = template
         .replace("{version}", version)
         .replace("{port}", &port.to_string())
-        .replace("{instance}", &index.to_string())
+        .replace("{instance}", &index.to_string());
+    if line.contains("{rampart}") {
+        line = line.replace("{rampart}", rampart_executable());
+    }
+    line
+}
+
+/// The running rampart binary, so that a config can start its built-in sample app
+/// (or any subcommand) without rampart being on `PATH`. Should the OS not say where
+/// the executable is, `rampart` is looked up on `PATH` as a last resort.
+fn rampart_executable() -> &'static str {
+    static EXE: OnceLock<String> = OnceLock::new();
+    EXE.get_or_init(|| match std::env::current_exe() {
+        Ok(path) => shell_quote(&path.display().to_string()),
+        Err(error) => {
+            tracing::warn!(%error, "cannot locate the rampart executable; `{{rampart}}` runs `rampart` from PATH");
+            "rampart".into()
+        }
+    })
+}
+
+/// Quotes `text` as one word for `/bin/sh`.
+fn shell_quote(text: &str) -> String {
+    if !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+:=,".contains(&b))
+    {
+        return text.to_string();
+    }
+    format!("'{}'", text.replace('\'', r"'\''"))
 }
 
 /// The line handed to `/bin/sh -c`. A single simple command is `exec`ed, so the
@@ -146,6 +178,32 @@ mod tests {
                 1
             ),
             "./rel/v2/srv --port 8123 --id 1 # 8123"
+        );
+    }
+
+    #[test]
+    fn rampart_names_this_executable_as_one_shell_word() {
+        let line = render(
+            "{rampart} sample-app --listen 127.0.0.1:{port}",
+            "v1",
+            9000,
+            0,
+        );
+        let exe = std::env::current_exe().unwrap();
+        assert_eq!(
+            line,
+            format!(
+                "{} sample-app --listen 127.0.0.1:9000",
+                shell_quote(&exe.display().to_string())
+            )
+        );
+        assert_eq!(
+            shell_quote("/opt/rampart/bin/rampart"),
+            "/opt/rampart/bin/rampart"
+        );
+        assert_eq!(
+            shell_quote("/home/o'neil/my bin/rampart"),
+            r"'/home/o'\''neil/my bin/rampart'"
         );
     }
 

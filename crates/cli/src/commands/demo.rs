@@ -17,7 +17,7 @@ use crate::client::ApiClient;
 use crate::commands::rollout::{Progress, follow, outcome_line};
 use crate::commands::serve::run_server;
 use crate::exit::{CliError, CliResult, FAILURE};
-use crate::loadgen::{LoadGenerator, LoadSnapshot};
+use crate::loadgen::{LoadGenerator, LoadPlan, LoadSnapshot};
 use crate::shutdown::shutdown_signal;
 
 const SERVICE: &str = "shop";
@@ -77,7 +77,7 @@ pub async fn run(args: DemoArgs) -> CliResult {
         },
         None,
     )?;
-    let load = LoadGenerator::start(format!("http://{service_listen}/"), args.rps)
+    let load = LoadGenerator::start(LoadPlan::new(format!("http://{service_listen}/"), args.rps))
         .context("starting the load generator")?;
     println!(
         "[load] {} requests/s to http://{service_listen}/ (v1 serving)",
