@@ -47,8 +47,7 @@ pub fn parse(source: &str, origin: &str) -> Result<Config, ConfigError> {
             .and_then(|(repairs, table)| structure::repair(table, &repairs))
             .and_then(|table| toml::Value::Table(table).try_into::<Config>().ok());
         if let Some(config) = repaired {
-            let about_repaired =
-                |f: &Finding| findings.iter().any(|s| overlaps(&s.span, &f.span));
+            let about_repaired = |f: &Finding| findings.iter().any(|s| overlaps(&s.span, &f.span));
             let more: Vec<Finding> = semantic::check(&config, source, &document)
                 .into_iter()
                 .filter(|f| !about_repaired(f))

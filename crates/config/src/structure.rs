@@ -487,8 +487,10 @@ impl Walker<'_> {
 fn walked_into(ty: &Ty, value: &DeValue<'_>) -> bool {
     matches!(
         (ty, value),
-        (Ty::Table(_) | Ty::Tagged(_) | Ty::StringMap, DeValue::Table(_))
-            | (Ty::Tables(_), DeValue::Array(_))
+        (
+            Ty::Table(_) | Ty::Tagged(_) | Ty::StringMap,
+            DeValue::Table(_)
+        ) | (Ty::Tables(_), DeValue::Array(_))
     )
 }
 

@@ -30,7 +30,7 @@ fn every_example_loads() {
 fn quickstart_is_a_static_service_that_needs_nothing_else() {
     let config = load(&examples_dir().join("quickstart.toml")).expect("quickstart loads");
     assert_eq!(config.server.listen, "127.0.0.1:7070".parse().unwrap());
-    assert!(config.server.data_dir.ends_with("rampart-data"));
+    assert!(config.server.data_dir.ends_with("examples/quickstart-data"));
     let web = config.service("web").expect("service web");
     match &web.backend {
         BackendConfig::Static(upstreams) => {
@@ -48,8 +48,19 @@ fn process_example_runs_the_sample_app_on_the_chosen_port() {
     };
     assert_eq!(
         process.command,
-        "rampart sample-app --listen 127.0.0.1:{port} --version {version}"
+        "{rampart} sample-app --listen 127.0.0.1:{port} --version {version}"
     );
+}
+
+#[test]
+fn each_runnable_example_keeps_its_own_data_dir() {
+    let data_dir = |name: &str| {
+        load(&examples_dir().join(name))
+            .expect("example loads")
+            .server
+            .data_dir
+    };
+    assert_ne!(data_dir("quickstart.toml"), data_dir("process.toml"));
 }
 
 #[test]
