@@ -2,6 +2,8 @@
 //! during them. The engine owns the meaning of `state` and `record`; the store keeps
 //! them durable and queryable.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
@@ -304,6 +306,43 @@ impl Tx<'_> {
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }
+
+    /// A page of a deployment's measurements in the order they were taken: at most
+    /// `limit`, skipping the first `offset`.
+    pub fn measurements_page(
+        &self,
+        deployment_id: &str,
+        offset: u64,
+        limit: u32,
+    ) -> Result<Vec<Measurement>> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT id, deployment_id, at, step, outcome, verdict FROM analysis_measurements \
+             WHERE deployment_id = ?1 ORDER BY id ASC LIMIT ?2 OFFSET ?3",
+        )?;
+        let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+        let rows = stmt
+            .query_map(
+                params![deployment_id, limit_param(limit), offset],
+                measurement_from_row,
+            )?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    /// How many measurements a deployment has, by outcome.
+    pub fn measurement_counts(&self, deployment_id: &str) -> Result<BTreeMap<String, u64>> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT outcome, COUNT(*) FROM analysis_measurements \
+             WHERE deployment_id = ?1 GROUP BY outcome",
+        )?;
+        let rows = stmt
+            .query_map(params![deployment_id], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+            })?
+            .map(|row| row.map(|(outcome, n)| (outcome, u64::try_from(n).unwrap_or(0))))
+            .collect::<rusqlite::Result<BTreeMap<_, _>>>()?;
+        Ok(rows)
+    }
 }
 
 impl Store {
@@ -360,5 +399,20 @@ impl Store {
     /// See [`Tx::measurements`].
     pub fn measurements(&self, deployment_id: &str, limit: u32) -> Result<Vec<Measurement>> {
         self.read(|tx| tx.measurements(deployment_id, limit))
+    }
+
+    /// See [`Tx::measurements_page`].
+    pub fn measurements_page(
+        &self,
+        deployment_id: &str,
+        offset: u64,
+        limit: u32,
+    ) -> Result<Vec<Measurement>> {
+        self.read(|tx| tx.measurements_page(deployment_id, offset, limit))
+    }
+
+    /// See [`Tx::measurement_counts`].
+    pub fn measurement_counts(&self, deployment_id: &str) -> Result<BTreeMap<String, u64>> {
+        self.read(|tx| tx.measurement_counts(deployment_id))
     }
 }

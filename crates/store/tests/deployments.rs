@@ -169,6 +169,24 @@ fn events_and_measurements_belong_to_a_deployment() {
     assert_eq!(latest[1].outcome, "fail");
     assert_eq!(latest[1].verdict, json!({"error_rate": 4}));
 
+    // Paged from the first, oldest first; counted by outcome.
+    let steps =
+        |page: Vec<rampart_store::Measurement>| page.iter().map(|m| m.step).collect::<Vec<_>>();
+    assert_eq!(
+        steps(store.measurements_page(&row.id, 0, 2).unwrap()),
+        vec![0, 1]
+    );
+    assert_eq!(
+        steps(store.measurements_page(&row.id, 3, 10).unwrap()),
+        vec![3, 4]
+    );
+    assert!(store.measurements_page(&row.id, 5, 10).unwrap().is_empty());
+    let counts = store.measurement_counts(&row.id).unwrap();
+    assert_eq!(
+        counts.into_iter().collect::<Vec<_>>(),
+        vec![("fail".to_string(), 1), ("pass".to_string(), 4)]
+    );
+
     let orphan = store.append_deployment_event(&NewDeploymentEvent {
         deployment_id: "ghost".into(),
         kind: "step".into(),
