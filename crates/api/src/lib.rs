@@ -49,6 +49,7 @@ pub fn app(state: AppState) -> (axum::Router, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::deployments::list_deployments))
         .routes(routes!(routes::deployments::get_deployment))
         .routes(routes!(routes::deployments::get_deployment_samples))
+        .routes(routes!(routes::deployments::list_measurements))
         .routes(routes!(routes::deployments::service_status))
         .routes(routes!(routes::deployments::promote))
         .routes(routes!(routes::deployments::pause))

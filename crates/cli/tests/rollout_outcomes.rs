@@ -153,12 +153,9 @@ fn canary_with_ten_percent_errors_is_rolled_back_with_an_incident_and_deploy_wai
     assert_eq!(state(&detail), "rolled_back", "{}", history(&detail));
     assert!(stderr.contains("rolled_back"), "{stderr}");
     // Rampart decided on its own, from the analysis.
-    let fails = detail["measurements"]
-        .as_array()
-        .expect("measurements")
-        .iter()
-        .filter(|m| m["outcome"] == "fail")
-        .count();
+    let fails = detail["analysis"]["by_outcome"]["fail"]
+        .as_u64()
+        .unwrap_or(0);
     assert!(fails >= 1, "a failing verdict was recorded: {detail}");
     let rollback = detail["record"]["rollout"]["history"]
         .as_array()
@@ -236,11 +233,27 @@ fn canary_without_traffic_stays_inconclusive_then_fails_by_the_progress_deadline
     let id = server.deploy(SERVICE, "v2", json!({}));
     let detail = server.wait_terminal(&id, ROLLOUT_TIMEOUT);
     assert_eq!(state(&detail), "rolled_back", "{}", history(&detail));
-    let measurements = detail["measurements"].as_array().expect("measurements");
+    let page = server.get_json(&format!("/api/v1/deployments/{id}/measurements?limit=1000"));
+    let measurements = page["items"].as_array().expect("measurements");
     assert!(!measurements.is_empty(), "the judge looked: {detail}");
+    assert_eq!(
+        page["total"].as_u64(),
+        Some(measurements.len() as u64),
+        "{page}"
+    );
     assert!(
         measurements.iter().all(|m| m["outcome"] == "inconclusive"),
         "without traffic every verdict is inconclusive: {measurements:?}"
+    );
+    // Steps are numbered from 1, as everywhere else.
+    assert!(
+        measurements.iter().all(|m| m["step"].as_u64() >= Some(1)),
+        "{page}"
+    );
+    assert_eq!(
+        detail["analysis"]["measurements"].as_u64(),
+        page["total"].as_u64(),
+        "{detail}"
     );
     assert!(
         history(&detail).contains("progress deadline"),

@@ -98,6 +98,17 @@ fn a_rollout_owns_the_split_but_not_the_protections() {
             .contains("owns the traffic split"),
         "{problem}"
     );
+    // Pausing holds the rollout; it does not hand the split over, and the advice says
+    // what does.
+    let (status, _) = server.post_json("/api/v1/services/web/pause", &serde_json::json!({}));
+    assert_eq!(status, 200);
+    let (status, problem) = put(&server, serde_json::json!({ "canary_weight": 50 }));
+    assert_eq!(status, 409);
+    let detail = problem["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("a paused rollout too") && detail.contains("rampart abort web"),
+        "{problem}"
+    );
     let (status, _) = put(&server, serde_json::json!({ "max_concurrency": 100 }));
     assert_eq!(status, 200);
     let (status, _) = server.post_json(

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use rampart_backends::{Backend, BackendEvent, BackendEventKind, VersionSpec};
 use rampart_config::{BackendConfig, Config, RestartPolicy, ServiceConfig};
-use rampart_core::Clock;
 use rampart_core::rollout::{Actor, Input, Phase, RecoveryPolicy, Rollout, Transition};
+use rampart_core::{Clock, Timestamp};
 use rampart_router::{
     RouteTable, Router, RouterCollector, ServiceRoute, TrafficStatus, UpstreamSet,
 };
@@ -29,8 +29,8 @@ use crate::settings;
 use crate::shared::{EngineEvent, SYSTEM_ACTOR, Shared};
 use crate::validation::{self, ValidationResult};
 use crate::views::{
-    ActiveRolloutView, DeploymentDetail, DeploymentSummary, LiveNumbers, ServiceStatus, SetNumbers,
-    summary_of,
+    ActiveRolloutView, AnalysisSummary, DeploymentDetail, DeploymentSummary, LiveNumbers,
+    MeasurementPage, MeasurementView, ServiceStatus, SetNumbers, summary_of,
 };
 
 /// How far back the live numbers in a status look.
@@ -238,8 +238,12 @@ impl Engine {
         let mut table = None;
         if changes_split {
             if let Some(active) = &svc.lock().active {
+                // Pausing only holds the rollout at its step; the split stays its own
+                // until it ends, so only ending it is advice that works.
                 return Err(EngineError::Conflict(format!(
-                    "rollout {} of {} owns the traffic split of `{service}`; pause, promote or abort it instead",
+                    "rollout {} of {} owns the traffic split of `{service}` until it ends (a paused rollout too); \
+                     end it with `rampart promote {service}` or `rampart abort {service}`, then set the split; \
+                     max_concurrency and outlier_detection can be changed during a rollout",
                     active.id, active.version
                 )));
             }
@@ -675,8 +679,7 @@ impl Engine {
 
     pub fn status(&self, service: &str) -> Result<ServiceStatus, EngineError> {
         let svc = self.service(service)?;
-        let window = svc.router.window(LIVE_WINDOW);
-        let (stable, previous, active) = {
+        let (stable, previous, active, boundary) = {
             let state = svc.lock();
             let active = state.active.as_ref().and_then(|a| {
                 state
@@ -685,8 +688,25 @@ impl Engine {
                     .filter(|r| r.id == a.id)
                     .map(active_view)
             });
-            (state.stable.clone(), state.previous.clone(), active)
+            // Live numbers belong to one rollout: from its start while it runs, from
+            // its end once it is over, so no set shows another rollout's requests.
+            let boundary = state.last_record.as_ref().map(|r| {
+                let rollout = &r.rollout;
+                match &active {
+                    Some(_) => rollout.created_at,
+                    None => rollout.history.last().map_or(rollout.created_at, |t| t.at),
+                }
+            });
+            (
+                state.stable.clone(),
+                state.previous.clone(),
+                active,
+                boundary,
+            )
         };
+        let now = self.inner.shared.clock.now();
+        let start = live_window_start(now, boundary);
+        let window = svc.router.window_between(start, now);
         let last_deployment = self
             .inner
             .shared
@@ -704,7 +724,7 @@ impl Engine {
             active,
             last_deployment,
             live: LiveNumbers {
-                window_secs: LIVE_WINDOW.as_secs(),
+                window_secs: now.since(start).as_secs_f64().ceil() as u64,
                 stable: SetNumbers::from(&window.stable),
                 canary: SetNumbers::from(&window.canary),
             },
@@ -743,12 +763,44 @@ impl Engine {
             .into_iter()
             .find(|v| v.deployment_id.as_deref() == Some(id))
             .map(|v| v.result);
+        let by_outcome = store.measurement_counts(id)?;
         Ok(DeploymentDetail {
             summary: summary_of(&row),
-            measurements: store.measurements(id, 10_000)?,
+            analysis: AnalysisSummary {
+                measurements: by_outcome.values().sum(),
+                by_outcome,
+                last: store
+                    .measurements(id, 1)?
+                    .into_iter()
+                    .next()
+                    .map(MeasurementView::from),
+            },
             events: store.deployment_events(id)?,
             record,
             validation,
+        })
+    }
+
+    /// A page of a deployment's analysis measurements, oldest first.
+    pub fn measurements(
+        &self,
+        id: &str,
+        offset: u64,
+        limit: u32,
+    ) -> Result<MeasurementPage, EngineError> {
+        let store = &self.inner.shared.store;
+        store
+            .get_deployment(id)?
+            .ok_or_else(|| EngineError::UnknownDeployment(id.to_string()))?;
+        Ok(MeasurementPage {
+            total: store.measurement_counts(id)?.values().sum(),
+            offset,
+            limit,
+            items: store
+                .measurements_page(id, offset, limit)?
+                .into_iter()
+                .map(MeasurementView::from)
+                .collect(),
         })
     }
 
@@ -859,6 +911,18 @@ impl Engine {
             svc.backend.shutdown().await;
         }
     }
+}
+
+/// The start of the live window: `LIVE_WINDOW` back from `now` (in whole seconds, the
+/// router's resolution), but not before the first whole second after `boundary`.
+fn live_window_start(now: Timestamp, boundary: Option<Timestamp>) -> Timestamp {
+    let seconds = LIVE_WINDOW.as_secs().max(1);
+    let mut start = Timestamp::from_millis((now.as_secs() + 1).saturating_sub(seconds) * 1000);
+    if let Some(boundary) = boundary {
+        let after = Timestamp::from_millis(boundary.as_millis().div_ceil(1000) * 1000);
+        start = start.max(after.min(now));
+    }
+    start
 }
 
 fn active_view(record: &DeploymentRecord) -> ActiveRolloutView {
@@ -1017,5 +1081,28 @@ fn audit_backend_event(shared: &Shared, service: &str, event: &BackendEvent) {
     });
     if let Err(e) = result {
         tracing::error!(error = %e, "cannot audit a backend event");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(ms: u64) -> Timestamp {
+        Timestamp::from_millis(ms)
+    }
+
+    #[test]
+    fn the_live_window_never_reaches_back_past_the_rollout_boundary() {
+        let now = at(100_500);
+        // No rollout known: the last ten whole seconds, the current one included.
+        assert_eq!(live_window_start(now, None), at(91_000));
+        // Long ago: no effect.
+        assert_eq!(live_window_start(now, Some(at(20_000))), at(91_000));
+        // Three seconds ago, mid-second: from the next whole second, so that the
+        // boundary's own second (with the previous rollout's requests) is left out.
+        assert_eq!(live_window_start(now, Some(at(97_300))), at(98_000));
+        // Within the current second: nothing yet.
+        assert_eq!(live_window_start(now, Some(at(100_200))), now);
     }
 }

@@ -19,5 +19,6 @@ pub use error::EngineError;
 pub use record::{DeploymentKind, DeploymentRecord};
 pub use shared::{EngineEvent, EngineEventKind, SYSTEM_ACTOR};
 pub use views::{
-    ActiveRolloutView, DeploymentDetail, DeploymentSummary, LiveNumbers, ServiceStatus, SetNumbers,
+    ActiveRolloutView, AnalysisSummary, DeploymentDetail, DeploymentSummary, LiveNumbers,
+    MeasurementPage, MeasurementView, ServiceStatus, SetNumbers,
 };

@@ -83,15 +83,57 @@ pub struct DeploymentSummary {
     pub finished_at: Option<String>,
 }
 
-/// Everything about one deployment: the rollout with its steps and history, every
-/// analysis measurement and every event.
+/// Everything about one deployment: the rollout with its steps and history, its
+/// analysis in brief (every measurement is a page away, see [`MeasurementPage`]: a
+/// long rollout has hundreds) and every event.
 #[derive(Debug, Clone, Serialize)]
 pub struct DeploymentDetail {
     pub summary: DeploymentSummary,
     pub record: crate::record::DeploymentRecord,
-    pub measurements: Vec<rampart_store::Measurement>,
+    pub analysis: AnalysisSummary,
     pub events: Vec<rampart_store::DeploymentEvent>,
     pub validation: Option<serde_json::Value>,
+}
+
+/// A deployment's analysis measurements, counted, with the latest in full.
+#[derive(Debug, Clone, Serialize)]
+pub struct AnalysisSummary {
+    pub measurements: u64,
+    /// Measurements by outcome: pass, fail, inconclusive.
+    pub by_outcome: std::collections::BTreeMap<String, u64>,
+    pub last: Option<MeasurementView>,
+}
+
+/// One analysis: when, at which step, and the judge's verdict with its numbers.
+#[derive(Debug, Clone, Serialize)]
+pub struct MeasurementView {
+    pub id: i64,
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// 1-based, as every step number rampart shows.
+    pub step: u32,
+    pub outcome: String,
+    pub verdict: serde_json::Value,
+}
+
+impl From<rampart_store::Measurement> for MeasurementView {
+    fn from(m: rampart_store::Measurement) -> Self {
+        Self {
+            id: m.id,
+            at: m.at,
+            step: m.step + 1,
+            outcome: m.outcome,
+            verdict: m.verdict,
+        }
+    }
+}
+
+/// A page of a deployment's measurements, oldest first.
+#[derive(Debug, Clone, Serialize)]
+pub struct MeasurementPage {
+    pub total: u64,
+    pub offset: u64,
+    pub limit: u32,
+    pub items: Vec<MeasurementView>,
 }
 
 pub fn summary_of(row: &rampart_store::DeploymentRow) -> DeploymentSummary {

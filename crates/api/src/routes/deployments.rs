@@ -145,8 +145,10 @@ pub async fn list_deployments(
     to_json(&state.engine.deployments(None, limit(&params)?)?)
 }
 
-/// One deployment in full: the rollout with its steps and every transition, each
-/// analysis measurement with its numbers, the events and the validation result.
+/// One deployment in full: the rollout with its steps and every transition, its
+/// analysis in brief (measurements counted by outcome, the latest in full; the list
+/// is paged at `/api/v1/deployments/{id}/measurements`), the events and the
+/// validation result.
 #[utoipa::path(get, path = "/api/v1/deployments/{id}", tag = "deployments",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "deployment id")),
@@ -174,6 +176,44 @@ pub async fn get_deployment_samples(
     use axum::response::IntoResponse;
     let text = state.engine.deployment_samples(&id)?;
     Ok(([(http::header::CONTENT_TYPE, "application/x-ndjson")], text).into_response())
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MeasurementParams {
+    /// Skip this many measurements, oldest first (default 0).
+    pub offset: Option<u64>,
+    /// At most this many (default 100, at most 1000).
+    pub limit: Option<u32>,
+}
+
+/// A deployment's analysis measurements, oldest first, a page at a time: each is one
+/// judge verdict with its numbers, and its 1-based step. `total` counts them all;
+/// ask for the next page with `offset` = `offset` + `limit` while it is below `total`.
+#[utoipa::path(get, path = "/api/v1/deployments/{id}/measurements", tag = "deployments",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "deployment id"), MeasurementParams),
+    responses((status = 200, description = "total, offset, limit and items", body = Object),
+              (status = 400, body = Problem, content_type = "application/problem+json"),
+              (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub async fn list_measurements(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(params): Query<MeasurementParams>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = match params.limit.unwrap_or(100) {
+        0 | 1001.. => {
+            return Err(ApiError::BadRequest(
+                "query parameter `limit` must be 1 to 1000".into(),
+            ));
+        }
+        n => n,
+    };
+    to_json(
+        &state
+            .engine
+            .measurements(&id, params.offset.unwrap_or(0), limit)?,
+    )
 }
 
 /// Where the service stands: stable version, the rollout in flight with its latest

@@ -283,7 +283,7 @@ impl RampartServer {
             .to_string()
     }
 
-    /// The deployment in full (`summary`, `record`, `measurements`, `events`, ...).
+    /// The deployment in full (`summary`, `record`, `analysis`, `events`, ...).
     pub fn deployment(&self, id: &str) -> serde_json::Value {
         self.get_json(&format!("/api/v1/deployments/{id}"))
     }
