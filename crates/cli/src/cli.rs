@@ -95,6 +95,9 @@ pub struct OperateArgs {
     /// Why; recorded in the audit log.
     #[arg(long)]
     pub reason: Option<String>,
+    /// Promote, abort and rollback: return at once instead of waiting for the final state.
+    #[arg(long)]
+    pub no_wait: bool,
     #[command(flatten)]
     pub api: ApiArgs,
 }

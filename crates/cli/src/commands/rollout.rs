@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::cli::{DeployArgs, DeploymentArgs, OperateArgs, OutputFormat, ServiceArgs, TrafficArgs};
 use crate::client::ApiClient;
 use crate::exit::{CliError, CliResult, FAILURE};
-use crate::output::{emit, print_json};
+use crate::output::{emit, print_json, print_table};
 
 const TERMINAL_OK: &str = "succeeded";
 const TERMINAL_BAD: [&str; 3] = ["rolled_back", "failed", "aborted"];
@@ -123,7 +123,15 @@ pub async fn follow(
                     None,
                 )
                 .await?;
-            let line = progress_line(state, &status);
+            // The service may already be busy with a later rollout; only this one's
+            // step and numbers belong on its line.
+            let active = Some(&status["active"]).filter(|a| a["id"] == id);
+            let line = progress_line(
+                state,
+                active,
+                &detail["record"]["rollout"]["last_verdict"],
+                &status["live"],
+            );
             match progress {
                 Progress::Live => {
                     print!("\r\x1b[2K{line}");
@@ -155,30 +163,84 @@ fn ms(v: &Value) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
-/// "progressing step 2/3 weight 25% | canary err 0.00% p95 3.1ms (412 req) | stable ... | pass"
-pub fn progress_line(state: &str, status: &Value) -> String {
-    let active = &status["active"];
-    let step = match (active["step"].as_u64(), active["steps"].as_u64()) {
-        (Some(s), Some(n)) => format!(" step {s}/{n}"),
-        _ => String::new(),
-    };
-    let weight = status["traffic"]["canary_weight"].as_f64().unwrap_or(0.0);
-    let live = &status["live"];
-    let set = |name: &str| {
-        let s = &live[name];
-        format!(
-            "{name} err {} p95 {} ({} req)",
-            pct(&s["error_rate_pct"]),
-            ms(&s["p95_ms"]),
-            s["requests"].as_u64().unwrap_or(0)
-        )
-    };
-    let verdict = active["last_verdict"]["outcome"].as_str().unwrap_or("-");
+/// One line on a rollout, e.g.
+/// "progressing step 2/3 at 25% | last 8s: canary 412 req err 0.24% p95 3.1ms, stable
+/// 1650 req err 0.00% p95 2.9ms | judge: pass on 749 canary req (err 0.13% vs stable 0.00%)".
+///
+/// Step and live numbers appear only while a step runs (`active` is this rollout's
+/// view from the service status): before that no weight is set, after it the
+/// numbers would be another rollout's. The judge part is the verdict's own numbers,
+/// so it agrees with the reason a rollback gives.
+pub fn progress_line(state: &str, active: Option<&Value>, verdict: &Value, live: &Value) -> String {
+    let mut line = step_text(state, active);
+    if active.is_some_and(|a| a["step"].is_u64()) {
+        line.push_str(&format!(
+            " | last {}s: {}, {}",
+            live["window_secs"].as_u64().unwrap_or(0),
+            set_numbers("canary", &live["canary"]),
+            set_numbers("stable", &live["stable"])
+        ));
+    }
+    if let Some(judge) = judge_text(verdict) {
+        line.push_str(&format!(" | {judge}"));
+    }
+    line
+}
+
+/// "progressing step 2/3 at 25%", or the state alone when no step runs.
+fn step_text(state: &str, active: Option<&Value>) -> String {
+    let step = active.and_then(|a| {
+        Some((
+            a["step"].as_u64()?,
+            a["steps"].as_u64()?,
+            a["canary_weight"].as_f64().unwrap_or(0.0),
+        ))
+    });
+    match step {
+        Some((step, steps, weight)) => {
+            format!("{state} step {step}/{steps} at {}", weight_text(weight))
+        }
+        None => state.to_string(),
+    }
+}
+
+fn set_numbers(name: &str, s: &Value) -> String {
     format!(
-        "{state}{step} weight {weight:.0}% | {} | {} | judge: {verdict}",
-        set("canary"),
-        set("stable")
+        "{name} {} req err {} p95 {}",
+        s["requests"].as_u64().unwrap_or(0),
+        pct(&s["error_rate_pct"]),
+        ms(&s["p95_ms"])
     )
+}
+
+fn weight_text(weight: f64) -> String {
+    if weight.fract() == 0.0 {
+        format!("{weight:.0}%")
+    } else {
+        format!("{weight}%")
+    }
+}
+
+/// "judge: fail on 749 canary req (err 16.98% vs stable 0.00%)", from a verdict.
+fn judge_text(verdict: &Value) -> Option<String> {
+    let outcome = verdict["outcome"].as_str()?;
+    let errors = verdict["evidence"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|e| e["metric"] == "error_rate_pct")
+        .map(|e| {
+            format!(
+                " (err {} vs stable {})",
+                pct(&e["canary"]),
+                pct(&e["stable"])
+            )
+        })
+        .unwrap_or_default();
+    Some(format!(
+        "judge: {outcome} on {} canary req{errors}",
+        verdict["canary_requests"].as_u64().unwrap_or(0)
+    ))
 }
 
 /// Why the deployment ended as it did: the reason of the transition that decided it.
@@ -218,82 +280,157 @@ pub async fn status(args: ServiceArgs) -> CliResult {
             None,
         )
         .await?;
-    emit(args.api.output, &status, || {
-        println!("service      {}", status["service"].as_str().unwrap_or(""));
-        println!("listen       {}", status["listen"].as_str().unwrap_or(""));
-        println!("backend      {}", status["backend"].as_str().unwrap_or(""));
-        println!(
-            "stable       {}",
-            status["stable_version"].as_str().unwrap_or("")
-        );
-        if let Some(target) = status["rollback_target"].as_str() {
-            println!("rollback to  {target}");
-        }
-        match status["active"].as_object() {
-            Some(_) => {
-                let a = &status["active"];
-                println!(
-                    "rollout      {} {} ({})",
-                    a["id"].as_str().unwrap_or(""),
-                    a["version"].as_str().unwrap_or(""),
-                    a["state"].as_str().unwrap_or("")
-                );
-                println!(
-                    "             {}",
-                    progress_line(a["state"].as_str().unwrap_or(""), &status)
-                );
+    emit(args.api.output, &status, || print_status(&status));
+    Ok(())
+}
+
+fn print_status(status: &Value) {
+    let text = |v: &Value| v.as_str().unwrap_or("").to_string();
+    let traffic = &status["traffic"];
+    let canary_weight = traffic["canary_weight"].as_f64().unwrap_or(0.0);
+    println!(
+        "service      {} ({} backend, routed on {})",
+        text(&status["service"]),
+        text(&status["backend"]),
+        text(&status["listen"])
+    );
+    println!("stable       {}", text(&status["stable_version"]));
+    match traffic["canary"]["version"].as_str() {
+        Some(version) => println!("canary       {version} at {}", weight_text(canary_weight)),
+        None => println!("canary       none"),
+    }
+    let active = status["active"].as_object().map(|_| &status["active"]);
+    match active {
+        Some(a) => {
+            println!(
+                "rollout      {} of {}: {}",
+                text(&a["id"]),
+                text(&a["version"]),
+                step_text(&text(&a["state"]), Some(a))
+            );
+            if let Some(judge) = judge_text(&a["last_verdict"]) {
+                println!("judge        {}", judge.trim_start_matches("judge: "));
                 if let Some(reason) = a["last_verdict"]["reason"].as_str() {
-                    println!("judge        {reason}");
+                    println!("             {reason}");
                 }
             }
-            None => println!("rollout      none in flight"),
         }
-        if let Some(last) = status["last_deployment"].as_object() {
-            println!(
-                "last         {} {} {}",
-                last.get("version").and_then(Value::as_str).unwrap_or(""),
-                last.get("state").and_then(Value::as_str).unwrap_or(""),
-                last.get("finished_at")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-            );
+        None => println!("rollout      none in flight"),
+    }
+    if let Some(target) = status["rollback_target"].as_str() {
+        println!("rollback to  {target}");
+    }
+    if let Some(last) = status["last_deployment"].as_object() {
+        let field = |k: &str| last.get(k).and_then(Value::as_str).unwrap_or("");
+        println!(
+            "last         {} {} {} {}",
+            field("id"),
+            field("version"),
+            field("state"),
+            field("finished_at")
+        );
+    }
+    let live = &status["live"];
+    let window = live["window_secs"].as_u64().unwrap_or(0);
+    println!(
+        "live, last {window}s{}:",
+        if active.is_some() {
+            " of this rollout"
+        } else {
+            ""
         }
-        let live = &status["live"];
-        for set in ["stable", "canary"] {
-            let s = &live[set];
-            println!(
-                "{set:<12} {} req, {} errors ({}), p50 {} p95 {} p99 {} over {}s",
-                s["requests"].as_u64().unwrap_or(0),
-                s["errors"].as_u64().unwrap_or(0),
-                pct(&s["error_rate_pct"]),
-                ms(&s["p50_ms"]),
-                ms(&s["p95_ms"]),
-                ms(&s["p99_ms"]),
-                live["window_secs"].as_u64().unwrap_or(0)
-            );
-        }
-    });
-    Ok(())
+    );
+    let mut rows = vec![set_row(
+        "stable",
+        &text(&traffic["stable"]["version"]),
+        100.0 - canary_weight,
+        &live["stable"],
+    )];
+    let canary_version = traffic["canary"]["version"].as_str();
+    if canary_version.is_some() || live["canary"]["requests"].as_u64().unwrap_or(0) > 0 {
+        rows.push(set_row(
+            "canary",
+            canary_version.unwrap_or("-"),
+            canary_weight,
+            &live["canary"],
+        ));
+    }
+    print_table(
+        &[
+            "  SET", "VERSION", "WEIGHT", "REQUESTS", "ERRORS", "ERROR %", "P50", "P95", "P99",
+        ],
+        &rows,
+    );
+}
+
+fn set_row(set: &str, version: &str, weight: f64, s: &Value) -> Vec<String> {
+    vec![
+        format!("  {set}"),
+        version.to_string(),
+        weight_text(weight),
+        s["requests"].as_u64().unwrap_or(0).to_string(),
+        s["errors"].as_u64().unwrap_or(0).to_string(),
+        pct(&s["error_rate_pct"]),
+        ms(&s["p50_ms"]),
+        ms(&s["p95_ms"]),
+        ms(&s["p99_ms"]),
+    ]
 }
 
 pub async fn operate(action: &str, args: OperateArgs) -> CliResult {
     let client = ApiClient::new(&args.api, None)?;
     let body = json!({ "reason": args.reason });
-    let summary: Value = client
+    let mut summary: Value = client
         .request(
             Method::POST,
             &format!("/api/v1/services/{}/{action}", args.service),
             Some(&body),
         )
         .await?;
-    emit(args.api.output, &summary, || {
-        println!(
-            "{action}: deployment {} of {} {} is now {}",
+    let table = matches!(args.api.output, OutputFormat::Table);
+    let state = summary["state"].as_str().unwrap_or("").to_string();
+    let describe = |summary: &Value| {
+        format!(
+            "deployment {} of {} {}",
             summary["id"].as_str().unwrap_or(""),
             args.service,
-            summary["version"].as_str().unwrap_or(""),
-            summary["state"].as_str().unwrap_or("")
-        );
+            summary["version"].as_str().unwrap_or("")
+        )
+    };
+    // Pause and resume take effect at once; the others end the rollout, which takes
+    // as long as draining and stopping the version take.
+    let ends_rollout = matches!(action, "promote" | "abort" | "rollback");
+    if ends_rollout && !is_terminal_state(&state) {
+        if args.no_wait {
+            if table {
+                println!(
+                    "{action}: {} is {state}; it goes on without you (follow it with `rampart status {}`)",
+                    describe(&summary),
+                    args.service
+                );
+            } else {
+                print_json(&summary);
+            }
+            return Ok(());
+        }
+        if table {
+            println!(
+                "{action}: {} is {state}; waiting for it to end (Ctrl-C stops waiting, not the {action})",
+                describe(&summary)
+            );
+        }
+        let id = summary["id"].as_str().unwrap_or_default().to_string();
+        let detail = follow(&client, &args.service, &id, Progress::Quiet).await?;
+        summary = detail["summary"].clone();
+    }
+    emit(args.api.output, &summary, || {
+        let state = summary["state"].as_str().unwrap_or("");
+        let verb = if is_terminal_state(state) {
+            "ended"
+        } else {
+            "is now"
+        };
+        println!("{action}: {} {verb} {state}", describe(&summary));
     });
     Ok(())
 }
@@ -398,47 +535,147 @@ pub async fn deployment(args: DeploymentArgs) -> CliResult {
         print!("{lines}");
         return Ok(());
     }
-    let detail: Value = client
+    let mut detail: Value = client
         .request(
             Method::GET,
             &format!("/api/v1/deployments/{}", args.id),
             None,
         )
         .await?;
+    let measurements = if args.measurements {
+        Some(all_measurements(&client, &args.id).await?)
+    } else {
+        None
+    };
+    if let (OutputFormat::Json, Some(list)) = (args.api.output, &measurements) {
+        detail["measurements"] = Value::Array(list.clone());
+    }
     emit(args.api.output, &detail, || {
-        println!("{}", outcome_line(&detail));
-        println!("transitions:");
-        for t in detail["record"]["rollout"]["history"]
-            .as_array()
-            .into_iter()
-            .flatten()
-        {
-            println!(
-                "  {}  {} -> {}  by {}: {}",
-                t["at"]
-                    .as_u64()
-                    .map(|ms| chrono::DateTime::from_timestamp_millis(ms as i64)
-                        .map(|d| d.format("%H:%M:%S%.3f").to_string())
-                        .unwrap_or_default())
-                    .unwrap_or_default(),
-                t["from"]["state"].as_str().unwrap_or(""),
-                t["to"]["state"].as_str().unwrap_or(""),
-                actor_text(&t["actor"]),
-                t["reason"].as_str().unwrap_or("")
-            );
-        }
-        let measurements = detail["measurements"].as_array().map(Vec::len).unwrap_or(0);
-        println!("analysis measurements: {measurements}");
-        if let Some(last) = detail["measurements"].as_array().and_then(|m| m.last()) {
-            println!(
-                "  last: step {} {}: {}",
-                last["step"],
-                last["outcome"].as_str().unwrap_or(""),
-                last["verdict"]["reason"].as_str().unwrap_or("")
-            );
-        }
+        print_deployment(&detail, measurements.as_deref())
     });
     Ok(())
+}
+
+/// Every measurement of a deployment, a page at a time.
+async fn all_measurements(client: &ApiClient, id: &str) -> Result<Vec<Value>, CliError> {
+    const PAGE: usize = 1000;
+    let mut all = Vec::new();
+    loop {
+        let page: Value = client
+            .request(
+                Method::GET,
+                &format!(
+                    "/api/v1/deployments/{id}/measurements?offset={}&limit={PAGE}",
+                    all.len()
+                ),
+                None,
+            )
+            .await?;
+        let items = page["items"].as_array().cloned().unwrap_or_default();
+        let done = items.len() < PAGE;
+        all.extend(items);
+        if done {
+            return Ok(all);
+        }
+    }
+}
+
+fn print_deployment(detail: &Value, measurements: Option<&[Value]>) {
+    println!("{}", outcome_line(detail));
+    let rollout = &detail["record"]["rollout"];
+    let steps: Vec<String> = rollout["spec"]["steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| {
+            format!(
+                "{} for {}s",
+                weight_text(s["weight"].as_f64().unwrap_or(0.0)),
+                s["hold_ms"].as_u64().unwrap_or(0) / 1000
+            )
+        })
+        .collect();
+    println!("steps: {}", steps.join(", "));
+    println!("transitions:");
+    for t in rollout["history"].as_array().into_iter().flatten() {
+        println!(
+            "  {}  {} -> {}  by {}: {}",
+            time_of_day(t["at"].as_u64()),
+            phase_text(&t["from"]),
+            phase_text(&t["to"]),
+            actor_text(&t["actor"]),
+            t["reason"].as_str().unwrap_or("")
+        );
+    }
+    let analysis = &detail["analysis"];
+    let by_outcome = analysis["by_outcome"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{} {k}", v.as_u64().unwrap_or(0)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default();
+    println!(
+        "analysis: {} measurements{}",
+        analysis["measurements"].as_u64().unwrap_or(0),
+        if by_outcome.is_empty() {
+            String::new()
+        } else {
+            format!(" ({by_outcome})")
+        }
+    );
+    match measurements {
+        Some(list) => {
+            let rows: Vec<Vec<String>> = list
+                .iter()
+                .map(|m| {
+                    vec![
+                        format!("  {}", m["at"].as_str().unwrap_or("")),
+                        m["step"].as_u64().unwrap_or(0).to_string(),
+                        m["outcome"].as_str().unwrap_or("").to_string(),
+                        m["verdict"]["canary_requests"]
+                            .as_u64()
+                            .unwrap_or(0)
+                            .to_string(),
+                        m["verdict"]["reason"].as_str().unwrap_or("").to_string(),
+                    ]
+                })
+                .collect();
+            print_table(&["  AT", "STEP", "OUTCOME", "CANARY REQ", "REASON"], &rows);
+        }
+        None => {
+            if let Some(last) = analysis["last"].as_object() {
+                println!(
+                    "  last: step {} {}: {}",
+                    last.get("step").and_then(Value::as_u64).unwrap_or(0),
+                    last.get("outcome").and_then(Value::as_str).unwrap_or(""),
+                    last.get("verdict")
+                        .and_then(|v| v["reason"].as_str())
+                        .unwrap_or("")
+                );
+                println!("  (every measurement: --measurements)");
+            }
+        }
+    }
+}
+
+fn time_of_day(ms: Option<u64>) -> String {
+    ms.and_then(|ms| chrono::DateTime::from_timestamp_millis(i64::try_from(ms).ok()?))
+        .map(|d| d.format("%H:%M:%S%.3f").to_string())
+        .unwrap_or_default()
+}
+
+/// "progressing (step 2, 25%)": phases name their step from 1, as the user counts.
+fn phase_text(phase: &Value) -> String {
+    let state = phase["state"].as_str().unwrap_or("");
+    match (phase["step"].as_u64(), phase["weight"].as_f64()) {
+        (Some(step), Some(weight)) => {
+            format!("{state} (step {}, {})", step + 1, weight_text(weight))
+        }
+        _ => state.to_string(),
+    }
 }
 
 fn actor_text(actor: &Value) -> String {
