@@ -956,8 +956,19 @@ fn validate_version(version: &str) -> Result<(), EngineError> {
         Ok(())
     } else {
         Err(EngineError::InvalidRequest(format!(
-            "version `{version}` is not allowed: use 1 to 128 letters, digits, '.', '_', '-' or '+'"
+            "version `{}` is not allowed: use 1 to 128 letters, digits, '.', '_', '-' or '+'",
+            echo(version)
         )))
+    }
+}
+
+/// Input echoed in an error, cut so that a 10 000-character value does not come back
+/// whole: its start and its length are enough to recognise it.
+fn echo(text: &str) -> String {
+    const SHOWN: usize = 40;
+    match text.char_indices().nth(SHOWN) {
+        Some((cut, _)) => format!("{}… ({} characters)", &text[..cut], text.chars().count()),
+        None => text.to_string(),
     }
 }
 
@@ -1090,6 +1101,20 @@ mod tests {
 
     fn at(ms: u64) -> Timestamp {
         Timestamp::from_millis(ms)
+    }
+
+    #[test]
+    fn an_over_long_version_is_cut_in_its_error() {
+        let long = "v".repeat(10_000);
+        let message = validate_version(&long).unwrap_err().to_string();
+        assert!(message.len() < 200, "{message}");
+        assert!(message.contains("(10000 characters)"), "{message}");
+        assert!(
+            validate_version("bad version")
+                .unwrap_err()
+                .to_string()
+                .contains("`bad version`")
+        );
     }
 
     #[test]
