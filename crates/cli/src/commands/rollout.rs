@@ -221,26 +221,42 @@ fn weight_text(weight: f64) -> String {
     }
 }
 
-/// "judge: fail on 749 canary req (err 16.98% vs stable 0.00%)", from a verdict.
+/// "judge: fail on 749 canary req (error rate 16.98% vs stable 0.00%)", from a
+/// verdict: the numbers that failed, else the error rates.
 fn judge_text(verdict: &Value) -> Option<String> {
     let outcome = verdict["outcome"].as_str()?;
-    let errors = verdict["evidence"]
+    let evidence: &[Value] = verdict["evidence"]
         .as_array()
-        .into_iter()
-        .flatten()
-        .find(|e| e["metric"] == "error_rate_pct")
-        .map(|e| {
-            format!(
-                " (err {} vs stable {})",
-                pct(&e["canary"]),
-                pct(&e["stable"])
-            )
-        })
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
+    let shown = evidence
+        .iter()
+        .find(|e| e["outcome"] == "fail")
+        .or_else(|| evidence.iter().find(|e| e["metric"] == "error_rate_pct"))
+        .map(|e| format!(" ({})", evidence_text(e)))
         .unwrap_or_default();
     Some(format!(
-        "judge: {outcome} on {} canary req{errors}",
+        "judge: {outcome} on {} canary req{shown}",
         verdict["canary_requests"].as_u64().unwrap_or(0)
     ))
+}
+
+/// "p95 latency 9.1ms vs stable 1.8ms" from the metric "p95_latency_ms".
+fn evidence_text(evidence: &Value) -> String {
+    let metric = evidence["metric"].as_str().unwrap_or("");
+    let plain = |v: &Value| v.as_f64().map_or_else(|| "-".into(), |x| format!("{x:.3}"));
+    let (name, canary, stable) = if let Some(name) = metric.strip_suffix("_pct") {
+        (name, pct(&evidence["canary"]), pct(&evidence["stable"]))
+    } else if let Some(name) = metric.strip_suffix("_ms") {
+        (name, ms(&evidence["canary"]), ms(&evidence["stable"]))
+    } else {
+        (
+            metric,
+            plain(&evidence["canary"]),
+            plain(&evidence["stable"]),
+        )
+    };
+    format!("{} {canary} vs stable {stable}", name.replace('_', " "))
 }
 
 /// Why the deployment ended as it did: the reason of the transition that decided it.
@@ -682,5 +698,57 @@ fn actor_text(actor: &Value) -> String {
     match actor["kind"].as_str() {
         Some("user") => actor["name"].as_str().unwrap_or("unknown").to_string(),
         _ => "rampart".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn verdict(outcome: &str, evidence: Value) -> Value {
+        json!({ "outcome": outcome, "canary_requests": 222, "evidence": evidence })
+    }
+
+    #[test]
+    fn the_judge_part_shows_the_numbers_that_failed() {
+        let evidence = json!([
+            { "metric": "error_rate_pct", "canary": 0.0, "stable": 0.0, "outcome": "pass" },
+            { "metric": "p95_latency_ms", "canary": 9.1, "stable": 1.8, "outcome": "fail" },
+        ]);
+        assert_eq!(
+            judge_text(&verdict("fail", evidence.clone())).unwrap(),
+            "judge: fail on 222 canary req (p95 latency 9.1ms vs stable 1.8ms)"
+        );
+        let passing = json!([{ "metric": "error_rate_pct", "canary": 0.5, "stable": 0.25, "outcome": "pass" }]);
+        assert_eq!(
+            judge_text(&verdict("pass", passing)).unwrap(),
+            "judge: pass on 222 canary req (error rate 0.50% vs stable 0.25%)"
+        );
+        assert_eq!(judge_text(&Value::Null), None);
+    }
+
+    #[test]
+    fn a_step_and_live_numbers_appear_only_while_a_step_runs() {
+        let live =
+            json!({ "window_secs": 4, "canary": { "requests": 7 }, "stable": { "requests": 90 } });
+        // Validating: the view has no step yet, so no weight is claimed.
+        let validating = json!({ "step": null, "steps": 3, "canary_weight": 0.0 });
+        assert_eq!(
+            progress_line("validating", Some(&validating), &Value::Null, &live),
+            "validating"
+        );
+        let progressing = json!({ "step": 1, "steps": 3, "canary_weight": 5.0 });
+        let line = progress_line("progressing", Some(&progressing), &Value::Null, &live);
+        assert!(
+            line.starts_with("progressing step 1/3 at 5% | last 4s: canary 7 req"),
+            "{line}"
+        );
+        // Over: the state and the verdict, never another rollout's numbers.
+        assert_eq!(
+            progress_line("rolled_back", None, &Value::Null, &live),
+            "rolled_back"
+        );
     }
 }
