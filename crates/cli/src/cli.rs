@@ -60,6 +60,17 @@ pub enum Command {
     Load(LoadArgs),
 }
 
+impl Command {
+    /// Commands that print a result and exit, as opposed to those that serve or run
+    /// until stopped.
+    pub fn prints_and_exits(&self) -> bool {
+        !matches!(
+            self,
+            Command::Serve(_) | Command::Demo(_) | Command::SampleApp(_) | Command::Load(_)
+        )
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct LoadArgs {
     /// Where to send requests, such as a service's router: http://127.0.0.1:8080/

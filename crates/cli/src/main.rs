@@ -25,6 +25,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
+    if cli.command.prints_and_exits() {
+        restore_default_sigpipe();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -64,6 +67,16 @@ async fn run(cli: Cli) -> CliResult {
         Command::Demo(args) => commands::demo::run(args).await,
         Command::Load(args) => commands::load::run(args).await,
     }
+}
+
+/// `rampart audit list | head` should end quietly when `head` has read enough, as
+/// other Unix tools do, not panic on the closed pipe. Only for commands that print
+/// and exit: long-running ones keep Rust's default of ignoring SIGPIPE.
+fn restore_default_sigpipe() {
+    use nix::sys::signal::{SigHandler, Signal, signal};
+    // SAFETY: called at start-up, before any other thread is spawned, with the
+    // default handler (no Rust code runs in it).
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
 }
 
 fn init_tracing() {

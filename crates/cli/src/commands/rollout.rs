@@ -125,9 +125,11 @@ pub async fn follow(
                 .await?;
             // The service may already be busy with a later rollout; only this one's
             // step and numbers belong on its line.
+            // The status is read after the deployment, so when it still shows this
+            // rollout its state is the newer one, and the one its step belongs to.
             let active = Some(&status["active"]).filter(|a| a["id"] == id);
             let line = progress_line(
-                state,
+                active.and_then(|a| a["state"].as_str()).unwrap_or(state),
                 active,
                 &detail["record"]["rollout"]["last_verdict"],
                 &status["live"],
