@@ -23,6 +23,8 @@ pub(crate) struct AppState {
     error_rate: f64,
     latency: Duration,
     latency_jitter_ms: u64,
+    /// Fraction of counted requests whose connection is closed unanswered.
+    reset_rate: f64,
     fail_after: Option<u64>,
     crash_after: Option<u64>,
     /// Counts every request except /healthz and /stats.
@@ -47,6 +49,7 @@ impl AppState {
             error_rate: args.error_rate,
             latency: Duration::from_millis(args.latency_ms),
             latency_jitter_ms: args.latency_jitter_ms,
+            reset_rate: args.reset_percent / 100.0,
             fail_after: args.fail_after,
             crash_after: args.crash_after,
             requests: AtomicU64::new(0),
@@ -59,6 +62,16 @@ impl AppState {
 
     pub(crate) fn requests(&self) -> u64 {
         self.requests.load(Ordering::SeqCst)
+    }
+
+    /// Whether a request to `path` is to be answered by closing its connection.
+    /// Health and stats are never reset, so readiness keeps working.
+    pub(crate) fn roll_reset(&self, path: &str) -> bool {
+        if self.reset_rate <= 0.0 || path == "/healthz" || path == "/stats" {
+            return false;
+        }
+        let mut rng = self.rng.lock().unwrap_or_else(|p| p.into_inner());
+        rng.random::<f64>() < self.reset_rate
     }
 
     fn delay_and_error_roll(&self) -> (Duration, bool) {

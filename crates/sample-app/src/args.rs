@@ -34,6 +34,10 @@ pub struct SampleAppArgs {
         default_value_t = 0
     )]
     pub latency_jitter_ms: u64,
+    /// Percent of requests (0..=100) whose connection is closed without any answer,
+    /// as a crashing or overloaded server does; /healthz and /stats are spared.
+    #[arg(long, env = "SAMPLE_APP_RESET_PERCENT", value_name = "P", default_value_t = 0.0, value_parser = parse_percent)]
+    pub reset_percent: f64,
     /// After N requests, every request (except /healthz) answers 500.
     #[arg(long, env = "SAMPLE_APP_FAIL_AFTER", value_name = "N")]
     pub fail_after: Option<u64>,
@@ -53,6 +57,7 @@ impl Default for SampleAppArgs {
             error_rate: 0.0,
             latency_ms: 0,
             latency_jitter_ms: 0,
+            reset_percent: 0.0,
             fail_after: None,
             crash_after: None,
             seed: None,
@@ -66,6 +71,10 @@ impl SampleAppArgs {
     pub fn validate(&self) -> Result<(), SampleAppError> {
         check_fraction(self.error_rate).map_err(|reason| SampleAppError::InvalidArgument {
             flag: "--error-rate",
+            reason,
+        })?;
+        check_percent(self.reset_percent).map_err(|reason| SampleAppError::InvalidArgument {
+            flag: "--reset-percent",
             reason,
         })?;
         if self.app_version.trim().is_empty() {
@@ -104,6 +113,25 @@ fn check_fraction(value: f64) -> Result<(), String> {
     }
 }
 
+fn parse_percent(text: &str) -> Result<f64, String> {
+    let value: f64 =
+        text.trim().trim_end_matches('%').parse().map_err(|_| {
+            format!("\"{text}\" is not a number; write a percentage such as 5 for 5%")
+        })?;
+    check_percent(value)?;
+    Ok(value)
+}
+
+fn check_percent(value: f64) -> Result<(), String> {
+    if value.is_finite() && (0.0..=100.0).contains(&value) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{value} is outside 0..=100; it is a percentage of requests, such as 5 for 5%"
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use clap::Parser;
@@ -136,6 +164,8 @@ mod tests {
             "5",
             "--latency-jitter-ms",
             "3",
+            "--reset-percent",
+            "12.5",
             "--fail-after",
             "10",
             "--crash-after",
@@ -146,6 +176,7 @@ mod tests {
         .unwrap();
         assert_eq!(cli.args.app_version, "v2");
         assert_eq!(cli.args.error_rate, 0.25);
+        assert_eq!(cli.args.reset_percent, 12.5);
         assert_eq!(cli.args.fail_after, Some(10));
         assert_eq!(cli.args.crash_after, Some(20));
         assert!(cli.args.validate().is_ok());
@@ -172,6 +203,17 @@ mod tests {
             ..SampleAppArgs::default()
         };
         assert!(args.validate().is_err());
+
+        let args = SampleAppArgs {
+            reset_percent: 101.0,
+            ..SampleAppArgs::default()
+        };
+        assert!(
+            args.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("--reset-percent")
+        );
 
         let args = SampleAppArgs {
             crash_after: Some(0),

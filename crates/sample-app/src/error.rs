@@ -11,8 +11,6 @@ pub enum SampleAppError {
         #[source]
         source: std::io::Error,
     },
-    #[error("serving HTTP failed: {0}")]
-    Serve(#[source] std::io::Error),
     /// `--crash-after` was reached; this is the requested outcome, not a bug.
     #[error("crashed on purpose after {requests} requests (--crash-after)")]
     Crashed { requests: u64 },
@@ -27,7 +25,7 @@ impl SampleAppError {
         match self {
             Self::Crashed { .. } => Self::CRASH_EXIT_CODE,
             Self::InvalidArgument { .. } => 2,
-            Self::Bind { .. } | Self::Serve(_) => 1,
+            Self::Bind { .. } => 1,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! A small HTTP service whose failures are under the caller's control: error rate,
-//! latency, "fail after N requests" and "crash after N requests". rampart's demos and
+//! latency, connections closed without an answer (`--reset-percent`), "fail after N
+//! requests" and "crash after N requests". rampart's demos and
 //! tests deploy it as a real service; users reach it as `rampart sample-app ...`.
 //!
 //! Endpoints: `GET /` answers `hello from <version>`, `GET /version` a JSON document,

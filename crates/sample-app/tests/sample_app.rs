@@ -113,6 +113,49 @@ async fn error_rate_is_a_fraction_of_requests() {
 }
 
 #[tokio::test]
+async fn reset_percent_closes_connections_without_an_answer() {
+    let all = start(SampleAppArgs {
+        reset_percent: 100.0,
+        ..SampleAppArgs::default()
+    })
+    .await;
+    for _ in 0..3 {
+        // A fresh connection each time, read to the end: nothing comes back at all.
+        let mut stream = tokio::net::TcpStream::connect(all.addr).await.unwrap();
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nhost: a\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer).await;
+        assert!(answer.is_empty(), "{}", String::from_utf8_lossy(&answer));
+    }
+    // Health checks are spared, so a resetting instance still becomes ready.
+    assert_eq!(get(all.addr, "/healthz").await, (200, "ok".into()));
+
+    let some = start(SampleAppArgs {
+        reset_percent: 50.0,
+        seed: Some(7),
+        ..SampleAppArgs::default()
+    })
+    .await;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let mut resets = 0;
+    for _ in 0..200 {
+        match client.get(format!("http://{}/", some.addr)).send().await {
+            Ok(response) => assert_eq!(response.status(), 200),
+            Err(_) => resets += 1,
+        }
+    }
+    // Seeded, so this is deterministic; the band only guards against a wrong formula.
+    assert!((60..=140).contains(&resets), "{resets} of 200 reset");
+}
+
+#[tokio::test]
 async fn fail_after_turns_every_later_request_into_500() {
     let app = start(SampleAppArgs {
         fail_after: Some(3),
