@@ -1,5 +1,6 @@
 //! Counts every HTTP request by route template (not raw path, to keep label
-//! cardinality bounded), method and status.
+//! cardinality bounded), method (non-standard ones as `other`, see
+//! `ServerMetrics::observe_request`) and status.
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;

@@ -78,4 +78,25 @@ mod tests {
         assert!(text.contains("rampart_build_info{version=\"1.2.3\"} 1\n"));
         assert!(!text.contains("# EOF"));
     }
+
+    #[test]
+    fn client_chosen_methods_do_not_create_series() {
+        let mut registry = Registry::default();
+        let metrics = ServerMetrics::register(&mut registry, "1.2.3", Default::default());
+        for i in 0..50 {
+            metrics.observe_request("unmatched", &format!("X{i}"), 405);
+        }
+        metrics.observe_request("unmatched", "get", 405);
+        metrics.observe_request("unmatched", "PATCH", 405);
+        let text = render(&registry).expect("render");
+        assert!(text.contains(
+            "rampart_http_requests_total{route=\"unmatched\",method=\"other\",status=\"405\"} 51\n"
+        ), "{text}");
+        assert!(text.contains("method=\"PATCH\""));
+        assert_eq!(
+            text.matches("rampart_http_requests_total{").count(),
+            2,
+            "{text}"
+        );
+    }
 }

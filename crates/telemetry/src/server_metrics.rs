@@ -58,11 +58,13 @@ impl ServerMetrics {
         metrics
     }
 
+    /// `method` comes from the client: any method outside the standard ones is
+    /// counted as `other`, so a client cannot mint new series.
     pub fn observe_request(&self, route: &str, method: &str, status: u16) {
         self.http_requests
             .get_or_create(&vec![
                 ("route", route.to_string()),
-                ("method", method.to_string()),
+                ("method", method_label(method).to_string()),
                 ("status", status.to_string()),
             ])
             .inc();
@@ -73,6 +75,18 @@ impl ServerMetrics {
             .get_or_create(&vec![("reason", reason.to_string())])
             .inc();
     }
+}
+
+/// The standard methods (RFC 9110 §9 and PATCH) as themselves, anything else as
+/// `other`: the label's values stay a fixed, small set.
+fn method_label(method: &str) -> &'static str {
+    const KNOWN: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+    ];
+    KNOWN
+        .into_iter()
+        .find(|known| *known == method)
+        .unwrap_or("other")
 }
 
 /// `rampart_audit_entries_total`, read from the store's counter at scrape time.
