@@ -13,8 +13,9 @@
 //!   runtime that accepts on every service's socket and keeps its own keep-alive
 //!   connections to the upstreams, so a request is served start to end on one thread.
 //!   The caller's runtime only runs drains and whatever awaits the handles.
-//! - **Split**: a deterministic credit accumulator gives the canary its exact share
-//!   (±1 request over any run); the `version_header` forces a set; with
+//! - **Split**: every block of 100 requests gives the canary exactly its share, at
+//!   random positions within the block (`split.rs` explains why); the
+//!   `version_header` forces a set; with
 //!   `sticky_cookie` a client keeps the set it first got until a set's version
 //!   changes (the table generation is part of the cookie).
 //! - **Timeouts**: `connect_timeout` bounds the TCP connect; `request_timeout` bounds

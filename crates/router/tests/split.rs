@@ -53,7 +53,7 @@ async fn ten_percent_of_ten_thousand_requests_reach_the_canary() {
         (950..=1_050).contains(&canary_count),
         "canary got {canary_count} of 10000"
     );
-    // The accumulator is exact, not just within tolerance.
+    // 10 000 requests are 100 whole blocks of exactly 10 canary requests each.
     assert!(
         (999..=1_001).contains(&canary_count),
         "canary got {canary_count}"
