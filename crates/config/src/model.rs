@@ -341,9 +341,14 @@ pub struct RouterConfig {
     pub connect_timeout: Duration,
     #[serde(default = "default_request_timeout")]
     pub request_timeout: Duration,
-    /// Header that forces a set: `canary` or `stable`.
-    #[serde(default = "default_version_header")]
-    pub version_header: String,
+    /// Header with which a client picks its set (`canary` or `stable`). Off unless
+    /// named here; such requests are counted apart and never judged.
+    pub version_header: Option<String>,
+    /// Source networks whose requests may use `version_header` (CIDR, such as
+    /// "10.0.0.0/8"); required with it. From anywhere else the header is ignored and
+    /// the split decides.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub version_header_from: Vec<ipnet::IpNet>,
     /// Cookie that keeps a client on the set it first got; `None` turns stickiness off.
     pub sticky_cookie: Option<String>,
     /// In-flight requests above this get 503 with `Retry-After`; `None` is unlimited.
@@ -363,7 +368,8 @@ impl Default for RouterConfig {
         Self {
             connect_timeout: default_connect_timeout(),
             request_timeout: default_request_timeout(),
-            version_header: default_version_header(),
+            version_header: None,
+            version_header_from: Vec::new(),
             sticky_cookie: None,
             max_concurrency: None,
             outlier_consecutive_failures: default_outlier_failures(),
@@ -378,9 +384,6 @@ fn default_connect_timeout() -> Duration {
 }
 fn default_request_timeout() -> Duration {
     Duration::from_secs(30)
-}
-fn default_version_header() -> String {
-    "x-rampart-version".into()
 }
 fn default_outlier_failures() -> u32 {
     5

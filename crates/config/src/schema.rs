@@ -19,6 +19,8 @@ pub(crate) enum Ty {
     Duration,
     /// A string such as "127.0.0.1:8080".
     SocketAddr,
+    /// A network in CIDR notation such as "10.0.0.0/8".
+    IpNetwork,
     /// One of these strings.
     OneOf(&'static [&'static str]),
     List(&'static Ty),
@@ -241,6 +243,11 @@ pub(crate) static ROUTER: Table = Table {
         optional("connect_timeout", Ty::Duration, "\"2s\""),
         optional("request_timeout", Ty::Duration, "\"30s\""),
         optional("version_header", Ty::String, "\"x-rampart-version\""),
+        optional(
+            "version_header_from",
+            Ty::List(&Ty::IpNetwork),
+            "[\"10.0.0.0/8\", \"127.0.0.1/32\"]",
+        ),
         optional("sticky_cookie", Ty::String, "\"rampart_version\""),
         optional("max_concurrency", U32, "1000"),
         optional("outlier_consecutive_failures", U32, "5"),

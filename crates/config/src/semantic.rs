@@ -431,18 +431,38 @@ impl Checker<'_, '_> {
 
     fn router(&mut self, router: &RouterConfig, path: &str) {
         let router_path = format!("{path}.router");
-        if !rules::is_header_name(&router.version_header) {
-            self.push(
-                Finding::new(
-                    self.at.span(&format!("{router_path}.version_header")),
-                    format!(
-                        "invalid header name `{}` for `version_header`",
-                        router.version_header
-                    ),
-                    "not a valid HTTP header name",
-                )
-                .help("use letters, digits and `-`, such as \"x-rampart-version\""),
-            );
+        match &router.version_header {
+            Some(header) if !rules::is_header_name(header) => {
+                self.push(
+                    Finding::new(
+                        self.at.span(&format!("{router_path}.version_header")),
+                        format!("invalid header name `{header}` for `version_header`"),
+                        "not a valid HTTP header name",
+                    )
+                    .help("use letters, digits and `-`, such as \"x-rampart-version\""),
+                );
+            }
+            Some(_) if router.version_header_from.is_empty() => {
+                self.push(
+                    Finding::new(
+                        self.at.span(&format!("{router_path}.version_header")),
+                        "`version_header` needs `version_header_from`",
+                        "any client could pick the canary with this header",
+                    )
+                    .help("name the networks that may use it, such as `version_header_from = [\"10.0.0.0/8\", \"127.0.0.1/32\"]`; `[\"0.0.0.0/0\", \"::/0\"]` allows everyone"),
+                );
+            }
+            None if !router.version_header_from.is_empty() => {
+                self.push(
+                    Finding::new(
+                        self.at.span(&format!("{router_path}.version_header_from")),
+                        "`version_header_from` without `version_header` has no effect",
+                        "the version header is off",
+                    )
+                    .help("add `version_header = \"x-rampart-version\"` to turn it on, or remove this line"),
+                );
+            }
+            _ => {}
         }
         if let Some(cookie) = router
             .sticky_cookie

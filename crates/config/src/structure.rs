@@ -295,6 +295,18 @@ impl Walker<'_> {
                     );
                 }
             }
+            (Ty::IpNetwork, DeValue::String(text)) => {
+                if text.parse::<ipnet::IpNet>().is_err() {
+                    self.findings.push(
+                        Finding::new(
+                            span,
+                            format!("invalid network for {}", place.describe()),
+                            "expected an IP address, `/` and a prefix length",
+                        )
+                        .help(network_hint(text)),
+                    );
+                }
+            }
             (Ty::OneOf(allowed), DeValue::String(text)) => {
                 if !allowed.contains(&text.as_ref()) {
                     let listing = allowed.join(", ");
@@ -459,7 +471,7 @@ impl Walker<'_> {
                 Some(format!("write it without quotes: `{}`", assign(text)))
             }
             (
-                Ty::String | Ty::SocketAddr | Ty::Duration,
+                Ty::String | Ty::SocketAddr | Ty::IpNetwork | Ty::Duration,
                 DeValue::Integer(_) | DeValue::Float(_) | DeValue::Boolean(_),
             ) => Some(format!(
                 "put it in quotes: `{}`",
@@ -502,6 +514,7 @@ fn expected(ty: &Ty) -> String {
         Ty::Number => "a number".into(),
         Ty::Duration => "a duration string such as \"30s\"".into(),
         Ty::SocketAddr => "an address string such as \"127.0.0.1:8080\"".into(),
+        Ty::IpNetwork => "a network string such as \"10.0.0.0/8\"".into(),
         Ty::OneOf(allowed) => format!("one of the strings {}", allowed.join(", ")),
         Ty::List(_) => "an array".into(),
         Ty::Tables(_) => "an array of tables".into(),
@@ -537,4 +550,20 @@ fn address_hint(text: &str) -> String {
     }
     "write an IP address and a port, such as \"127.0.0.1:8080\" (host names are not resolved here)"
         .into()
+}
+
+/// Why `text` is not a CIDR network, with a corrected example when one is obvious.
+fn network_hint(text: &str) -> String {
+    let (address, prefix) = text.split_once('/').unwrap_or((text, ""));
+    match address.trim().parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(_)) if prefix.is_empty() => {
+            format!("for this one address write \"{address}/32\"")
+        }
+        Ok(std::net::IpAddr::V6(_)) if prefix.is_empty() => {
+            format!("for this one address write \"{address}/128\"")
+        }
+        Ok(std::net::IpAddr::V4(_)) => "the prefix length of an IPv4 network is 0 to 32".into(),
+        Ok(std::net::IpAddr::V6(_)) => "the prefix length of an IPv6 network is 0 to 128".into(),
+        Err(_) => "write a network such as \"10.0.0.0/8\" or \"::1/128\" (host names are not resolved here)".into(),
+    }
 }

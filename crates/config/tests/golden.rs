@@ -74,6 +74,8 @@ golden_cases!(
     upstream_loops_back,
     several_semantic_errors,
     structure_and_meaning_errors,
+    bad_version_header_from,
+    version_header_without_networks,
 );
 
 #[test]

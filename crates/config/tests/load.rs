@@ -103,7 +103,7 @@ fn a_minimal_service_gets_production_defaults() {
     let web = &config.services[0];
     assert_eq!(web.strategy.steps.len(), 3);
     assert_eq!(web.analysis.interval, Duration::from_secs(10));
-    assert_eq!(web.router.version_header, "x-rampart-version");
+    assert_eq!(web.router.version_header, None, "clients cannot pick a set");
     assert!(web.checks.is_empty());
     let BackendConfig::Static(upstreams) = &web.backend else {
         panic!("static backend");

@@ -15,7 +15,8 @@
 //!   The caller's runtime only runs drains and whatever awaits the handles.
 //! - **Split**: every block of 100 requests gives the canary exactly its share, at
 //!   random positions within the block (`split.rs` explains why); the
-//!   `version_header` forces a set; with
+//!   `version_header`, when configured, lets clients in `version_header_from` pick a
+//!   set (from anywhere else it is ignored); with
 //!   `sticky_cookie` a client keeps the set it first got until a set's version
 //!   changes (the table generation is part of the cookie).
 //! - **Timeouts**: `connect_timeout` bounds the TCP connect; `request_timeout` bounds

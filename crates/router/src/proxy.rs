@@ -91,13 +91,16 @@ fn is_idempotent(method: &Method) -> bool {
     )
 }
 
-/// The set a request asks for by header, or holds by sticky cookie.
+/// The set a request asks for by header (only from the networks allowed to), or
+/// holds by sticky cookie.
 fn requested_set(
     state: &ServiceState,
     parts: &Parts,
     table: &ActiveTable,
+    client: SocketAddr,
 ) -> Option<(SetKind, bool)> {
     if let Some(name) = &state.version_header
+        && state.may_pick_version(client.ip())
         && let Some(kind) = parts
             .headers
             .get(name)
@@ -132,7 +135,7 @@ pub(crate) async fn handle(
     let mut table = state.table.load_full();
 
     // Which set: header override, then a sticky cookie of this rollout, then the split.
-    let (kind, issue_cookie) = requested_set(state, &parts, &table).unwrap_or_else(|| {
+    let (kind, issue_cookie) = requested_set(state, &parts, &table, client).unwrap_or_else(|| {
         let canary = table.canary.is_some() && state.splitter.next_is_canary(table.canary_step);
         let kind = if canary {
             SetKind::Canary

@@ -78,6 +78,7 @@ pub(crate) struct ServiceState {
     metrics_enabled: AtomicBool,
     stable_window: WindowRing,
     canary_window: WindowRing,
+    /// The header with which a client picks its set, when the config turns it on.
     pub(crate) version_header: Option<HeaderName>,
     /// Data-plane threads; every instance keeps an idle-connection slot per worker.
     workers: usize,
@@ -124,7 +125,11 @@ impl ServiceState {
             route.canary_weight,
         );
         let threshold = route.settings.outlier_consecutive_failures;
-        let version_header = HeaderName::from_bytes(route.settings.version_header.as_bytes()).ok();
+        let version_header = route
+            .settings
+            .version_header
+            .as_deref()
+            .and_then(|name| HeaderName::from_bytes(name.as_bytes()).ok());
         Ok(Arc::new(Self {
             name: route.name,
             listen,
@@ -160,6 +165,16 @@ impl ServiceState {
 
     pub(crate) fn metrics_enabled(&self) -> bool {
         self.metrics_enabled.load(Ordering::Relaxed)
+    }
+
+    /// Whether a request from `client` may pick its set with the version header.
+    pub(crate) fn may_pick_version(&self, client: std::net::IpAddr) -> bool {
+        // An IPv4 client on a dual-stack socket shows up as ::ffff:a.b.c.d.
+        let client = client.to_canonical();
+        self.settings
+            .version_header_from
+            .iter()
+            .any(|network| network.contains(&client))
     }
 
     /// Records one finished request against `set`.

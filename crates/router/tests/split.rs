@@ -95,6 +95,36 @@ async fn the_version_header_overrides_the_split() {
 }
 
 #[tokio::test]
+async fn the_version_header_is_ignored_when_off_or_from_other_networks() {
+    let stable = TestUpstream::start("stable").await;
+    let canary = TestUpstream::start("canary").await;
+    let off = rampart_config::RouterConfig::default();
+    assert_eq!(off.version_header, None, "off by default");
+    let mut elsewhere = settings();
+    // The test client is 127.0.0.1, outside these networks.
+    elsewhere.version_header_from = vec!["10.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()];
+    for cfg in [off, elsewhere] {
+        let router = start(route(cfg, &[&stable], &[&canary], 0.0)).await;
+        let handle = router.service("shop").unwrap();
+        let client = client();
+        for _ in 0..50 {
+            let reply = get(
+                &client,
+                handle.listen_addr(),
+                "/",
+                &[("x-rampart-version", "canary")],
+            )
+            .await;
+            assert_eq!(reply.upstream(), "stable");
+        }
+        let seen = handle.window(std::time::Duration::from_secs(600));
+        assert_eq!((seen.stable.requests, seen.canary.requests), (50, 0));
+        router.shutdown(std::time::Duration::from_secs(1)).await;
+    }
+    assert_eq!(canary.hits(), 0, "the canary at weight 0 got nothing");
+}
+
+#[tokio::test]
 async fn a_sticky_client_stays_on_its_set_until_the_next_rollout() {
     let stable = TestUpstream::start("stable").await;
     let canary = TestUpstream::start("canary").await;

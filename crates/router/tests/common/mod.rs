@@ -193,8 +193,14 @@ pub fn chunks(total: u64) -> impl futures_util::Stream<Item = Bytes> + Send + 's
     })
 }
 
+/// The defaults, plus the version header for clients on 127.0.0.1 (every test client),
+/// so tests can steer requests to a set.
 pub fn settings() -> RouterConfig {
-    RouterConfig::default()
+    RouterConfig {
+        version_header: Some("x-rampart-version".into()),
+        version_header_from: vec!["127.0.0.1/32".parse().unwrap()],
+        ..RouterConfig::default()
+    }
 }
 
 pub fn route(
