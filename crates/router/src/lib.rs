@@ -19,6 +19,12 @@
 //!   set (from anywhere else it is ignored); with
 //!   `sticky_cookie` a client keeps the set it first got until a set's version
 //!   changes (the table generation is part of the cookie).
+//! - **Evidence**: only the requests the split assigned are in the per-set windows the
+//!   judge reads ([`ServiceHandle::window_between`]). Requests whose client picked the
+//!   set with the version header are counted apart: [`WindowDetail::chosen_by_client`],
+//!   `chosen_by_client` in the status, and `chosen_by="client"` on the Prometheus
+//!   series. A sticky cookie is signed, so it only repeats an earlier decision of the
+//!   split and its requests stay the split's.
 //! - **Timeouts**: `connect_timeout` bounds the TCP connect; `request_timeout` bounds
 //!   the time to the upstream's response head (504). Bodies then stream without a
 //!   deadline, so long downloads are not cut.
@@ -75,7 +81,7 @@ pub use error::RouterError;
 pub use metrics::collector::RouterCollector;
 pub use metrics::window::{RING_SECONDS, SetWindow};
 pub use router::Router;
-pub use service::{ServiceHandle, ServiceRoute, WindowDetail};
-pub use status::{InstanceStatus, SetStatus, TrafficStatus};
+pub use service::{ChosenByClient, ServiceHandle, ServiceRoute, WindowDetail};
+pub use status::{InstanceStatus, RequestCounts, SetStatus, TrafficStatus};
 pub use table::{RouteTable, SetKind, UpstreamSet};
 pub use upstream::{DrainReport, InstanceState};

@@ -19,8 +19,7 @@ use crate::headers;
 use crate::pool::{self, Reusable};
 use crate::problem::Problem;
 use crate::service::ServiceState;
-use crate::sticky;
-use crate::table::{ActiveTable, SetKind};
+use crate::table::{ActiveTable, Assignment, SetKind};
 use crate::upstream::{InFlight, Upstream};
 use crate::worker::LocalService;
 
@@ -92,13 +91,13 @@ fn is_idempotent(method: &Method) -> bool {
 }
 
 /// The set a request asks for by header (only from the networks allowed to), or
-/// holds by sticky cookie.
+/// holds by a sticky cookie the split issued.
 fn requested_set(
     state: &ServiceState,
     parts: &Parts,
     table: &ActiveTable,
     client: SocketAddr,
-) -> Option<(SetKind, bool)> {
+) -> Option<(SetKind, Assignment)> {
     if let Some(name) = &state.version_header
         && state.may_pick_version(client.ip())
         && let Some(kind) = parts
@@ -107,10 +106,13 @@ fn requested_set(
             .and_then(|v| v.to_str().ok())
             .and_then(|v| SetKind::parse(v.trim()))
     {
-        return Some((kind, false));
+        return Some((kind, Assignment::Client));
     }
     let cookie = state.settings.sticky_cookie.as_deref()?;
-    sticky::read(&parts.headers, cookie, table.generation).map(|kind| (kind, false))
+    state
+        .cookies
+        .read(&parts.headers, cookie, table.generation)
+        .map(|kind| (kind, Assignment::Split))
 }
 
 pub(crate) async fn handle(
@@ -135,14 +137,16 @@ pub(crate) async fn handle(
     let mut table = state.table.load_full();
 
     // Which set: header override, then a sticky cookie of this rollout, then the split.
-    let (kind, issue_cookie) = requested_set(state, &parts, &table, client).unwrap_or_else(|| {
+    let requested = requested_set(state, &parts, &table, client);
+    let issue_cookie = requested.is_none() && state.settings.sticky_cookie.is_some();
+    let (kind, assignment) = requested.unwrap_or_else(|| {
         let canary = table.canary.is_some() && state.splitter.next_is_canary(table.canary_step);
         let kind = if canary {
             SetKind::Canary
         } else {
             SetKind::Stable
         };
-        (kind, state.settings.sticky_cookie.is_some())
+        (kind, Assignment::Split)
     });
 
     let now_ms = state.clock.now().as_millis();
@@ -151,7 +155,7 @@ pub(crate) async fn handle(
     let idempotent = is_idempotent(&parts.method);
     let mut first_pick = None;
     for _ in 0..3 {
-        match begin_on(state, &table, kind, now_ms, None) {
+        match begin_on(state, &table, kind, assignment, now_ms, None) {
             Begin::Started(served, in_flight) => {
                 first_pick = Some((served, in_flight));
                 break;
@@ -164,7 +168,7 @@ pub(crate) async fn handle(
     let Some((served, in_flight)) = first_pick else {
         let response = Problem::NoUpstream
             .response(&state.name, "the service has no instance to send to".into());
-        record_local(state, &table, kind, response.status(), started);
+        record_local(state, &table, kind, assignment, response.status(), started);
         return Ok(response);
     };
 
@@ -183,7 +187,7 @@ pub(crate) async fn handle(
             state.upstream_failed(set, in_flight.upstream(), now_ms);
             let failed = in_flight.upstream().addr;
             drop(in_flight);
-            match begin_on(state, &table, set.kind, now_ms, Some(failed)) {
+            match begin_on(state, &table, set.kind, assignment, now_ms, Some(failed)) {
                 Begin::Started(retry_kind, retry_in_flight) => {
                     let retry_set = table.set(retry_kind).unwrap_or(&table.stable);
                     tracing::debug!(service = %state.name, instance = %failed, retry = %retry_in_flight.upstream().addr, "retrying on another instance");
@@ -198,7 +202,14 @@ pub(crate) async fn handle(
                 }
                 Begin::Raced | Begin::NoInstance => {
                     let response = failure_response(state, failure);
-                    record_local(state, &table, set.kind, response.status(), started);
+                    record_local(
+                        state,
+                        &table,
+                        set.kind,
+                        assignment,
+                        response.status(),
+                        started,
+                    );
                     return Ok(response);
                 }
             }
@@ -211,7 +222,14 @@ pub(crate) async fn handle(
         Err(failure) => {
             state.upstream_failed(set, in_flight.upstream(), now_ms);
             let response = failure_response(state, failure);
-            record_local(state, &table, set.kind, response.status(), started);
+            record_local(
+                state,
+                &table,
+                set.kind,
+                assignment,
+                response.status(),
+                started,
+            );
             return Ok(response);
         }
     };
@@ -223,13 +241,19 @@ pub(crate) async fn handle(
     } else {
         in_flight.upstream().record_success();
     }
-    state.record(set, status.as_u16(), status.is_server_error(), latency_us);
+    state.record(
+        set,
+        assignment,
+        status.as_u16(),
+        status.is_server_error(),
+        latency_us,
+    );
 
     let switching = status == StatusCode::SWITCHING_PROTOCOLS && upgrade;
     headers::strip_hop_by_hop(response.headers_mut(), switching);
     if issue_cookie
         && let Some(name) = state.settings.sticky_cookie.as_deref()
-        && let Some(cookie) = sticky::set_cookie(name, table.generation, set.kind)
+        && let Some(cookie) = state.cookies.set_cookie(name, table.generation, set.kind)
     {
         response.headers_mut().append(header::SET_COOKIE, cookie);
     }
@@ -290,6 +314,7 @@ fn begin_on(
     state: &ServiceState,
     table: &ActiveTable,
     kind: SetKind,
+    assignment: Assignment,
     now_ms: u64,
     exclude: Option<SocketAddr>,
 ) -> Begin {
@@ -300,7 +325,7 @@ fn begin_on(
                 set.kind,
                 Dispatched {
                     in_flight,
-                    gauge: SetGauge::new(&set.counters, state.metrics_enabled()),
+                    gauge: SetGauge::new(set.counters_for(assignment), state.metrics_enabled()),
                 },
             ),
             None => Begin::Raced,
@@ -423,12 +448,14 @@ fn record_local(
     state: &ServiceState,
     table: &ActiveTable,
     kind: SetKind,
+    assignment: Assignment,
     status: StatusCode,
     started: Instant,
 ) {
     let set = table.set(kind).unwrap_or(&table.stable);
     state.record(
         set,
+        assignment,
         status.as_u16(),
         true,
         started.elapsed().as_micros() as u64,

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -19,8 +19,9 @@ use crate::metrics::counters::SetCounters;
 use crate::metrics::status_class;
 use crate::metrics::window::{SetWindow, WindowRing};
 use crate::split::{Splitter, canary_step};
-use crate::status::{InstanceStatus, SetStatus, TrafficStatus};
-use crate::table::{ActiveSet, ActiveTable, RouteTable, SetKind, UpstreamSet};
+use crate::status::{InstanceStatus, RequestCounts, SetStatus, TrafficStatus};
+use crate::sticky::CookieSigner;
+use crate::table::{ActiveSet, ActiveTable, Assignment, RouteTable, SetKind, UpstreamSet};
 use crate::upstream::{DrainReport, Upstream};
 
 /// What [`crate::Router::start`] needs to route one service.
@@ -36,10 +37,22 @@ pub struct ServiceRoute {
 }
 
 /// Both sets over one window, with responses by status class.
+///
+/// `stable` and `canary` hold only the requests the split assigned: the judge's
+/// evidence. Requests whose client picked the set (the version header) are in
+/// `chosen_by_client` and never in the judged sample.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct WindowDetail {
     pub start: Timestamp,
     pub end: Timestamp,
+    pub stable: SetWindow,
+    pub canary: SetWindow,
+    pub chosen_by_client: ChosenByClient,
+}
+
+/// Requests whose client picked the set, per set, over the same window.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ChosenByClient {
     pub stable: SetWindow,
     pub canary: SetWindow,
 }
@@ -60,8 +73,9 @@ impl From<WindowDetail> for WindowSample {
 struct Bookkeeping {
     /// Removed instances, draining or drained, by address.
     removed: HashMap<SocketAddr, Arc<Upstream>>,
-    /// Cumulative counters per (set, version): a new version starts new series.
-    counters: HashMap<(SetKind, String), Arc<SetCounters>>,
+    /// Cumulative counters per (set, version, who assigned): a new version starts
+    /// new series.
+    counters: HashMap<(SetKind, String, Assignment), Arc<SetCounters>>,
 }
 
 pub(crate) struct ServiceState {
@@ -78,8 +92,13 @@ pub(crate) struct ServiceState {
     metrics_enabled: AtomicBool,
     stable_window: WindowRing,
     canary_window: WindowRing,
+    /// Client-chosen requests; allocated on the first one (the header is off by
+    /// default, and a ring is a few MB).
+    client_stable_window: OnceLock<WindowRing>,
+    client_canary_window: OnceLock<WindowRing>,
     /// The header with which a client picks its set, when the config turns it on.
     pub(crate) version_header: Option<HeaderName>,
+    pub(crate) cookies: CookieSigner,
     /// Data-plane threads; every instance keeps an idle-connection slot per worker.
     workers: usize,
     runtime: tokio::runtime::Handle,
@@ -148,7 +167,10 @@ impl ServiceState {
             metrics_enabled: AtomicBool::new(true),
             stable_window: WindowRing::new(),
             canary_window: WindowRing::new(),
+            client_stable_window: OnceLock::new(),
+            client_canary_window: OnceLock::new(),
             version_header,
+            cookies: CookieSigner::default(),
             workers,
             runtime: tokio::runtime::Handle::current(),
             closing,
@@ -177,22 +199,36 @@ impl ServiceState {
             .any(|network| network.contains(&client))
     }
 
-    /// Records one finished request against `set`.
-    pub(crate) fn record(&self, set: &ActiveSet, status: u16, error: bool, latency_us: u64) {
+    /// Records one finished request against `set`, apart by who assigned it.
+    pub(crate) fn record(
+        &self,
+        set: &ActiveSet,
+        assignment: Assignment,
+        status: u16,
+        error: bool,
+        latency_us: u64,
+    ) {
         if !self.metrics_enabled() {
             return;
         }
         let class = status_class(status);
-        set.counters.record(class, error, latency_us);
+        set.counters_for(assignment)
+            .record(class, error, latency_us);
         let second = self.clock.now().as_secs();
-        self.window_ring(set.kind)
+        self.window_ring(set.kind, assignment)
             .record(second, class, error, latency_us);
     }
 
-    fn window_ring(&self, kind: SetKind) -> &WindowRing {
-        match kind {
-            SetKind::Stable => &self.stable_window,
-            SetKind::Canary => &self.canary_window,
+    fn window_ring(&self, kind: SetKind, assignment: Assignment) -> &WindowRing {
+        match (kind, assignment) {
+            (SetKind::Stable, Assignment::Split) => &self.stable_window,
+            (SetKind::Canary, Assignment::Split) => &self.canary_window,
+            (SetKind::Stable, Assignment::Client) => {
+                self.client_stable_window.get_or_init(WindowRing::new)
+            }
+            (SetKind::Canary, Assignment::Client) => {
+                self.client_canary_window.get_or_init(WindowRing::new)
+            }
         }
     }
 
@@ -335,22 +371,27 @@ fn build_table(
                 .unwrap_or_else(|| Upstream::with_workers(addr, workers));
             instances.push(upstream);
         }
-        let counters = Arc::clone(
-            books
-                .counters
-                .entry((kind, set.version.clone()))
-                .or_default(),
-        );
+        let mut counters = |assignment| {
+            Arc::clone(
+                books
+                    .counters
+                    .entry((kind, set.version.clone(), assignment))
+                    .or_default(),
+            )
+        };
+        let split = counters(Assignment::Split);
+        let client = counters(Assignment::Client);
         ActiveSet {
             kind,
             version: set.version,
             instances,
-            counters,
+            counters: split,
+            client_counters: client,
         }
     };
     let stable = resolve(SetKind::Stable, stable);
     let canary = canary.map(|c| resolve(SetKind::Canary, c));
-    books.counters.retain(|(kind, version), _| match kind {
+    books.counters.retain(|(kind, version, _), _| match kind {
         SetKind::Stable => *version == stable.version,
         SetKind::Canary => canary.as_ref().is_some_and(|c| c.version == *version),
     });
@@ -502,6 +543,8 @@ impl ServiceHandle {
         let set = |s: &ActiveSet| SetStatus {
             version: s.version.clone(),
             instances: s.instances.iter().map(instance).collect(),
+            split: RequestCounts::of(&s.counters),
+            chosen_by_client: RequestCounts::of(&s.client_counters),
         };
         let mut removed: Vec<InstanceStatus> =
             state.books().removed.values().map(instance).collect();
@@ -522,12 +565,13 @@ impl ServiceHandle {
     }
 
     /// Canary and stable over the last `last` (whole seconds, the current one
-    /// included), up to the ring's 640 s.
+    /// included), up to the ring's 640 s: only the requests the split assigned.
     pub fn window(&self, last: Duration) -> WindowSample {
         self.window_detail(last).into()
     }
 
-    /// Canary and stable over the seconds that overlap `[start, end)`.
+    /// Canary and stable over the seconds that overlap `[start, end)`: only the
+    /// requests the split assigned, which is what the judge compares.
     pub fn window_between(&self, start: Timestamp, end: Timestamp) -> WindowSample {
         self.window_detail_between(start, end).into()
     }
@@ -560,11 +604,20 @@ impl ServiceHandle {
     }
 
     fn sum_seconds(&self, first: u64, last: u64, start: Timestamp, end: Timestamp) -> WindowDetail {
+        let client = |ring: &OnceLock<WindowRing>| {
+            ring.get()
+                .map(|ring| ring.sum(first, last))
+                .unwrap_or_default()
+        };
         WindowDetail {
             start,
             end,
             stable: self.state.stable_window.sum(first, last),
             canary: self.state.canary_window.sum(first, last),
+            chosen_by_client: ChosenByClient {
+                stable: client(&self.state.client_stable_window),
+                canary: client(&self.state.client_canary_window),
+            },
         }
     }
 

@@ -5,6 +5,9 @@ use std::net::SocketAddr;
 use rampart_core::Timestamp;
 use serde::Serialize;
 
+use std::sync::atomic::Ordering;
+
+use crate::metrics::counters::SetCounters;
 use crate::upstream::{DrainReport, InstanceState};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -29,6 +32,29 @@ pub struct TrafficStatus {
 pub struct SetStatus {
     pub version: String,
     pub instances: Vec<InstanceStatus>,
+    /// Requests the split sent to this version, since it joined the set: the judge's
+    /// evidence.
+    pub split: RequestCounts,
+    /// Requests whose client picked this set with the version header; never judged.
+    pub chosen_by_client: RequestCounts,
+}
+
+/// Cumulative request counts of one set and version.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct RequestCounts {
+    pub requests: u64,
+    pub errors: u64,
+    pub in_flight: u64,
+}
+
+impl RequestCounts {
+    pub(crate) fn of(counters: &SetCounters) -> Self {
+        Self {
+            requests: counters.requests.load(Ordering::Relaxed),
+            errors: counters.errors.load(Ordering::Relaxed),
+            in_flight: counters.in_flight.load(Ordering::Relaxed).max(0) as u64,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -37,6 +37,15 @@ impl SetKind {
     }
 }
 
+/// Who decided which set a request went to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Assignment {
+    /// The split, at random: the judge's evidence.
+    Split,
+    /// The client, with the version header: counted apart, never judged.
+    Client,
+}
+
 /// Instances that run one version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UpstreamSet {
@@ -68,10 +77,20 @@ pub(crate) struct ActiveSet {
     pub(crate) kind: SetKind,
     pub(crate) version: String,
     pub(crate) instances: Vec<Arc<Upstream>>,
+    /// Requests the split sent here.
     pub(crate) counters: Arc<SetCounters>,
+    /// Requests whose client picked this set.
+    pub(crate) client_counters: Arc<SetCounters>,
 }
 
 impl ActiveSet {
+    pub(crate) fn counters_for(&self, assignment: Assignment) -> &Arc<SetCounters> {
+        match assignment {
+            Assignment::Split => &self.counters,
+            Assignment::Client => &self.client_counters,
+        }
+    }
+
     pub(crate) fn addrs(&self) -> impl Iterator<Item = SocketAddr> + '_ {
         self.instances.iter().map(|u| u.addr)
     }

@@ -23,33 +23,31 @@ async fn known_traffic_gives_exact_counts_and_sane_quantiles() {
     let handle = router.service("shop").unwrap();
     let addr = handle.listen_addr();
     let client = client();
-    let to = |set: &'static str| [("x-rampart-version", set)];
+    // The split steers (weights 0 and 100 are absolute): only its requests are judged.
+    let to = |set: &str| {
+        handle
+            .set_weight(if set == "canary" { 100.0 } else { 0.0 })
+            .unwrap()
+    };
 
     // Second t0: 30 ok + 10 errors on stable, 20 slow successes on canary.
+    to("stable");
     for _ in 0..30 {
-        get(&client, addr, "/", &to("stable")).await;
+        get(&client, addr, "/", &[]).await;
     }
     for _ in 0..10 {
-        assert_eq!(
-            get(&client, addr, "/status/503", &to("stable"))
-                .await
-                .status,
-            503
-        );
+        assert_eq!(get(&client, addr, "/status/503", &[]).await.status, 503);
     }
+    to("canary");
     for _ in 0..20 {
-        get(&client, addr, "/sleep/25", &to("canary")).await;
+        get(&client, addr, "/sleep/25", &[]).await;
     }
     // Second t0 + 1: 5 client errors on canary.
     clock.advance(Duration::from_secs(1));
     for _ in 0..5 {
-        assert_eq!(
-            get(&client, addr, "/status/404", &to("canary"))
-                .await
-                .status,
-            404
-        );
+        assert_eq!(get(&client, addr, "/status/404", &[]).await.status, 404);
     }
+    to("stable");
 
     let first = handle.window_between(t0, t0.saturating_add(Duration::from_secs(1)));
     assert_eq!(first.stable.requests, 40);
@@ -74,12 +72,12 @@ async fn known_traffic_gives_exact_counts_and_sane_quantiles() {
 
     // Ten minutes later the ring has moved on; the old seconds are gone, not misfiled.
     clock.advance(Duration::from_secs(700));
-    get(&client, addr, "/", &to("stable")).await;
+    get(&client, addr, "/", &[]).await;
     assert_eq!(handle.window(Duration::from_secs(600)).stable.requests, 1);
 
     // Switched off, nothing is recorded.
     handle.set_metrics_enabled(false);
-    get(&client, addr, "/", &to("stable")).await;
+    get(&client, addr, "/", &[]).await;
     assert_eq!(handle.window(Duration::from_secs(600)).stable.requests, 1);
     assert!(!handle.status().metrics_enabled);
 }
@@ -125,21 +123,72 @@ async fn metrics_exposition_has_the_labelled_series() {
     prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
     assert_eq!(slow.await.unwrap().status, 200);
 
+    // The header's requests are the client's choice: their own series.
     for line in [
         "# TYPE rampart_router_requests counter",
         r#"rampart_router_requests_total{service="shop",set="stable",version="v1"} 7"#,
-        r#"rampart_router_requests_total{service="shop",set="canary",version="v2"} 3"#,
+        r#"rampart_router_requests_total{service="shop",set="canary",version="v2"} 0"#,
+        r#"rampart_router_requests_total{service="shop",set="canary",version="v2",chosen_by="client"} 3"#,
+        r#"rampart_router_requests_total{service="shop",set="stable",version="v1",chosen_by="client"} 0"#,
         r#"rampart_router_responses_total{service="shop",set="stable",version="v1",class="2xx"} 7"#,
-        r#"rampart_router_responses_total{service="shop",set="canary",version="v2",class="5xx"} 3"#,
-        r#"rampart_router_errors_total{service="shop",set="canary",version="v2"} 3"#,
+        r#"rampart_router_responses_total{service="shop",set="canary",version="v2",chosen_by="client",class="5xx"} 3"#,
+        r#"rampart_router_errors_total{service="shop",set="canary",version="v2",chosen_by="client"} 3"#,
+        r#"rampart_router_errors_total{service="shop",set="canary",version="v2"} 0"#,
         r#"rampart_router_errors_total{service="shop",set="stable",version="v1"} 0"#,
         r#"rampart_router_in_flight{service="shop",set="stable",version="v1"} 0"#,
-        r#"rampart_router_in_flight{service="shop",set="canary",version="v2"} 1"#,
+        r#"rampart_router_in_flight{service="shop",set="canary",version="v2",chosen_by="client"} 1"#,
         "# TYPE rampart_router_request_duration_seconds histogram",
         r#"rampart_router_request_duration_seconds_count{service="shop",set="stable",version="v1"} 7"#,
-        r#"rampart_router_request_duration_seconds_bucket{le="+Inf",service="shop",set="canary",version="v2"} 3"#,
+        r#"rampart_router_request_duration_seconds_bucket{le="+Inf",service="shop",set="canary",version="v2",chosen_by="client"} 3"#,
         r#"rampart_router_request_duration_seconds_bucket{le="10.0",service="shop",set="stable",version="v1"} 7"#,
     ] {
         assert!(text.contains(line), "missing {line:?} in\n{text}");
     }
+}
+
+#[tokio::test]
+async fn requests_that_pick_their_set_are_counted_apart_and_never_judged() {
+    let stable = TestUpstream::start("stable").await;
+    let canary = TestUpstream::start("canary").await;
+    let router = start(route(settings(), &[&stable], &[&canary], 0.0)).await;
+    let handle = router.service("shop").unwrap();
+    let addr = handle.listen_addr();
+    let client = client();
+    for _ in 0..12 {
+        let reply = get(
+            &client,
+            addr,
+            "/status/500",
+            &[("x-rampart-version", "canary")],
+        )
+        .await;
+        assert_eq!(reply.upstream(), "canary");
+    }
+    for _ in 0..4 {
+        get(&client, addr, "/", &[("x-rampart-version", "stable")]).await;
+    }
+    for _ in 0..5 {
+        get(&client, addr, "/", &[]).await;
+    }
+
+    // The judge's sample holds only the split's five stable requests.
+    let judged = handle.window(Duration::from_secs(60));
+    assert_eq!((judged.stable.requests, judged.canary.requests), (5, 0));
+    assert_eq!(judged.canary.errors, 0);
+    let detail = handle.window_detail(Duration::from_secs(60));
+    assert_eq!(detail.chosen_by_client.canary.sample.requests, 12);
+    assert_eq!(detail.chosen_by_client.canary.sample.errors, 12);
+    assert_eq!(detail.chosen_by_client.stable.sample.requests, 4);
+    assert_eq!(detail.stable.sample.requests, 5);
+
+    // The status says the same, per set.
+    let status = handle.status();
+    let canary_status = status.canary.unwrap();
+    assert_eq!(canary_status.split.requests, 0);
+    assert_eq!(canary_status.chosen_by_client.requests, 12);
+    assert_eq!(canary_status.chosen_by_client.errors, 12);
+    assert_eq!(status.stable.split.requests, 5);
+    assert_eq!(status.stable.chosen_by_client.requests, 4);
+    let json = serde_json::to_value(handle.window_detail(Duration::from_secs(60))).unwrap();
+    assert_eq!(json["chosen_by_client"]["canary"]["sample"]["requests"], 12);
 }

@@ -142,7 +142,7 @@ async fn a_sticky_client_stays_on_its_set_until_the_next_rollout() {
         let cookie = reply.headers["set-cookie"].to_str().unwrap().to_owned();
         let value = cookie.split(';').next().unwrap().to_owned();
         assert!(
-            value.ends_with(&format!(".{}", reply.upstream())),
+            value.contains(&format!(".{}.", reply.upstream())),
             "{value}"
         );
         cookies.push((value, reply.upstream().to_owned()));
@@ -159,6 +159,19 @@ async fn a_sticky_client_stays_on_its_set_until_the_next_rollout() {
             assert!(!reply.headers.contains_key("set-cookie"));
         }
     }
+
+    // A cookie the client wrote itself is not the split's decision: decided anew.
+    handle.set_weight(0.0).unwrap();
+    let generation = handle.status().generation;
+    let forged = format!("rampart_set={generation}.canary.0123456789abcdef");
+    let reply = get(&client, addr, "/", &[("cookie", &forged)]).await;
+    assert_eq!(reply.upstream(), "stable");
+    assert!(
+        reply.headers["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains(".stable.")
+    );
 
     // A new canary version is a new rollout: old cookies are decided anew.
     handle.set_canary(Some(UpstreamSet::new("v3", vec![canary.addr])));

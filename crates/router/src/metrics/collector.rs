@@ -14,7 +14,8 @@ use crate::service::ServiceState;
 
 type Labels = Vec<(&'static str, String)>;
 
-/// Exports `rampart_router_*` series labelled `service`, `set` and `version`.
+/// Exports `rampart_router_*` series labelled `service`, `set` and `version`; those
+/// of requests whose client picked the set also carry `chosen_by="client"`.
 #[derive(Debug, Clone)]
 pub struct RouterCollector {
     pub(crate) services: Arc<Vec<Arc<ServiceState>>>,
@@ -31,7 +32,12 @@ impl RouterCollector {
                     ("set", set.kind.as_str().to_owned()),
                     ("version", set.version.clone()),
                 ];
+                // The split's requests keep the plain labels; the client-chosen ones
+                // are the same series with `chosen_by="client"`.
+                let mut client = labels.clone();
+                client.push(("chosen_by", "client".to_owned()));
                 rows.push((labels, Arc::clone(&set.counters)));
+                rows.push((client, Arc::clone(&set.client_counters)));
             }
         }
         rows
