@@ -31,6 +31,13 @@
 //! - **Retries**: a request without a body is retried once on another instance
 //!   (same set first) after a connect failure, and for idempotent methods also after
 //!   the connection closed before any response; requests with a body never are.
+//! - **Outcomes belong to the chosen set**: a request is recorded once, against the
+//!   set the split (or the client's header) chose for it. A failed attempt there — a
+//!   refused or reset connection, a timeout, a 5xx — is that set's error even when a
+//!   retry on another instance, possibly of the other set, then serves the client;
+//!   the retry's answer is charged to no set (it is counted in `retries`). A chosen
+//!   set with no instance to take the request is charged a 503. So a canary that
+//!   resets connections shows up as canary errors instead of stable successes.
 //! - **Outliers**: N consecutive 5xx, connect failures or timeouts eject an instance
 //!   for `outlier_base_ejection × 2^k` (k = earlier ejections, capped at 6); the last
 //!   available instance of a set is never ejected.
@@ -65,6 +72,7 @@ mod error;
 mod headers;
 mod limit;
 mod metrics;
+mod outcome;
 mod pool;
 mod problem;
 mod proxy;

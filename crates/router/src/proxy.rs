@@ -16,6 +16,7 @@ use hyper_util::rt::TokioIo;
 
 use crate::body::{ForwardBody, ProxyBody, RequestGuard, SetGauge, UpstreamBody};
 use crate::headers;
+use crate::outcome::Outcome;
 use crate::pool::{self, Reusable};
 use crate::problem::Problem;
 use crate::service::ServiceState;
@@ -59,6 +60,15 @@ impl Failure {
             source = cause.source();
         }
         Failure::Other(error_chain(error))
+    }
+
+    /// The problem the router answers with when this failure ends the request.
+    fn problem(&self) -> Problem {
+        match self {
+            Failure::Connect(_) => Problem::UpstreamUnreachable,
+            Failure::ClosedEarly(_) | Failure::Other(_) => Problem::UpstreamFailed,
+            Failure::Timeout => Problem::UpstreamTimeout,
+        }
     }
 
     /// A connect failure sent nothing, so any request may go elsewhere; a connection
@@ -165,12 +175,21 @@ pub(crate) async fn handle(
             Begin::NoInstance => break,
         }
     }
+    // Charged to the chosen set whoever answers in the end (see `outcome`); taken
+    // when recorded, so a request is recorded once.
+    let outcome = Outcome::new(Arc::clone(state), &table, kind, assignment, started);
     let Some((served, in_flight)) = first_pick else {
         let response = Problem::NoUpstream
             .response(&state.name, "the service has no instance to send to".into());
-        record_local(state, &table, kind, assignment, response.status(), started);
+        outcome.finish(response.status().as_u16(), true);
         return Ok(response);
     };
+    let mut outcome = Some(outcome);
+    if let Some(chosen) = outcome.take_if(|o| o.kind() != served) {
+        // The chosen set had no instance to take it: its failure, although the other
+        // set serves the client.
+        chosen.finish(Problem::NoUpstream.status().as_u16(), true);
+    }
 
     let set = table.set(served).unwrap_or(&table.stable);
     prepare_forward(&mut parts, client);
@@ -182,9 +201,15 @@ pub(crate) async fn handle(
         in_flight.upstream(),
     )
     .await;
-    let (set, in_flight, outcome) = match (first, retry_parts) {
+    let (set, in_flight, result) = match (first, retry_parts) {
         (Err(failure), Some(parts)) if failure.retryable(idempotent) => {
             state.upstream_failed(set, in_flight.upstream(), now_ms);
+            // The failed attempt is the chosen set's outcome; the retry only serves
+            // the client.
+            if let Some(chosen) = outcome.take() {
+                chosen.count_retry();
+                chosen.finish(failure.problem().status().as_u16(), true);
+            }
             let failed = in_flight.upstream().addr;
             drop(in_flight);
             match begin_on(state, &table, set.kind, assignment, now_ms, Some(failed)) {
@@ -201,53 +226,34 @@ pub(crate) async fn handle(
                     (retry_set, retry_in_flight, second)
                 }
                 Begin::Raced | Begin::NoInstance => {
-                    let response = failure_response(state, failure);
-                    record_local(
-                        state,
-                        &table,
-                        set.kind,
-                        assignment,
-                        response.status(),
-                        started,
-                    );
-                    return Ok(response);
+                    return Ok(failure_response(state, failure));
                 }
             }
         }
         (other, _) => (set, in_flight, other),
     };
 
-    let (mut response, connection) = match outcome {
+    let (mut response, connection) = match result {
         Ok(exchanged) => exchanged,
         Err(failure) => {
             state.upstream_failed(set, in_flight.upstream(), now_ms);
             let response = failure_response(state, failure);
-            record_local(
-                state,
-                &table,
-                set.kind,
-                assignment,
-                response.status(),
-                started,
-            );
+            if let Some(chosen) = outcome.take() {
+                chosen.finish(response.status().as_u16(), true);
+            }
             return Ok(response);
         }
     };
 
     let status = response.status();
-    let latency_us = started.elapsed().as_micros() as u64;
     if status.is_server_error() {
         state.upstream_failed(set, in_flight.upstream(), now_ms);
     } else {
         in_flight.upstream().record_success();
     }
-    state.record(
-        set,
-        assignment,
-        status.as_u16(),
-        status.is_server_error(),
-        latency_us,
-    );
+    if let Some(chosen) = outcome.take() {
+        chosen.finish(status.as_u16(), status.is_server_error());
+    }
 
     let switching = status == StatusCode::SWITCHING_PROTOCOLS && upgrade;
     headers::strip_hop_by_hop(response.headers_mut(), switching);
@@ -423,43 +429,18 @@ async fn exchange(
 }
 
 fn failure_response(state: &ServiceState, failure: Failure) -> Response<ProxyBody> {
-    let (problem, detail) = match failure {
-        Failure::Connect(e) => (
-            Problem::UpstreamUnreachable,
-            format!("no upstream instance could be reached: {e}"),
-        ),
-        Failure::ClosedEarly(e) | Failure::Other(e) => (
-            Problem::UpstreamFailed,
-            format!("the upstream failed before responding: {e}"),
-        ),
-        Failure::Timeout => (
-            Problem::UpstreamTimeout,
-            format!(
-                "no response from the upstream within {}",
-                state.settings.request_timeout
-            ),
+    let problem = failure.problem();
+    let detail = match failure {
+        Failure::Connect(e) => format!("no upstream instance could be reached: {e}"),
+        Failure::ClosedEarly(e) | Failure::Other(e) => {
+            format!("the upstream failed before responding: {e}")
+        }
+        Failure::Timeout => format!(
+            "no response from the upstream within {}",
+            state.settings.request_timeout
         ),
     };
     problem.response(&state.name, detail)
-}
-
-/// Records a request the router answered itself (all of them errors).
-fn record_local(
-    state: &ServiceState,
-    table: &ActiveTable,
-    kind: SetKind,
-    assignment: Assignment,
-    status: StatusCode,
-    started: Instant,
-) {
-    let set = table.set(kind).unwrap_or(&table.stable);
-    state.record(
-        set,
-        assignment,
-        status.as_u16(),
-        true,
-        started.elapsed().as_micros() as u64,
-    );
 }
 
 /// Copies bytes both ways between the upgraded client and upstream connections until

@@ -199,11 +199,13 @@ impl ServiceState {
             .any(|network| network.contains(&client))
     }
 
-    /// Records one finished request against `set`, apart by who assigned it.
+    /// Records one finished request against set `kind` (whose counters for
+    /// `assignment` are `counters`), apart by who assigned it.
     pub(crate) fn record(
         &self,
-        set: &ActiveSet,
+        kind: SetKind,
         assignment: Assignment,
+        counters: &SetCounters,
         status: u16,
         error: bool,
         latency_us: u64,
@@ -212,10 +214,9 @@ impl ServiceState {
             return;
         }
         let class = status_class(status);
-        set.counters_for(assignment)
-            .record(class, error, latency_us);
+        counters.record(class, error, latency_us);
         let second = self.clock.now().as_secs();
-        self.window_ring(set.kind, assignment)
+        self.window_ring(kind, assignment)
             .record(second, class, error, latency_us);
     }
 

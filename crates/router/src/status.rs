@@ -44,6 +44,9 @@ pub struct SetStatus {
 pub struct RequestCounts {
     pub requests: u64,
     pub errors: u64,
+    /// Errors that were failed attempts retried on another instance (the client got
+    /// the retry's answer).
+    pub retries: u64,
     pub in_flight: u64,
 }
 
@@ -52,6 +55,7 @@ impl RequestCounts {
         Self {
             requests: counters.requests.load(Ordering::Relaxed),
             errors: counters.errors.load(Ordering::Relaxed),
+            retries: counters.retries.load(Ordering::Relaxed),
             in_flight: counters.in_flight.load(Ordering::Relaxed).max(0) as u64,
         }
     }

@@ -81,8 +81,13 @@ async fn a_killed_upstream_is_retried_around_ejected_and_counted() {
         assert_problem(&reply, 502, "upstream_unreachable");
         bad += 1;
     }
+    // Each request is counted once. Every error was a failed first attempt that was
+    // retried: on `b` while `a` died (the client got b's answer), and on the ejected
+    // `a` once both were gone (the client got the 502).
     let window = handle.window(Duration::from_secs(600));
-    assert_eq!(window.stable.errors, bad);
+    let retried = handle.status().stable.split.retries;
+    assert!(retried > bad, "{retried}");
+    assert_eq!(window.stable.errors, retried);
     assert_eq!(window.stable.requests, 600 + bad);
     let b_status = handle
         .status()
@@ -171,4 +176,84 @@ async fn outlier_detection_can_be_switched_off_at_run_time() {
     assert_eq!(canary.instances[0].consecutive_failures, 5);
     assert_eq!(canary.instances[0].state, InstanceState::Active);
     assert!(!handle.status().outlier_detection);
+}
+
+/// The split's canary share, sent to a canary that swallows its requests: the client
+/// is served by stable after a retry, and the judge sees every one as a canary error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_that_resets_connections_is_charged_for_it() {
+    let stable = TestUpstream::start("stable").await;
+    let resetting = ResettingUpstream::start().await;
+    let refused = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    for canary in [resetting.addr, refused] {
+        let mut route = route(settings(), &[&stable], &[], 0.0);
+        route.canary = Some(rampart_router::UpstreamSet::new("v2", vec![canary]));
+        route.canary_weight = 50.0;
+        let router = start(route).await;
+        let handle = router.service("shop").unwrap();
+        let addr = handle.listen_addr();
+        let client = client();
+        for _ in 0..200 {
+            let reply = get(&client, addr, "/", &[]).await;
+            assert_eq!(reply.status, 200, "the client is served by the retry");
+            assert_eq!(reply.upstream(), "stable");
+        }
+        let window = handle.window(Duration::from_secs(600));
+        assert_eq!(
+            window.canary.requests, 100,
+            "{canary}: the split's exact share"
+        );
+        assert_eq!(
+            window.canary.errors, 100,
+            "{canary}: every canary request failed"
+        );
+        assert_eq!(
+            window.stable.requests, 100,
+            "retries are not stable's evidence"
+        );
+        assert_eq!(window.stable.errors, 0);
+        let status = handle.status();
+        assert_eq!(status.canary.unwrap().split.retries, 100);
+        router.shutdown(Duration::from_secs(1)).await;
+    }
+    assert!(resetting.accepted.load(std::sync::atomic::Ordering::SeqCst) >= 100);
+}
+
+/// Without a retry (the request has a body) or with a timeout, the failure is the
+/// chosen set's too, whatever the weights.
+#[tokio::test]
+async fn failures_without_a_retry_belong_to_the_chosen_set() {
+    let stable = TestUpstream::start("stable").await;
+    let slow = TestUpstream::start("slow-canary").await;
+    let resetting = ResettingUpstream::start().await;
+    let mut cfg = settings();
+    cfg.request_timeout = rampart_config::Duration::from_millis(100);
+    let router = start(route(cfg, &[&stable], &[&slow], 100.0)).await;
+    let handle = router.service("shop").unwrap();
+    let addr = handle.listen_addr();
+    let reply = get(&client(), addr, "/sleep/2000", &[]).await;
+    assert_problem(&reply, 504, "upstream_timeout");
+
+    handle.set_canary(Some(rampart_router::UpstreamSet::new(
+        "v3",
+        vec![resetting.addr],
+    )));
+    let request = http::Request::post(format!("http://{addr}/upload"))
+        .body(http_body_util::BodyExt::boxed(http_body_util::Full::new(
+            bytes::Bytes::from_static(b"payload"),
+        )))
+        .unwrap();
+    let response = client().request(request).await.unwrap();
+    assert_eq!(
+        response.status(),
+        502,
+        "a request with a body is never retried"
+    );
+
+    let window = handle.window(Duration::from_secs(600));
+    assert_eq!((window.canary.requests, window.canary.errors), (2, 2));
+    assert_eq!(window.stable.requests, 0);
 }

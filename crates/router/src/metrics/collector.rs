@@ -89,12 +89,22 @@ impl Collector for RouterCollector {
 
         let mut family = encoder.encode_descriptor(
             "rampart_router_errors",
-            "5xx responses plus connect failures and timeouts.",
+            "5xx responses, connect failures, connections closed early and timeouts, charged to the set chosen for the request.",
             None,
             MetricType::Counter,
         )?;
         for (labels, c) in &rows {
             Counter(c.errors.load(Ordering::Relaxed)).encode(family.encode_family(labels)?)?;
+        }
+
+        let mut family = encoder.encode_descriptor(
+            "rampart_router_retries",
+            "Failed attempts (connect failure, connection closed) retried on another instance; each is also an error of this set.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (labels, c) in &rows {
+            Counter(c.retries.load(Ordering::Relaxed)).encode(family.encode_family(labels)?)?;
         }
 
         let mut family = encoder.encode_descriptor(

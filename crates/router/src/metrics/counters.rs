@@ -13,6 +13,9 @@ pub(crate) struct SetCounters {
     pub(crate) requests: AtomicU64,
     pub(crate) classes: [AtomicU64; 5],
     pub(crate) errors: AtomicU64,
+    /// Failed attempts retried on another instance (counted as errors here; the
+    /// retry's answer went to the client uncounted).
+    pub(crate) retries: AtomicU64,
     pub(crate) in_flight: AtomicI64,
     /// Non-cumulative counts per bound, plus one for "above the last bound".
     duration_buckets: [AtomicU64; DURATION_BOUNDS_SECS.len() + 1],

@@ -195,6 +195,45 @@ pub fn chunks(total: u64) -> impl futures_util::Stream<Item = Bytes> + Send + 's
 
 /// The defaults, plus the version header for clients on 127.0.0.1 (every test client),
 /// so tests can steer requests to a set.
+/// An upstream that accepts connections, reads the request and closes without a
+/// word, as a crashing instance does. Counts the requests it swallowed.
+pub struct ResettingUpstream {
+    pub addr: SocketAddr,
+    pub accepted: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ResettingUpstream {
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicU64::new(0));
+        let counter = accepted.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    use tokio::io::AsyncReadExt;
+                    let mut buf = [0u8; 4096];
+                    let _ = stream.read(&mut buf).await;
+                    drop(stream);
+                });
+            }
+        });
+        Self {
+            addr,
+            accepted,
+            task,
+        }
+    }
+}
+
+impl Drop for ResettingUpstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 pub fn settings() -> RouterConfig {
     RouterConfig {
         version_header: Some("x-rampart-version".into()),
