@@ -1,6 +1,9 @@
 //! Body types. Both directions stream frame by frame (no buffering), so memory stays
 //! flat for any body size; the response body also carries the request's in-flight
-//! accounting, which ends only when the last byte has been passed on.
+//! accounting, which ends only when the last byte has been passed on, and its
+//! outcome, recorded when the body ends: latency is measured to the end of the body
+//! (an upstream that streams slowly is slow), and a body that fails midway is an
+//! error.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -13,6 +16,7 @@ use hyper::body::Incoming;
 
 use crate::limit::Permit;
 use crate::metrics::counters::SetCounters;
+use crate::outcome::Outcome;
 use crate::pool::Reusable;
 use crate::upstream::InFlight;
 
@@ -62,22 +66,58 @@ pub(crate) struct UpstreamBody {
     ended: bool,
     /// The connection it arrives on, back to the pool once the body has ended.
     connection: Option<Reusable>,
+    /// Recorded when the body ends (or fails, or the client stops reading).
+    outcome: Option<PendingOutcome>,
     _guard: RequestGuard,
 }
 
+/// A request's outcome waiting for its response body to end.
+#[derive(Debug)]
+pub(crate) struct PendingOutcome {
+    pub(crate) outcome: Outcome,
+    pub(crate) status: u16,
+    /// The status alone makes it an error (5xx).
+    pub(crate) error: bool,
+}
+
+impl PendingOutcome {
+    fn finish(self, failed_midway: bool) {
+        self.outcome
+            .finish(self.status, self.error || failed_midway);
+    }
+}
+
 impl UpstreamBody {
-    pub(crate) fn new(inner: Incoming, connection: Reusable, guard: RequestGuard) -> Self {
+    pub(crate) fn new(
+        inner: Incoming,
+        connection: Reusable,
+        guard: RequestGuard,
+        outcome: Option<PendingOutcome>,
+    ) -> Self {
         Self {
             inner,
             ended: false,
             connection: Some(connection),
+            outcome,
             _guard: guard,
+        }
+    }
+
+    fn end(&mut self, failed_midway: bool) {
+        self.ended = !failed_midway;
+        if let Some(pending) = self.outcome.take() {
+            pending.finish(failed_midway);
         }
     }
 }
 
 impl Drop for UpstreamBody {
     fn drop(&mut self) {
+        // The client stopped reading before the end: not the upstream's failure, but
+        // the time it had taken so far still counts.
+        if let Some(pending) = self.outcome.take() {
+            pending.finish(false);
+        }
         // A body cut short leaves the connection mid-message: it is closed instead.
         if let Some(connection) = self.connection.take()
             && (self.ended || self.inner.is_end_stream())
@@ -109,8 +149,9 @@ impl Body for ProxyBody {
             ProxyBody::Upstream(body) => {
                 let frame = Pin::new(&mut body.inner).poll_frame(cx);
                 match &frame {
-                    Poll::Ready(None) => body.ended = true,
-                    Poll::Ready(Some(Ok(_))) if body.inner.is_end_stream() => body.ended = true,
+                    Poll::Ready(None) => body.end(false),
+                    Poll::Ready(Some(Ok(_))) if body.inner.is_end_stream() => body.end(false),
+                    Poll::Ready(Some(Err(_))) => body.end(true),
                     _ => {}
                 }
                 frame

@@ -28,6 +28,10 @@
 //! - **Timeouts**: `connect_timeout` bounds the TCP connect; `request_timeout` bounds
 //!   the time to the upstream's response head (504). Bodies then stream without a
 //!   deadline, so long downloads are not cut.
+//! - **Latency** is measured from the request's arrival to the end of the response
+//!   body, so an upstream that sends its head at once and its body slowly is slow; a
+//!   body that fails midway is an error; a client that stops reading is recorded
+//!   with the time until then.
 //! - **Retries**: a request without a body is retried once on another instance
 //!   (same set first) after a connect failure, and for idempotent methods also after
 //!   the connection closed before any response; requests with a body never are.

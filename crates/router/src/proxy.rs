@@ -14,7 +14,7 @@ use http_body::Body as _;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
-use crate::body::{ForwardBody, ProxyBody, RequestGuard, SetGauge, UpstreamBody};
+use crate::body::{ForwardBody, PendingOutcome, ProxyBody, RequestGuard, SetGauge, UpstreamBody};
 use crate::headers;
 use crate::outcome::Outcome;
 use crate::pool::{self, Reusable};
@@ -251,10 +251,6 @@ pub(crate) async fn handle(
     } else {
         in_flight.upstream().record_success();
     }
-    if let Some(chosen) = outcome.take() {
-        chosen.finish(status.as_u16(), status.is_server_error());
-    }
-
     let switching = status == StatusCode::SWITCHING_PROTOCOLS && upgrade;
     headers::strip_hop_by_hop(response.headers_mut(), switching);
     if issue_cookie
@@ -274,6 +270,18 @@ pub(crate) async fn handle(
         _gauge: in_flight.gauge,
     };
 
+    // Recorded when the body has been passed on; now when there is none.
+    let mut pending = outcome.take().map(|outcome| PendingOutcome {
+        outcome,
+        status: status.as_u16(),
+        error: status.is_server_error(),
+    });
+    if (switching || response.body().is_end_stream())
+        && let Some(pending) = pending.take()
+    {
+        pending.outcome.finish(pending.status, pending.error);
+    }
+
     if switching {
         // The connection now belongs to the tunnel.
         drop(connection);
@@ -292,7 +300,7 @@ pub(crate) async fn handle(
     let (parts, inner) = response.into_parts();
     Ok(Response::from_parts(
         parts,
-        ProxyBody::Upstream(UpstreamBody::new(inner, connection, guard)),
+        ProxyBody::Upstream(UpstreamBody::new(inner, connection, guard, pending)),
     ))
 }
 

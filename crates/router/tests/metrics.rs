@@ -192,3 +192,49 @@ async fn requests_that_pick_their_set_are_counted_apart_and_never_judged() {
     let json = serde_json::to_value(handle.window_detail(Duration::from_secs(60))).unwrap();
     assert_eq!(json["chosen_by_client"]["canary"]["sample"]["requests"], 12);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latency_runs_to_the_end_of_the_body_and_a_body_cut_short_is_an_error() {
+    let stable = TestUpstream::start("stable").await;
+    let canary = TestUpstream::start("canary").await;
+    let router = start(route(settings(), &[&stable], &[&canary], 0.0)).await;
+    let handle = router.service("shop").unwrap();
+    let addr = handle.listen_addr();
+    let client = client();
+    for _ in 0..5 {
+        assert_eq!(get(&client, addr, "/", &[]).await.text(), "stable");
+    }
+    // The canary answers its head at once and finishes its body 300 ms later.
+    handle.set_weight(100.0).unwrap();
+    for _ in 0..5 {
+        let reply = get(&client, addr, "/slowbody/300", &[]).await;
+        assert_eq!(reply.text(), "head start, slow end");
+    }
+    let window = handle.window(Duration::from_secs(600));
+    let canary_p50 = window.canary.latency.quantile_us(0.5).unwrap();
+    let stable_p50 = window.stable.latency.quantile_us(0.5).unwrap();
+    assert!(canary_p50 >= 290_000, "canary p50 {canary_p50} µs");
+    assert!(stable_p50 < canary_p50, "stable p50 {stable_p50} µs");
+    assert_eq!(window.canary.errors, 0);
+
+    // A body that stops short of its length fails the client's read and is an error.
+    let request = http::Request::get(format!("http://{addr}/cutbody"))
+        .body(http_body_util::BodyExt::boxed(http_body_util::Empty::new()))
+        .unwrap();
+    let response = client.request(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .is_err()
+    );
+    let mut window = handle.window(Duration::from_secs(600));
+    for _ in 0..100 {
+        if window.canary.requests == 6 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        window = handle.window(Duration::from_secs(600));
+    }
+    assert_eq!((window.canary.requests, window.canary.errors), (6, 1));
+}

@@ -121,7 +121,7 @@ impl Collector for RouterCollector {
 
         let mut family = encoder.encode_descriptor(
             "rampart_router_request_duration_seconds",
-            "Time from request to response head.",
+            "Time from the request's arrival to the end of the response body.",
             None,
             MetricType::Histogram,
         )?;

@@ -30,7 +30,9 @@ pub type TestBody = BoxBody<Bytes, Infallible>;
 ///
 /// Paths: `/` answers its name; `/status/<code>` answers that status; `/sleep/<ms>`
 /// waits first; `/upload` counts the request body's bytes; `/download/<bytes>`
-/// streams that many bytes; `/ws` is a WebSocket echo.
+/// streams that many bytes; `/slowbody/<ms>` sends its head and a first chunk at once
+/// and the rest after that many ms; `/cutbody` promises 1000 bytes and closes after
+/// 10; `/ws` is a WebSocket echo.
 pub struct TestUpstream {
     pub addr: SocketAddr,
     pub name: String,
@@ -142,6 +144,44 @@ async fn respond(
                 .header("x-upstream", name.as_str())
                 .header("content-length", total.to_string())
                 .body(BodyExt::boxed(body))
+                .unwrap()
+        }
+        "slowbody" => {
+            let pause = Duration::from_millis(arg.parse().unwrap_or(0));
+            let chunks = futures_util::stream::unfold(0u8, move |sent| async move {
+                match sent {
+                    0 => Some((Bytes::from_static(b"head start,"), 1)),
+                    1 => {
+                        tokio::time::sleep(pause).await;
+                        Some((Bytes::from_static(b" slow end"), 2))
+                    }
+                    _ => None,
+                }
+            });
+            Response::builder()
+                .header("x-upstream", name.as_str())
+                .body(BodyExt::boxed(StreamBody::new(
+                    chunks.map(|c| Ok::<_, Infallible>(Frame::data(c))),
+                )))
+                .unwrap()
+        }
+        "cutbody" => {
+            // The pause lets the head and first bytes go out before the short end.
+            let short = futures_util::stream::unfold(false, |sent| async move {
+                if sent {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    None
+                } else {
+                    Some((
+                        Ok::<_, Infallible>(Frame::data(Bytes::from_static(b"0123456789"))),
+                        true,
+                    ))
+                }
+            });
+            Response::builder()
+                .header("x-upstream", name.as_str())
+                .header("content-length", "1000")
+                .body(BodyExt::boxed(StreamBody::new(short)))
                 .unwrap()
         }
         "ws" => {
