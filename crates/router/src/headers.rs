@@ -68,6 +68,35 @@ fn is_hop_by_hop_or_upgrade(name: &HeaderName) -> bool {
     name == header::UPGRADE || HOP_BY_HOP.contains(&name.as_str())
 }
 
+/// Marks every request this process forwards, with a token of this process, so a
+/// request that comes back (an upstream address that is one of our own listeners) is
+/// recognised and refused instead of forwarded again and again. Another rampart in
+/// front of or behind this one has another token and is not a loop.
+const FORWARDED_MARKER: HeaderName = HeaderName::from_static("x-rampart-forwarded");
+
+fn process_token() -> &'static HeaderValue {
+    static TOKEN: std::sync::OnceLock<HeaderValue> = std::sync::OnceLock::new();
+    TOKEN.get_or_init(|| {
+        HeaderValue::try_from(format!("{:016x}", rand::random::<u64>()))
+            .unwrap_or_else(|_| HeaderValue::from_static("rampart"))
+    })
+}
+
+/// Adds this process's forwarding marker.
+pub(crate) fn mark_forwarded(headers: &mut HeaderMap) {
+    headers.append(FORWARDED_MARKER, process_token().clone());
+}
+
+/// True when this process has already forwarded the request once.
+pub(crate) fn forwarded_by_us(headers: &HeaderMap) -> bool {
+    let token = process_token().as_bytes();
+    headers
+        .get_all(FORWARDED_MARKER)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .any(|t| t.trim_ascii() == token)
+}
+
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
@@ -135,6 +164,34 @@ mod tests {
         strip_hop_by_hop(&mut h, true);
         assert_eq!(h[header::UPGRADE], "websocket");
         assert_eq!(h[header::CONNECTION], "upgrade");
+    }
+
+    #[test]
+    fn recognises_only_its_own_marker() {
+        let mut h = HeaderMap::new();
+        assert!(!forwarded_by_us(&h));
+        h.append(
+            "x-rampart-forwarded",
+            HeaderValue::from_static("0123456789abcdef"),
+        );
+        assert!(!forwarded_by_us(&h), "another rampart's marker");
+        mark_forwarded(&mut h);
+        assert!(forwarded_by_us(&h));
+        let joined = format!(
+            "0123456789abcdef, {}",
+            h.get_all("x-rampart-forwarded")
+                .iter()
+                .nth(1)
+                .unwrap()
+                .to_str()
+                .unwrap()
+        );
+        let mut folded = HeaderMap::new();
+        folded.insert(
+            "x-rampart-forwarded",
+            HeaderValue::try_from(joined).unwrap(),
+        );
+        assert!(forwarded_by_us(&folded));
     }
 
     #[test]

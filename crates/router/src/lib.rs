@@ -49,7 +49,11 @@
 //!   in-flight ones (WebSocket tunnels included) finish within `drain_grace`.
 //! - **Errors** the router answers itself are RFC 9457 `application/problem+json`
 //!   with a `problem` member: `upstream_unreachable` (502), `upstream_failed` (502),
-//!   `upstream_timeout` (504), `no_upstream` (503), `overloaded` (503 + `Retry-After`).
+//!   `upstream_timeout` (504), `no_upstream` (503), `overloaded` (503 + `Retry-After`),
+//!   `loop_detected` (508).
+//! - **Loops**: every forwarded request carries `x-rampart-forwarded` with a token of
+//!   this process; one that arrives carrying it came back through a misconfigured
+//!   upstream (an address of rampart's own) and is answered 508, never forwarded again.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), rampart_router::RouterError> {

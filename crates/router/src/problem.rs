@@ -19,6 +19,8 @@ pub(crate) enum Problem {
     NoUpstream,
     /// The concurrency limit is reached.
     Overloaded,
+    /// The request already passed through this router: an upstream points back at it.
+    LoopDetected,
 }
 
 impl Problem {
@@ -27,6 +29,7 @@ impl Problem {
             Problem::UpstreamUnreachable | Problem::UpstreamFailed => StatusCode::BAD_GATEWAY,
             Problem::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Problem::NoUpstream | Problem::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            Problem::LoopDetected => StatusCode::LOOP_DETECTED,
         }
     }
 
@@ -37,6 +40,7 @@ impl Problem {
             Problem::UpstreamTimeout => "upstream_timeout",
             Problem::NoUpstream => "no_upstream",
             Problem::Overloaded => "overloaded",
+            Problem::LoopDetected => "loop_detected",
         }
     }
 

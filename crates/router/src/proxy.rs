@@ -132,6 +132,14 @@ pub(crate) async fn handle(
 ) -> Result<Response<ProxyBody>, Infallible> {
     let state = &local.state;
     let started = Instant::now();
+    if headers::forwarded_by_us(request.headers()) {
+        // Not a user's request but our own coming back: the one that sent it records
+        // the outcome (this 508).
+        return Ok(Problem::LoopDetected.response(
+            &state.name,
+            "this request was already forwarded by this rampart: an upstream of the service points back at one of rampart's own listeners; fix the instance addresses".into(),
+        ));
+    }
     let Some(permit) = state.limit.try_acquire() else {
         return Ok(Problem::Overloaded.response(
             &state.name,
@@ -363,6 +371,7 @@ fn prepare_forward(parts: &mut Parts, client: SocketAddr) {
     let host = parts.headers.get(header::HOST).cloned();
     let host = host.as_ref().and_then(|h| h.to_str().ok());
     headers::add_forwarding(&mut parts.headers, client, host);
+    headers::mark_forwarded(&mut parts.headers);
     parts.version = Version::HTTP_11;
 }
 

@@ -257,3 +257,24 @@ async fn failures_without_a_retry_belong_to_the_chosen_set() {
     assert_eq!((window.canary.requests, window.canary.errors), (2, 2));
     assert_eq!(window.stable.requests, 0);
 }
+
+/// A stable set that points back at the router itself: the first pass is forwarded,
+/// the second is recognised by the router's own marker and refused.
+#[tokio::test]
+async fn an_upstream_that_is_the_router_itself_gets_508_not_a_loop() {
+    let stable = TestUpstream::start("stable").await;
+    let router = start(route(settings(), &[&stable], &[], 0.0)).await;
+    let handle = router.service("shop").unwrap();
+    let addr = handle.listen_addr();
+    handle.set_stable(rampart_router::UpstreamSet::new("v2", vec![addr]));
+    for _ in 0..5 {
+        let reply = tokio::time::timeout(Duration::from_secs(10), get(&client(), addr, "/", &[]))
+            .await
+            .expect("a loop must not hang");
+        assert_problem(&reply, 508, "loop_detected");
+    }
+    // Each user request is counted once, as the error it is.
+    let window = handle.window(Duration::from_secs(600));
+    assert_eq!((window.stable.requests, window.stable.errors), (5, 5));
+    assert_eq!(stable.hits(), 0);
+}
