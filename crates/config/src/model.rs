@@ -361,7 +361,34 @@ pub struct RouterConfig {
     /// How long a removed instance may finish in-flight requests.
     #[serde(default = "default_drain_grace")]
     pub drain_grace: Duration,
+    /// A client must send a whole request head within this; on an HTTP/1 keep-alive
+    /// connection the wait for the next request counts too. Cuts slowloris clients.
+    #[serde(default = "default_header_read_timeout")]
+    pub header_read_timeout: Duration,
+    /// A connection with no request in flight and no bytes moving for this long is
+    /// closed.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout: Duration,
+    /// A request body that delivers nothing for this long is abandoned (408), and not
+    /// charged to any version.
+    #[serde(default = "default_body_read_timeout")]
+    pub body_read_timeout: Duration,
+    /// Largest request head (request line and headers) in bytes; larger gets 431.
+    #[serde(default = "default_max_header_bytes")]
+    pub max_header_bytes: u32,
+    /// Most header fields in one request; more gets 431.
+    #[serde(default = "default_max_headers")]
+    pub max_headers: u32,
+    /// Open connections from one client IP address; more are closed at once.
+    #[serde(default = "default_max_connections_per_client")]
+    pub max_connections_per_client: u32,
 }
+
+/// Upper bounds of the router's timeouts, so that a typo ("10h" for "10s") cannot
+/// leave slow clients holding connections for ever.
+pub const MAX_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(300);
+pub const MAX_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
+pub const MAX_BODY_READ_TIMEOUT: Duration = Duration::from_secs(3600);
 
 impl Default for RouterConfig {
     fn default() -> Self {
@@ -375,6 +402,12 @@ impl Default for RouterConfig {
             outlier_consecutive_failures: default_outlier_failures(),
             outlier_base_ejection: default_outlier_base_ejection(),
             drain_grace: default_drain_grace(),
+            header_read_timeout: default_header_read_timeout(),
+            idle_timeout: default_idle_timeout(),
+            body_read_timeout: default_body_read_timeout(),
+            max_header_bytes: default_max_header_bytes(),
+            max_headers: default_max_headers(),
+            max_connections_per_client: default_max_connections_per_client(),
         }
     }
 }
@@ -393,6 +426,24 @@ fn default_outlier_base_ejection() -> Duration {
 }
 fn default_drain_grace() -> Duration {
     Duration::from_secs(30)
+}
+fn default_header_read_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_idle_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_body_read_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_max_header_bytes() -> u32 {
+    64 * 1024
+}
+fn default_max_headers() -> u32 {
+    100
+}
+fn default_max_connections_per_client() -> u32 {
+    1024
 }
 
 /// One `[[service.check]]` table. The common keys and the kind's own keys sit side by

@@ -253,6 +253,27 @@ pub(crate) static ROUTER: Table = Table {
         optional("outlier_consecutive_failures", U32, "5"),
         optional("outlier_base_ejection", Ty::Duration, "\"30s\""),
         optional("drain_grace", Ty::Duration, "\"30s\""),
+        optional("header_read_timeout", Ty::Duration, "\"10s\""),
+        optional("idle_timeout", Ty::Duration, "\"60s\""),
+        optional("body_read_timeout", Ty::Duration, "\"30s\""),
+        // hyper's smallest read buffer is 8 KiB; 1 MiB of headers is already abuse.
+        optional(
+            "max_header_bytes",
+            Ty::Integer {
+                min: 8192,
+                max: 1024 * 1024,
+            },
+            "65536",
+        ),
+        optional("max_headers", Ty::Integer { min: 1, max: 1000 }, "100"),
+        optional(
+            "max_connections_per_client",
+            Ty::Integer {
+                min: 1,
+                max: 1_000_000,
+            },
+            "1024",
+        ),
     ],
 };
 

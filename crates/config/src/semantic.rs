@@ -478,6 +478,35 @@ impl Checker<'_, '_> {
                 .help("use letters, digits, `-` and `_` (no spaces, `=`, `;` or quotes), such as \"rampart_version\""),
             );
         }
+        let bounded = [
+            (
+                "header_read_timeout",
+                router.header_read_timeout,
+                crate::model::MAX_HEADER_READ_TIMEOUT,
+            ),
+            (
+                "idle_timeout",
+                router.idle_timeout,
+                crate::model::MAX_IDLE_TIMEOUT,
+            ),
+            (
+                "body_read_timeout",
+                router.body_read_timeout,
+                crate::model::MAX_BODY_READ_TIMEOUT,
+            ),
+        ];
+        for (key, value, max) in bounded {
+            if value > max {
+                self.push(
+                    Finding::new(
+                        self.at.span(&format!("{router_path}.{key}")),
+                        format!("`{key}` is too long: {value}"),
+                        format!("must be at most {max}"),
+                    )
+                    .help("slow clients would hold connections that long; a few seconds is usual"),
+                );
+            }
+        }
         if router.max_concurrency == Some(0) {
             self.push(
                 Finding::new(

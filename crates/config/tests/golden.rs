@@ -76,6 +76,7 @@ golden_cases!(
     structure_and_meaning_errors,
     bad_version_header_from,
     version_header_without_networks,
+    router_timeout_too_long,
 );
 
 #[test]

@@ -5,6 +5,7 @@
 //! (an upstream that streams slowly is slow), and a body that fails midway is an
 //! error.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -181,34 +182,72 @@ impl Body for ProxyBody {
 /// (for a retried request whose body was empty).
 #[derive(Debug)]
 pub(crate) enum ForwardBody {
-    Client(Incoming),
+    Client(ClientBody),
     Empty,
+}
+
+/// The client's request body, abandoned when it delivers nothing for the service's
+/// `body_read_timeout` (a slow client must not hold an upstream connection for ever).
+#[derive(Debug)]
+pub(crate) struct ClientBody {
+    inner: Incoming,
+    timeout: std::time::Duration,
+    silence: Pin<Box<tokio::time::Sleep>>,
+}
+
+/// The client's body stalled; the request is the client's failure, not the upstream's.
+#[derive(Debug, thiserror::Error)]
+#[error("the client sent no request body data for {0:?}")]
+pub(crate) struct BodyReadTimeout(pub(crate) std::time::Duration);
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl ForwardBody {
+    pub(crate) fn client(inner: Incoming, timeout: std::time::Duration) -> Self {
+        ForwardBody::Client(ClientBody {
+            inner,
+            timeout,
+            silence: Box::pin(tokio::time::sleep(timeout)),
+        })
+    }
 }
 
 impl Body for ForwardBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
-            ForwardBody::Client(inner) => Pin::new(inner).poll_frame(cx),
+            ForwardBody::Client(body) => match Pin::new(&mut body.inner).poll_frame(cx) {
+                Poll::Ready(frame) => {
+                    let deadline = tokio::time::Instant::now() + body.timeout;
+                    body.silence.as_mut().reset(deadline);
+                    Poll::Ready(frame.map(|f| f.map_err(BoxError::from)))
+                }
+                Poll::Pending => match body.silence.as_mut().poll(cx) {
+                    Poll::Ready(()) => {
+                        Poll::Ready(Some(Err(Box::new(BodyReadTimeout(body.timeout)))))
+                    }
+                    Poll::Pending => Poll::Pending,
+                },
+            },
             ForwardBody::Empty => Poll::Ready(None),
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match self {
-            ForwardBody::Client(inner) => inner.is_end_stream(),
+            ForwardBody::Client(body) => body.inner.is_end_stream(),
             ForwardBody::Empty => true,
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            ForwardBody::Client(inner) => inner.size_hint(),
+            ForwardBody::Client(body) => body.inner.size_hint(),
             ForwardBody::Empty => SizeHint::with_exact(0),
         }
     }

@@ -32,6 +32,13 @@
 //!   body, so an upstream that sends its head at once and its body slowly is slow; a
 //!   body that fails midway is an error; a client that stops reading is recorded
 //!   with the time until then.
+//! - **Clients**: a request head must arrive within `header_read_timeout` (on an
+//!   HTTP/1 keep-alive connection the wait for the next request counts too), within
+//!   `max_header_bytes` and `max_headers` (else 431); a connection with nothing in
+//!   flight and no bytes moving for `idle_timeout` is closed; a request body silent
+//!   for `body_read_timeout` is answered 408 `client_timeout` and charged to no
+//!   version; one client address may hold `max_connections_per_client` connections,
+//!   more are closed at once.
 //! - **Retries**: a request without a body is retried once on another instance
 //!   (same set first) after a connect failure, and for idempotent methods also after
 //!   the connection closed before any response; requests with a body never are.
@@ -50,7 +57,7 @@
 //! - **Errors** the router answers itself are RFC 9457 `application/problem+json`
 //!   with a `problem` member: `upstream_unreachable` (502), `upstream_failed` (502),
 //!   `upstream_timeout` (504), `no_upstream` (503), `overloaded` (503 + `Retry-After`),
-//!   `loop_detected` (508).
+//!   `loop_detected` (508), `client_timeout` (408), `client_failed` (400).
 //! - **Loops**: every forwarded request carries `x-rampart-forwarded` with a token of
 //!   this process; one that arrives carrying it came back through a misconfigured
 //!   upstream (an address of rampart's own) and is answered 508, never forwarded again.
@@ -76,6 +83,7 @@
 
 mod balance;
 mod body;
+mod connection;
 mod error;
 mod headers;
 mod limit;

@@ -21,6 +21,10 @@ pub(crate) enum Problem {
     Overloaded,
     /// The request already passed through this router: an upstream points back at it.
     LoopDetected,
+    /// The client's request body stalled for longer than `body_read_timeout`.
+    ClientTimeout,
+    /// The client's request body failed (the client went away mid-upload).
+    ClientFailed,
 }
 
 impl Problem {
@@ -30,6 +34,8 @@ impl Problem {
             Problem::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Problem::NoUpstream | Problem::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             Problem::LoopDetected => StatusCode::LOOP_DETECTED,
+            Problem::ClientTimeout => StatusCode::REQUEST_TIMEOUT,
+            Problem::ClientFailed => StatusCode::BAD_REQUEST,
         }
     }
 
@@ -41,6 +47,8 @@ impl Problem {
             Problem::NoUpstream => "no_upstream",
             Problem::Overloaded => "overloaded",
             Problem::LoopDetected => "loop_detected",
+            Problem::ClientTimeout => "client_timeout",
+            Problem::ClientFailed => "client_failed",
         }
     }
 

@@ -14,7 +14,9 @@ use http_body::Body as _;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
-use crate::body::{ForwardBody, PendingOutcome, ProxyBody, RequestGuard, SetGauge, UpstreamBody};
+use crate::body::{
+    BodyReadTimeout, ForwardBody, PendingOutcome, ProxyBody, RequestGuard, SetGauge, UpstreamBody,
+};
 use crate::headers;
 use crate::outcome::Outcome;
 use crate::pool::{self, Reusable};
@@ -33,10 +35,28 @@ enum Failure {
     ClosedEarly(String),
     Other(String),
     Timeout,
+    /// The client's request body failed or stalled: the client's doing, charged to no
+    /// upstream.
+    Client {
+        stalled: bool,
+        detail: String,
+    },
 }
 
 impl Failure {
     fn classify(error: &hyper::Error) -> Self {
+        if error.is_user() {
+            let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+            let mut stalled = false;
+            while let Some(cause) = source {
+                stalled |= cause.downcast_ref::<BodyReadTimeout>().is_some();
+                source = cause.source();
+            }
+            return Failure::Client {
+                stalled,
+                detail: error_chain(error),
+            };
+        }
         // The response head never arrived (the sender only resolves on it), so a
         // connection that closed or was reset counts as "closed early".
         let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
@@ -68,7 +88,15 @@ impl Failure {
             Failure::Connect(_) => Problem::UpstreamUnreachable,
             Failure::ClosedEarly(_) | Failure::Other(_) => Problem::UpstreamFailed,
             Failure::Timeout => Problem::UpstreamTimeout,
+            Failure::Client { stalled: true, .. } => Problem::ClientTimeout,
+            Failure::Client { stalled: false, .. } => Problem::ClientFailed,
         }
+    }
+
+    /// Whether the upstream is to blame (an error of the chosen set, and a strike for
+    /// outlier detection).
+    fn upstream_at_fault(&self) -> bool {
+        !matches!(self, Failure::Client { .. })
     }
 
     /// A connect failure sent nothing, so any request may go elsewhere; a connection
@@ -77,7 +105,7 @@ impl Failure {
         match self {
             Failure::Connect(_) => true,
             Failure::ClosedEarly(_) => idempotent,
-            Failure::Other(_) | Failure::Timeout => false,
+            Failure::Other(_) | Failure::Timeout | Failure::Client { .. } => false,
         }
     }
 }
@@ -205,7 +233,7 @@ pub(crate) async fn handle(
     let first = send(
         &local,
         parts,
-        ForwardBody::Client(body),
+        ForwardBody::client(body, state.settings.body_read_timeout.get()),
         in_flight.upstream(),
     )
     .await;
@@ -244,10 +272,13 @@ pub(crate) async fn handle(
     let (mut response, connection) = match result {
         Ok(exchanged) => exchanged,
         Err(failure) => {
-            state.upstream_failed(set, in_flight.upstream(), now_ms);
+            let upstream_at_fault = failure.upstream_at_fault();
+            if upstream_at_fault {
+                state.upstream_failed(set, in_flight.upstream(), now_ms);
+            }
             let response = failure_response(state, failure);
             if let Some(chosen) = outcome.take() {
-                chosen.finish(response.status().as_u16(), true);
+                chosen.finish(response.status().as_u16(), upstream_at_fault);
             }
             return Ok(response);
         }
@@ -456,6 +487,7 @@ fn failure_response(state: &ServiceState, failure: Failure) -> Response<ProxyBod
             "no response from the upstream within {}",
             state.settings.request_timeout
         ),
+        Failure::Client { detail, .. } => format!("the request body could not be read: {detail}"),
     };
     problem.response(&state.name, detail)
 }

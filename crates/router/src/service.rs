@@ -13,6 +13,7 @@ use rampart_config::RouterConfig;
 use rampart_core::{Clock, Timestamp, WindowSample};
 use tokio::sync::watch;
 
+use crate::connection::ConnectionLimit;
 use crate::error::RouterError;
 use crate::limit::ConcurrencyLimit;
 use crate::metrics::counters::SetCounters;
@@ -87,6 +88,7 @@ pub(crate) struct ServiceState {
     writer: Mutex<Bookkeeping>,
     pub(crate) splitter: Splitter,
     pub(crate) limit: Arc<ConcurrencyLimit>,
+    pub(crate) connection_limit: Arc<ConnectionLimit>,
     outlier_enabled: AtomicBool,
     outlier_threshold: u32,
     metrics_enabled: AtomicBool,
@@ -153,6 +155,7 @@ impl ServiceState {
             name: route.name,
             listen,
             limit: ConcurrencyLimit::new(route.settings.max_concurrency),
+            connection_limit: ConnectionLimit::new(route.settings.max_connections_per_client),
             outlier_enabled: AtomicBool::new(threshold > 0),
             outlier_threshold: if threshold > 0 {
                 threshold

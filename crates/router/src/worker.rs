@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
@@ -22,6 +22,7 @@ use tokio::runtime::Runtime;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinSet;
 
+use crate::connection::{ClientSlot, ConnectionBody, Liveness, TrackedIo};
 use crate::proxy;
 use crate::service::ServiceState;
 
@@ -104,17 +105,22 @@ async fn serve(
     let state = &local.state;
     // auto::Builder serves HTTP/1.1 and HTTP/2 (h2c with prior knowledge) on the
     // same port by sniffing the connection preface.
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let builder = server_builder(&state.settings);
     let graceful = GracefulShutdown::new();
     let mut connections = JoinSet::new();
     let grace = loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    // Over the per-client limit: closed at once, before any read.
+                    let Some(slot) = state.connection_limit.acquire(peer.ip()) else {
+                        tracing::debug!(service = %state.name, %peer, "connection refused: too many from this client");
+                        continue;
+                    };
                     if let Err(error) = stream.set_nodelay(true) {
                         tracing::debug!(%error, "set_nodelay failed");
                     }
-                    connections.spawn(serve_connection(&builder, &graceful, stream, peer, &local));
+                    connections.spawn(serve_connection(&builder, &graceful, stream, peer, &local, slot));
                 }
                 Err(error) => {
                     // Typically out of file descriptors: back off instead of spinning.
@@ -143,22 +149,63 @@ async fn serve(
     connections.shutdown().await;
 }
 
+/// The client-facing server with the service's limits: header-read timeout (which
+/// needs hyper's timer), head size and header count.
+fn server_builder(settings: &rampart_config::RouterConfig) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    let max_header_bytes = settings.max_header_bytes as usize;
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(settings.header_read_timeout.get())
+        // The read buffer bounds the request head; hyper's floor is 8 KiB.
+        .max_buf_size(max_header_bytes.max(8192))
+        .max_headers(settings.max_headers as usize);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(settings.max_header_bytes);
+    builder
+}
+
 fn serve_connection(
     builder: &auto::Builder<TokioExecutor>,
     graceful: &GracefulShutdown,
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
     local: &Arc<LocalService>,
+    slot: ClientSlot,
 ) -> impl std::future::Future<Output = ()> + Send + 'static {
     let local = Arc::clone(local);
-    let service = service_fn(move |request| proxy::handle(Arc::clone(&local), peer, request));
+    let idle_timeout = local.state.settings.idle_timeout.get();
+    let liveness = Liveness::new();
+    let tracked = liveness.clone();
+    let service = service_fn(move |request| {
+        let active = tracked.request_started();
+        let response = proxy::handle(Arc::clone(&local), peer, request);
+        async move {
+            let response = response.await?;
+            Ok::<_, std::convert::Infallible>(
+                response.map(|body| ConnectionBody::new(body, active)),
+            )
+        }
+    });
+    let io = TrackedIo::new(stream, liveness.clone());
     let connection = builder
-        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+        .serve_connection_with_upgrades(TokioIo::new(io), service)
         .into_owned();
     let watched = graceful.watch(connection);
     async move {
-        if let Err(error) = watched.await {
-            tracing::debug!(%peer, %error, "connection ended with an error");
+        tokio::select! {
+            result = watched => {
+                if let Err(error) = result {
+                    tracing::debug!(%peer, %error, "connection ended with an error");
+                }
+            }
+            () = liveness.idle_for(idle_timeout) => {
+                tracing::debug!(%peer, "idle connection closed");
+            }
         }
+        drop(slot);
     }
 }
