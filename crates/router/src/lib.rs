@@ -52,6 +52,9 @@
 //! - **Outliers**: N consecutive 5xx, connect failures or timeouts eject an instance
 //!   for `outlier_base_ejection × 2^k` (k = earlier ejections, capped at 6); the last
 //!   available instance of a set is never ejected.
+//! - **Warm start**: an instance that joins the table while the router runs (a new
+//!   canary) gets two pooled connections opened from every worker before its first
+//!   request, so it is not slower than stable's warm instances for want of them.
 //! - **Drains**: an instance that leaves the table takes no new requests; its
 //!   in-flight ones (WebSocket tunnels included) finish within `drain_grace`.
 //! - **Errors** the router answers itself are RFC 9457 `application/problem+json`

@@ -73,7 +73,7 @@ impl IdleConnections {
         None
     }
 
-    fn put(&self, worker: usize, sender: Sender) {
+    pub(crate) fn put(&self, worker: usize, sender: Sender) {
         if sender.is_closed() {
             return;
         }
@@ -123,6 +123,28 @@ impl std::fmt::Debug for Reusable {
 impl Reusable {
     pub(crate) fn release(self) {
         self.upstream.connections.put(self.worker, self.sender);
+    }
+}
+
+/// Connections opened per worker to an instance that joins the table while the router
+/// runs, so its first requests do not pay the connection setup that requests to
+/// instances already in use do not pay either.
+pub(crate) const WARM_CONNECTIONS: usize = 2;
+
+/// Opens [`WARM_CONNECTIONS`] connections to `upstream` from this worker and parks
+/// them in its pool. Failures are left to the first real request to find.
+pub(crate) async fn warm(upstream: Arc<Upstream>, worker: usize, timeout: Duration) {
+    for _ in 0..WARM_CONNECTIONS {
+        if !upstream.is_active() {
+            return;
+        }
+        match connect(upstream.addr, timeout).await {
+            Ok(sender) => upstream.connections.put(worker, sender),
+            Err(error) => {
+                tracing::debug!(instance = %upstream.addr, %error, "warming a connection failed");
+                return;
+            }
+        }
     }
 }
 

@@ -92,6 +92,10 @@ impl Router {
         }
         // The workers hold duplicates; the originals close here.
         drop(bound);
+        let runtimes: Vec<_> = prepared.iter().map(Worker::runtime).collect();
+        for state in &states {
+            state.set_worker_runtimes(runtimes.clone());
+        }
         let (stop, stop_rx) = watch::channel(None);
         let mut started = Vec::with_capacity(prepared.len());
         for worker in prepared {

@@ -104,6 +104,9 @@ pub(crate) struct ServiceState {
     /// Data-plane threads; every instance keeps an idle-connection slot per worker.
     workers: usize,
     runtime: tokio::runtime::Handle,
+    /// The worker threads' runtimes, by worker index, once they exist: new instances
+    /// get connections opened on each.
+    worker_runtimes: OnceLock<Vec<tokio::runtime::Handle>>,
     /// Flips to true when the router stops for good; upgraded tunnels close on it.
     pub(crate) closing: watch::Receiver<bool>,
 }
@@ -176,6 +179,7 @@ impl ServiceState {
             cookies: CookieSigner::default(),
             workers,
             runtime: tokio::runtime::Handle::current(),
+            worker_runtimes: OnceLock::new(),
             closing,
         }))
     }
@@ -186,6 +190,24 @@ impl ServiceState {
         self.writer
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) fn set_worker_runtimes(&self, runtimes: Vec<tokio::runtime::Handle>) {
+        let _ = self.worker_runtimes.set(runtimes);
+    }
+
+    /// Opens a few pooled connections from every worker to instances that just joined
+    /// the table, so a new canary starts as warm as the stable set it is compared with.
+    fn warm(&self, instances: &[Arc<Upstream>]) {
+        let Some(runtimes) = self.worker_runtimes.get() else {
+            return;
+        };
+        let timeout = self.settings.connect_timeout.get();
+        for upstream in instances {
+            for (worker, runtime) in runtimes.iter().enumerate() {
+                runtime.spawn(crate::pool::warm(Arc::clone(upstream), worker, timeout));
+            }
+        }
     }
 
     pub(crate) fn metrics_enabled(&self) -> bool {
@@ -293,7 +315,16 @@ impl ServiceState {
             .filter(|u| !next.contains(u.addr))
             .cloned()
             .collect();
+        let joined: Vec<Arc<Upstream>> = next
+            .stable
+            .instances
+            .iter()
+            .chain(next.canary.iter().flat_map(|c| c.instances.iter()))
+            .filter(|u| !current.contains(u.addr))
+            .cloned()
+            .collect();
         self.table.store(Arc::new(next));
+        self.warm(&joined);
         if books.removed.len() + removed.len() > MAX_REMOVED_KEPT {
             // Bound the history: forget instances whose drain is over.
             books.removed.retain(|_, u| u.drain_report().is_none());

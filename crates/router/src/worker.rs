@@ -64,6 +64,11 @@ impl Worker {
         })
     }
 
+    /// A handle to the worker's runtime, to spawn work onto its thread.
+    pub(crate) fn runtime(&self) -> tokio::runtime::Handle {
+        self.runtime.handle().clone()
+    }
+
     /// Starts the worker's thread. The returned receiver resolves once the worker has
     /// stopped: its listeners closed and its connections drained or closed.
     pub(crate) fn spawn(

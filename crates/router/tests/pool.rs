@@ -68,3 +68,37 @@ async fn a_response_cut_short_does_not_return_its_connection() {
     assert_eq!(reply.text(), "u");
     assert_eq!(upstream.connections.load(Ordering::SeqCst), 2);
 }
+
+#[tokio::test]
+async fn a_new_canary_starts_with_warm_connections() {
+    let stable = TestUpstream::start("stable").await;
+    let router = start_one_worker(&stable).await;
+    let handle = router.service("shop").unwrap();
+    let addr = handle.listen_addr();
+    assert_eq!(get(&client(), addr, "/", &[]).await.status, 200);
+
+    let canary = TestUpstream::start("canary").await;
+    handle.set_canary(Some(rampart_router::UpstreamSet::new(
+        "v2",
+        vec![canary.addr],
+    )));
+    // Opened before any request is sent to it: two per worker.
+    for _ in 0..500 {
+        if canary.connections.load(Ordering::SeqCst) == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(canary.connections.load(Ordering::SeqCst), 2);
+    assert_eq!(canary.hits(), 0);
+    handle.set_weight(100.0).unwrap();
+    let client = client();
+    for _ in 0..10 {
+        assert_eq!(get(&client, addr, "/", &[]).await.upstream(), "canary");
+    }
+    assert_eq!(
+        canary.connections.load(Ordering::SeqCst),
+        2,
+        "the first requests used the warm connections"
+    );
+}
