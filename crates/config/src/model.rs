@@ -361,12 +361,13 @@ pub struct RouterConfig {
     /// How long a removed instance may finish in-flight requests.
     #[serde(default = "default_drain_grace")]
     pub drain_grace: Duration,
-    /// A client must send a whole request head within this; on an HTTP/1 keep-alive
-    /// connection the wait for the next request counts too. Cuts slowloris clients.
+    /// A client must send a whole request head within this, counted from connecting,
+    /// or on a kept-alive connection from the first byte of the next request. Cuts
+    /// slowloris clients.
     #[serde(default = "default_header_read_timeout")]
     pub header_read_timeout: Duration,
-    /// A connection with no request in flight and no bytes moving for this long is
-    /// closed.
+    /// A kept-alive connection with no request in flight and no bytes moving for this
+    /// long is closed.
     #[serde(default = "default_idle_timeout")]
     pub idle_timeout: Duration,
     /// A request body that delivers nothing for this long is abandoned (408), and not

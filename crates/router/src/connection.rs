@@ -1,10 +1,16 @@
 //! What the router keeps per client connection: the per-client-address connection
-//! limit, and the liveness that lets an idle connection be closed.
+//! limit, and the liveness that lets slow and idle connections be closed.
 //!
-//! A connection is idle when no request is in flight on it and no byte has moved
-//! either way for the service's `idle_timeout`. Requests count as in flight until
-//! their response body has been passed on, so a long poll or a slow download is never
-//! cut for being quiet.
+//! With no request in flight, a connection is either waiting for a request head or
+//! idle. It waits for a head from the moment it is accepted, and again from the first
+//! byte after a request has finished; that head must be complete (its request
+//! started) within `header_read_timeout`, however slowly its bytes trickle in. Without
+//! any byte of a new head it is idle, and is closed after `idle_timeout` of silence.
+//! Requests count as in flight until their response body has been passed on, so a
+//! long poll or a slow download is never cut for being quiet. (hyper's own header
+//! timeout also runs while a keep-alive connection waits, which would make every idle
+//! keep-alive connection close after the short header timeout and race clients that
+//! reuse it; so these timeouts are kept here.)
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -93,40 +99,83 @@ pub(crate) struct Liveness(Arc<LivenessInner>);
 struct LivenessInner {
     origin: Instant,
     last_active_ms: AtomicU64,
+    /// When the head now awaited began ([`NO_HEAD`] when none is awaited).
+    head_started_ms: AtomicU64,
     in_flight: AtomicU32,
 }
 
+const NO_HEAD: u64 = u64::MAX;
+
+/// Why a connection was closed by its watchdog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Expiry {
+    /// A request head took longer than `header_read_timeout`.
+    SlowHead,
+    /// Nothing in flight and nothing moving for `idle_timeout`.
+    Idle,
+}
+
 impl Liveness {
+    /// A just-accepted connection: a request head is awaited from now.
     pub(crate) fn new() -> Self {
         Self(Arc::new(LivenessInner {
             origin: Instant::now(),
             last_active_ms: AtomicU64::new(0),
+            head_started_ms: AtomicU64::new(0),
             in_flight: AtomicU32::new(0),
         }))
     }
 
-    fn touch(&self) {
-        let now = self.0.origin.elapsed().as_millis() as u64;
-        self.0.last_active_ms.store(now, Ordering::Relaxed);
+    fn now_ms(&self) -> u64 {
+        self.0.origin.elapsed().as_millis() as u64
     }
 
+    fn touch(&self) {
+        self.0
+            .last_active_ms
+            .store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    /// Bytes arrived: with nothing in flight they begin the next request head.
+    fn bytes_read(&self) {
+        let now = self.now_ms();
+        self.0.last_active_ms.store(now, Ordering::Relaxed);
+        if self.0.in_flight.load(Ordering::Relaxed) == 0 {
+            let _ = self.0.head_started_ms.compare_exchange(
+                NO_HEAD,
+                now,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+        }
+    }
+
+    /// hyper parsed a whole head: its request is in flight from now.
     pub(crate) fn request_started(&self) -> ActiveRequest {
         self.0.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.0.head_started_ms.store(NO_HEAD, Ordering::Relaxed);
         ActiveRequest(self.clone())
     }
 
-    /// Resolves once the connection has been idle for `timeout`.
-    pub(crate) async fn idle_for(&self, timeout: Duration) {
-        let timeout_ms = timeout.as_millis() as u64;
+    /// Resolves when the connection has taken too long over a request head, or has
+    /// been idle too long.
+    pub(crate) async fn expired(&self, header_timeout: Duration, idle_timeout: Duration) -> Expiry {
+        let header_ms = header_timeout.as_millis() as u64;
+        let idle_ms = idle_timeout.as_millis() as u64;
+        let tick = Duration::from_millis((header_ms.min(idle_ms) / 4).clamp(1, 1_000));
         loop {
-            let last = self.0.last_active_ms.load(Ordering::Relaxed);
-            let now = self.0.origin.elapsed().as_millis() as u64;
-            let quiet = now.saturating_sub(last);
-            if quiet >= timeout_ms && self.0.in_flight.load(Ordering::Relaxed) == 0 {
-                return;
+            if self.0.in_flight.load(Ordering::Relaxed) == 0 {
+                let now = self.now_ms();
+                let head = self.0.head_started_ms.load(Ordering::Relaxed);
+                if head != NO_HEAD && now.saturating_sub(head) >= header_ms {
+                    return Expiry::SlowHead;
+                }
+                let last = self.0.last_active_ms.load(Ordering::Relaxed);
+                if head == NO_HEAD && now.saturating_sub(last) >= idle_ms {
+                    return Expiry::Idle;
+                }
             }
-            let wait = timeout_ms.saturating_sub(quiet).max(timeout_ms / 4).max(1);
-            tokio::time::sleep(Duration::from_millis(wait)).await;
+            tokio::time::sleep(tick).await;
         }
     }
 }
@@ -166,7 +215,7 @@ impl AsyncRead for TrackedIo {
         let before = buf.filled().len();
         let result = Pin::new(&mut this.inner).poll_read(cx, buf);
         if buf.filled().len() > before {
-            this.liveness.touch();
+            this.liveness.bytes_read();
         }
         result
     }
@@ -272,22 +321,52 @@ mod tests {
         assert!(limit.counts().len() == 1, "closed clients are forgotten");
     }
 
+    const HEAD: Duration = Duration::from_secs(10);
+    const IDLE: Duration = Duration::from_secs(60);
+
     #[tokio::test(start_paused = true)]
-    async fn idle_only_without_requests_in_flight() {
+    async fn a_new_connection_must_send_its_head_in_time() {
         let liveness = Liveness::new();
-        liveness.touch();
+        let start = Instant::now();
+        assert_eq!(liveness.expired(HEAD, IDLE).await, Expiry::SlowHead);
+        assert!(start.elapsed() < HEAD + Duration::from_secs(3));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn between_requests_only_silence_counts_and_never_with_one_in_flight() {
+        let liveness = Liveness::new();
+        liveness.bytes_read();
         let active = liveness.request_started();
-        let idle = liveness.idle_for(Duration::from_secs(10));
-        tokio::pin!(idle);
+        let expired = liveness.expired(HEAD, IDLE);
+        tokio::pin!(expired);
         assert!(
-            tokio::time::timeout(Duration::from_secs(30), &mut idle)
+            tokio::time::timeout(Duration::from_secs(300), &mut expired)
                 .await
                 .is_err(),
             "a request in flight keeps it open"
         );
         drop(active);
-        tokio::time::timeout(Duration::from_secs(30), &mut idle)
-            .await
-            .expect("idle once the request is done");
+        let start = Instant::now();
+        assert_eq!(expired.await, Expiry::Idle);
+        assert!(
+            start.elapsed() >= IDLE - Duration::from_secs(1),
+            "idle, not the head timeout"
+        );
+
+        // The first byte of the next head starts the head clock.
+        let liveness = Liveness::new();
+        drop(liveness.request_started());
+        let start = Instant::now();
+        let reader = liveness.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(20)).await;
+            reader.bytes_read();
+        });
+        assert_eq!(liveness.expired(HEAD, IDLE).await, Expiry::SlowHead);
+        let took = start.elapsed();
+        assert!(
+            took >= Duration::from_secs(30) && took < Duration::from_secs(33),
+            "{took:?}"
+        );
     }
 }

@@ -32,8 +32,9 @@
 //!   body, so an upstream that sends its head at once and its body slowly is slow; a
 //!   body that fails midway is an error; a client that stops reading is recorded
 //!   with the time until then.
-//! - **Clients**: a request head must arrive within `header_read_timeout` (on an
-//!   HTTP/1 keep-alive connection the wait for the next request counts too), within
+//! - **Clients**: a request head must arrive within `header_read_timeout` (from
+//!   connecting, or from the first byte of the next request on a kept-alive
+//!   connection; `connection.rs` explains why rampart keeps this timeout), within
 //!   `max_header_bytes` and `max_headers` (else 431); a connection with nothing in
 //!   flight and no bytes moving for `idle_timeout` is closed; a request body silent
 //!   for `body_read_timeout` is answered 408 `client_timeout` and charged to no

@@ -154,15 +154,16 @@ async fn serve(
     connections.shutdown().await;
 }
 
-/// The client-facing server with the service's limits: header-read timeout (which
-/// needs hyper's timer), head size and header count.
+/// The client-facing server with the service's limits on head size and header count.
 fn server_builder(settings: &rampart_config::RouterConfig) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     let max_header_bytes = settings.max_header_bytes as usize;
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(settings.header_read_timeout.get())
+        // Kept by `connection::Liveness` instead: hyper's also runs while a keep-alive
+        // connection waits for its next request.
+        .header_read_timeout(None)
         // The read buffer bounds the request head; hyper's floor is 8 KiB.
         .max_buf_size(max_header_bytes.max(8192))
         .max_headers(settings.max_headers as usize);
@@ -183,6 +184,7 @@ fn serve_connection(
 ) -> impl std::future::Future<Output = ()> + Send + 'static {
     let local = Arc::clone(local);
     let idle_timeout = local.state.settings.idle_timeout.get();
+    let header_timeout = local.state.settings.header_read_timeout.get();
     let liveness = Liveness::new();
     let tracked = liveness.clone();
     let service = service_fn(move |request| {
@@ -207,8 +209,8 @@ fn serve_connection(
                     tracing::debug!(%peer, %error, "connection ended with an error");
                 }
             }
-            () = liveness.idle_for(idle_timeout) => {
-                tracing::debug!(%peer, "idle connection closed");
+            expiry = liveness.expired(header_timeout, idle_timeout) => {
+                tracing::debug!(%peer, ?expiry, "connection closed");
             }
         }
         drop(slot);
