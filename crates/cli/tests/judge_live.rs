@@ -200,6 +200,17 @@ fn a_canary_at_3_percent_errors_against_1_percent_is_rolled_back() {
     );
 }
 
+/// Its connections closed unanswered on 5 % of requests: the router retries the
+/// clients onto stable, and charges each failed attempt to the canary.
+#[test]
+fn a_canary_that_resets_connections_is_rolled_back() {
+    bad_canary_is_rolled_back(
+        "",
+        json!({ "SAMPLE_APP_RESET_PERCENT": "5" }),
+        "connection-resetting canary",
+    );
+}
+
 /// The judge's per-second samples of the rollout are exported as JSON lines of
 /// `WindowSample`, with canary traffic in them.
 fn assert_samples_exported(server: &RampartServer, detail: &Value) {
