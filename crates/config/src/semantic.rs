@@ -442,7 +442,14 @@ impl Checker<'_, '_> {
                     .help("use letters, digits and `-`, such as \"x-rampart-version\""),
                 );
             }
-            Some(_) if router.version_header_from.is_empty() => {
+            // A `version_header_from` that is written but malformed has its own error.
+            Some(_)
+                if router.version_header_from.is_empty()
+                    && self
+                        .at
+                        .find(&format!("{router_path}.version_header_from"))
+                        .is_none() =>
+            {
                 self.push(
                     Finding::new(
                         self.at.span(&format!("{router_path}.version_header")),
