@@ -22,16 +22,16 @@ const SERVICE: &str = "web";
 const BASE_RPS: u32 = 200;
 const ROLLOUT_TIMEOUT: Duration = Duration::from_secs(240);
 
-/// Steps of 10 % and 50 % holding 15 s each, analysis every 5 s, all else default.
+/// Steps of 10 % and 50 % holding `hold` each, analysis every 5 s, all else default.
 /// `stable_env` sets the stable version's fault knobs (a canary gets its own).
-fn web(listen: SocketAddr, stable_env: &str) -> String {
+fn web(listen: SocketAddr, hold: &str, stable_env: &str) -> String {
     sample_app_service(
         SERVICE,
         listen,
         2,
         &format!(
             r#"[service.strategy]
-steps = [{{ weight = 10, hold = "15s" }}, {{ weight = 50, hold = "15s" }}]
+steps = [{{ weight = 10, hold = "{hold}" }}, {{ weight = 50, hold = "{hold}" }}]
 scale_down_delay = "2s"
 progress_deadline = "3m"
 
@@ -125,7 +125,7 @@ fn rollouts_to_run() -> usize {
 #[test]
 fn identical_builds_are_promoted_under_ramping_load_and_a_noisy_neighbour() {
     let listen = free_addr();
-    let server = RampartServer::start_serving(&web(listen, ""));
+    let server = RampartServer::start_serving(&web(listen, "15s", ""));
     let load = LoadGen::start(format!("http://{listen}/"), BASE_RPS);
     let rollouts = rollouts_to_run();
     let mut rolled_back = Vec::new();
@@ -161,7 +161,10 @@ fn identical_builds_are_promoted_under_ramping_load_and_a_noisy_neighbour() {
 /// Deploys one bad canary under the same drift and asserts it is rolled back.
 fn bad_canary_is_rolled_back(stable_env: &str, canary_env: Value, what: &str) {
     let listen = free_addr();
-    let server = RampartServer::start_serving(&web(listen, stable_env));
+    // Holds long enough for the evidence a regression needs at these rates (a
+    // latency regression proves itself over about half a minute of seconds), so
+    // that a pass here would be a judge's miss, not a schedule that ended first.
+    let server = RampartServer::start_serving(&web(listen, "30s", stable_env));
     let load = LoadGen::start(format!("http://{listen}/"), BASE_RPS);
     let (detail, secs) = rollout_under_drift(&server, &load, "v2", canary_env);
     drop(load);
