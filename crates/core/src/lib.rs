@@ -9,6 +9,7 @@ pub mod histogram;
 pub mod judge;
 pub mod rollout;
 pub mod sample;
+pub mod series;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use histogram::LatencyHistogram;
