@@ -19,6 +19,65 @@ pub struct Config {
     /// `[[service]]` tables.
     #[serde(default, rename = "service")]
     pub services: Vec<ServiceConfig>,
+    /// `[telemetry]`: host and instance metrics, their history and service health.
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
+}
+
+/// How often host and instance metrics are collected, how long their history is
+/// kept, and when a service's users count as failing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// Between two collections (1s to 1m).
+    #[serde(default = "default_telemetry_interval")]
+    pub interval: Duration,
+    /// How long every collected point is kept.
+    #[serde(default = "default_telemetry_retention")]
+    pub retention: Duration,
+    /// How long 1-minute summaries (mean, min, max) are kept after that.
+    #[serde(default = "default_telemetry_downsampled_retention")]
+    pub downsampled_retention: Duration,
+    /// Percent of a service's requests failing over the last minute above which
+    /// `/health` warns about it.
+    #[serde(default = "default_warn_error_rate")]
+    pub warn_error_rate: f64,
+    /// p95 latency a service is expected to keep (the health score's latency part),
+    /// unless its `analysis.max_p95_ms` says otherwise.
+    #[serde(default = "default_p95_objective")]
+    pub p95_objective: Duration,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            interval: default_telemetry_interval(),
+            retention: default_telemetry_retention(),
+            downsampled_retention: default_telemetry_downsampled_retention(),
+            warn_error_rate: default_warn_error_rate(),
+            p95_objective: default_p95_objective(),
+        }
+    }
+}
+
+fn default_telemetry_interval() -> Duration {
+    Duration::from_secs(5)
+}
+
+fn default_telemetry_retention() -> Duration {
+    Duration::from_secs(3600)
+}
+
+fn default_telemetry_downsampled_retention() -> Duration {
+    Duration::from_secs(24 * 3600)
+}
+
+fn default_warn_error_rate() -> f64 {
+    5.0
+}
+
+fn default_p95_objective() -> Duration {
+    Duration::from_millis(500)
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -118,6 +118,18 @@ pub(crate) static ROOT: Table = Table {
             Ty::Tables(&Ty::Table(&SERVICE)),
             "[{ name = \"web\" }]",
         ),
+        optional("telemetry", Ty::Table(&TELEMETRY), "{ interval = \"5s\" }"),
+    ],
+};
+
+pub(crate) static TELEMETRY: Table = Table {
+    name: "in [telemetry]",
+    keys: &[
+        optional("interval", Ty::Duration, "\"5s\""),
+        optional("retention", Ty::Duration, "\"1h\""),
+        optional("downsampled_retention", Ty::Duration, "\"24h\""),
+        optional("warn_error_rate", Ty::Number, "5.0"),
+        optional("p95_objective", Ty::Duration, "\"500ms\""),
     ],
 };
 

@@ -69,6 +69,10 @@ fn schema_tables_have_exactly_the_model_fields() {
     );
     assert_eq!(names(schema::ROUTER.keys), serde_fields::<RouterConfig>());
     assert_eq!(
+        names(schema::TELEMETRY.keys),
+        serde_fields::<TelemetryConfig>()
+    );
+    assert_eq!(
         variant_keys(&schema::BACKEND, "process"),
         serde_fields::<ProcessBackendConfig>()
     );

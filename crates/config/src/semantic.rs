@@ -11,13 +11,15 @@ use crate::diagnostic::Finding;
 use crate::locate::Locator;
 use crate::model::{
     AnalysisConfig, BackendConfig, CheckConfig, CheckKind, Config, JudgeKind, ProcessBackendConfig,
-    RouterConfig, ServiceConfig, StaticBackendConfig, StrategyConfig,
+    RouterConfig, ServiceConfig, StaticBackendConfig, StrategyConfig, TelemetryConfig,
 };
 use crate::rules;
 use crate::suggest::closest;
 
 const NAME_RULE: &str = "names may use only lowercase letters a-z, digits, `-` and `_`, because they appear in URLs and metric labels";
 const PLACEHOLDERS: &[&str] = &["version", "port", "instance", "rampart"];
+/// Full-resolution points per series: 24 h at the default 5 s interval.
+const MAX_FULL_POINTS: u64 = 17_280;
 
 pub(crate) fn check(
     config: &Config,
@@ -29,6 +31,7 @@ pub(crate) fn check(
         findings: Vec::new(),
     };
     checker.services(config);
+    checker.telemetry(&config.telemetry);
     checker.findings
 }
 
@@ -426,6 +429,71 @@ impl Checker<'_, '_> {
                 )
                 .help("set `judge = \"sequential\"` or remove `require_confidence`"),
             );
+        }
+    }
+
+    fn telemetry(&mut self, telemetry: &TelemetryConfig) {
+        use std::time::Duration;
+        let interval = telemetry.interval.get();
+        if !(Duration::from_secs(1)..=Duration::from_secs(60)).contains(&interval) {
+            self.push(
+                Finding::new(
+                    self.at.span("telemetry.interval"),
+                    format!("`interval` is out of range: {}", telemetry.interval),
+                    "must be from 1s to 1m",
+                )
+                .help("history is summarised per minute, so at least one point a minute is needed; 5s is the default"),
+            );
+        }
+        let retention = telemetry.retention.get();
+        let points = retention.as_secs_f64() / interval.as_secs_f64().max(1.0);
+        if retention < Duration::from_secs(60) || retention > Duration::from_secs(24 * 3600) {
+            self.push(
+                Finding::new(
+                    self.at.span("telemetry.retention"),
+                    format!("`retention` is out of range: {}", telemetry.retention),
+                    "must be from 1m to 24h",
+                )
+                .help("older history is kept as 1-minute summaries (`downsampled_retention`)"),
+            );
+        } else if points > MAX_FULL_POINTS as f64 {
+            self.push(
+                Finding::new(
+                    self.at.span("telemetry.retention"),
+                    format!(
+                        "`retention` keeps {points:.0} points per series at this `interval`"
+                    ),
+                    format!("at most {MAX_FULL_POINTS} points per series are allowed"),
+                )
+                .help("shorten `retention` or lengthen `interval`; each point costs 16 bytes per series"),
+            );
+        }
+        let downsampled = telemetry.downsampled_retention.get();
+        if downsampled < retention || downsampled > Duration::from_secs(7 * 24 * 3600) {
+            self.push(
+                Finding::new(
+                    self.at.span("telemetry.downsampled_retention"),
+                    format!(
+                        "`downsampled_retention` is out of range: {}",
+                        telemetry.downsampled_retention
+                    ),
+                    format!(
+                        "must be from `retention` ({}) to 7 days",
+                        telemetry.retention
+                    ),
+                )
+                .help("1-minute summaries cost 24 bytes each per series; 24h is the default"),
+            );
+        }
+        if !(telemetry.warn_error_rate > 0.0 && telemetry.warn_error_rate <= 100.0) {
+            self.push(Finding::new(
+                self.at.span("telemetry.warn_error_rate"),
+                format!(
+                    "`warn_error_rate` is out of range: {}",
+                    telemetry.warn_error_rate
+                ),
+                "must be a percentage above 0 and at most 100",
+            ));
         }
     }
 

@@ -186,3 +186,57 @@ fn crlf_line_endings_locate_errors_on_the_right_line() {
     assert_eq!((diagnostic.line, diagnostic.column), (2, 1));
     assert_eq!(diagnostic.snippet, "lisen = \"127.0.0.1:7070\"");
 }
+
+#[test]
+fn telemetry_defaults_to_five_seconds_one_hour_and_a_day() {
+    let config = parse(MINIMAL_SERVICE, "rampart.toml").unwrap();
+    assert_eq!(config.telemetry.interval, Duration::from_secs(5));
+    assert_eq!(config.telemetry.retention, Duration::from_secs(3600));
+    assert_eq!(
+        config.telemetry.downsampled_retention,
+        Duration::from_secs(86_400)
+    );
+    assert_eq!(config.telemetry.warn_error_rate, 5.0);
+}
+
+#[test]
+fn bad_telemetry_settings_are_reported_on_their_lines() {
+    let source = "[telemetry]\ninterval = \"2m\"\nretention = \"1h\"\ndownsampled_retention = \"30m\"\nwarn_error_rate = 0\nbogus = 1\n";
+    let text = parse(source, "rampart.toml").unwrap_err().to_string();
+    assert!(text.contains("bogus"), "{text}");
+    let source = "[telemetry]\ninterval = \"2m\"\nretention = \"1h\"\ndownsampled_retention = \"30m\"\nwarn_error_rate = 0\n";
+    let error = parse(source, "rampart.toml").unwrap_err();
+    let lines: Vec<(usize, String)> = error
+        .diagnostics()
+        .iter()
+        .map(|d| (d.line, d.message.clone()))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|(line, m)| *line == 2 && m.contains("`interval` is out of range")),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|(line, m)| *line == 4 && m.contains("`downsampled_retention`")),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|(line, m)| *line == 5 && m.contains("`warn_error_rate`")),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn telemetry_retention_is_bounded_in_points_per_series() {
+    let source =
+        "[telemetry]\ninterval = \"1s\"\nretention = \"24h\"\ndownsampled_retention = \"24h\"\n";
+    let error = parse(source, "rampart.toml").unwrap_err();
+    let diagnostic = &error.diagnostics()[0];
+    assert_eq!(diagnostic.line, 3);
+    assert!(diagnostic.message.contains("86400 points"), "{error}");
+}

@@ -191,6 +191,10 @@ impl Engine {
         self.inner.shared.events.subscribe()
     }
 
+    pub(crate) fn runtimes(&self) -> impl Iterator<Item = &Arc<ServiceRuntime>> {
+        self.inner.services.values()
+    }
+
     pub fn service_names(&self) -> Vec<String> {
         self.inner.services.keys().cloned().collect()
     }

@@ -6,6 +6,7 @@
 mod controller;
 mod engine;
 mod error;
+mod observe;
 mod record;
 mod samples;
 mod service;

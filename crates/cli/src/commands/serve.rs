@@ -82,6 +82,19 @@ pub async fn run_server(
         .await
         .context("starting services")?;
 
+    let telemetry = rampart_telemetry::Telemetry::new(
+        rampart_telemetry::Settings {
+            retention: rampart_core::series::Retention {
+                interval: config.telemetry.interval.get(),
+                full: config.telemetry.retention.get(),
+                summarised: config.telemetry.downsampled_retention.get(),
+            },
+        },
+        Arc::new(engine.clone()),
+        clock.clone(),
+    );
+    let collecting = telemetry.spawn();
+
     let mut registry = Registry::default();
     let metrics = ServerMetrics::register(
         &mut registry,
@@ -157,6 +170,7 @@ pub async fn run_server(
         });
     }
     let served = rampart_api::serve(listener, state, shutdown).await;
+    collecting.abort();
 
     // The API stopped taking requests: let the routers drain, stop the instances.
     // Rollouts in flight stay as stored and are recovered at the next start.
