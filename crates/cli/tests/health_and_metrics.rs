@@ -155,6 +155,70 @@ fn metrics_are_valid_prometheus_text_and_count_requests_and_auth_failures() {
     promtool_check(&text);
 }
 
+/// Scrapes `/metrics` until `needle` appears (the first collection runs as rampart
+/// starts, alongside the first requests).
+fn metrics_with(server: &RampartServer, needle: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let text = client()
+            .get(format!("{}/metrics", server.api))
+            .send()
+            .and_then(|r| r.text())
+            .expect("metrics");
+        if text.contains(needle) || std::time::Instant::now() > deadline {
+            return text;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn metrics_carry_host_and_instance_families_that_promtool_accepts() {
+    let listen = support::free_addr();
+    let server = RampartServer::start_with_server(
+        "\n[telemetry]\ninterval = \"1s\"",
+        &support::sample_app_service("shop", listen, 2, ""),
+    );
+    // CPU percent needs two collections of the same instance.
+    let text = metrics_with(&server, "rampart_instance_cpu_percent{");
+    for needle in [
+        "# TYPE rampart_host_cpu_seconds_total counter",
+        "rampart_host_cpu_seconds_total{cpu=\"0\",mode=\"user\"} ",
+        "rampart_host_memory_available_bytes ",
+        "rampart_host_memory_total_bytes ",
+        "rampart_host_swap_free_bytes ",
+        "rampart_host_load1 ",
+        "rampart_host_filesystem_avail_bytes{device=",
+        "mountpoint=\"/\"",
+        "rampart_host_network_receive_bytes_total{device=\"lo\"} ",
+        "rampart_host_processes ",
+        "rampart_host_tcp_connection_states{state=\"listen\"} ",
+        "rampart_instance_resident_memory_bytes{service=\"shop\",version=\"v1\",instance=\"v1-0\"} ",
+        "rampart_instance_open_fds{service=\"shop\",version=\"v1\",instance=\"v1-1\"} ",
+        "rampart_instance_cpu_seconds_total{service=\"shop\",version=\"v1\",instance=\"v1-0\"} ",
+        "rampart_instance_cpu_percent{service=\"shop\",version=\"v1\",instance=\"v1-0\"} ",
+        "rampart_instance_restarts_total{service=\"shop\",version=\"v1\",instance=\"v1-0\"} 0",
+        "rampart_instance_up{service=\"shop\",version=\"v1\",instance=\"v1-1\"} 1",
+        "rampart_telemetry_collection_seconds ",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from\n{text}");
+    }
+    let rss: f64 = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(
+                "rampart_instance_resident_memory_bytes{service=\"shop\",version=\"v1\",instance=\"v1-0\"} ",
+            )
+        })
+        .and_then(|v| v.trim().parse().ok())
+        .expect("an RSS sample");
+    assert!(
+        rss > 1_000_000.0,
+        "a running sample app uses over 1 MB: {rss}"
+    );
+    promtool_check(&text);
+}
+
 /// Runs `promtool check metrics` on the exposition; CI installs promtool and sets
 /// RAMPART_REQUIRE_PROMTOOL so the check cannot be skipped there.
 fn promtool_check(text: &str) {

@@ -271,10 +271,9 @@ fn filesystems() -> Vec<Filesystem> {
     let mut out = Vec::new();
     for mount in mounts {
         let mountpoint = mount.mount_point.to_string_lossy().into_owned();
-        if IGNORED_FSTYPES.contains(&mount.fs_type.as_str())
-            || ignored_mountpoint(&mountpoint)
-            || !seen.insert(mountpoint.clone())
-        {
+        // A container's root is an overlay whose space is the data dir's: keep it.
+        let ignored_type = IGNORED_FSTYPES.contains(&mount.fs_type.as_str()) && mountpoint != "/";
+        if ignored_type || ignored_mountpoint(&mountpoint) || !seen.insert(mountpoint.clone()) {
             continue;
         }
         // statvfs on a dead network mount can block; collection runs on a blocking

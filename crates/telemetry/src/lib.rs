@@ -5,11 +5,13 @@
 pub mod exposition;
 pub mod host;
 pub mod process;
+pub mod prometheus;
 pub mod sampler;
 pub mod server_metrics;
 pub mod source;
 
 pub use exposition::{CONTENT_TYPE, render};
+pub use prometheus::TelemetryCollector;
 pub use sampler::{InstanceUsage, Latest, SeriesView, Settings, Telemetry};
 pub use server_metrics::ServerMetrics;
 pub use source::{

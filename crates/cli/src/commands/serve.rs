@@ -102,6 +102,9 @@ pub async fn run_server(
         store.audit_appended_counter(),
     );
     registry.register_collector(Box::new(engine.router_collector()));
+    registry.register_collector(Box::new(rampart_telemetry::TelemetryCollector(
+        telemetry.clone(),
+    )));
 
     store.with_tx(|tx| {
         tx.append_audit(&NewAuditEvent {
