@@ -43,6 +43,56 @@ fn health_endpoints_answer_without_auth() {
 }
 
 #[test]
+fn health_warns_with_the_error_rate_when_the_only_upstream_refuses_connections() {
+    // Nothing listens on `closed`: every routed request fails with 502.
+    let (closed, listen) = (support::free_addr(), support::free_addr());
+    let server = RampartServer::start_serving(&format!(
+        "[[service]]\nname = \"web\"\nlisten = \"{listen}\"\n[service.backend]\nkind = \"static\"\nstable = [\"{closed}\"]\n"
+    ));
+    let http = client();
+    let before: serde_json::Value = http
+        .get(format!("{}/health", server.api))
+        .send()
+        .and_then(|r| r.json())
+        .expect("health");
+    assert_eq!(before["status"], "pass", "no traffic yet: {before}");
+    for _ in 0..20 {
+        let routed = http
+            .get(format!("http://{listen}/"))
+            .send()
+            .expect("routed request");
+        assert!(routed.status().is_server_error(), "{}", routed.status());
+    }
+    let response = http
+        .get(format!("{}/health", server.api))
+        .send()
+        .expect("health");
+    assert_eq!(response.status(), 200, "warn is still 200");
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/health+json"
+    );
+    let body: serde_json::Value = response.json().expect("json");
+    assert_eq!(body["status"], "warn", "{body}");
+    let check = &body["checks"]["service:web:error_rate"][0];
+    assert_eq!(check["status"], "warn", "{body}");
+    assert_eq!(check["observedValue"], 100.0, "{body}");
+    assert!(
+        check["output"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("20 of 20 requests failed"),
+        "{body}"
+    );
+    // Readiness is about rampart doing its job: still ready, and says why it warns.
+    let ready = http
+        .get(format!("{}/health/ready", server.api))
+        .send()
+        .expect("ready");
+    assert_eq!(ready.status(), 200);
+}
+
+#[test]
 fn readiness_fails_with_the_failing_check_when_the_store_is_gone() {
     let server = RampartServer::start("");
     let ready = client()

@@ -218,6 +218,15 @@ impl Engine {
             })
     }
 
+    /// A service's router numbers over the last `last` (at most the router's 640 s).
+    pub fn window(
+        &self,
+        service: &str,
+        last: Duration,
+    ) -> Result<rampart_core::WindowSample, EngineError> {
+        Ok(self.service(service)?.router.window(last))
+    }
+
     pub fn traffic(&self, service: &str) -> Result<TrafficStatus, EngineError> {
         Ok(self.service(service)?.router.status())
     }

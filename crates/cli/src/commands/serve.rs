@@ -11,7 +11,7 @@ use prometheus_client::registry::Registry;
 use rampart_api::AppState;
 use rampart_api::auth_limiter::AuthFailureLimiter;
 use rampart_api::health::ReadinessProbe;
-use rampart_api::probes::ServiceRoutingProbe;
+use rampart_api::probes::{ServiceErrorsProbe, ServiceRoutingProbe};
 use rampart_core::{Clock, SystemClock};
 use rampart_engine::{Engine, SYSTEM_ACTOR};
 use rampart_store::{NewAuditEvent, Store};
@@ -123,11 +123,18 @@ pub async fn run_server(
     let probes: Vec<Box<dyn ReadinessProbe>> = engine
         .service_names()
         .into_iter()
-        .map(|service| {
-            Box::new(ServiceRoutingProbe {
-                engine: engine.clone(),
-                service,
-            }) as Box<dyn ReadinessProbe>
+        .flat_map(|service| {
+            [
+                Box::new(ServiceRoutingProbe {
+                    engine: engine.clone(),
+                    service: service.clone(),
+                }) as Box<dyn ReadinessProbe>,
+                Box::new(ServiceErrorsProbe {
+                    engine: engine.clone(),
+                    service,
+                    warn_error_rate: config.telemetry.warn_error_rate,
+                }),
+            ]
         })
         .collect();
     let (stopping, shutdown_flag) = tokio::sync::watch::channel(false);
