@@ -58,6 +58,7 @@ pub fn app(state: AppState) -> (axum::Router, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::deployments::rollback))
         .routes(routes!(routes::deployments::validate))
         .routes(routes!(routes::events::events))
+        .routes(routes!(routes::telemetry::get_telemetry))
         .routes(routes!(openapi::openapi_json))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
@@ -67,6 +68,7 @@ pub fn app(state: AppState) -> (axum::Router, utoipa::openapi::OpenApi) {
         .routes(routes!(health::live))
         .routes(routes!(health::ready))
         .routes(routes!(health::health))
+        .routes(routes!(routes::telemetry::health_metrics))
         .routes(routes!(metrics));
     let (router, doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(public)

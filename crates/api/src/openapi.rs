@@ -23,6 +23,7 @@ use utoipa::{Modify, OpenApi};
         (name = "traffic", description = "The stable/canary split of a service"),
         (name = "deployments", description = "Rollouts and operator actions"),
         (name = "events", description = "Live updates (server-sent events)"),
+        (name = "telemetry", description = "Host, service and instance history"),
         (name = "meta", description = "This document"),
     )
 )]

@@ -23,6 +23,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub probes: Arc<Vec<Box<dyn ReadinessProbe>>>,
     pub engine: rampart_engine::Engine,
+    /// Host and instance metrics, their history and the latest collection.
+    pub telemetry: rampart_telemetry::Telemetry,
     /// Flips to true when rampart shuts down, so that endless responses (event
     /// streams) end and graceful shutdown can finish.
     pub shutdown: crate::routes::events::ShutdownFlag,

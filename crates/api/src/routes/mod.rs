@@ -4,5 +4,6 @@ pub mod audit;
 pub mod deployments;
 pub mod events;
 pub mod services;
+pub mod telemetry;
 pub mod tokens;
 pub mod traffic;

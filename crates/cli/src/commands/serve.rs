@@ -155,6 +155,7 @@ pub async fn run_server(
         clock,
         probes: Arc::new(probes),
         engine: engine.clone(),
+        telemetry,
         shutdown: shutdown_flag,
     };
 
