@@ -41,19 +41,23 @@ struct Family<'a> {
 }
 
 fn emit(encoder: &mut DescriptorEncoder, family: Family) -> Result<(), std::fmt::Error> {
-    if family.samples.is_empty() {
+    let Some((first_labels, _)) = family.samples.first() else {
         return Ok(());
-    }
+    };
     let mut descriptor = encoder.encode_descriptor(family.name, family.help, None, family.kind)?;
-    for (labels, value) in &family.samples {
-        let metric = descriptor.encode_family(labels)?;
-        match family.kind {
-            MetricType::Counter => CounterValue(*value).encode(metric)?,
-            _ => {
-                let mut metric = metric;
-                metric.encode_gauge(value)?
-            }
+    let encode = |metric: MetricEncoder, value: f64| match family.kind {
+        MetricType::Counter => CounterValue(value).encode(metric),
+        _ => {
+            let mut metric = metric;
+            metric.encode_gauge(&value)
         }
+    };
+    // A family without labels is one sample written bare (`name value`, not `name{} value`).
+    if first_labels.is_empty() {
+        return encode(descriptor, family.samples[0].1);
+    }
+    for (labels, value) in &family.samples {
+        encode(descriptor.encode_family(labels)?, *value)?;
     }
     Ok(())
 }
@@ -341,6 +345,11 @@ fn families(latest: &Latest) -> Vec<Family<'static>> {
             "How long the latest host and instance collection took.",
             one(latest.collection_seconds),
         ),
+        counter(
+            "rampart_telemetry_collection_cpu_seconds",
+            "CPU seconds all collections used (reading /proc and the services, updating the series).",
+            one(latest.collection_cpu_seconds_total),
+        ),
     ]
 }
 
@@ -395,6 +404,8 @@ mod tests {
             "rampart_host_network_receive_bytes_total{device=\"lo\"} ",
             "rampart_host_tcp_connection_states{state=",
             "rampart_telemetry_collection_seconds ",
+            "\nrampart_telemetry_collection_cpu_seconds_total ",
+            "\nrampart_host_load1 ",
         ] {
             assert!(text.contains(needle), "{needle} missing from\n{text}");
         }

@@ -3,6 +3,7 @@
 //! and health) and record points into the bounded series (for history).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -41,6 +42,8 @@ pub struct Latest {
     pub instances: Vec<InstanceUsage>,
     /// How long this collection took (its cost, exported as a metric).
     pub collection_seconds: f64,
+    /// CPU seconds every collection so far used (the thread's own CPU time).
+    pub collection_cpu_seconds_total: f64,
 }
 
 impl Latest {
@@ -96,6 +99,15 @@ struct Inner {
     series: Mutex<SeriesStore>,
     latest: Mutex<Option<Arc<Latest>>>,
     state: Mutex<SamplerState>,
+    /// Nanoseconds of CPU all collections used.
+    cpu_nanos: AtomicU64,
+}
+
+/// CPU time of the calling thread: a collection runs on one thread from start to end.
+fn thread_cpu() -> Duration {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)
+        .map(Duration::from)
+        .unwrap_or_default()
 }
 
 /// What a collection needs from the previous one to turn counters into rates.
@@ -128,6 +140,7 @@ impl Telemetry {
                 clock,
                 latest: Mutex::new(None),
                 state: Mutex::new(SamplerState::default()),
+                cpu_nanos: AtomicU64::new(0),
             }),
         }
     }
@@ -156,6 +169,7 @@ impl Telemetry {
     /// One collection, now.
     pub fn collect(&self) -> Arc<Latest> {
         let started = Instant::now();
+        let cpu_started = thread_cpu();
         let interval = self.settings().interval();
         let services = self.inner.source.observe(interval);
         let at = self.inner.clock.now();
@@ -193,15 +207,16 @@ impl Telemetry {
         let previous = state.previous.replace((at, host.clone()));
         drop(state);
 
-        let latest = Arc::new(Latest {
+        let mut latest = Latest {
             at,
             host,
             cpu_percent,
             cpu_total_percent,
             services,
             instances,
-            collection_seconds: started.elapsed().as_secs_f64(),
-        });
+            collection_seconds: 0.0,
+            collection_cpu_seconds_total: 0.0,
+        };
         let points = points(&latest, previous.as_ref());
         {
             let mut series = lock(&self.inner.series);
@@ -210,6 +225,11 @@ impl Telemetry {
             }
             series.prune(at);
         }
+        let cpu_used = thread_cpu().saturating_sub(cpu_started).as_nanos() as u64;
+        let cpu_total = self.inner.cpu_nanos.fetch_add(cpu_used, Ordering::Relaxed) + cpu_used;
+        latest.collection_seconds = started.elapsed().as_secs_f64();
+        latest.collection_cpu_seconds_total = cpu_total as f64 / 1e9;
+        let latest = Arc::new(latest);
         *lock(&self.inner.latest) = Some(latest.clone());
         latest
     }
