@@ -207,7 +207,7 @@ impl HostReader {
         host.processes = procfs::process::all_processes()
             .map(|all| all.count() as u64)
             .unwrap_or(0);
-        if self.collections % TCP_STATES_EVERY == 0 {
+        if self.collections.is_multiple_of(TCP_STATES_EVERY) {
             self.tcp_states = tcp_states();
         }
         self.collections += 1;
@@ -281,14 +281,14 @@ fn filesystems() -> Vec<Filesystem> {
         let Ok(stat) = nix::sys::statvfs::statvfs(Path::new(&mountpoint)) else {
             continue;
         };
-        let block = stat.fragment_size() as u64;
+        let block = stat.fragment_size();
         out.push(Filesystem {
             device: mount.mount_source.unwrap_or_else(|| "none".into()),
             fstype: mount.fs_type,
             mountpoint,
-            size_bytes: stat.blocks() as u64 * block,
-            avail_bytes: stat.blocks_available() as u64 * block,
-            free_bytes: stat.blocks_free() as u64 * block,
+            size_bytes: stat.blocks() * block,
+            avail_bytes: stat.blocks_available() * block,
+            free_bytes: stat.blocks_free() * block,
         });
     }
     out
