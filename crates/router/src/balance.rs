@@ -2,27 +2,11 @@
 //! Two random candidates, the less busy wins; this tracks least-outstanding closely
 //! without scanning every instance or sharing a lock.
 
-use std::cell::Cell;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use crate::fast_random;
 use crate::upstream::Upstream;
-
-thread_local! {
-    static RNG: Cell<u64> = Cell::new(rand::random::<u64>() | 1);
-}
-
-/// xorshift64*: the pick only needs spread, not unpredictability, and must be cheap.
-fn next_random(bound: usize) -> usize {
-    RNG.with(|cell| {
-        let mut x = cell.get();
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        cell.set(x);
-        (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) as usize % bound
-    })
-}
 
 /// Picks an available instance, never `exclude`. Falls back to an ejected (but still
 /// active) instance rather than failing the request when nothing else is left.
@@ -40,8 +24,8 @@ pub(crate) fn pick(
             }
         }
         n => {
-            let a = next_random(n);
-            let b = (a + 1 + next_random(n - 1)) % n;
+            let a = fast_random::below(n as u64) as usize;
+            let b = (a + 1 + fast_random::below(n as u64 - 1) as usize) % n;
             let (ua, ub) = (&instances[a], &instances[b]);
             match (usable(ua), usable(ub)) {
                 (true, true) => {

@@ -89,6 +89,7 @@ mod balance;
 mod body;
 mod connection;
 mod error;
+mod fast_random;
 mod headers;
 mod limit;
 mod metrics;

@@ -16,8 +16,9 @@
 //! compare-and-swap, so the shares are exact across threads too. A new weight applies
 //! from the next block; weights 0 and 100 apply at once.
 
-use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::fast_random;
 
 const ONE: u64 = 1 << 32;
 
@@ -87,7 +88,7 @@ impl Splitter {
                 state.left = BLOCK;
                 state.canary_left = slots_in_block(state.block, step);
             }
-            let canary = random_below(state.left) < state.canary_left;
+            let canary = fast_random::below(state.left) < state.canary_left;
             let next = BlockState {
                 left: state.left - 1,
                 canary_left: state.canary_left - u64::from(canary),
@@ -106,24 +107,6 @@ impl Splitter {
             }
         }
     }
-}
-
-thread_local! {
-    static RNG: Cell<u64> = Cell::new(rand::random::<u64>() | 1);
-}
-
-/// A uniform draw from `0..bound` (`bound` ≤ 256): xorshift64* seeded per thread from
-/// the OS, cheap enough for every request; clients never see its output.
-fn random_below(bound: u64) -> u64 {
-    RNG.with(|cell| {
-        let mut x = cell.get();
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        cell.set(x);
-        // The high 32 bits scaled to the bound (Lemire): bias below 2^-24 for bound ≤ 256.
-        ((x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) * bound) >> 32
-    })
 }
 
 #[cfg(test)]
@@ -246,9 +229,9 @@ mod tests {
     fn draws_cover_the_whole_range() {
         let mut seen = [false; 7];
         for _ in 0..1_000 {
-            seen[random_below(7) as usize] = true;
+            seen[fast_random::below(7) as usize] = true;
         }
         assert!(seen.iter().all(|&s| s));
-        assert!((0..1_000).all(|_| random_below(1) == 0));
+        assert!((0..1_000).all(|_| fast_random::below(1) == 0));
     }
 }
