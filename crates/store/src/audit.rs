@@ -492,12 +492,12 @@ impl Store {
 
     /// See [`Tx::list_audit`].
     pub fn list_audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
-        self.read(|tx| tx.list_audit(query))
+        self.read_blocking(|tx| tx.list_audit(query))
     }
 
     /// See [`Tx::verify_audit`]. Runs on one consistent snapshot.
     pub fn verify_audit(&self) -> Result<AuditVerification> {
-        self.read(|tx| tx.verify_audit())
+        self.read_blocking(|tx| tx.verify_audit())
     }
 }
 

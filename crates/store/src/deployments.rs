@@ -364,7 +364,7 @@ impl Store {
 
     /// See [`Tx::get_deployment`].
     pub fn get_deployment(&self, id: &str) -> Result<Option<DeploymentRow>> {
-        self.read(|tx| tx.get_deployment(id))
+        self.read_blocking(|tx| tx.get_deployment(id))
     }
 
     /// See [`Tx::list_deployments`].
@@ -373,12 +373,12 @@ impl Store {
         service: Option<&str>,
         limit: u32,
     ) -> Result<Vec<DeploymentRow>> {
-        self.read(|tx| tx.list_deployments(service, limit))
+        self.read_blocking(|tx| tx.list_deployments(service, limit))
     }
 
     /// See [`Tx::active_deployments`].
     pub fn active_deployments(&self) -> Result<Vec<DeploymentRow>> {
-        self.read(|tx| tx.active_deployments())
+        self.read_blocking(|tx| tx.active_deployments())
     }
 
     /// See [`Tx::append_deployment_event`].
@@ -388,7 +388,7 @@ impl Store {
 
     /// See [`Tx::deployment_events`].
     pub fn deployment_events(&self, deployment_id: &str) -> Result<Vec<DeploymentEvent>> {
-        self.read(|tx| tx.deployment_events(deployment_id))
+        self.read_blocking(|tx| tx.deployment_events(deployment_id))
     }
 
     /// See [`Tx::append_measurement`].
@@ -398,7 +398,7 @@ impl Store {
 
     /// See [`Tx::measurements`].
     pub fn measurements(&self, deployment_id: &str, limit: u32) -> Result<Vec<Measurement>> {
-        self.read(|tx| tx.measurements(deployment_id, limit))
+        self.read_blocking(|tx| tx.measurements(deployment_id, limit))
     }
 
     /// See [`Tx::measurements_page`].

@@ -20,6 +20,13 @@ pub enum StoreError {
         source: std::io::Error,
     },
 
+    #[error("cannot make {path} private to rampart's user (mode 0600): {source}")]
+    Permissions {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
     #[error("cannot open store at {path}: {source}")]
     Open {
         path: PathBuf,

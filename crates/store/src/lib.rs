@@ -4,11 +4,26 @@
 //!
 //! # Concurrency
 //!
-//! There is one writer: a single [`rusqlite::Connection`] behind a mutex. [`Store`] is
-//! a cheap `Clone` handle (an `Arc`) and is `Send + Sync`; every operation takes the
-//! mutex for the length of one transaction. SQLite serialises writers anyway, so one
-//! connection costs no write throughput and removes `SQLITE_BUSY` between our own
-//! threads.
+//! One writer, many readers, and nothing that blocks an async runtime:
+//!
+//! - Writes go through a single [`rusqlite::Connection`] behind a mutex (SQLite
+//!   serialises writers anyway, so one connection costs no throughput and removes
+//!   `SQLITE_BUSY` between our own threads). Async code calls [`Store::write`], which
+//!   runs the transaction on tokio's blocking pool; [`Store::with_tx`] is the same
+//!   transaction on the calling thread, for code that is not async (the CLI's offline
+//!   commands, tests).
+//! - Reads go through a small pool of read-only connections. In WAL mode a reader
+//!   never waits for the writer and sees the last committed state, so a long
+//!   `audit verify` or a burst of viewers never delays a rollback's commit. Async
+//!   code calls [`Store::read`] (bounded to [`READ_CONCURRENCY`] at once);
+//!   [`Store::read_blocking`] is the synchronous form.
+//! - [`Store::ping`] uses a connection of its own with a short busy timeout, so a
+//!   readiness probe answers in well under a millisecond whatever else is running.
+//! - Authentication only reads; when a token was last used is kept in memory and
+//!   written in one batch by [`Store::flush_token_uses`] (every few seconds and at
+//!   shutdown, see the `tokens` module).
+//!
+//! [`Store`] is a cheap `Clone` handle (an `Arc`) and is `Send + Sync`.
 //!
 //! # Durability
 //!
@@ -30,13 +45,14 @@
 mod audit;
 mod deployments;
 mod error;
+mod files;
 mod migrations;
+mod pool;
 mod records;
 mod sql;
 mod tokens;
 
 use std::cell::Cell;
-use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -45,6 +61,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use rampart_core::Clock;
 use rusqlite::{Connection, TransactionBehavior};
+use tokio::sync::Semaphore;
 
 pub use audit::{
     AUDIT_LIST_LIMIT_MAX, AuditEntry, AuditQuery, AuditVerification, GENESIS_HASH, NewAuditEvent,
@@ -54,30 +71,53 @@ pub use deployments::{
     DeploymentEvent, DeploymentRow, Measurement, NewDeploymentEvent, NewMeasurement,
 };
 pub use error::{Result, StoreError};
+pub use files::create_data_dir;
 pub use migrations::{MIGRATIONS, supported_version};
 pub use records::{IncidentRow, NewScalingDecision, ScalingDecision, ValidationRunRow};
 pub use sql::{format_timestamp, new_id};
-pub use tokens::{ParseRoleError, Role, TOKEN_PREFIX, TokenInfo};
+pub use tokens::{ParseRoleError, Role, TOKEN_PREFIX, TOKEN_USE_FLUSH_EVERY, TokenInfo};
+
+use crate::pool::{HealthConnection, ReadPool};
+use crate::tokens::PendingTokenUses;
 
 /// The database file's name inside the data dir.
 pub const DB_FILE_NAME: &str = "rampart.db";
+
+/// How many [`Store::read`] transactions run at once; more wait (asynchronously) for
+/// a free slot. Enough for the API's viewers alongside a long `audit verify` on a
+/// small machine, few enough that the blocking pool is never flooded.
+pub const READ_CONCURRENCY: usize = 8;
 
 /// How long an operation waits for a lock held by another process (for example a
 /// second rampart pointed at the same data dir) before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Handle to the store. Clones share one connection.
+/// Handle to the store. Clones share one writer, one read pool and one clock.
 #[derive(Clone)]
 pub struct Store {
     inner: Arc<Inner>,
 }
 
 struct Inner {
-    conn: Mutex<Connection>,
+    writer: Mutex<Connection>,
+    readers: Readers,
+    read_slots: Arc<Semaphore>,
     path: PathBuf,
     clock: TimeSource,
     /// Audit entries committed through this handle since it was opened.
     audit_appended: Arc<AtomicU64>,
+    token_uses: PendingTokenUses,
+}
+
+/// Where reads run.
+enum Readers {
+    /// A file database: read-only connections of their own, plus one for health.
+    Pool {
+        pool: ReadPool,
+        health: Box<HealthConnection>,
+    },
+    /// An in-memory database exists only on the writer's connection.
+    Writer,
 }
 
 /// Where "now" comes from for timestamps the store stamps itself.
@@ -111,7 +151,9 @@ impl std::fmt::Debug for Store {
 
 impl Store {
     /// Opens (creating if needed) `data_dir/rampart.db` and migrates it to the current
-    /// schema. Timestamps come from the wall clock.
+    /// schema. Timestamps come from the wall clock. A data dir rampart creates is
+    /// private to its user (0700), and the database files are always 0600: they hold
+    /// per-deploy environment values and the audit log.
     pub fn open(data_dir: &Path) -> Result<Store> {
         Self::open_with(data_dir, TimeSource::Wall)
     }
@@ -123,43 +165,58 @@ impl Store {
     }
 
     /// A private in-memory database, for unit tests of code built on the store.
-    /// Nothing is durable.
+    /// Nothing is durable; reads share the writer's connection.
     pub fn open_in_memory() -> Result<Store> {
         let path = PathBuf::from(":memory:");
         let conn = Connection::open_in_memory().map_err(|source| StoreError::Open {
             path: path.clone(),
             source,
         })?;
-        Self::finish_open(conn, path, TimeSource::Wall)
+        Self::finish_open(conn, path, TimeSource::Wall, Readers::Writer)
     }
 
     fn open_with(data_dir: &Path, clock: TimeSource) -> Result<Store> {
-        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::CreateDataDir {
-            path: data_dir.to_path_buf(),
-            source,
-        })?;
-        check_writable(data_dir)?;
+        create_data_dir(data_dir)?;
+        files::check_writable(data_dir)?;
         let path = data_dir.join(DB_FILE_NAME);
+        files::make_private(&path)?;
         let conn = Connection::open(&path).map_err(|source| StoreError::Open {
             path: path.clone(),
             source,
         })?;
-        Self::finish_open(conn, path, clock)
+        let readers = Readers::Pool {
+            pool: ReadPool::new(path.clone(), READ_CONCURRENCY),
+            health: Box::new(HealthConnection::new(path.clone())),
+        };
+        Self::finish_open(conn, path, clock, readers)
     }
 
-    fn finish_open(mut conn: Connection, path: PathBuf, clock: TimeSource) -> Result<Store> {
+    fn finish_open(
+        mut conn: Connection,
+        path: PathBuf,
+        clock: TimeSource,
+        readers: Readers,
+    ) -> Result<Store> {
         configure(&conn).map_err(|source| StoreError::Open {
             path: path.clone(),
             source,
         })?;
         migrations::migrate(&mut conn, &path)?;
+        if path != Path::new(":memory:") {
+            // WAL mode created the -wal and -shm files with the database's mode;
+            // files left by an older rampart may still be readable by others.
+            files::make_companions_private(&path)?;
+        }
         tracing::debug!(path = %path.display(), "store opened");
         Ok(Store {
             inner: Arc::new(Inner {
-                conn: Mutex::new(conn),
+                writer: Mutex::new(conn),
+                readers,
+                read_slots: Arc::new(Semaphore::new(READ_CONCURRENCY)),
                 path,
                 clock,
                 audit_appended: Arc::new(AtomicU64::new(0)),
+                token_uses: PendingTokenUses::default(),
             }),
         })
     }
@@ -176,19 +233,31 @@ impl Store {
     }
 
     /// Cheap liveness check for readiness probes: the database file is still where
-    /// it was opened and answers a query.
-    pub fn ping(&self) -> Result<()> {
-        if self.inner.path != Path::new(":memory:") && !self.inner.path.exists() {
-            return Err(StoreError::Corrupt(format!(
-                "the database file {} has disappeared; restore it or restart rampart",
-                self.inner.path.display()
-            )));
+    /// it was opened and answers a query. Never waits for the writer or for a read
+    /// slot: it has a connection of its own with a short busy timeout.
+    pub async fn ping(&self) -> Result<()> {
+        let store = self.clone();
+        join(tokio::task::spawn_blocking(move || store.ping_blocking()).await)
+    }
+
+    /// [`Store::ping`] on the calling thread.
+    pub fn ping_blocking(&self) -> Result<()> {
+        match &self.inner.readers {
+            Readers::Pool { health, .. } => {
+                if !self.inner.path.exists() {
+                    return Err(StoreError::Corrupt(format!(
+                        "the database file {} has disappeared; restore it or restart rampart",
+                        self.inner.path.display()
+                    )));
+                }
+                health.ping()
+            }
+            Readers::Writer => self.read_blocking(|tx| {
+                tx.tx
+                    .query_row("SELECT count(*) FROM meta", [], |r| r.get::<_, i64>(0))?;
+                Ok(())
+            }),
         }
-        self.read(|tx| {
-            tx.tx
-                .query_row("SELECT count(*) FROM meta", [], |r| r.get::<_, i64>(0))?;
-            Ok(())
-        })
     }
 
     /// The current time as the store stamps it (microsecond precision).
@@ -196,61 +265,153 @@ impl Store {
         self.inner.clock.now()
     }
 
-    /// Runs `f` in one write transaction. Commits (durably, see the crate docs) if `f`
-    /// returns `Ok`; rolls back everything `f` did if it returns `Err` or panics.
+    /// Runs `f` in one write transaction off the async runtime (on tokio's blocking
+    /// pool). Commits (durably, see the crate docs) if `f` returns `Ok`; rolls back
+    /// everything `f` did if it returns `Err` or panics (the panic then continues in
+    /// the caller). Once started, the transaction runs to its end even if the
+    /// returned future is dropped.
+    pub async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&Tx<'_>) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let store = self.clone();
+        join(tokio::task::spawn_blocking(move || store.with_tx(f)).await)
+    }
+
+    /// Runs a read-only `f` on one consistent snapshot, off the async runtime, on a
+    /// read connection (never waiting for the writer). Writing through its `Tx` fails.
+    pub async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&Tx<'_>) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let slot = Arc::clone(&self.inner.read_slots)
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Aborted("the store is closing".into()))?;
+        let store = self.clone();
+        join(
+            tokio::task::spawn_blocking(move || {
+                let result = store.read_blocking(f);
+                drop(slot);
+                result
+            })
+            .await,
+        )
+    }
+
+    /// [`Store::write`] on the calling thread: blocks it for the whole transaction,
+    /// including the fsync. Not for async code.
     pub fn with_tx<T>(&self, f: impl FnOnce(&Tx<'_>) -> Result<T>) -> Result<T> {
-        self.run(TransactionBehavior::Immediate, f)
+        let mut conn = self.lock_writer();
+        let (value, appended) = run(
+            &mut conn,
+            TransactionBehavior::Immediate,
+            &self.inner.clock,
+            f,
+        )?;
+        // Counted only once committed: a rolled-back entry never existed.
+        self.inner
+            .audit_appended
+            .fetch_add(appended, Ordering::Relaxed);
+        Ok(value)
     }
 
-    /// Runs a read-only `f` in a deferred transaction: one consistent snapshot,
-    /// without claiming the write lock.
-    pub(crate) fn read<T>(&self, f: impl FnOnce(&Tx<'_>) -> Result<T>) -> Result<T> {
-        self.run(TransactionBehavior::Deferred, f)
-    }
-
-    fn run<T>(
-        &self,
-        behavior: TransactionBehavior,
-        f: impl FnOnce(&Tx<'_>) -> Result<T>,
-    ) -> Result<T> {
-        let mut conn = self.lock();
-        let tx = Tx {
-            tx: conn.transaction_with_behavior(behavior)?,
-            clock: &self.inner.clock,
-            audit_appended: Cell::new(0),
-        };
-        match f(&tx) {
-            Ok(value) => {
-                let appended = tx.audit_appended.get();
-                tx.tx.commit()?;
-                // Counted only once committed: a rolled-back entry never existed.
-                self.inner
-                    .audit_appended
-                    .fetch_add(appended, Ordering::Relaxed);
-                Ok(value)
+    /// [`Store::read`] on the calling thread. Not for async code.
+    pub fn read_blocking<T>(&self, f: impl FnOnce(&Tx<'_>) -> Result<T>) -> Result<T> {
+        match &self.inner.readers {
+            Readers::Pool { pool, .. } => {
+                let mut conn = pool.take()?;
+                let result = run(
+                    &mut conn,
+                    TransactionBehavior::Deferred,
+                    &self.inner.clock,
+                    f,
+                );
+                pool.give_back(conn);
+                result.map(|(value, _)| value)
             }
-            Err(err) => {
-                if let Err(rollback) = tx.tx.rollback() {
-                    tracing::warn!(error = %rollback, "rolling back a store transaction failed");
-                }
-                Err(err)
+            Readers::Writer => {
+                let mut conn = self.lock_writer();
+                run(
+                    &mut conn,
+                    TransactionBehavior::Deferred,
+                    &self.inner.clock,
+                    f,
+                )
+                .map(|(value, _)| value)
             }
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Connection> {
+    fn lock_writer(&self) -> MutexGuard<'_, Connection> {
         // A poisoned lock means a closure panicked mid-transaction. The transaction was
         // rolled back when it was dropped during unwinding, so the connection is in a
         // clean state and can be reused.
         self.inner
-            .conn
+            .writer
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
-/// An open transaction. Obtained from [`Store::with_tx`]; all store operations are
-/// methods on it (see the `audit`, `tokens`, `deployments` and `records` impls).
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The last handle is going away: token uses not yet written would be lost.
+        let conn = self
+            .writer
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Err(e) = self.token_uses.flush(conn, &self.clock) {
+            tracing::warn!(error = %e, "could not record when tokens were last used");
+        }
+    }
+}
+
+/// Runs `f` in one transaction on `conn`: commit on `Ok`, roll back on `Err` (and,
+/// through the transaction's drop, on panic). Returns the audit entries appended.
+fn run<T>(
+    conn: &mut Connection,
+    behavior: TransactionBehavior,
+    clock: &TimeSource,
+    f: impl FnOnce(&Tx<'_>) -> Result<T>,
+) -> Result<(T, u64)> {
+    let tx = Tx {
+        tx: conn.transaction_with_behavior(behavior)?,
+        clock,
+        audit_appended: Cell::new(0),
+    };
+    match f(&tx) {
+        Ok(value) => {
+            let appended = tx.audit_appended.get();
+            tx.tx.commit()?;
+            Ok((value, appended))
+        }
+        Err(err) => {
+            if let Err(rollback) = tx.tx.rollback() {
+                tracing::warn!(error = %rollback, "rolling back a store transaction failed");
+            }
+            Err(err)
+        }
+    }
+}
+
+/// The result of a store task on the blocking pool; a panic in the caller's closure
+/// continues in the caller, as it would have on the caller's own thread.
+fn join<T>(joined: std::result::Result<Result<T>, tokio::task::JoinError>) -> Result<T> {
+    match joined {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(StoreError::Aborted(format!(
+            "the store task ended early: {e}"
+        ))),
+    }
+}
+
+/// An open transaction. Obtained from [`Store::write`], [`Store::read`] and their
+/// blocking forms; all store operations are methods on it (see the `audit`,
+/// `tokens`, `deployments` and `records` impls).
 pub struct Tx<'a> {
     tx: rusqlite::Transaction<'a>,
     clock: &'a TimeSource,
@@ -281,29 +442,6 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "foreign_keys", true)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(())
-}
-
-/// Fails early, with a message about the directory rather than a generic SQLite
-/// "unable to open database file", when the data dir cannot be written.
-fn check_writable(data_dir: &Path) -> Result<()> {
-    let probe = data_dir.join(".rampart-write-probe");
-    let result = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&probe);
-    match result {
-        Ok(file) => {
-            drop(file);
-            // Leaving the probe behind is harmless; failing to remove it is not an error.
-            let _ = std::fs::remove_file(&probe);
-            Ok(())
-        }
-        Err(source) => Err(StoreError::DataDirNotWritable {
-            path: data_dir.to_path_buf(),
-            source,
-        }),
-    }
 }
 
 #[cfg(test)]

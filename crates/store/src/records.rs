@@ -316,17 +316,17 @@ impl Store {
 
     /// See [`Tx::get_validation_run`].
     pub fn get_validation_run(&self, id: &str) -> Result<Option<ValidationRunRow>> {
-        self.read(|tx| tx.get_validation_run(id))
+        self.read_blocking(|tx| tx.get_validation_run(id))
     }
 
     /// See [`Tx::list_validation_runs`].
     pub fn list_validation_runs(&self, service: &str, limit: u32) -> Result<Vec<ValidationRunRow>> {
-        self.read(|tx| tx.list_validation_runs(service, limit))
+        self.read_blocking(|tx| tx.list_validation_runs(service, limit))
     }
 
     /// See [`Tx::latest_validation_run`].
     pub fn latest_validation_run(&self, service: &str) -> Result<Option<ValidationRunRow>> {
-        self.read(|tx| tx.latest_validation_run(service))
+        self.read_blocking(|tx| tx.latest_validation_run(service))
     }
 
     /// See [`Tx::insert_incident`].
@@ -347,7 +347,7 @@ impl Store {
 
     /// See [`Tx::get_incident`].
     pub fn get_incident(&self, id: &str) -> Result<Option<IncidentRow>> {
-        self.read(|tx| tx.get_incident(id))
+        self.read_blocking(|tx| tx.get_incident(id))
     }
 
     /// See [`Tx::list_incidents`].
@@ -357,7 +357,7 @@ impl Store {
         open_only: bool,
         limit: u32,
     ) -> Result<Vec<IncidentRow>> {
-        self.read(|tx| tx.list_incidents(service, open_only, limit))
+        self.read_blocking(|tx| tx.list_incidents(service, open_only, limit))
     }
 
     /// See [`Tx::insert_scaling_decision`].
@@ -374,6 +374,6 @@ impl Store {
         service: Option<&str>,
         limit: u32,
     ) -> Result<Vec<ScalingDecision>> {
-        self.read(|tx| tx.list_scaling_decisions(service, limit))
+        self.read_blocking(|tx| tx.list_scaling_decisions(service, limit))
     }
 }

@@ -1,10 +1,19 @@
 //! API bearer tokens. Only a SHA-256 hash of each secret is stored; the secret itself
 //! is returned once, at creation.
+//!
+//! Authentication only reads. When each token was last used is kept in memory and
+//! written for all tokens in one transaction by [`Store::flush_token_uses`], which
+//! the server calls every [`TOKEN_USE_FLUSH_EVERY`] and at shutdown (and the last
+//! store handle does when it is dropped): a durable write per API request would
+//! cost more than the request, and would queue viewers' requests in front of a
+//! rollback's commit.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Mutex;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use rand::TryRngCore;
 use rand::rngs::OsRng;
 use rusqlite::{OptionalExtension, params};
@@ -13,17 +22,70 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Result, StoreError, is_unique_violation};
 use crate::sql::{SqlTime, opt_time};
-use crate::{Store, Tx};
+use crate::{Store, TimeSource, Tx};
 
 /// Every secret starts with this, so leaked secrets are easy to recognise and scan for.
 pub const TOKEN_PREFIX: &str = "rpt_";
 
 const NAME_MAX_LEN: usize = 64;
 
-/// `last_used_at` is refreshed at most this often per token: every refresh is a
-/// durable (fsynced) write, and doing one per API request would cost more than the
-/// request.
-const LAST_USED_GRANULARITY: Duration = Duration::seconds(60);
+/// How often a server writes the token uses it has seen (see the module docs).
+pub const TOKEN_USE_FLUSH_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Token uses seen since the last flush: token id → latest use.
+#[derive(Default)]
+pub(crate) struct PendingTokenUses {
+    latest: Mutex<HashMap<i64, DateTime<Utc>>>,
+}
+
+impl PendingTokenUses {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, DateTime<Utc>>> {
+        self.latest
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn note(&self, id: i64, at: DateTime<Utc>) {
+        let mut latest = self.lock();
+        let entry = latest.entry(id).or_insert(at);
+        *entry = (*entry).max(at);
+    }
+
+    /// Shows uses not yet written, as if they were.
+    fn overlay(&self, token: &mut TokenInfo) {
+        if let Some(at) = self.lock().get(&token.id) {
+            token.last_used_at = Some(token.last_used_at.map_or(*at, |t| t.max(*at)));
+        }
+    }
+
+    /// Writes every pending use in one transaction on `conn`; on failure they stay
+    /// pending for the next flush. Returns how many tokens were updated.
+    pub(crate) fn flush(
+        &self,
+        conn: &mut rusqlite::Connection,
+        clock: &TimeSource,
+    ) -> Result<usize> {
+        let pending = std::mem::take(&mut *self.lock());
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        let written = crate::run(
+            conn,
+            rusqlite::TransactionBehavior::Immediate,
+            clock,
+            |tx| tx.record_token_uses(&pending),
+        );
+        match written {
+            Ok(_) => Ok(pending.len()),
+            Err(e) => {
+                for (id, at) in pending {
+                    self.note(id, at);
+                }
+                Err(e)
+            }
+        }
+    }
+}
 
 /// What a token may do. Ordered: `Viewer < Operator < Admin`, so "at least operator"
 /// is `role >= Role::Operator`.
@@ -185,8 +247,8 @@ impl Tx<'_> {
         Ok((info, secret))
     }
 
-    /// The active token whose secret this is, if any. Refreshes `last_used_at`
-    /// (at most once a minute per token, and a failure to do so is only logged).
+    /// The active token whose secret this is, if any, as stored: a read, which
+    /// records no use (see [`Store::note_token_use`]).
     pub fn authenticate(&self, secret: &str) -> Result<Option<TokenInfo>> {
         if !secret.starts_with(TOKEN_PREFIX) {
             return Ok(None);
@@ -198,26 +260,20 @@ impl Tx<'_> {
             ))?
             .query_row([hash_secret(secret)], token_from_row)
             .optional()?;
-        let Some(mut info) = found else {
-            return Ok(None);
-        };
-        let now = self.now();
-        let stale = info
-            .last_used_at
-            .is_none_or(|used| now - used >= LAST_USED_GRANULARITY);
-        if stale {
-            let updated = self
-                .conn()
-                .prepare_cached("UPDATE tokens SET last_used_at = ?1 WHERE id = ?2")
-                .and_then(|mut stmt| stmt.execute(params![SqlTime(now), info.id]));
-            match updated {
-                Ok(_) => info.last_used_at = Some(now),
-                Err(e) => {
-                    tracing::warn!(token = %info.name, error = %e, "could not record token use")
-                }
-            }
+        Ok(found)
+    }
+
+    /// Sets `last_used_at` of each token to its given time, unless a later one is
+    /// already stored.
+    fn record_token_uses(&self, uses: &HashMap<i64, DateTime<Utc>>) -> Result<()> {
+        let mut stmt = self.conn().prepare_cached(
+            "UPDATE tokens SET last_used_at = ?1 \
+             WHERE id = ?2 AND (last_used_at IS NULL OR last_used_at < ?1)",
+        )?;
+        for (id, at) in uses {
+            stmt.execute(params![SqlTime(*at), id])?;
         }
-        Ok(Some(info))
+        Ok(())
     }
 
     /// All tokens, revoked ones included, oldest first.
@@ -287,19 +343,56 @@ impl Store {
         self.with_tx(|tx| tx.create_token(name, role))
     }
 
-    /// See [`Tx::authenticate`].
+    /// [`Tx::authenticate`] on a read connection, then [`Store::note_token_use`].
+    /// Blocks the calling thread; async code runs `tx.authenticate` through
+    /// [`Store::read`] and notes the use itself.
     pub fn authenticate(&self, secret: &str) -> Result<Option<TokenInfo>> {
-        self.with_tx(|tx| tx.authenticate(secret))
+        let mut found = self.read_blocking(|tx| tx.authenticate(secret))?;
+        if let Some(token) = &mut found {
+            self.note_token_use(token);
+        }
+        Ok(found)
     }
 
-    /// See [`Tx::list_tokens`].
+    /// Remembers that `token` was used now (written at the next flush) and sets its
+    /// `last_used_at` to match. Memory only: never waits.
+    pub fn note_token_use(&self, token: &mut TokenInfo) {
+        let now = self.now();
+        self.inner.token_uses.note(token.id, now);
+        token.last_used_at = Some(now);
+    }
+
+    /// Shows token uses not yet flushed in `tokens`, as if they were written.
+    pub fn with_pending_uses(&self, mut tokens: Vec<TokenInfo>) -> Vec<TokenInfo> {
+        for token in &mut tokens {
+            self.inner.token_uses.overlay(token);
+        }
+        tokens
+    }
+
+    /// Writes the token uses seen since the last flush, in one transaction off the
+    /// async runtime. Returns how many tokens were updated.
+    pub async fn flush_token_uses(&self) -> Result<usize> {
+        let store = self.clone();
+        crate::join(tokio::task::spawn_blocking(move || store.flush_token_uses_blocking()).await)
+    }
+
+    /// [`Store::flush_token_uses`] on the calling thread.
+    pub fn flush_token_uses_blocking(&self) -> Result<usize> {
+        let mut conn = self.lock_writer();
+        self.inner.token_uses.flush(&mut conn, &self.inner.clock)
+    }
+
+    /// See [`Tx::list_tokens`]; includes uses not yet flushed.
     pub fn list_tokens(&self) -> Result<Vec<TokenInfo>> {
-        self.read(|tx| tx.list_tokens())
+        let tokens = self.read_blocking(|tx| tx.list_tokens())?;
+        Ok(self.with_pending_uses(tokens))
     }
 
-    /// See [`Tx::get_token`].
+    /// See [`Tx::get_token`]; includes uses not yet flushed.
     pub fn get_token(&self, name_or_id: &str) -> Result<Option<TokenInfo>> {
-        self.read(|tx| tx.get_token(name_or_id))
+        let token = self.read_blocking(|tx| tx.get_token(name_or_id))?;
+        Ok(token.map(|t| self.with_pending_uses(vec![t]).remove(0)))
     }
 
     /// See [`Tx::revoke_token`].
@@ -309,7 +402,7 @@ impl Store {
 
     /// See [`Tx::has_active_admin_token`].
     pub fn has_active_admin_token(&self) -> Result<bool> {
-        self.read(|tx| tx.has_active_admin_token())
+        self.read_blocking(|tx| tx.has_active_admin_token())
     }
 }
 

@@ -155,38 +155,56 @@ fn secret_never_reaches_the_database_files() {
 }
 
 #[test]
-fn last_used_is_refreshed_at_most_once_a_minute() {
-    let (_dir, store, clock) = open_temp_with_clock();
+fn authentication_writes_nothing_until_token_uses_are_flushed() {
+    let (dir, store, clock) = open_temp_with_clock();
     let (_, secret) = store.create_token("ci", Role::Operator).unwrap();
-    let first = store
-        .authenticate(&secret)
+    let stored_last_used = || {
+        let conn =
+            rusqlite::Connection::open(dir.path().join(rampart_store::DB_FILE_NAME)).unwrap();
+        conn.query_row(
+            "SELECT last_used_at FROM tokens WHERE name = 'ci'",
+            [],
+            |r| r.get::<_, Option<String>>(0),
+        )
         .unwrap()
-        .unwrap()
-        .last_used_at
-        .unwrap();
+    };
 
+    let first = store.authenticate(&secret).unwrap().unwrap();
     clock.advance(Duration::from_secs(30));
-    let again = store
-        .authenticate(&secret)
-        .unwrap()
-        .unwrap()
-        .last_used_at
-        .unwrap();
-    assert_eq!(again, first, "no write within the minute");
-
-    clock.advance(Duration::from_secs(31));
-    let later = store
-        .authenticate(&secret)
-        .unwrap()
-        .unwrap()
-        .last_used_at
-        .unwrap();
-    assert_eq!((later - first).num_seconds(), 61);
+    let later = store.authenticate(&secret).unwrap().unwrap();
+    assert_eq!(
+        (later.last_used_at.unwrap() - first.last_used_at.unwrap()).num_seconds(),
+        30
+    );
+    assert_eq!(stored_last_used(), None, "authentication only reads");
+    // Listing shows the latest use even before it is written.
     assert_eq!(
         store.list_tokens().unwrap()[0].last_used_at,
-        Some(later),
-        "the refresh was stored"
+        later.last_used_at
     );
+
+    assert_eq!(store.flush_token_uses_blocking().unwrap(), 1);
+    assert_eq!(
+        stored_last_used().as_deref(),
+        Some(rampart_store::format_timestamp(&later.last_used_at.unwrap()).as_str()),
+        "one write for both uses"
+    );
+    assert_eq!(
+        store.flush_token_uses_blocking().unwrap(),
+        0,
+        "nothing left"
+    );
+}
+
+#[test]
+fn token_uses_are_written_when_the_last_handle_is_dropped() {
+    let (dir, store) = open_temp();
+    let (_, secret) = store.create_token("ci", Role::Operator).unwrap();
+    let used = store.authenticate(&secret).unwrap().unwrap().last_used_at;
+    drop(store.clone());
+    drop(store);
+    let store = rampart_store::Store::open(dir.path()).unwrap();
+    assert_eq!(store.get_token("ci").unwrap().unwrap().last_used_at, used);
 }
 
 #[test]
