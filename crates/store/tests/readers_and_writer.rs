@@ -167,7 +167,7 @@ fn data_dir_is_created_0700_and_database_files_are_0600() {
     append_entries(&store, 1);
     assert_eq!(mode(&data_dir), 0o700);
     assert_eq!(
-        mode(&data_dir.parent().unwrap()),
+        mode(data_dir.parent().unwrap()),
         0o700,
         "created parents too"
     );
