@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{Method, header};
+use axum::http::{HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use rampart_store::Role;
@@ -38,7 +38,11 @@ pub async fn require_token(
     mut request: Request,
     next: Next,
 ) -> Response {
-    match authorize(&state, peer, &request) {
+    // Owned copies: the request itself cannot be held across the store read.
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let authorization = request.headers().get(header::AUTHORIZATION).cloned();
+    match authorize(&state, peer, &method, &path, authorization.as_ref()).await {
         Ok(principal) => {
             request.extensions_mut().insert(principal);
             next.run(request).await
@@ -47,7 +51,13 @@ pub async fn require_token(
     }
 }
 
-fn authorize(state: &AppState, peer: SocketAddr, request: &Request) -> Result<Principal, ApiError> {
+async fn authorize(
+    state: &AppState,
+    peer: SocketAddr,
+    method: &Method,
+    path: &str,
+    authorization: Option<&HeaderValue>,
+) -> Result<Principal, ApiError> {
     let ip = peer.ip();
     if let Some(retry_after_secs) = state.auth_limiter.blocked_for(ip) {
         state.metrics.auth_failure("rate_limited");
@@ -63,7 +73,7 @@ fn authorize(state: &AppState, peer: SocketAddr, request: &Request) -> Result<Pr
         state.auth_limiter.record_failure(ip);
         error
     };
-    let Some(value) = request.headers().get(header::AUTHORIZATION) else {
+    let Some(value) = authorization else {
         return Err(fail(
             "missing",
             ApiError::Unauthorized(
@@ -88,26 +98,26 @@ fn authorize(state: &AppState, peer: SocketAddr, request: &Request) -> Result<Pr
             ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".into()),
         ));
     };
-    let Some(token) = state.store.authenticate(secret)? else {
+    let secret = secret.to_string();
+    // A read only: the use is noted in memory and written in a batch later.
+    let found = state.store.read(move |tx| tx.authenticate(&secret)).await?;
+    let Some(mut token) = found else {
         return Err(fail(
             "invalid",
             ApiError::Unauthorized("the token is unknown or revoked".into()),
         ));
     };
-    let needed = required_role(request.method(), request.uri().path());
+    let needed = required_role(method, path);
     if token.role < needed {
         // A valid token with too small a role is not a guessing attempt: counted, but
         // it does not use up the address's failure budget.
         state.metrics.auth_failure("forbidden");
         return Err(ApiError::Forbidden(format!(
             "token `{}` has role {}, but {} {} needs role {}",
-            token.name,
-            token.role,
-            request.method(),
-            request.uri().path(),
-            needed
+            token.name, token.role, method, path, needed
         )));
     }
+    state.store.note_token_use(&mut token);
     Ok(Principal {
         token_name: token.name,
         role: token.role,

@@ -57,9 +57,9 @@ pub(crate) fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-fn store_check(state: &AppState) -> CheckResult {
+async fn store_check(state: &AppState) -> CheckResult {
     let started = Instant::now();
-    let result = state.store.ping();
+    let result = state.store.ping().await;
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     let (status, output) = match result {
         Ok(()) => (HealthStatus::Pass, None),
@@ -75,9 +75,12 @@ fn store_check(state: &AppState) -> CheckResult {
     }
 }
 
-fn run_checks(state: &AppState) -> (HealthStatus, BTreeMap<String, Vec<CheckResult>>) {
+async fn run_checks(state: &AppState) -> (HealthStatus, BTreeMap<String, Vec<CheckResult>>) {
     let mut checks = BTreeMap::new();
-    checks.insert("store:responsive".to_string(), vec![store_check(state)]);
+    checks.insert(
+        "store:responsive".to_string(),
+        vec![store_check(state).await],
+    );
     for probe in state.probes.iter() {
         checks.insert(probe.name(), vec![probe.check()]);
     }
@@ -137,7 +140,7 @@ pub async fn live() -> Response {
         (status = 200, description = "ready", body = HealthDocument, content_type = "application/health+json"),
         (status = 503, description = "not ready; the failing checks are listed", body = HealthDocument, content_type = "application/health+json")))]
 pub async fn ready(State(state): State<AppState>) -> Response {
-    let (status, checks) = run_checks(&state);
+    let (status, checks) = run_checks(&state).await;
     let failing: BTreeMap<_, _> = checks
         .into_iter()
         .filter(|(_, results)| results.iter().any(|r| r.status == HealthStatus::Fail))
@@ -161,7 +164,7 @@ pub async fn ready(State(state): State<AppState>) -> Response {
         (status = 200, description = "pass or warn", body = HealthDocument, content_type = "application/health+json"),
         (status = 503, description = "fail", body = HealthDocument, content_type = "application/health+json")))]
 pub async fn health(State(state): State<AppState>) -> Response {
-    let (status, checks) = run_checks(&state);
+    let (status, checks) = run_checks(&state).await;
     let code = if status == HealthStatus::Fail {
         StatusCode::SERVICE_UNAVAILABLE
     } else {

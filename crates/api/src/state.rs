@@ -1,6 +1,6 @@
 //! What every handler can reach.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use prometheus_client::registry::Registry;
 use rampart_config::Config;
@@ -31,37 +31,41 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Applies a change and its audit entry in one transaction: either both are
-    /// durable or neither happened.
-    pub fn audited<T>(
+    /// Applies a change and its audit entry in one transaction, off the async
+    /// runtime: either both are durable or neither happened.
+    pub async fn audited<T: Send + 'static>(
         &self,
         principal: &Principal,
         action: &str,
         subject: &str,
         details: serde_json::Value,
-        change: impl FnOnce(&Tx) -> Result<T, ApiError>,
+        change: impl FnOnce(&Tx) -> Result<T, ApiError> + Send + 'static,
     ) -> Result<(T, AuditEntry), ApiError> {
-        let mut outcome: Option<Result<T, ApiError>> = None;
-        let entry = self.store.with_tx(|tx| {
-            match change(tx) {
-                Ok(value) => outcome = Some(Ok(value)),
-                Err(e) => {
-                    outcome = Some(Err(e));
-                    return Err(StoreError::Aborted("the change was refused".into()));
-                }
-            }
-            tx.append_audit(&NewAuditEvent {
-                actor: principal.token_name.clone(),
-                action: action.to_string(),
-                subject: subject.to_string(),
-                details,
+        // The change's own error (a 404, a 409) leaves the transaction as an abort and
+        // comes back here through this slot.
+        let refused: Arc<Mutex<Option<ApiError>>> = Arc::default();
+        let refusal = Arc::clone(&refused);
+        let audit = NewAuditEvent {
+            actor: principal.token_name.clone(),
+            action: action.to_string(),
+            subject: subject.to_string(),
+            details,
+        };
+        let written = self
+            .store
+            .write(move |tx| {
+                let value = change(tx).map_err(|e| {
+                    *refusal.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                    StoreError::Aborted("the change was refused".into())
+                })?;
+                Ok((value, tx.append_audit(&audit)?))
             })
-        });
-        match (entry, outcome) {
-            (Ok(entry), Some(Ok(value))) => Ok((value, entry)),
-            (_, Some(Err(e))) => Err(e),
-            (Err(e), _) => Err(e.into()),
-            (Ok(_), None) => Err(ApiError::Internal("change did not run".into())),
+            .await;
+        let refusal = refused.lock().unwrap_or_else(|p| p.into_inner()).take();
+        match (written, refusal) {
+            (_, Some(e)) => Err(e),
+            (Ok(done), None) => Ok(done),
+            (Err(e), None) => Err(e.into()),
         }
     }
 }

@@ -332,3 +332,39 @@ fn sigterm_shuts_down_cleanly_and_is_audited() {
         .collect();
     assert_eq!(actions, ["token.create", "server.start", "server.stop"]);
 }
+
+#[test]
+fn token_uses_are_shown_at_once_and_written_by_shutdown() {
+    let mut server = RampartServer::start("");
+    server.wait_serving();
+    let listed = server.get_json("/api/v1/tokens");
+    // The request that lists the tokens authenticated with the admin token, so its
+    // use shows, although authentication itself writes nothing.
+    assert!(
+        listed[0]["last_used_at"].is_string(),
+        "the use is visible before it is written: {listed}"
+    );
+    let status = server.terminate();
+    assert!(status.success(), "exit status {status}");
+    let output = support::run_cli(
+        &[
+            "token",
+            "list",
+            "--data-dir",
+            server.data_dir().to_str().expect("utf8"),
+            "--output",
+            "json",
+        ],
+        server.dir.path(),
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let tokens: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).expect("json");
+    assert!(
+        tokens[0]["last_used_at"].is_string(),
+        "written at shutdown: {tokens:?}"
+    );
+}

@@ -80,7 +80,7 @@ impl Controller {
     pub async fn run(mut self, first: Input) {
         let mut queue = VecDeque::from([first]);
         loop {
-            self.drain(&mut queue);
+            self.drain(&mut queue).await;
             if self.record.rollout.is_terminal() && self.action.is_none() {
                 break;
             }
@@ -100,7 +100,7 @@ impl Controller {
                 }
                 request = self.requests.recv() => match request {
                     Some(ControllerRequest::Operate { input, reply }) => {
-                        let result = self.apply(input).map(|follow| queue.extend(follow));
+                        let result = self.apply(input).await.map(|follow| queue.extend(follow));
                         let _ = reply.send(result);
                     }
                     Some(ControllerRequest::Detach) | None => {
@@ -125,10 +125,10 @@ impl Controller {
         self.finish();
     }
 
-    fn drain(&mut self, queue: &mut VecDeque<Input>) {
+    async fn drain(&mut self, queue: &mut VecDeque<Input>) {
         while let Some(input) = queue.pop_front() {
             let action = input.action();
-            match self.apply(input) {
+            match self.apply(input).await {
                 Ok(follow) => queue.extend(follow),
                 Err(EngineError::Transition(e)) => {
                     tracing::debug!(deployment = %self.record.id, error = %e, "input not applicable: {action}");
@@ -154,7 +154,7 @@ impl Controller {
 
     /// Feeds the state machine one input: commit the new state, then act on it.
     /// Returns the inputs that acting produced at once.
-    fn apply(&mut self, input: Input) -> Result<Vec<Input>, EngineError> {
+    async fn apply(&mut self, input: Input) -> Result<Vec<Input>, EngineError> {
         let now = self.shared.clock.now();
         let before = self.record.rollout.clone();
         let commands = self.record.rollout.handle(input, now)?;
@@ -164,7 +164,7 @@ impl Controller {
             self.svc.lock().last_record = Some(self.record.clone());
             return Ok(Vec::new());
         }
-        if let Err(e) = self.persist(&commands) {
+        if let Err(e) = self.persist(&commands).await {
             // Not committed, so not acted on: the state stays what the store says.
             self.record.rollout = before;
             return Err(e);
@@ -172,7 +172,7 @@ impl Controller {
         self.svc.lock().last_record = Some(self.record.clone());
         let mut follow = Vec::new();
         for command in commands {
-            if let Some(input) = self.execute(command) {
+            if let Some(input) = self.execute(command).await {
                 follow.push(input);
             }
         }
@@ -181,44 +181,53 @@ impl Controller {
 
     /// The new state, its transitions' events and their audit entries in one
     /// transaction: durable before anything is done about them.
-    fn persist(&self, commands: &[Command]) -> Result<(), EngineError> {
+    async fn persist(&mut self, commands: &[Command]) -> Result<(), EngineError> {
         let record_json = serde_json::to_value(&self.record)
             .map_err(|e| EngineError::InvalidRequest(format!("cannot encode the rollout: {e}")))?;
-        let id = &self.record.id;
+        let id = self.record.id.clone();
         let service = self.svc.name();
         let version = &self.record.rollout.version;
         let finished = self.record.rollout.is_terminal();
-        self.shared.store.with_tx(|tx| {
-            tx.update_deployment(id, &self.record.state_name(), &record_json, finished)?;
-            for command in commands {
-                let Command::Notify(t) = command else {
-                    continue;
-                };
-                let data = serde_json::to_value(t)?;
-                tx.append_deployment_event(&NewDeploymentEvent {
-                    deployment_id: id.clone(),
-                    kind: "transition".into(),
-                    message: format!("{} -> {}: {}", t.from.name(), t.to.name(), t.reason),
-                    data,
-                })?;
-                tx.append_audit(&NewAuditEvent {
-                    actor: actor_name(&t.actor),
-                    action: format!("deployment.{}", crate::record::state_name(&t.to)),
-                    subject: format!("service/{service}/deployment/{id}"),
-                    details: serde_json::json!({
-                        "version": version,
-                        "from": t.from.name(),
-                        "to": t.to.name(),
-                        "reason": t.reason,
-                    }),
-                })?;
-            }
-            Ok(())
-        })?;
+        let state = self.record.state_name();
+        let mut changes = Vec::new();
+        for command in commands {
+            let Command::Notify(t) = command else {
+                continue;
+            };
+            let event = NewDeploymentEvent {
+                deployment_id: id.clone(),
+                kind: "transition".into(),
+                message: format!("{} -> {}: {}", t.from.name(), t.to.name(), t.reason),
+                data: serde_json::to_value(t).map_err(rampart_store::StoreError::from)?,
+            };
+            let audit = NewAuditEvent {
+                actor: actor_name(&t.actor),
+                action: format!("deployment.{}", crate::record::state_name(&t.to)),
+                subject: format!("service/{service}/deployment/{id}"),
+                details: serde_json::json!({
+                    "version": version,
+                    "from": t.from.name(),
+                    "to": t.to.name(),
+                    "reason": t.reason,
+                }),
+            };
+            changes.push((event, audit));
+        }
+        self.shared
+            .store
+            .write(move |tx| {
+                tx.update_deployment(&id, &state, &record_json, finished)?;
+                for (event, audit) in &changes {
+                    tx.append_deployment_event(event)?;
+                    tx.append_audit(audit)?;
+                }
+                Ok(())
+            })
+            .await?;
         Ok(())
     }
 
-    fn execute(&mut self, command: Command) -> Option<Input> {
+    async fn execute(&mut self, command: Command) -> Option<Input> {
         match command {
             Command::RunValidation => {
                 self.spawn_action(run_validation(
@@ -274,7 +283,7 @@ impl Controller {
                         from.since(now).as_secs_f64().ceil()
                     );
                 }
-                self.record_measurement(&verdict);
+                self.record_measurement(&verdict).await;
                 Some(Input::Analysis(verdict))
             }
             Command::PromoteCanary => {
@@ -293,7 +302,7 @@ impl Controller {
                 None
             }
             Command::OpenIncident { reason } => {
-                self.open_incident(&reason);
+                self.open_incident(&reason).await;
                 None
             }
             Command::Notify(transition) => {
@@ -362,7 +371,7 @@ impl Controller {
         self.observed_until = self.observed_until.max(until);
     }
 
-    fn record_measurement(&self, verdict: &rampart_core::judge::Verdict) {
+    async fn record_measurement(&mut self, verdict: &rampart_core::judge::Verdict) {
         let step = match self.record.rollout.phase {
             Phase::Progressing { step, .. } | Phase::Paused { step, .. } => step as u32,
             _ => 0,
@@ -372,18 +381,21 @@ impl Controller {
             Outcome::Fail => "fail",
             Outcome::Inconclusive => "inconclusive",
         };
-        let stored = serde_json::to_value(verdict)
-            .map_err(rampart_store::StoreError::from)
-            .and_then(|json| {
-                self.shared.store.with_tx(|tx| {
-                    tx.append_measurement(&NewMeasurement {
-                        deployment_id: self.record.id.clone(),
-                        step,
-                        outcome: outcome.into(),
-                        verdict: json,
-                    })
-                })
-            });
+        let stored = match serde_json::to_value(verdict) {
+            Ok(json) => {
+                let measurement = NewMeasurement {
+                    deployment_id: self.record.id.clone(),
+                    step,
+                    outcome: outcome.into(),
+                    verdict: json,
+                };
+                self.shared
+                    .store
+                    .write(move |tx| tx.append_measurement(&measurement))
+                    .await
+            }
+            Err(e) => Err(e.into()),
+        };
         if let Err(e) = stored {
             tracing::error!(error = %e, "cannot store an analysis measurement");
         }
@@ -392,7 +404,7 @@ impl Controller {
         });
     }
 
-    fn open_incident(&self, reason: &str) {
+    async fn open_incident(&mut self, reason: &str) {
         let now = self.shared.store.now();
         let service = self.svc.name().to_string();
         let id = rampart_store::new_id();
@@ -400,30 +412,36 @@ impl Controller {
             "{service}: rollout of {} rolled back",
             self.record.rollout.version
         );
-        let result = self.shared.store.with_tx(|tx| {
-            tx.insert_incident(&rampart_store::IncidentRow {
-                id: id.clone(),
-                service: service.clone(),
-                opened_at: now,
-                updated_at: now,
-                closed_at: None,
-                status: "open".into(),
-                severity: "warning".into(),
-                title: title.clone(),
-                details: serde_json::json!({
-                    "deployment_id": self.record.id,
-                    "version": self.record.rollout.version,
-                    "reason": reason,
-                    "last_verdict": self.record.rollout.last_verdict,
-                }),
-            })?;
-            tx.append_audit(&NewAuditEvent {
-                actor: SYSTEM_ACTOR.into(),
-                action: "incident.open".into(),
-                subject: format!("service/{service}/incident/{id}"),
-                details: serde_json::json!({ "title": title, "reason": reason, "deployment_id": self.record.id }),
+        let incident = rampart_store::IncidentRow {
+            id: id.clone(),
+            service: service.clone(),
+            opened_at: now,
+            updated_at: now,
+            closed_at: None,
+            status: "open".into(),
+            severity: "warning".into(),
+            title: title.clone(),
+            details: serde_json::json!({
+                "deployment_id": self.record.id,
+                "version": self.record.rollout.version,
+                "reason": reason,
+                "last_verdict": self.record.rollout.last_verdict,
+            }),
+        };
+        let audit = NewAuditEvent {
+            actor: SYSTEM_ACTOR.into(),
+            action: "incident.open".into(),
+            subject: format!("service/{service}/incident/{id}"),
+            details: serde_json::json!({ "title": title, "reason": reason, "deployment_id": self.record.id }),
+        };
+        let result = self
+            .shared
+            .store
+            .write(move |tx| {
+                tx.insert_incident(&incident)?;
+                tx.append_audit(&audit)
             })
-        });
+            .await;
         if let Err(e) = result {
             tracing::error!(error = %e, "cannot open an incident");
         }
@@ -494,7 +512,11 @@ async fn run_validation(
         result: serde_json::to_value(&result).unwrap_or_default(),
         can_deploy: result.can_deploy,
     };
-    if let Err(e) = shared.store.with_tx(|tx| tx.insert_validation_run(&row)) {
+    if let Err(e) = shared
+        .store
+        .write(move |tx| tx.insert_validation_run(&row))
+        .await
+    {
         tracing::error!(error = %e, "cannot store the validation run");
     }
     Some(Input::ValidationFinished {
@@ -655,14 +677,13 @@ pub(crate) async fn stop_version(
         return;
     }
     let service = svc.name().to_string();
-    let audit = shared.store.with_tx(|tx| {
-        tx.append_audit(&NewAuditEvent {
-            actor: SYSTEM_ACTOR.into(),
-            action: "version.stop".into(),
-            subject: format!("service/{service}/version/{version}"),
-            details: serde_json::json!({ "reason": reason }),
-        })
-    });
+    let entry = NewAuditEvent {
+        actor: SYSTEM_ACTOR.into(),
+        action: "version.stop".into(),
+        subject: format!("service/{service}/version/{version}"),
+        details: serde_json::json!({ "reason": reason }),
+    };
+    let audit = shared.store.write(move |tx| tx.append_audit(&entry)).await;
     if let Err(e) = audit {
         tracing::error!(error = %e, "cannot audit stopping a version");
     }

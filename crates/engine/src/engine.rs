@@ -131,7 +131,7 @@ impl Engine {
         let mut prepared = Vec::new();
         for service in &config.services {
             let backend = rampart_backends::build(service, &data_dir)?;
-            let (stable, previous) = serving_versions(&shared.store, service)?;
+            let (stable, previous) = serving_versions(&shared.store, service).await?;
             let stable = start_stable(service, backend.as_ref(), stable).await?;
             prepared.push((service.clone(), backend, stable, previous));
         }
@@ -178,7 +178,7 @@ impl Engine {
                 watchers: Mutex::new(watchers),
             }),
         };
-        engine.recover()?;
+        engine.recover().await?;
         Ok(engine)
     }
 
@@ -234,7 +234,7 @@ impl Engine {
     /// Changes a service's traffic by hand: the split (refused while a rollout owns
     /// it), the concurrency limit and outlier detection (allowed at any time: incident
     /// response uses them). Audited; nothing changes if any part is invalid.
-    pub fn set_traffic(
+    pub async fn set_traffic(
         &self,
         service: &str,
         change: TrafficChange,
@@ -294,15 +294,17 @@ impl Engine {
                 canary_weight: weight,
             });
         }
-        let details = serde_json::to_value(&change).unwrap_or_default();
-        self.inner.shared.store.with_tx(|tx| {
-            tx.append_audit(&NewAuditEvent {
-                actor: actor.to_string(),
-                action: "traffic.set".into(),
-                subject: format!("service/{service}"),
-                details,
-            })
-        })?;
+        let audit = NewAuditEvent {
+            actor: actor.to_string(),
+            action: "traffic.set".into(),
+            subject: format!("service/{service}"),
+            details: serde_json::to_value(&change).unwrap_or_default(),
+        };
+        self.inner
+            .shared
+            .store
+            .write(move |tx| tx.append_audit(&audit))
+            .await?;
         if let Some(table) = table {
             svc.router.swap(table)?;
         }
@@ -409,7 +411,7 @@ impl Engine {
                 task: tokio::spawn(std::future::pending()),
             });
         }
-        let row = match self.insert_deployment(&svc, &record, actor, &request) {
+        let row = match self.insert_deployment(&svc, &record, actor, &request).await {
             Ok(row) => row,
             Err(e) => {
                 svc.lock().active = None;
@@ -428,7 +430,7 @@ impl Engine {
         Ok(summary_of(&row))
     }
 
-    fn insert_deployment(
+    async fn insert_deployment(
         &self,
         svc: &ServiceRuntime,
         record: &DeploymentRecord,
@@ -448,24 +450,30 @@ impl Engine {
             finished_at: record.rollout.is_terminal().then_some(now),
         };
         let service = svc.name();
-        self.inner.shared.store.with_tx(|tx| {
-            tx.insert_deployment(&row)?;
-            tx.append_audit(&NewAuditEvent {
-                actor: actor.to_string(),
-                action: match record.kind {
-                    DeploymentKind::Rollout => "deployment.create".into(),
-                    DeploymentKind::Revert => "deployment.revert".into(),
-                },
-                subject: format!("service/{service}/deployment/{}", record.id),
-                details: serde_json::json!({
-                    "version": record.rollout.version,
-                    "previous_version": record.rollout.previous_version,
-                    "reason": request.reason,
-                    "canary": record.addresses,
-                    "env": request.env.keys().collect::<Vec<_>>(),
-                }),
+        let audit = NewAuditEvent {
+            actor: actor.to_string(),
+            action: match record.kind {
+                DeploymentKind::Rollout => "deployment.create".into(),
+                DeploymentKind::Revert => "deployment.revert".into(),
+            },
+            subject: format!("service/{service}/deployment/{}", record.id),
+            details: serde_json::json!({
+                "version": record.rollout.version,
+                "previous_version": record.rollout.previous_version,
+                "reason": request.reason,
+                "canary": record.addresses,
+                "env": request.env.keys().collect::<Vec<_>>(),
+            }),
+        };
+        let inserted = row.clone();
+        self.inner
+            .shared
+            .store
+            .write(move |tx| {
+                tx.insert_deployment(&inserted)?;
+                tx.append_audit(&audit)
             })
-        })?;
+            .await?;
         Ok(row)
     }
 
@@ -552,7 +560,7 @@ impl Engine {
             service: service.to_string(),
             action: operation.as_str().into(),
         })??;
-        self.summary(&id)
+        self.summary(&id).await
     }
 
     /// Emergency rollback after a promotion: route back to the previous version (at
@@ -636,16 +644,18 @@ impl Engine {
         };
         // Committed before the switch: a crash right after still comes back on the
         // previous version.
-        let row = self.insert_deployment(
-            svc,
-            &record,
-            actor,
-            &DeployRequest {
-                version: target.version.clone(),
-                reason: Some(reason.to_string()),
-                ..DeployRequest::default()
-            },
-        )?;
+        let row = self
+            .insert_deployment(
+                svc,
+                &record,
+                actor,
+                &DeployRequest {
+                    version: target.version.clone(),
+                    reason: Some(reason.to_string()),
+                    ..DeployRequest::default()
+                },
+            )
+            .await?;
         svc.router.swap(RouteTable {
             stable: upstream_set(&target),
             canary: None,
@@ -680,17 +690,19 @@ impl Engine {
         Ok(summary_of(&row))
     }
 
-    fn summary(&self, id: &str) -> Result<DeploymentSummary, EngineError> {
+    async fn summary(&self, id: &str) -> Result<DeploymentSummary, EngineError> {
+        let key = id.to_string();
         let row = self
             .inner
             .shared
             .store
-            .get_deployment(id)?
+            .read(move |tx| tx.get_deployment(&key))
+            .await?
             .ok_or_else(|| EngineError::UnknownDeployment(id.to_string()))?;
         Ok(summary_of(&row))
     }
 
-    pub fn status(&self, service: &str) -> Result<ServiceStatus, EngineError> {
+    pub async fn status(&self, service: &str) -> Result<ServiceStatus, EngineError> {
         let svc = self.service(service)?;
         let (stable, previous, active, boundary) = {
             let state = svc.lock();
@@ -720,11 +732,13 @@ impl Engine {
         let now = self.inner.shared.clock.now();
         let start = live_window_start(now, boundary);
         let window = svc.router.window_between(start, now);
+        let name = service.to_string();
         let last_deployment = self
             .inner
             .shared
             .store
-            .list_deployments(Some(service), 5)?
+            .read(move |tx| tx.list_deployments(Some(&name), 5))
+            .await?
             .into_iter()
             .find(|row| row.finished_at.is_some())
             .map(|row| summary_of(&row));
@@ -748,12 +762,19 @@ impl Engine {
     /// The per-second samples the judge saw in deployment `id`, as JSON lines (one
     /// `WindowSample` each, what `judge-bench --replay` reads); empty when it judged
     /// nothing.
-    pub fn deployment_samples(&self, id: &str) -> Result<String, EngineError> {
-        if self.inner.shared.store.get_deployment(id)?.is_none() {
+    pub async fn deployment_samples(&self, id: &str) -> Result<String, EngineError> {
+        let key = id.to_string();
+        let known = self
+            .inner
+            .shared
+            .store
+            .read(move |tx| tx.get_deployment(&key))
+            .await?;
+        if known.is_none() {
             return Err(EngineError::UnknownDeployment(id.to_string()));
         }
         let path = crate::samples::samples_path(&self.inner.shared.samples_dir, id);
-        match std::fs::read_to_string(&path) {
+        match tokio::fs::read_to_string(&path).await {
             Ok(text) => Ok(text),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
             Err(e) => Err(EngineError::Io(format!(
@@ -763,61 +784,75 @@ impl Engine {
         }
     }
 
-    pub fn deployment(&self, id: &str) -> Result<DeploymentDetail, EngineError> {
-        let store = &self.inner.shared.store;
-        let row = store
-            .get_deployment(id)?
+    pub async fn deployment(&self, id: &str) -> Result<DeploymentDetail, EngineError> {
+        let key = id.to_string();
+        // One snapshot: the row, its measurements, events and validation agree.
+        let (row, validation_runs, by_outcome, last, events) = self
+            .inner
+            .shared
+            .store
+            .read(move |tx| {
+                let Some(row) = tx.get_deployment(&key)? else {
+                    return Ok(None);
+                };
+                let runs = tx.list_validation_runs(&row.service, 20)?;
+                let by_outcome = tx.measurement_counts(&key)?;
+                let last = tx.measurements(&key, 1)?;
+                let events = tx.deployment_events(&key)?;
+                Ok(Some((row, runs, by_outcome, last, events)))
+            })
+            .await?
             .ok_or_else(|| EngineError::UnknownDeployment(id.to_string()))?;
         let record: DeploymentRecord = serde_json::from_value(row.record.clone()).map_err(|e| {
             EngineError::InvalidRequest(format!("deployment {id} has an unreadable record: {e}"))
         })?;
-        let validation = store
-            .list_validation_runs(&row.service, 20)?
+        let validation = validation_runs
             .into_iter()
             .find(|v| v.deployment_id.as_deref() == Some(id))
             .map(|v| v.result);
-        let by_outcome = store.measurement_counts(id)?;
         Ok(DeploymentDetail {
             summary: summary_of(&row),
             analysis: AnalysisSummary {
                 measurements: by_outcome.values().sum(),
                 by_outcome,
-                last: store
-                    .measurements(id, 1)?
-                    .into_iter()
-                    .next()
-                    .map(MeasurementView::from),
+                last: last.into_iter().next().map(MeasurementView::from),
             },
-            events: store.deployment_events(id)?,
+            events,
             record,
             validation,
         })
     }
 
     /// A page of a deployment's analysis measurements, oldest first.
-    pub fn measurements(
+    pub async fn measurements(
         &self,
         id: &str,
         offset: u64,
         limit: u32,
     ) -> Result<MeasurementPage, EngineError> {
-        let store = &self.inner.shared.store;
-        store
-            .get_deployment(id)?
+        let key = id.to_string();
+        let (total, items) = self
+            .inner
+            .shared
+            .store
+            .read(move |tx| {
+                if tx.get_deployment(&key)?.is_none() {
+                    return Ok(None);
+                }
+                let total: u64 = tx.measurement_counts(&key)?.values().sum();
+                Ok(Some((total, tx.measurements_page(&key, offset, limit)?)))
+            })
+            .await?
             .ok_or_else(|| EngineError::UnknownDeployment(id.to_string()))?;
         Ok(MeasurementPage {
-            total: store.measurement_counts(id)?.values().sum(),
+            total,
             offset,
             limit,
-            items: store
-                .measurements_page(id, offset, limit)?
-                .into_iter()
-                .map(MeasurementView::from)
-                .collect(),
+            items: items.into_iter().map(MeasurementView::from).collect(),
         })
     }
 
-    pub fn deployments(
+    pub async fn deployments(
         &self,
         service: Option<&str>,
         limit: u32,
@@ -825,11 +860,13 @@ impl Engine {
         if let Some(name) = service {
             self.service(name)?;
         }
+        let service = service.map(str::to_string);
         Ok(self
             .inner
             .shared
             .store
-            .list_deployments(service, limit)?
+            .read(move |tx| tx.list_deployments(service.as_deref(), limit))
+            .await?
             .iter()
             .map(summary_of)
             .collect())
@@ -851,26 +888,37 @@ impl Engine {
             result: serde_json::to_value(&result).map_err(rampart_store::StoreError::from)?,
             can_deploy: result.can_deploy,
         };
-        self.inner.shared.store.with_tx(|tx| {
-            tx.insert_validation_run(&row)?;
-            tx.append_audit(&NewAuditEvent {
-                actor: actor.to_string(),
-                action: "validation.run".into(),
-                subject: format!("service/{service}"),
-                details: serde_json::json!({
-                    "can_deploy": result.can_deploy,
-                    "failed": result.failed.iter().map(|c| c.name.clone()).collect::<Vec<_>>(),
-                    "warnings": result.warnings.iter().map(|c| c.name.clone()).collect::<Vec<_>>(),
-                }),
+        let audit = NewAuditEvent {
+            actor: actor.to_string(),
+            action: "validation.run".into(),
+            subject: format!("service/{service}"),
+            details: serde_json::json!({
+                "can_deploy": result.can_deploy,
+                "failed": result.failed.iter().map(|c| c.name.clone()).collect::<Vec<_>>(),
+                "warnings": result.warnings.iter().map(|c| c.name.clone()).collect::<Vec<_>>(),
+            }),
+        };
+        self.inner
+            .shared
+            .store
+            .write(move |tx| {
+                tx.insert_validation_run(&row)?;
+                tx.append_audit(&audit)
             })
-        })?;
+            .await?;
         Ok(result)
     }
 
     /// Drives every rollout that was in flight at the last stop to a safe state.
-    fn recover(&self) -> Result<(), EngineError> {
+    async fn recover(&self) -> Result<(), EngineError> {
         let policy = self.inner.shared.on_restart;
-        for row in self.inner.shared.store.active_deployments()? {
+        let in_flight = self
+            .inner
+            .shared
+            .store
+            .read(|tx| tx.active_deployments())
+            .await?;
+        for row in in_flight {
             let Some(svc) = self.inner.services.get(&row.service).cloned() else {
                 tracing::warn!(deployment = %row.id, service = %row.service, "in-flight deployment of a service no longer configured; leaving it as it is");
                 continue;
@@ -987,12 +1035,14 @@ fn echo(text: &str) -> String {
 
 /// The version to serve at start and the one to roll back to: from the last
 /// successful deployment, else from the config.
-fn serving_versions(
+async fn serving_versions(
     store: &Store,
     service: &ServiceConfig,
 ) -> Result<(ServingVersion, Option<ServingVersion>), EngineError> {
+    let name = service.name.clone();
     let latest = store
-        .list_deployments(Some(&service.name), 200)?
+        .read(move |tx| tx.list_deployments(Some(&name), 200))
+        .await?
         .into_iter()
         .filter(|row| row.state == "succeeded")
         .find_map(|row| serde_json::from_value::<DeploymentRecord>(row.record).ok());
@@ -1055,7 +1105,7 @@ async fn watch_stable(shared: Arc<Shared>, svc: Arc<ServiceRuntime>) {
             Err(broadcast::error::RecvError::Lagged(_)) => continue,
             Err(broadcast::error::RecvError::Closed) => return,
         };
-        audit_backend_event(&shared, svc.name(), &event);
+        audit_backend_event(&shared, svc.name(), &event).await;
         let stable_version = svc.lock().stable.version.clone();
         if event.version != stable_version || event.instances.is_empty() {
             continue;
@@ -1072,7 +1122,7 @@ async fn watch_stable(shared: Arc<Shared>, svc: Arc<ServiceRuntime>) {
 
 /// Crashes and restarts are actions rampart takes (or reacts to) without anyone
 /// asking: each gets an audit entry.
-fn audit_backend_event(shared: &Shared, service: &str, event: &BackendEvent) {
+async fn audit_backend_event(shared: &Shared, service: &str, event: &BackendEvent) {
     let (action, instance, details) = match &event.kind {
         BackendEventKind::InstanceCrashed { instance, reason } => (
             "instance.crashed",
@@ -1095,14 +1145,13 @@ fn audit_backend_event(shared: &Shared, service: &str, event: &BackendEvent) {
     };
     let mut details = details;
     details["version"] = serde_json::json!(event.version);
-    let result = shared.store.with_tx(|tx| {
-        tx.append_audit(&NewAuditEvent {
-            actor: SYSTEM_ACTOR.into(),
-            action: action.into(),
-            subject: format!("service/{service}/instance/{instance}"),
-            details,
-        })
-    });
+    let audit = NewAuditEvent {
+        actor: SYSTEM_ACTOR.into(),
+        action: action.into(),
+        subject: format!("service/{service}/instance/{instance}"),
+        details,
+    };
+    let result = shared.store.write(move |tx| tx.append_audit(&audit)).await;
     if let Err(e) = result {
         tracing::error!(error = %e, "cannot audit a backend event");
     }

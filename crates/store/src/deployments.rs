@@ -408,11 +408,11 @@ impl Store {
         offset: u64,
         limit: u32,
     ) -> Result<Vec<Measurement>> {
-        self.read(|tx| tx.measurements_page(deployment_id, offset, limit))
+        self.read_blocking(|tx| tx.measurements_page(deployment_id, offset, limit))
     }
 
     /// See [`Tx::measurement_counts`].
     pub fn measurement_counts(&self, deployment_id: &str) -> Result<BTreeMap<String, u64>> {
-        self.read(|tx| tx.measurement_counts(deployment_id))
+        self.read_blocking(|tx| tx.measurement_counts(deployment_id))
     }
 }

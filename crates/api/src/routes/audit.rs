@@ -97,13 +97,14 @@ pub async fn list_audit(
             "query parameter `limit` is {limit}; use 1 to 10000"
         )));
     }
-    let entries = state.store.list_audit(&AuditQuery {
+    let query = AuditQuery {
         after_seq: params.after_seq,
         limit,
         subject: params.subject,
         action: params.action,
         newest_first,
-    })?;
+    };
+    let entries = state.store.read(move |tx| tx.list_audit(&query)).await?;
     Ok(Json(
         entries.into_iter().map(AuditEntryView::from).collect(),
     ))
@@ -116,9 +117,7 @@ pub async fn list_audit(
 pub async fn verify_audit(
     State(state): State<AppState>,
 ) -> Result<Json<AuditVerificationView>, ApiError> {
-    let store = state.store.clone();
-    let verification = tokio::task::spawn_blocking(move || store.verify_audit())
-        .await
-        .map_err(|e| ApiError::Internal(format!("verification task failed: {e}")))??;
+    // On a read connection's snapshot: commits go on meanwhile.
+    let verification = state.store.read(|tx| tx.verify_audit()).await?;
     Ok(Json(verification.into()))
 }

@@ -130,7 +130,12 @@ pub async fn list_service_deployments(
     Path(name): Path<String>,
     Query(params): Query<ListParams>,
 ) -> Result<Json<Value>, ApiError> {
-    to_json(&state.engine.deployments(Some(&name), limit(&params)?)?)
+    to_json(
+        &state
+            .engine
+            .deployments(Some(&name), limit(&params)?)
+            .await?,
+    )
 }
 
 /// All deployments, newest first.
@@ -142,7 +147,7 @@ pub async fn list_deployments(
     State(state): State<AppState>,
     Query(params): Query<ListParams>,
 ) -> Result<Json<Value>, ApiError> {
-    to_json(&state.engine.deployments(None, limit(&params)?)?)
+    to_json(&state.engine.deployments(None, limit(&params)?).await?)
 }
 
 /// One deployment in full: the rollout with its steps and every transition, its
@@ -158,7 +163,7 @@ pub async fn get_deployment(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    to_json(&state.engine.deployment(&id)?)
+    to_json(&state.engine.deployment(&id).await?)
 }
 
 /// The per-second samples the judge saw in this deployment, one `WindowSample` per
@@ -174,7 +179,7 @@ pub async fn get_deployment_samples(
     Path(id): Path<String>,
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
-    let text = state.engine.deployment_samples(&id)?;
+    let text = state.engine.deployment_samples(&id).await?;
     Ok(([(http::header::CONTENT_TYPE, "application/x-ndjson")], text).into_response())
 }
 
@@ -212,7 +217,8 @@ pub async fn list_measurements(
     to_json(
         &state
             .engine
-            .measurements(&id, params.offset.unwrap_or(0), limit)?,
+            .measurements(&id, params.offset.unwrap_or(0), limit)
+            .await?,
     )
 }
 
@@ -227,7 +233,7 @@ pub async fn service_status(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    to_json(&state.engine.status(&name)?)
+    to_json(&state.engine.status(&name).await?)
 }
 
 async fn operate(

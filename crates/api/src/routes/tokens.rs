@@ -61,10 +61,11 @@ pub struct CreatedToken {
     responses((status = 200, body = Vec<TokenView>),
               (status = 403, body = Problem, content_type = "application/problem+json")))]
 pub async fn list_tokens(State(state): State<AppState>) -> Result<Json<Vec<TokenView>>, ApiError> {
+    let tokens = state.store.read(|tx| tx.list_tokens()).await?;
     Ok(Json(
         state
             .store
-            .list_tokens()?
+            .with_pending_uses(tokens)
             .into_iter()
             .map(TokenView::from)
             .collect(),
@@ -105,19 +106,21 @@ pub async fn create_token(
         .role
         .parse()
         .map_err(|e: rampart_store::ParseRoleError| ApiError::BadRequest(e.to_string()))?;
-    let ((info, secret), _) = state.audited(
-        &principal,
-        "token.create",
-        &format!("token/{}", body.name),
-        serde_json::json!({ "role": role.to_string() }),
-        |tx| match tx.create_token(&body.name, role) {
-            Ok(created) => Ok(created),
-            Err(StoreError::TokenNameTaken { name }) => Err(ApiError::Conflict(format!(
-                "a token named `{name}` already exists; pick another name or revoke it first"
-            ))),
-            Err(e) => Err(e.into()),
-        },
-    )?;
+    let ((info, secret), _) = state
+        .audited(
+            &principal,
+            "token.create",
+            &format!("token/{}", body.name),
+            serde_json::json!({ "role": role.to_string() }),
+            move |tx| match tx.create_token(&body.name, role) {
+                Ok(created) => Ok(created),
+                Err(StoreError::TokenNameTaken { name }) => Err(ApiError::Conflict(format!(
+                    "a token named `{name}` already exists; pick another name or revoke it first"
+                ))),
+                Err(e) => Err(e.into()),
+            },
+        )
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedToken {
@@ -138,16 +141,18 @@ pub async fn revoke_token(
     Extension(principal): Extension<Principal>,
     Path(name): Path<String>,
 ) -> Result<Json<TokenView>, ApiError> {
-    let (info, _) = state.audited(
-        &principal,
-        "token.revoke",
-        &format!("token/{name}"),
-        serde_json::json!({}),
-        |tx| match tx.revoke_token(&name) {
-            Ok(info) => Ok(info),
-            Err(e @ StoreError::NotFound { .. }) => Err(ApiError::NotFound(e.to_string())),
-            Err(e) => Err(e.into()),
-        },
-    )?;
+    let (info, _) = state
+        .audited(
+            &principal,
+            "token.revoke",
+            &format!("token/{name}"),
+            serde_json::json!({}),
+            move |tx| match tx.revoke_token(&name) {
+                Ok(info) => Ok(info),
+                Err(e @ StoreError::NotFound { .. }) => Err(ApiError::NotFound(e.to_string())),
+                Err(e) => Err(e.into()),
+            },
+        )
+        .await?;
     Ok(Json(info.into()))
 }

@@ -60,16 +60,19 @@ pub async fn put_traffic(
     body: Result<Json<TrafficBody>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let body = json_body(body)?;
-    let status = state.engine.set_traffic(
-        &name,
-        TrafficChange {
-            canary_weight: body.canary_weight,
-            canary: body.canary,
-            version: body.version,
-            max_concurrency: body.max_concurrency,
-            outlier_detection: body.outlier_detection,
-        },
-        &principal.token_name,
-    )?;
+    let status = state
+        .engine
+        .set_traffic(
+            &name,
+            TrafficChange {
+                canary_weight: body.canary_weight,
+                canary: body.canary,
+                version: body.version,
+                max_concurrency: body.max_concurrency,
+                outlier_detection: body.outlier_detection,
+            },
+            &principal.token_name,
+        )
+        .await?;
     to_json(&status)
 }

@@ -16,8 +16,8 @@ pub struct DataDirLock {
 }
 
 pub fn lock(data_dir: &Path) -> anyhow::Result<DataDirLock> {
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("cannot create the data dir {}", data_dir.display()))?;
+    // Created private (0700), as the store would: this runs first.
+    rampart_store::create_data_dir(data_dir)?;
     let path = data_dir.join("rampart.lock");
     let file = std::fs::OpenOptions::new()
         .read(true)

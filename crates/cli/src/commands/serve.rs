@@ -54,10 +54,19 @@ pub async fn run_server(
         .map(Path::to_path_buf)
         .unwrap_or_default();
     let _lock = crate::commands::data_dir_lock::lock(&data_dir)?;
-    let store = Store::open(&data_dir)?;
     let quiet = ready.is_some();
 
-    let new_admin_token = ensure_admin_token(&store, &data_dir)?;
+    // Opening (migrations) and the first admin token are blocking SQLite work.
+    let (store, new_admin_token) = {
+        let data_dir = data_dir.clone();
+        tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            let store = Store::open(&data_dir)?;
+            let token = ensure_admin_token(&store, &data_dir)?;
+            Ok((store, token))
+        })
+        .await
+        .context("opening the store")??
+    };
     if let (Some(secret), false) = (&new_admin_token, quiet) {
         println!(
             "created the first admin token (shown once; also saved to {}):",
@@ -106,19 +115,19 @@ pub async fn run_server(
         telemetry.clone(),
     )));
 
-    store.with_tx(|tx| {
-        tx.append_audit(&NewAuditEvent {
-            actor: SYSTEM_ACTOR.into(),
-            action: "server.start".into(),
-            subject: "server".into(),
-            details: serde_json::json!({
-                "version": env!("CARGO_PKG_VERSION"),
-                "config": config_path.display().to_string(),
-                "listen": config.server.listen.to_string(),
-                "services": config.services.iter().map(|s| s.name.clone()).collect::<Vec<_>>(),
-            }),
-        })
-    })?;
+    let started = NewAuditEvent {
+        actor: SYSTEM_ACTOR.into(),
+        action: "server.start".into(),
+        subject: "server".into(),
+        details: serde_json::json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "config": config_path.display().to_string(),
+            "listen": config.server.listen.to_string(),
+            "services": config.services.iter().map(|s| s.name.clone()).collect::<Vec<_>>(),
+        }),
+    };
+    store.write(move |tx| tx.append_audit(&started)).await?;
+    let token_use_flusher = tokio::spawn(flush_token_uses(store.clone()));
 
     let probes: Vec<Box<dyn ReadinessProbe>> = engine
         .service_names()
@@ -186,17 +195,34 @@ pub async fn run_server(
     // The API stopped taking requests: let the routers drain, stop the instances.
     // Rollouts in flight stay as stored and are recovered at the next start.
     engine.shutdown(SHUTDOWN_GRACE).await;
-    store.with_tx(|tx| {
-        tx.append_audit(&NewAuditEvent {
-            actor: SYSTEM_ACTOR.into(),
-            action: "server.stop".into(),
-            subject: "server".into(),
-            details: serde_json::json!({ "reason": "signal" }),
-        })
-    })?;
+    token_use_flusher.abort();
+    if let Err(e) = store.flush_token_uses().await {
+        tracing::warn!(error = %e, "could not record when tokens were last used");
+    }
+    let stopped = NewAuditEvent {
+        actor: SYSTEM_ACTOR.into(),
+        action: "server.stop".into(),
+        subject: "server".into(),
+        details: serde_json::json!({ "reason": "signal" }),
+    };
+    store.write(move |tx| tx.append_audit(&stopped)).await?;
     served.context("API server failed")?;
     if !quiet {
         println!("rampart stopped");
     }
     Ok(())
+}
+
+/// Writes the token uses authentication noted in memory, every few seconds (see
+/// `rampart_store::TOKEN_USE_FLUSH_EVERY`).
+async fn flush_token_uses(store: Store) {
+    let mut every = tokio::time::interval(rampart_store::TOKEN_USE_FLUSH_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    every.tick().await;
+    loop {
+        every.tick().await;
+        if let Err(e) = store.flush_token_uses().await {
+            tracing::warn!(error = %e, "could not record when tokens were last used; retrying");
+        }
+    }
 }
