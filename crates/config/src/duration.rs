@@ -1,10 +1,17 @@
-//! Human durations ("500ms", "30s", "5m", "1h 30m") that must be positive.
+//! Human durations ("500ms", "30s", "5m", "1h 30m") that must be positive and at
+//! most [`MAX_DURATION`].
 
 use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// A strictly positive duration written as text in the config.
+/// The longest duration any setting takes: longer than any sensible hold, delay or
+/// timeout, and far from where `Instant + duration` overflows (which panicked, or
+/// hung a rollback waiting for a drain that could never be reached).
+pub const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
+
+/// A strictly positive duration of at most [`MAX_DURATION`], written as text in the
+/// config.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Duration(std::time::Duration);
 
@@ -41,6 +48,9 @@ pub enum DurationError {
     Zero {
         text: String,
     },
+    TooLong {
+        text: String,
+    },
     /// Not a number with a unit; `reason` is the parser's explanation.
     Malformed {
         text: String,
@@ -54,6 +64,7 @@ impl DurationError {
         match self {
             Self::Negative { .. } => "durations cannot be negative".into(),
             Self::Zero { .. } => "a duration must be greater than zero".into(),
+            Self::TooLong { .. } => "durations are at most 30 days".into(),
             Self::Malformed { reason, .. } => reason.clone(),
         }
     }
@@ -67,6 +78,7 @@ impl DurationError {
             Self::Malformed { .. } => {
                 "write a number with a unit, such as \"500ms\", \"30s\", \"5m\" or \"1h\""
             }
+            Self::TooLong { .. } => "write a duration of 30 days (\"30d\") or less",
         }
     }
 }
@@ -74,7 +86,10 @@ impl DurationError {
 impl fmt::Display for DurationError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let text = match self {
-            Self::Negative { text } | Self::Zero { text } | Self::Malformed { text, .. } => text,
+            Self::Negative { text }
+            | Self::Zero { text }
+            | Self::TooLong { text }
+            | Self::Malformed { text, .. } => text,
         };
         write!(
             f,
@@ -87,7 +102,7 @@ impl fmt::Display for DurationError {
 
 impl std::error::Error for DurationError {}
 
-/// Parses a duration, rejecting zero and negative ones.
+/// Parses a duration, rejecting zero, negative and overlong ones.
 pub fn parse(text: &str) -> Result<Duration, DurationError> {
     let trimmed = text.trim();
     if trimmed.starts_with('-') {
@@ -99,6 +114,9 @@ pub fn parse(text: &str) -> Result<Duration, DurationError> {
     })?;
     if parsed.is_zero() {
         return Err(DurationError::Zero { text: text.into() });
+    }
+    if parsed > MAX_DURATION {
+        return Err(DurationError::TooLong { text: text.into() });
     }
     Ok(Duration(parsed))
 }
@@ -147,5 +165,31 @@ impl<'de> Deserialize<'de> for Duration {
 impl Serialize for Duration {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&humantime::format_duration(self.0).to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_are_bounded_at_30_days() {
+        assert_eq!(parse("30d").map(Duration::get), Ok(MAX_DURATION));
+        assert_eq!(
+            parse("30d 1s"),
+            Err(DurationError::TooLong {
+                text: "30d 1s".into()
+            })
+        );
+        // Far beyond what `Instant + duration` can hold.
+        assert!(matches!(
+            parse("18446744073709551615s"),
+            Err(DurationError::TooLong { .. })
+        ));
+        assert!(
+            std::time::Instant::now()
+                .checked_add(MAX_DURATION)
+                .is_some()
+        );
     }
 }

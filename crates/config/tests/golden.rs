@@ -62,6 +62,7 @@ golden_cases!(
     bad_duration,
     zero_duration,
     negative_duration,
+    duration_too_long,
     missing_required_key,
     several_structure_errors,
     duplicate_service_name,
