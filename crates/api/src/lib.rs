@@ -80,6 +80,9 @@ pub fn app(state: AppState) -> (axum::Router, utoipa::openapi::OpenApi) {
         .route("/health/liveness", axum::routing::get(health::live))
         .route("/health/readiness", axum::routing::get(health::ready))
         .fallback(not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(
+            problem::BODY_LIMIT_BYTES,
+        ))
         .layer(axum::Extension(doc_json))
         .layer(middleware::from_fn_with_state(
             state.clone(),

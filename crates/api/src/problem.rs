@@ -34,6 +34,10 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     #[error("{detail}")]
     TooManyRequests {
         detail: String,
@@ -53,6 +57,16 @@ impl ApiError {
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            ApiError::PayloadTooLarge(_) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload-too-large",
+                "Request body too large",
+            ),
+            ApiError::UnsupportedMediaType(_) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+            ),
             ApiError::TooManyRequests { .. } => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate-limited",
@@ -80,6 +94,42 @@ impl From<rampart_store::StoreError> for ApiError {
     fn from(e: rampart_store::StoreError) -> Self {
         tracing::error!(error = %e, "store error");
         ApiError::Internal(format!("store error: {e}"))
+    }
+}
+
+/// The largest request body the API reads (axum's default limit, named here so the
+/// problem can say it).
+pub const BODY_LIMIT_BYTES: usize = 2 * 1024 * 1024;
+
+impl ApiError {
+    /// A body axum could not read or parse, as a problem with the status that fits:
+    /// 413 over the size limit, 415 without a JSON content type, 400 otherwise.
+    pub fn from_body_rejection(status: StatusCode, text: String) -> ApiError {
+        match status {
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(format!(
+                "the request body is larger than {} MiB; send a smaller body",
+                BODY_LIMIT_BYTES / (1024 * 1024)
+            )),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType(format!(
+                "{text}; send the body with `Content-Type: application/json`"
+            )),
+            s if s.is_server_error() => {
+                ApiError::Internal(format!("reading the body failed: {text}"))
+            }
+            _ => ApiError::BadRequest(format!("invalid request body: {text}")),
+        }
+    }
+}
+
+impl From<axum::extract::rejection::JsonRejection> for ApiError {
+    fn from(e: axum::extract::rejection::JsonRejection) -> Self {
+        ApiError::from_body_rejection(e.status(), e.body_text())
+    }
+}
+
+impl From<axum::extract::rejection::BytesRejection> for ApiError {
+    fn from(e: axum::extract::rejection::BytesRejection) -> Self {
+        ApiError::from_body_rejection(e.status(), e.body_text())
     }
 }
 

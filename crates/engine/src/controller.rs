@@ -58,7 +58,7 @@ impl Controller {
     ) -> Result<Self, EngineError> {
         let analysis = settings::analysis_settings(&svc.config);
         let judge = rampart_core::judge::build_judge(&analysis)
-            .map_err(|e| EngineError::InvalidRequest(format!("analysis settings: {e}")))?;
+            .map_err(|e| EngineError::Internal(format!("analysis settings: {e}")))?;
         let backend_events = svc.backend.subscribe();
         let now = shared.clock.now();
         Ok(Self {
@@ -183,7 +183,7 @@ impl Controller {
     /// transaction: durable before anything is done about them.
     async fn persist(&mut self, commands: &[Command]) -> Result<(), EngineError> {
         let record_json = serde_json::to_value(&self.record)
-            .map_err(|e| EngineError::InvalidRequest(format!("cannot encode the rollout: {e}")))?;
+            .map_err(|e| EngineError::Internal(format!("cannot encode the rollout: {e}")))?;
         let id = self.record.id.clone();
         let service = self.svc.name();
         let version = &self.record.rollout.version;

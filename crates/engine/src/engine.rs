@@ -161,7 +161,7 @@ impl Engine {
         let mut watchers = Vec::new();
         for (service, backend, stable, previous) in prepared {
             let handle = router.service(&service.name).ok_or_else(|| {
-                EngineError::InvalidRequest(format!("router lost service {}", service.name))
+                EngineError::Internal(format!("router lost service {}", service.name))
             })?;
             let runtime = Arc::new(ServiceRuntime::new(
                 service, handle, backend, stable, previous,
@@ -366,9 +366,7 @@ impl Engine {
             spec,
             now,
         )
-        .map_err(|e| {
-            EngineError::InvalidRequest(format!("the service's strategy is invalid: {e}"))
-        })?;
+        .map_err(|e| EngineError::Internal(format!("the service's strategy is invalid: {e}")))?;
         let record = DeploymentRecord {
             id: rampart_store::new_id(),
             kind: DeploymentKind::Rollout,
@@ -617,9 +615,7 @@ impl Engine {
             settings::rollout_spec(&svc.config),
             now,
         )
-        .map_err(|e| {
-            EngineError::InvalidRequest(format!("the service's strategy is invalid: {e}"))
-        })?;
+        .map_err(|e| EngineError::Internal(format!("the service's strategy is invalid: {e}")))?;
         let transition = Transition {
             at: now,
             from: Phase::Pending,
@@ -804,7 +800,7 @@ impl Engine {
             .await?
             .ok_or_else(|| EngineError::UnknownDeployment(id.to_string()))?;
         let record: DeploymentRecord = serde_json::from_value(row.record.clone()).map_err(|e| {
-            EngineError::InvalidRequest(format!("deployment {id} has an unreadable record: {e}"))
+            EngineError::Internal(format!("deployment {id} has an unreadable record: {e}"))
         })?;
         let validation = validation_runs
             .into_iter()

@@ -31,6 +31,10 @@ pub enum EngineError {
     #[error("{0}")]
     Conflict(String),
 
+    /// rampart's own fault (not the request's): an invariant broke.
+    #[error("internal error: {0}")]
+    Internal(String),
+
     #[error(transparent)]
     Transition(#[from] TransitionError),
 

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use axum::body::Bytes;
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{BytesRejection, JsonRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
@@ -30,15 +30,24 @@ impl From<EngineError> for ApiError {
             EngineError::InvalidRequest(_) => ApiError::BadRequest(e.to_string()),
             EngineError::Backend(_) => ApiError::Unavailable(e.to_string()),
             EngineError::ShuttingDown => ApiError::Unavailable(e.to_string()),
-            EngineError::Router(_) => ApiError::BadRequest(e.to_string()),
-            EngineError::Store(_) | EngineError::Io(_) => ApiError::Internal(e.to_string()),
+            // A weight out of range is the request's fault; anything else the router
+            // refuses is rampart's.
+            EngineError::Router(rampart_router::RouterError::InvalidWeight(_)) => {
+                ApiError::BadRequest(e.to_string())
+            }
+            EngineError::Router(_)
+            | EngineError::Store(_)
+            | EngineError::Io(_)
+            | EngineError::Internal(_) => {
+                tracing::error!(error = %e, "internal error");
+                ApiError::Internal(e.to_string())
+            }
         }
     }
 }
 
 pub(crate) fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
-    body.map(|Json(b)| b)
-        .map_err(|e| ApiError::BadRequest(format!("invalid request body: {}", e.body_text())))
+    body.map(|Json(b)| b).map_err(ApiError::from)
 }
 
 pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Result<Json<Value>, ApiError> {
@@ -95,7 +104,8 @@ fn limit(params: &ListParams) -> Result<u32, ApiError> {
     responses((status = 201, description = "the deployment, as started", body = Object),
               (status = 400, body = Problem, content_type = "application/problem+json"),
               (status = 404, body = Problem, content_type = "application/problem+json"),
-              (status = 409, body = Problem, content_type = "application/problem+json")))]
+              (status = 409, body = Problem, content_type = "application/problem+json"),
+              (status = 413, body = Problem, content_type = "application/problem+json")))]
 pub async fn create_deployment(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -241,8 +251,9 @@ async fn operate(
     principal: Principal,
     name: String,
     operation: Operation,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let body = body?;
     // The body is optional: no body (or `{}`) means no reason given.
     let reason = if body.iter().all(u8::is_ascii_whitespace) {
         None
@@ -276,7 +287,7 @@ macro_rules! operation_route {
             State(state): State<AppState>,
             Extension(principal): Extension<Principal>,
             Path(name): Path<String>,
-            body: Bytes,
+            body: Result<Bytes, BytesRejection>,
         ) -> Result<Json<Value>, ApiError> {
             operate(state, principal, name, $op, body).await
         }
@@ -327,4 +338,57 @@ pub async fn validate(
 ) -> Result<Json<Value>, ApiError> {
     let result = state.engine.validate(&name, &principal.token_name).await?;
     to_json(&result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rampart_s_own_failures_are_500_and_the_request_s_are_400() {
+        let status = |e: EngineError| ApiError::from(e).status();
+        assert_eq!(
+            status(EngineError::Internal("broken invariant".into())),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+        assert_eq!(
+            status(EngineError::Store(rampart_store::StoreError::Corrupt(
+                "x".into()
+            ))),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+        assert_eq!(
+            status(EngineError::Router(
+                rampart_router::RouterError::DuplicateService("web".into())
+            )),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+        assert_eq!(
+            status(EngineError::Router(
+                rampart_router::RouterError::InvalidWeight(120.0)
+            )),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            status(EngineError::InvalidRequest("bad version".into())),
+            StatusCode::BAD_REQUEST
+        );
+    }
+
+    #[test]
+    fn body_rejections_keep_their_status() {
+        let status = |code| ApiError::from_body_rejection(code, "x".into()).status();
+        assert_eq!(
+            status(StatusCode::PAYLOAD_TOO_LARGE),
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
+        assert_eq!(
+            status(StatusCode::UNSUPPORTED_MEDIA_TYPE),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE
+        );
+        assert_eq!(
+            status(StatusCode::UNPROCESSABLE_ENTITY),
+            StatusCode::BAD_REQUEST
+        );
+    }
 }

@@ -99,8 +99,7 @@ pub async fn create_token(
     Extension(principal): Extension<Principal>,
     body: Result<Json<CreateToken>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
-    let Json(body) =
-        body.map_err(|e| ApiError::BadRequest(format!("invalid request body: {}", e.body_text())))?;
+    let body = crate::routes::deployments::json_body(body)?;
     validate_token_name(&body.name).map_err(ApiError::BadRequest)?;
     let role: Role = body
         .role
