@@ -155,6 +155,10 @@ impl Checker<'_, '_> {
 
     fn process(&mut self, process: &ProcessBackendConfig, path: &str) {
         let backend = format!("{path}.backend");
+        self.version(
+            &process.initial_version,
+            &format!("{backend}.initial_version"),
+        );
         if process.instances == 0 {
             self.push(
                 Finding::new(
@@ -239,6 +243,10 @@ impl Checker<'_, '_> {
 
     fn upstreams(&mut self, config: &Config, upstreams: &StaticBackendConfig, path: &str) {
         let backend = format!("{path}.backend");
+        self.version(
+            &upstreams.stable_version,
+            &format!("{backend}.stable_version"),
+        );
         if upstreams.stable.is_empty() {
             self.push(
                 Finding::new(
@@ -288,6 +296,21 @@ impl Checker<'_, '_> {
                     .help("requests would loop back into rampart; point the backend at where the application listens"),
                 );
             }
+        }
+    }
+
+    /// A version name from the config: the same rules as a version given to the API.
+    fn version(&mut self, version: &str, at: &str) {
+        if let Err(rule) = rampart_core::version::check_version(version) {
+            let key = at.rsplit('.').next().unwrap_or(at);
+            self.push(
+                Finding::new(
+                    self.at.span(at),
+                    format!("invalid `{key}` `{}`", version.escape_debug()),
+                    rule,
+                )
+                .help("versions are put into instance commands and file names; use 1 to 128 letters, digits, `.`, `_`, `-` or `+`, not starting with `-`, such as \"v1\" or \"1.4.0\""),
+            );
         }
     }
 

@@ -63,6 +63,7 @@ golden_cases!(
     zero_duration,
     negative_duration,
     duration_too_long,
+    invalid_initial_version,
     missing_required_key,
     several_structure_errors,
     duplicate_service_name,

@@ -11,6 +11,7 @@ pub mod judge;
 pub mod rollout;
 pub mod sample;
 pub mod series;
+pub mod version;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use histogram::LatencyHistogram;
