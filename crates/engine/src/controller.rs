@@ -604,6 +604,7 @@ async fn promote(svc: Arc<ServiceRuntime>, record: DeploymentRecord) -> Option<I
     let new_stable = ServingVersion {
         version: version.clone(),
         addresses: addresses.clone(),
+        env: record.env.clone(),
     };
     let swapped = svc.router.swap(RouteTable {
         stable: upstream_set(&new_stable),

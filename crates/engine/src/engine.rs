@@ -21,6 +21,7 @@ use tokio::task::JoinHandle;
 
 use crate::controller::{Controller, stop_version};
 use crate::error::EngineError;
+use crate::own_listeners::OwnListeners;
 use crate::record::{DeploymentKind, DeploymentRecord};
 use crate::service::{
     ActiveRollout, ControllerRequest, ServiceRuntime, ServingVersion, routable, upstream_set,
@@ -100,6 +101,7 @@ pub struct Engine {
 
 struct Inner {
     shared: Arc<Shared>,
+    own_listeners: OwnListeners,
     services: BTreeMap<String, Arc<ServiceRuntime>>,
     router: Mutex<Option<Router>>,
     collector: RouterCollector,
@@ -157,12 +159,18 @@ impl Engine {
             }
         };
 
+        let own_listeners = OwnListeners::default();
+        own_listeners.add(config.server.listen, "rampart's API");
         let mut services = BTreeMap::new();
         let mut watchers = Vec::new();
         for (service, backend, stable, previous) in prepared {
             let handle = router.service(&service.name).ok_or_else(|| {
                 EngineError::Internal(format!("router lost service {}", service.name))
             })?;
+            own_listeners.add(
+                handle.listen_addr(),
+                format!("the router of service `{}`", service.name),
+            );
             let runtime = Arc::new(ServiceRuntime::new(
                 service, handle, backend, stable, previous,
             ));
@@ -171,6 +179,7 @@ impl Engine {
         }
         let engine = Engine {
             inner: Arc::new(Inner {
+                own_listeners,
                 collector: router.collector(),
                 shared,
                 services,
@@ -180,6 +189,26 @@ impl Engine {
         };
         engine.recover().await?;
         Ok(engine)
+    }
+
+    /// Tells the engine where the API really listens (its configured address may
+    /// have port 0), so no canary can be pointed at it.
+    pub fn add_api_listener(&self, addr: SocketAddr) {
+        self.inner.own_listeners.add(addr, "rampart's API");
+    }
+
+    /// Refuses canary addresses that lead back into rampart itself.
+    fn check_canary_addresses(&self, addrs: &[SocketAddr]) -> Result<(), EngineError> {
+        for addr in addrs {
+            if let Some(listener) = self.inner.own_listeners.reached_by(*addr) {
+                return Err(EngineError::InvalidRequest(format!(
+                    "`canary`: {addr} is {listener}, so requests to the canary would loop back \
+                     into rampart and be served by the stable version; give the address where \
+                     the new version listens"
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// The router's Prometheus collector (per-version request metrics).
@@ -248,6 +277,9 @@ impl Engine {
                 "nothing to change: give canary_weight (with canary), max_concurrency or outlier_detection".into(),
             ));
         }
+        if let Some(version) = &change.version {
+            validate_version("version", version)?;
+        }
         let mut table = None;
         if changes_split {
             if let Some(active) = &svc.lock().active {
@@ -268,6 +300,7 @@ impl Engine {
                 )));
             }
             if let Some(addrs) = &change.canary {
+                self.check_canary_addresses(addrs)?;
                 let unique: HashSet<_> = addrs.iter().collect();
                 if unique.len() != addrs.len() {
                     return Err(EngineError::InvalidRequest(
@@ -325,7 +358,7 @@ impl Engine {
         actor: &str,
     ) -> Result<DeploymentSummary, EngineError> {
         let svc = self.service(service)?.clone();
-        validate_version(&request.version)?;
+        validate_version("version", &request.version)?;
         let stable = svc.stable();
         if stable.version == request.version {
             return Err(EngineError::Conflict(format!(
@@ -346,6 +379,7 @@ impl Engine {
                         request.version
                     )));
                 }
+                self.check_canary_addresses(&addrs)?;
                 addrs
             }
             BackendConfig::Process(_) => {
@@ -376,6 +410,7 @@ impl Engine {
             actor: actor.to_string(),
             reason: request.reason.clone().unwrap_or_default(),
             previous_addresses: stable.addresses.clone(),
+            previous_env: stable.env.clone(),
         };
 
         // Claim the service before writing, so two deploys cannot both start.
@@ -594,16 +629,19 @@ impl Engine {
         let target = if svc.is_static() || still_running {
             previous.clone()
         } else {
+            // With the environment it was deployed with: the revert brings back the
+            // version as it ran, not a version without its settings.
             let instances = svc
                 .backend
-                .start(VersionSpec::new(
-                    previous.version.clone(),
-                    svc.full_instances(),
-                ))
+                .start(
+                    VersionSpec::new(previous.version.clone(), svc.full_instances())
+                        .with_env(previous.env.clone()),
+                )
                 .await?;
             ServingVersion {
                 version: previous.version.clone(),
                 addresses: routable(&instances),
+                env: previous.env.clone(),
             }
         };
 
@@ -633,10 +671,11 @@ impl Engine {
             kind: DeploymentKind::Revert,
             rollout,
             addresses: target.addresses.clone(),
-            env: BTreeMap::new(),
+            env: target.env.clone(),
             actor: actor.to_string(),
             reason: reason.to_string(),
             previous_addresses: current.addresses.clone(),
+            previous_env: current.env.clone(),
         };
         // Committed before the switch: a crash right after still comes back on the
         // previous version.
@@ -1003,20 +1042,13 @@ fn active_view(record: &DeploymentRecord) -> ActiveRolloutView {
     }
 }
 
-fn validate_version(version: &str) -> Result<(), EngineError> {
-    let ok = !version.is_empty()
-        && version.len() <= 128
-        && version
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+'));
-    if ok {
-        Ok(())
-    } else {
-        Err(EngineError::InvalidRequest(format!(
-            "version `{}` is not allowed: use 1 to 128 letters, digits, '.', '_', '-' or '+'",
-            echo(version)
-        )))
-    }
+fn validate_version(field: &str, version: &str) -> Result<(), EngineError> {
+    rampart_core::version::check_version(version).map_err(|rule| {
+        EngineError::InvalidRequest(format!(
+            "`{field}`: version `{}` is not allowed: {rule}",
+            echo(&version.escape_debug().to_string())
+        ))
+    })
 }
 
 /// Input echoed in an error, cut so that a 10 000-character value does not come back
@@ -1046,6 +1078,7 @@ async fn serving_versions(
         let stable = ServingVersion {
             version: record.rollout.version.clone(),
             addresses: record.addresses.clone(),
+            env: record.env.clone(),
         };
         let previous = record
             .rollout
@@ -1054,6 +1087,7 @@ async fn serving_versions(
             .map(|version| ServingVersion {
                 version,
                 addresses: record.previous_addresses.clone(),
+                env: record.previous_env.clone(),
             });
         return Ok((stable, previous));
     }
@@ -1061,10 +1095,12 @@ async fn serving_versions(
         BackendConfig::Process(p) => ServingVersion {
             version: p.initial_version.clone(),
             addresses: Vec::new(),
+            env: BTreeMap::new(),
         },
         BackendConfig::Static(s) => ServingVersion {
             version: s.stable_version.clone(),
             addresses: s.stable.clone(),
+            env: BTreeMap::new(),
         },
     };
     Ok((stable, None))
@@ -1080,12 +1116,17 @@ async fn start_stable(
     match &service.backend {
         BackendConfig::Static(_) => Ok(stable),
         BackendConfig::Process(p) => {
+            // A restart brings the version back with its per-deploy environment.
             let instances = backend
-                .start(VersionSpec::new(stable.version.clone(), p.instances))
+                .start(
+                    VersionSpec::new(stable.version.clone(), p.instances)
+                        .with_env(stable.env.clone()),
+                )
                 .await?;
             Ok(ServingVersion {
                 version: stable.version,
                 addresses: routable(&instances),
+                env: stable.env,
             })
         }
     }
@@ -1164,11 +1205,11 @@ mod tests {
     #[test]
     fn an_over_long_version_is_cut_in_its_error() {
         let long = "v".repeat(10_000);
-        let message = validate_version(&long).unwrap_err().to_string();
+        let message = validate_version("version", &long).unwrap_err().to_string();
         assert!(message.len() < 200, "{message}");
         assert!(message.contains("(10000 characters)"), "{message}");
         assert!(
-            validate_version("bad version")
+            validate_version("version", "bad version")
                 .unwrap_err()
                 .to_string()
                 .contains("`bad version`")

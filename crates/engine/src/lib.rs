@@ -7,6 +7,7 @@ mod controller;
 mod engine;
 mod error;
 mod observe;
+mod own_listeners;
 mod record;
 mod samples;
 mod service;

@@ -31,6 +31,11 @@ pub struct DeploymentRecord {
     /// Static backend: where the version this deployment replaces runs, so that a
     /// revert can route back to it.
     pub previous_addresses: Vec<SocketAddr>,
+    /// Process backend: the environment the replaced version was deployed with, so
+    /// that a revert (or a restart after one) starts it with the same. Absent from
+    /// records written before it existed.
+    #[serde(default)]
+    pub previous_env: BTreeMap<String, String>,
 }
 
 impl DeploymentRecord {

@@ -1,6 +1,7 @@
 //! One service at run time: its router handle, its backend, which version is stable,
 //! and the rollout in flight (if any).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -19,6 +20,9 @@ pub struct ServingVersion {
     pub version: String,
     /// Static backend: the addresses; process backend: filled from the backend.
     pub addresses: Vec<SocketAddr>,
+    /// Process backend: the per-deploy environment this version was deployed with,
+    /// given again whenever its instances are started anew (restart, revert).
+    pub env: BTreeMap<String, String>,
 }
 
 /// A request to the controller of the rollout in flight.

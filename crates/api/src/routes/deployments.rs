@@ -16,6 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::auth::Principal;
 use crate::problem::{ApiError, Problem};
 use crate::state::AppState;
+use rampart_store::Role;
 
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
@@ -164,6 +165,7 @@ pub async fn list_deployments(
 /// analysis in brief (measurements counted by outcome, the latest in full; the list
 /// is paged at `/api/v1/deployments/{id}/measurements`), the events and the
 /// validation result.
+/// Below the operator role, per-deploy environment values are hidden (names only).
 #[utoipa::path(get, path = "/api/v1/deployments/{id}", tag = "deployments",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "deployment id")),
@@ -171,10 +173,22 @@ pub async fn list_deployments(
               (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn get_deployment(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    to_json(&state.engine.deployment(&id).await?)
+    let mut detail = state.engine.deployment(&id).await?;
+    if principal.role < Role::Operator {
+        // Per-deploy environment values are often secrets: viewers see the names.
+        for env in [&mut detail.record.env, &mut detail.record.previous_env] {
+            env.values_mut()
+                .for_each(|value| *value = REDACTED_ENV_VALUE.to_string());
+        }
+    }
+    to_json(&detail)
 }
+
+/// What a viewer sees in place of each per-deploy environment value.
+pub const REDACTED_ENV_VALUE: &str = "(hidden: needs the operator role)";
 
 /// The per-second samples the judge saw in this deployment, one `WindowSample` per
 /// line (JSON lines, what `judge-bench --replay` reads): requests, errors and a

@@ -90,6 +90,7 @@ pub async fn run_server(
     let engine = Engine::start(&config, store.clone(), clock.clone(), base_dir)
         .await
         .context("starting services")?;
+    engine.add_api_listener(api_addr);
 
     let telemetry = rampart_telemetry::Telemetry::new(
         rampart_telemetry::Settings {
