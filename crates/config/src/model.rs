@@ -93,6 +93,11 @@ pub struct ServerConfig {
     /// What to do with a rollout that was in flight when rampart stopped.
     #[serde(default)]
     pub on_restart: RestartPolicy,
+    /// The API carries bearer tokens in plain HTTP, so it listens only on loopback
+    /// unless this says otherwise (for a trusted network, or TLS terminated in
+    /// front of rampart). rampart warns at start when it is set.
+    #[serde(default)]
+    pub insecure_listen: bool,
 }
 
 impl Default for ServerConfig {
@@ -101,6 +106,7 @@ impl Default for ServerConfig {
             listen: default_server_listen(),
             data_dir: default_data_dir(),
             on_restart: RestartPolicy::default(),
+            insecure_listen: false,
         }
     }
 }

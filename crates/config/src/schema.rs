@@ -143,6 +143,7 @@ pub(crate) static SERVER: Table = Table {
             Ty::OneOf(&["rollback", "resume"]),
             "\"rollback\"",
         ),
+        optional("insecure_listen", Ty::Bool, "false"),
     ],
 };
 

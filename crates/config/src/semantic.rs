@@ -30,6 +30,7 @@ pub(crate) fn check(
         at: Locator::new(source, document),
         findings: Vec::new(),
     };
+    checker.server(config);
     checker.services(config);
     checker.telemetry(&config.telemetry);
     checker.findings
@@ -43,6 +44,30 @@ struct Checker<'a, 'i> {
 impl Checker<'_, '_> {
     fn push(&mut self, finding: Finding) {
         self.findings.push(finding);
+    }
+
+    /// Tokens travel in plain HTTP: the API stays on loopback unless the config says
+    /// the network is trusted.
+    fn server(&mut self, config: &Config) {
+        let listen = config.server.listen;
+        if listen.ip().is_loopback() || config.server.insecure_listen {
+            return;
+        }
+        let span = match self.at.find("server.listen") {
+            Some(span) => span,
+            None => self.at.span("server"),
+        };
+        self.push(
+            Finding::new(
+                span,
+                format!("the API would listen on {listen}, beyond this machine, without TLS"),
+                "not a loopback address",
+            )
+            .help(format!(
+                "bearer tokens would cross the network in plain text; listen on 127.0.0.1:{port} and put a TLS-terminating proxy in front, or set `insecure_listen = true` in [server] if the network is trusted",
+                port = listen.port()
+            )),
+        );
     }
 
     fn services(&mut self, config: &Config) {

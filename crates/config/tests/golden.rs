@@ -64,6 +64,7 @@ golden_cases!(
     negative_duration,
     duration_too_long,
     invalid_initial_version,
+    api_listens_beyond_loopback,
     missing_required_key,
     several_structure_errors,
     duplicate_service_name,

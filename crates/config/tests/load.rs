@@ -240,3 +240,16 @@ fn telemetry_retention_is_bounded_in_points_per_series() {
     assert_eq!(diagnostic.line, 3);
     assert!(diagnostic.message.contains("86400 points"), "{error}");
 }
+
+#[test]
+fn the_api_may_listen_beyond_loopback_only_when_insecure_listen_says_so() {
+    let service = "[[service]]\nname = \"web\"\nlisten = \"127.0.0.1:8080\"\nbackend = { kind = \"static\", stable = [\"127.0.0.1:9001\"] }\n";
+    let wide = format!("[server]\nlisten = \"0.0.0.0:7070\"\n\n{service}");
+    assert!(rampart_config::parse(&wide, "wide.toml").is_err());
+    let allowed =
+        format!("[server]\nlisten = \"0.0.0.0:7070\"\ninsecure_listen = true\n\n{service}");
+    let config = rampart_config::parse(&allowed, "allowed.toml").expect("allowed");
+    assert!(config.server.insecure_listen);
+    let loopback = format!("[server]\nlisten = \"[::1]:7070\"\n\n{service}");
+    assert!(rampart_config::parse(&loopback, "loopback.toml").is_ok());
+}

@@ -169,6 +169,15 @@ pub async fn run_server(
         shutdown: shutdown_flag,
     };
 
+    if !api_addr.ip().is_loopback() {
+        // Allowed only by `insecure_listen = true` (the config check refuses it otherwise).
+        tracing::warn!(listen = %api_addr, "the API listens beyond loopback without TLS (insecure_listen = true): bearer tokens cross the network in plain text");
+        if !quiet {
+            eprintln!(
+                "warning: the API listens on {api_addr} without TLS (insecure_listen = true); bearer tokens cross the network in plain text"
+            );
+        }
+    }
     tracing::info!(listen = %api_addr, data_dir = %data_dir.display(), "rampart is serving");
     if !quiet {
         println!(
