@@ -1,0 +1,185 @@
+#!/usr/bin/env bash
+# Does reading the store slow down a rollback? With viewers hammering the API and
+# `audit verify` running back to back, measure
+#
+# 1. rollback latency: from just before the `rollback` API call to the canary's
+#    weight reaching 0, seen two ways: the call's own duration (the weight is 0
+#    when it answers) and the last request that reaches the canary (as in
+#    bench/rollback.sh: a static canary run by this script reports it on /stats);
+# 2. `/health/ready` latency: sequential probes over one keep-alive connection,
+#    p50/p99/max.
+#
+# Load while measuring: VIEWER_RPS (default 500) requests/s with a viewer token
+# spread over status, deployment list, audit list and token-authenticated reads;
+# `audit verify` looping over an audit log seeded with SEED_ENTRIES entries; wrk
+# keeping 8 connections busy through the service's router.
+#
+# Usage: bench/store.sh [RUNS]   (needs wrk: apt-get install -y wrk; python3)
+#        RAMPART_BIN=path/to/rampart skips the release build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${1:-10}
+VIEWER_RPS=${VIEWER_RPS:-500}
+SEED_ENTRIES=${SEED_ENTRIES:-5000}
+
+command -v wrk >/dev/null || { echo "wrk is needed: apt-get install -y wrk" >&2; exit 2; }
+if [ -z "${RAMPART_BIN:-}" ]; then
+    cargo build --release -q -p rampart
+    RAMPART_BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/rampart
+fi
+BIN=$RAMPART_BIN
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+now_ms() { date +%s%3N; }
+
+STABLE=$(free_port); CANARY=$(free_port); ROUTER=$(free_port); API=$(free_port)
+"$BIN" sample-app --listen "127.0.0.1:$STABLE" --version v1 >/dev/null 2>&1 & PIDS+=($!)
+"$BIN" sample-app --listen "127.0.0.1:$CANARY" --version v2 >/dev/null 2>&1 & PIDS+=($!)
+cat > "$WORK/rampart.toml" <<TOML
+[server]
+listen = "127.0.0.1:$API"
+data_dir = "data"
+
+[[service]]
+name = "bench"
+listen = "127.0.0.1:$ROUTER"
+[service.backend]
+kind = "static"
+stable = ["127.0.0.1:$STABLE"]
+[service.strategy]
+steps = [{ weight = 50, hold = "1h" }]
+progress_deadline = "1h"
+[service.analysis]
+judge = "threshold"
+interval = "1h"
+TOML
+"$BIN" serve --config "$WORK/rampart.toml" >"$WORK/serve.log" 2>&1 & PIDS+=($!)
+for _ in $(seq 100); do [ -s "$WORK/data/admin.token" ] && curl -sf "http://127.0.0.1:$API/health/ready" >/dev/null && break; sleep 0.1; done
+TOKEN=$(cat "$WORK/data/admin.token")
+api() { curl -sf -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' "$@"; }
+VIEWER=$(api -X POST "http://127.0.0.1:$API/api/v1/tokens" -d '{"name":"viewer","role":"viewer"}' | json 'd["secret"]')
+
+# An audit log worth verifying: every traffic change is an audited, fsync'd commit.
+python3 - "$API" "$TOKEN" "$SEED_ENTRIES" <<'PY'
+import http.client, json, sys
+api, token, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+conn = http.client.HTTPConnection("127.0.0.1", int(api))
+headers = {"Authorization": f"Bearer {token}", "content-type": "application/json"}
+for n in range(count):
+    body = json.dumps({"max_concurrency": 1000 + n % 2})
+    conn.request("PUT", "/api/v1/services/bench/traffic", body, headers)
+    r = conn.getresponse(); r.read()
+    assert r.status == 200, r.status
+PY
+
+# The load: viewers at a fixed rate, audit verify in a loop, traffic through the router.
+cat > "$WORK/viewers.py" <<'PY'
+import http.client, sys, threading, time
+api, token, rps, seconds, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
+paths = ["/api/v1/services/bench/status", "/api/v1/deployments?limit=20",
+         "/api/v1/audit?limit=50&order=desc", "/api/v1/services"]
+THREADS = 10
+stats = {"ok": 0, "err": 0}
+lock = threading.Lock()
+def worker(i):
+    conn = http.client.HTTPConnection("127.0.0.1", int(api), timeout=10)
+    headers = {"Authorization": f"Bearer {token}"}
+    interval = THREADS / rps
+    next_at = time.monotonic() + i * interval / THREADS
+    end = time.monotonic() + seconds
+    n = i
+    while time.monotonic() < end:
+        delay = next_at - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        next_at += interval
+        try:
+            conn.request("GET", paths[n % len(paths)], headers=headers)
+            r = conn.getresponse(); r.read()
+            ok = r.status == 200
+        except Exception:
+            conn = http.client.HTTPConnection("127.0.0.1", int(api), timeout=10)
+            ok = False
+        n += 1
+        with lock:
+            stats["ok" if ok else "err"] += 1
+threads = [threading.Thread(target=worker, args=(i,)) for i in range(THREADS)]
+start = time.monotonic()
+for t in threads: t.start()
+for t in threads: t.join()
+with open(out, "w") as f:
+    f.write(f'{stats["ok"]} {stats["err"]} {time.monotonic() - start:.1f}\n')
+PY
+DURATION=$((RUNS * 9 + 20))
+python3 "$WORK/viewers.py" "$API" "$VIEWER" "$VIEWER_RPS" "$DURATION" "$WORK/viewers.out" & PIDS+=($!)
+( while true; do curl -sf -H "Authorization: Bearer $VIEWER" "http://127.0.0.1:$API/api/v1/audit/verify" >>"$WORK/verify.log" && echo >>"$WORK/verify.log"; done ) & PIDS+=($!)
+wrk -t1 -c8 -d${DURATION}s "http://127.0.0.1:$ROUTER/" >"$WORK/wrk.log" 2>&1 & PIDS+=($!)
+
+# Readiness probes over the whole run, sequential on one keep-alive connection.
+cat > "$WORK/ready.py" <<'PY'
+import http.client, sys, time
+api, seconds, out = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+conn = http.client.HTTPConnection("127.0.0.1", int(api), timeout=10)
+samples = []
+end = time.monotonic() + seconds
+while time.monotonic() < end:
+    t0 = time.perf_counter()
+    conn.request("GET", "/health/ready")
+    r = conn.getresponse(); r.read()
+    samples.append((time.perf_counter() - t0) * 1000 if r.status == 200 else float("inf"))
+    time.sleep(0.01)
+with open(out, "w") as f:
+    f.write(" ".join(f"{s:.3f}" for s in samples))
+PY
+python3 "$WORK/ready.py" "$API" "$((DURATION - 5))" "$WORK/ready.out" & READY_PID=$!; PIDS+=($READY_PID)
+sleep 3
+
+CALLS=(); LAST=()
+for i in $(seq "$RUNS"); do
+    ID=$(api -X POST "http://127.0.0.1:$API/api/v1/services/bench/deployments" \
+        -d "{\"version\":\"v2\",\"canary\":[\"127.0.0.1:$CANARY\"],\"reason\":\"bench $i\"}" | json 'd["id"]')
+    for _ in $(seq 200); do
+        STATE=$(api "http://127.0.0.1:$API/api/v1/deployments/$ID" | json 'd["summary"]["state"]')
+        [ "$STATE" = progressing ] && break; sleep 0.05
+    done
+    sleep 2   # the canary takes half the traffic meanwhile
+    T0=$(now_ms)
+    CALL=$(api -o /dev/null -w '%{time_total}' -X POST "http://127.0.0.1:$API/api/v1/services/bench/rollback" -d '{"reason":"bench"}')
+    sleep 1
+    LAST_AT=$(curl -sf "http://127.0.0.1:$CANARY/stats" | json 'd["last_request_unix_ms"]')
+    CALLS+=("$CALL"); LAST+=($((LAST_AT - T0)))
+    for _ in $(seq 200); do
+        STATE=$(api "http://127.0.0.1:$API/api/v1/deployments/$ID" | json 'd["summary"]["state"]')
+        [ "$STATE" = rolled_back ] && break; sleep 0.05
+    done
+done
+wait "$READY_PID"
+while [ ! -s "$WORK/viewers.out" ]; do sleep 1; done
+VERIFIES=$(grep -c '"ok":true' "$WORK/verify.log" || true)
+ENTRIES=$(tail -n 2 "$WORK/verify.log" | json 'd["entries_checked"]' 2>/dev/null | tail -1 || echo "?")
+
+python3 - "${CALLS[*]}" "${LAST[*]}" "$(cat "$WORK/ready.out")" "$(cat "$WORK/viewers.out")" "$VERIFIES" "$ENTRIES" <<'PY'
+import statistics, sys
+calls = [float(x) * 1000 for x in sys.argv[1].split()]
+last = [int(x) for x in sys.argv[2].split()]
+ready = sorted(float(x) for x in sys.argv[3].split())
+ok, err, secs = sys.argv[4].split()
+def pct(xs, p): return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+print("| measure | samples | median | p99 | max | target |")
+print("|---|---|---|---|---|---|")
+print(f"| rollback API call (answers once the weight is 0) | {len(calls)} | {statistics.median(calls):.1f} ms | — | {max(calls):.1f} ms | ≤ 100 ms |")
+print(f"| rollback call → last request at the canary | {len(last)} | {statistics.median(last)} ms | — | {max(last)} ms | ≤ 100 ms |")
+print(f"| `/health/ready` (client-side, one keep-alive connection) | {len(ready)} | {pct(ready, 50):.2f} ms | {pct(ready, 99):.2f} ms | {ready[-1]:.2f} ms | p99 ≤ 1 ms |")
+print()
+print(f"Load meanwhile: {int(ok) / float(secs):.0f} viewer requests/s answered ({ok} ok, {err} failed), "
+      f"{sys.argv[5]} audit verifications of {sys.argv[6]} entries, wrk with 8 connections through the router.")
+PY
