@@ -165,7 +165,7 @@ done
 wait "$READY_PID"
 while [ ! -s "$WORK/viewers.out" ]; do sleep 1; done
 VERIFIES=$(grep -c '"ok":true' "$WORK/verify.log" || true)
-ENTRIES=$(tail -n 2 "$WORK/verify.log" | json 'd["entries_checked"]' 2>/dev/null | tail -1 || echo "?")
+ENTRIES=$(grep '"ok":true' "$WORK/verify.log" | tail -n 1 | json 'd["entries_checked"]' 2>/dev/null || echo "?")
 
 python3 - "${CALLS[*]}" "${LAST[*]}" "$(cat "$WORK/ready.out")" "$(cat "$WORK/viewers.out")" "$VERIFIES" "$ENTRIES" <<'PY'
 import statistics, sys
