@@ -99,7 +99,10 @@ fn a_rollout_owns_the_split_but_not_the_protections() {
         "{problem}"
     );
     // Pausing holds the rollout; it does not hand the split over, and the advice says
-    // what does.
+    // what does. Only a progressing rollout can be paused: the deploy call returns
+    // while it is still starting.
+    let id = created["id"].as_str().expect("deployment id");
+    server.wait_state(id, "progressing", std::time::Duration::from_secs(30));
     let (status, _) = server.post_json("/api/v1/services/web/pause", &serde_json::json!({}));
     assert_eq!(status, 200);
     let (status, problem) = put(&server, serde_json::json!({ "canary_weight": 50 }));
