@@ -41,10 +41,13 @@ fn telemetry_history_and_the_health_score_tell_a_failing_service_from_a_healthy_
         }
         let history = server.get_json("/api/v1/telemetry?since=5m&step=1s");
         let rps = series(&history["services"]["shop"], "requests_per_second");
-        if rps
+        let broken_errors = series(&history["services"]["broken"], "error_rate_percent");
+        // Both services' series, each collected from its own window, must be in.
+        if (rps
             .first()
             .and_then(|s| s["points"].as_array())
             .is_some_and(|p| p.len() >= 3)
+            && !broken_errors.is_empty())
             || Instant::now() > deadline
         {
             break history;
