@@ -8,6 +8,7 @@ pub mod clock;
 pub mod health_score;
 pub mod histogram;
 pub mod judge;
+pub mod notify;
 pub mod rollout;
 pub mod sample;
 pub mod series;
