@@ -1,52 +1,76 @@
 #!/usr/bin/env bash
-# Benchmarks rampart's router against a direct connection, nginx and HAProxy, all
-# doing the same 90/10 weighted split over the same two upstream instances, measured
-# with the same load generator. Prints a markdown table.
+# Benchmarks rampart's router against nginx and HAProxy, all doing the same 90/10
+# weighted split over the same two upstream instances, measured with the same load
+# generators. The targets are interleaved: every round runs each of them once, in an
+# order rotated every round, so drift on this shared machine hits all of them alike;
+# the report gives medians and the median (and spread) of the per-round ratios.
 #
-# Needs: wrk (or oha), nginx, haproxy. It installs nothing; on Debian/Ubuntu:
-#   apt-get install -y nginx haproxy wrk
+# Needs: wrk, h2load (nghttp2-client), nginx, haproxy. It installs nothing; on Debian:
+#   apt-get install -y nginx haproxy wrk nghttp2-client
 #
-# Settings (environment): DURATION (default 10s), THREADS (2), CONNECTIONS (64),
-# SKIP_BUILD=1 to use already built examples, CARGO_TARGET_DIR as usual,
-# BASELINE_ROUTER=/path/to/bench_router adds a row for another build of the router
-# (e.g. an earlier commit's, copied aside) measured in the same run.
+# Settings (environment), defaults in brackets:
+#   ROUNDS [5]            rounds per configuration
+#   DURATION [5]          seconds per target per round
+#   CONNECTIONS ["32 256 1024"]
+#   MODES ["keepalive close h2c"]  keepalive: HTTP/1.1 keep-alive (wrk);
+#                         close: a new connection per request (wrk, Connection: close);
+#                         h2c: HTTP/2 with prior knowledge, one stream per connection (h2load)
+#   SIZES ["1k 64k"]      response body size
+#   TARGETS ["rampart rampart_nometrics nginx haproxy"] (also: direct)
+#   SKIP_BUILD=1          use already built examples; CARGO_TARGET_DIR as usual
+#   PROFILE [release]     the cargo profile to build and run (debug: a quick check of the script)
+#   BASELINE_ROUTER=path  adds target "baseline": another build of bench_router
+#   OUT=dir               where the raw results go [$CARGO_TARGET_DIR/bench-router/<time>]
+#   ALLOW_ERRORS=1        report instead of failing on non-2xx or socket errors
 set -euo pipefail
 
-DURATION=${DURATION:-10s}
-THREADS=${THREADS:-2}
-CONNECTIONS=${CONNECTIONS:-64}
+ROUNDS=${ROUNDS:-5}
+DURATION=${DURATION:-5}
+CONNECTIONS=${CONNECTIONS:-"32 256 1024"}
+MODES=${MODES:-"keepalive close h2c"}
+SIZES=${SIZES:-"1k 64k"}
+TARGETS=${TARGETS:-"rampart rampart_nometrics nginx haproxy"}
+[ -n "${BASELINE_ROUTER:-}" ] && TARGETS="$TARGETS baseline"
+THREADS=2
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-BIN=$TARGET/release/examples
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+PROFILE=${PROFILE:-release}
+BIN=$TARGET_DIR/$PROFILE/examples
 
 missing=()
-if command -v wrk >/dev/null; then LOADGEN=wrk
-elif command -v oha >/dev/null; then LOADGEN=oha
-else missing+=(wrk); fi
-command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)
-command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+for tool in wrk h2load nginx haproxy; do
+  command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || missing+=("$tool")
+done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "missing: ${missing[*]}" >&2
-  echo "install with: apt-get install -y nginx haproxy wrk" >&2
+  echo "install with: apt-get install -y nginx haproxy wrk nghttp2-client" >&2
   exit 1
 fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
 
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
-  (cd "$ROOT" && cargo build --release -q -p rampart-router --examples)
+  profile_flag=--release
+  [ "$PROFILE" = debug ] && profile_flag=
+  (cd "$ROOT" && cargo build $profile_flag -q -p rampart-router --examples)
 fi
 
+# 1 024 client connections plus the proxies' upstream connections.
+ulimit -n "$(ulimit -Hn)"
+
 WORK=$(mktemp -d)
+OUT=${OUT:-$TARGET_DIR/bench-router/$(date +%Y%m%d-%H%M%S)}
+mkdir -p "$OUT"
+RESULTS=$OUT/results.tsv
 PIDS=()
 cleanup() {
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  cp "$WORK"/*.log "$OUT"/ 2>/dev/null || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 
-# A free port on 127.0.0.1, chosen by the kernel.
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
@@ -61,22 +85,35 @@ wait_for() {
 }
 
 STABLE=$(free_port); CANARY=$(free_port)
-"$BIN/bench_upstream" "127.0.0.1:$STABLE" & STABLE_PID=$!; PIDS+=($STABLE_PID)
+"$BIN/bench_upstream" "127.0.0.1:$STABLE" & STABLE_PID=$!; PIDS+=("$STABLE_PID")
 "$BIN/bench_upstream" "127.0.0.1:$CANARY" & PIDS+=($!)
 wait_for "$STABLE"; wait_for "$CANARY"
 
-# --- nginx: weights 9:1, pooled keep-alive upstream connections.
-NGINX_PORT=$(free_port)
-mkdir -p "$WORK/nginx/tmp"
-USER_LINE=""
-[ "$(id -u)" = 0 ] && USER_LINE="user root;"
-cat > "$WORK/nginx/nginx.conf" <<CONF
-$USER_LINE
+# Every target: an HTTP/1.1 port, an h2c port (the same one where the server tells
+# them apart itself) and the pid whose process tree's CPU time is counted.
+declare -A H1_PORT H2_PORT PID_OF
+
+start_router() {  # name, binary, metrics-on|metrics-off
+  local port; port=$(free_port)
+  "$2" "127.0.0.1:$port" "127.0.0.1:$STABLE" "127.0.0.1:$CANARY" "$3" 2> "$WORK/$1.log" &
+  PID_OF[$1]=$!; PIDS+=($!)
+  H1_PORT[$1]=$port; H2_PORT[$1]=$port
+  wait_for "$port"
+}
+
+start_nginx() {
+  local h1 h2; h1=$(free_port); h2=$(free_port)
+  mkdir -p "$WORK/nginx/tmp"
+  local user_line=""
+  [ "$(id -u)" = 0 ] && user_line="user root;"
+  cat > "$WORK/nginx/nginx.conf" <<CONF
+$user_line
 worker_processes 2;
+worker_rlimit_nofile 16384;
 daemon off;
 pid $WORK/nginx/nginx.pid;
 error_log $WORK/nginx/error.log warn;
-events { worker_connections 4096; }
+events { worker_connections 8192; }
 http {
   access_log off;
   client_body_temp_path $WORK/nginx/tmp/body;
@@ -84,13 +121,16 @@ http {
   fastcgi_temp_path $WORK/nginx/tmp/fastcgi;
   uwsgi_temp_path $WORK/nginx/tmp/uwsgi;
   scgi_temp_path $WORK/nginx/tmp/scgi;
+  keepalive_requests 1000000;
   upstream app {
     server 127.0.0.1:$STABLE weight=9;
     server 127.0.0.1:$CANARY weight=1;
-    keepalive 128;
+    keepalive 256;
+    keepalive_requests 1000000;
   }
   server {
-    listen 127.0.0.1:$NGINX_PORT;
+    listen 127.0.0.1:$h1;
+    listen 127.0.0.1:$h2 http2;
     location / {
       proxy_pass http://app;
       proxy_http_version 1.1;
@@ -100,31 +140,57 @@ http {
   }
 }
 CONF
+  "$NGINX" -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" 2> "$WORK/nginx.log" &
+  PID_OF[nginx]=$!; PIDS+=($!)
+  H1_PORT[nginx]=$h1; H2_PORT[nginx]=$h2
+  wait_for "$h1"; wait_for "$h2"
+}
 
-# --- HAProxy: weights 90:10, connection reuse.
-HAPROXY_PORT=$(free_port)
-cat > "$WORK/haproxy.cfg" <<CONF
+start_haproxy() {
+  local h1 h2; h1=$(free_port); h2=$(free_port)
+  cat > "$WORK/haproxy.cfg" <<CONF
 global
   nbthread 2
-  maxconn 4096
+  maxconn 8000
 defaults
   mode http
+  maxconn 8000
   timeout connect 2s
   timeout client 30s
   timeout server 30s
   option forwardfor
   http-reuse always
-frontend fe
-  bind 127.0.0.1:$HAPROXY_PORT
+frontend h1
+  bind 127.0.0.1:$h1
+  default_backend app
+frontend h2c
+  bind 127.0.0.1:$h2 proto h2
   default_backend app
 backend app
   balance roundrobin
   server stable 127.0.0.1:$STABLE weight 90
   server canary 127.0.0.1:$CANARY weight 10
 CONF
+  "$HAPROXY" -f "$WORK/haproxy.cfg" -db 2> "$WORK/haproxy.log" &
+  PID_OF[haproxy]=$!; PIDS+=($!)
+  H1_PORT[haproxy]=$h1; H2_PORT[haproxy]=$h2
+  wait_for "$h1"; wait_for "$h2"
+}
 
-# CPU time (utime + stime, in clock ticks) used so far by a process and its children
-# (nginx's workers are children of its master).
+for target in $TARGETS; do
+  case $target in
+    rampart) start_router rampart "$BIN/bench_router" metrics-on;;
+    rampart_nometrics) start_router rampart_nometrics "$BIN/bench_router" metrics-off;;
+    baseline) start_router baseline "$BASELINE_ROUTER" metrics-on;;
+    nginx) start_nginx;;
+    haproxy) start_haproxy;;
+    direct) H1_PORT[direct]=$STABLE; H2_PORT[direct]=$STABLE; PID_OF[direct]=$STABLE_PID;;
+    *) echo "unknown target: $target" >&2; exit 1;;
+  esac
+done
+
+# CPU time (utime + stime, in clock ticks) of a process and its children (nginx's
+# workers are children of its master).
 cpu_ticks() {
   local total=0 pid
   for pid in "$1" $(pgrep -P "$1" || true); do
@@ -134,107 +200,92 @@ cpu_ticks() {
   done
   echo "$total"
 }
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
 
-# Runs the load generator; prints "rps p50_ms p99_ms requests".
-measure() {
-  local url=$1
-  if [ "$LOADGEN" = wrk ]; then
-    wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$url" > "$WORK/out.txt"
-    python3 - "$WORK/out.txt" <<'PY'
+# Runs one load; prints "rps p50_ms p99_ms requests errors".
+load() {  # mode, connections, url
+  local mode=$1 conns=$2 url=$3
+  case $mode in
+    keepalive|close)
+      local header=()
+      [ "$mode" = close ] && header=(-H "Connection: close")
+      wrk -t"$THREADS" -c"$conns" -d"${DURATION}s" --latency "${header[@]}" "$url" > "$WORK/out.txt" 2>&1 || true
+      python3 "$ROOT/bench/lib/parse_load.py" wrk "$WORK/out.txt"
+      ;;
+    h2c)
+      rm -f "$WORK/h2load.log"
+      h2load -t"$THREADS" -c"$conns" -m1 -D"$DURATION" --log-file="$WORK/h2load.log" "$url" > "$WORK/out.txt" 2>&1 || true
+      python3 "$ROOT/bench/lib/parse_load.py" h2load "$WORK/out.txt" "$WORK/h2load.log"
+      ;;
+  esac
+}
+
+printf 'connections\tmode\tsize\tround\ttarget\trps\tp50_ms\tp99_ms\tcpu_us_per_request\trequests\terrors\n' > "$RESULTS"
+read -r -a TARGET_LIST <<< "$TARGETS"
+failures=0
+for conns in $CONNECTIONS; do
+  for mode in $MODES; do
+    for size in $SIZES; do
+      for round in $(seq 1 "$ROUNDS"); do
+        # Rotate the order every round.
+        n=${#TARGET_LIST[@]}
+        for i in $(seq 0 $((n - 1))); do
+          target=${TARGET_LIST[$(((i + round) % n))]}
+          port=${H1_PORT[$target]}
+          [ "$mode" = h2c ] && port=${H2_PORT[$target]}
+          url="http://127.0.0.1:$port/$size"
+          # Fills connection pools, so every target starts its round warm.
+          curl -s -o /dev/null "$url" || true
+          before=$(cpu_ticks "${PID_OF[$target]}")
+          read -r rps p50 p99 requests errors <<< "$(load "$mode" "$conns" "$url")"
+          after=$(cpu_ticks "${PID_OF[$target]}")
+          cpu=$(python3 -c "print(f'{($after - $before) * $TICK_US / max($requests, 1):.1f}')")
+          printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$conns" "$mode" "$size" "$round" \
+            "$target" "$rps" "$p50" "$p99" "$cpu" "$requests" "$errors" >> "$RESULTS"
+          echo "c=$conns $mode $size round $round $target: $rps req/s p99 ${p99} ms cpu ${cpu} µs/req errors $errors" >&2
+          if [ "$errors" != 0 ]; then
+            failures=$((failures + 1))
+            echo "ERROR: $target answered $errors requests with a non-2xx status or a socket error (c=$conns $mode $size round $round):" >&2
+            sed 's/^/    /' "$WORK/out.txt" >&2
+          fi
+        done
+      done
+    done
+  done
+done
+
+# The split check: rampart's router reports what it assigned when it stops.
+split_ok=1
+for target in rampart baseline; do
+  [ -n "${PID_OF[$target]:-}" ] || continue
+  kill -TERM "${PID_OF[$target]}"
+  wait "${PID_OF[$target]}" 2>/dev/null || true
+  if ! python3 - "$WORK/$target.log" "$target" <<'PY'
 import re, sys
 text = open(sys.argv[1]).read()
-def ms(v):
-    n, unit = re.match(r"([\d.]+)(us|ms|s|m)", v).groups()
-    return float(n) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
-rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
-p50 = ms(re.search(r"^\s+50%\s+(\S+)", text, re.M).group(1))
-p99 = ms(re.search(r"^\s+99%\s+(\S+)", text, re.M).group(1))
-errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", text)
-if errors:
-    print("warning: " + errors.group(0), file=sys.stderr)
-total = int(re.search(r"(\d+) requests in", text).group(1))
-print(f"{rps:.0f} {p50:.3f} {p99:.3f} {total}")
+m = re.search(r"split: stable (\d+) requests, canary (\d+) requests", text)
+if not m:
+    sys.exit(f"{sys.argv[2]}: the router printed no split on SIGTERM")
+stable, canary = map(int, m.groups())
+share = 100.0 * canary / max(stable + canary, 1)
+print(f"{sys.argv[2]} split: stable {stable}, canary {canary} ({share:.2f} % canary, configured 10 %)", file=sys.stderr)
+sys.exit(0 if abs(share - 10.0) < 1.0 else 1)
 PY
-  else
-    oha -z "$DURATION" -c "$CONNECTIONS" --no-tui --output-format json "$url" > "$WORK/out.json"
-    python3 - "$WORK/out.json" <<'PY'
-import json, sys
-d = json.load(open(sys.argv[1]))
-p = d["latencyPercentiles"]
-rps = d["summary"]["requestsPerSec"]
-print(f'{rps:.0f} {p["p50"]*1000:.3f} {p["p99"]*1000:.3f} {rps * d["summary"]["total"]:.0f}')
-PY
-  fi
-}
-
-# Results per target: "rps p50_ms p99_ms cpu_us_per_request" (cpu "-" when unknown).
-declare -A RESULT
-TICK_US=$((1000000 / $(getconf CLK_TCK)))
-run() {
-  local name=$1 port=$2 pid=${3:-}
-  wait_for "$port"
-  # A short warm-up fills connection pools before the measured run.
-  curl -s -o /dev/null "http://127.0.0.1:$port/" || true
-  local before=0 after=0 rps p50 p99 total cpu=-
-  [ -n "$pid" ] && before=$(cpu_ticks "$pid")
-  read -r rps p50 p99 total <<< "$(measure "http://127.0.0.1:$port/")"
-  if [ -n "$pid" ] && [ "$total" -gt 0 ]; then
-    after=$(cpu_ticks "$pid")
-    cpu=$(python3 -c "print(f'{($after - $before) * $TICK_US / $total:.1f}')")
-  fi
-  RESULT[$name]="$rps $p50 $p99 $cpu"
-  echo "$name: ${RESULT[$name]}" >&2
-}
-
-run direct "$STABLE" "$STABLE_PID"
-
-ROUTER_PORT=$(free_port)
-"$BIN/bench_router" "127.0.0.1:$ROUTER_PORT" "127.0.0.1:$STABLE" "127.0.0.1:$CANARY" metrics-on & ROUTER_PID=$!
-PIDS+=($ROUTER_PID)
-run rampart "$ROUTER_PORT" "$ROUTER_PID"
-kill "$ROUTER_PID"; wait "$ROUTER_PID" 2>/dev/null || true
-
-ROUTER_PORT=$(free_port)
-"$BIN/bench_router" "127.0.0.1:$ROUTER_PORT" "127.0.0.1:$STABLE" "127.0.0.1:$CANARY" metrics-off & ROUTER_PID=$!
-PIDS+=($ROUTER_PID)
-run rampart_nometrics "$ROUTER_PORT" "$ROUTER_PID"
-kill "$ROUTER_PID"; wait "$ROUTER_PID" 2>/dev/null || true
-
-if [ -n "${BASELINE_ROUTER:-}" ]; then
-  ROUTER_PORT=$(free_port)
-  "$BASELINE_ROUTER" "127.0.0.1:$ROUTER_PORT" "127.0.0.1:$STABLE" "127.0.0.1:$CANARY" metrics-on & ROUTER_PID=$!
-  PIDS+=($ROUTER_PID)
-  run baseline "$ROUTER_PORT" "$ROUTER_PID"
-  kill "$ROUTER_PID"; wait "$ROUTER_PID" 2>/dev/null || true
-fi
-
-"$NGINX" -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" & NGINX_PID=$!; PIDS+=($NGINX_PID)
-run nginx "$NGINX_PORT" "$NGINX_PID"
-
-"$HAPROXY" -f "$WORK/haproxy.cfg" -db & HAPROXY_PID=$!; PIDS+=($HAPROXY_PID)
-run haproxy "$HAPROXY_PORT" "$HAPROXY_PID"
+  then split_ok=0; fi
+done
 
 NGINX_VERSION=$("$NGINX" -v 2>&1 | sed 's/.*nginx\///' || true)
 HAPROXY_VERSION=$("$HAPROXY" -v 2>/dev/null | awk 'NR==1 {print $3}' || true)
-read -r R_RPS R_P50 R_P99 R_CPU <<< "${RESULT[rampart]}"
 echo
-echo "Load: $LOADGEN, $THREADS threads, $CONNECTIONS connections, $DURATION per target; upstream: bench_upstream x2; split 90/10."
+echo "Interleaved: $ROUNDS rounds of ${DURATION} s per target, order rotated every round; load: wrk (HTTP/1.1) and h2load (h2c), $THREADS threads; upstream: bench_upstream ×2, split 90/10; nginx $NGINX_VERSION, HAProxy $HAPROXY_VERSION. Raw results: $RESULTS"
 echo
-echo "CPU µs/req: CPU time of the proxy's process(es) (the upstream's for direct) per request."
-echo
-echo "| target | requests/s | p50 ms | p99 ms | CPU µs/req | throughput vs rampart | p99 vs rampart |"
-echo "|---|---:|---:|---:|---:|---:|---:|"
-for name in direct rampart rampart_nometrics baseline nginx haproxy; do
-  [ -n "${RESULT[$name]:-}" ] || continue
-  read -r RPS P50 P99 CPU <<< "${RESULT[$name]}"
-  label=$name
-  case $name in
-    direct) label="direct to upstream (no proxy)";;
-    rampart) label="rampart router (metrics on)";;
-    rampart_nometrics) label="rampart router (metrics off)";;
-    baseline) label="baseline router (metrics on)";;
-    nginx) label="nginx $NGINX_VERSION";;
-    haproxy) label="HAProxy $HAPROXY_VERSION";;
-  esac
-  python3 -c "print(f'| $label | $RPS | $P50 | $P99 | $CPU | {$RPS/$R_RPS:.2f}x | {$P99/$R_P99:.2f}x |')"
-done
+python3 "$ROOT/bench/lib/router_report.py" "$RESULTS"
+
+if [ "$failures" -gt 0 ] && [ "${ALLOW_ERRORS:-0}" != 1 ]; then
+  echo "FAILED: $failures measurements had non-2xx responses or socket errors (see above)" >&2
+  exit 1
+fi
+if [ "$split_ok" != 1 ]; then
+  echo "FAILED: the router's split is not 90/10" >&2
+  exit 1
+fi

@@ -16,7 +16,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The data plane runs on the router's own worker threads; this runtime only
-    // starts it and waits for Ctrl-C, as the rest of rampart would.
+    // starts it and waits for Ctrl-C or SIGTERM, as the rest of rampart would.
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?
@@ -57,11 +57,16 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             if metrics_on { "on" } else { "off" }
         );
     }
-    tokio::signal::ctrl_c().await?;
+    // bench/router.sh stops it with SIGTERM and reads the split from this line.
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result?,
+        _ = terminate.recv() => {}
+    }
     if let Some(service) = router.service("bench") {
         let window = service.window(Duration::from_secs(600));
         eprintln!(
-            "last 10 min: stable {} requests, canary {} requests",
+            "split: stable {} requests, canary {} requests (last 10 min)",
             window.stable.requests, window.canary.requests
         );
     }
