@@ -1,0 +1,581 @@
+//! What changes a service: deploy, operator actions, the emergency revert, manual
+//! traffic changes, a validation run.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use rampart_backends::VersionSpec;
+use rampart_config::BackendConfig;
+use rampart_core::rollout::{Actor, Input, Phase, Rollout, Transition};
+use rampart_router::{RouteTable, TrafficStatus, UpstreamSet};
+use rampart_store::{DeploymentRow, NewAuditEvent, ValidationRunRow};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{DeployRequest, Engine, Operation, TrafficChange};
+use crate::controller::{Controller, stop_version};
+use crate::error::EngineError;
+use crate::record::{DeploymentKind, DeploymentRecord};
+use crate::service::{
+    ActiveRollout, ControllerRequest, ServiceRuntime, ServingVersion, routable, upstream_set,
+};
+use crate::settings;
+use crate::shared::EngineEvent;
+use crate::validation::{self, ValidationResult};
+use crate::views::{DeploymentSummary, summary_of};
+
+impl Engine {
+    /// Refuses canary addresses that lead back into rampart itself.
+    fn check_canary_addresses(&self, addrs: &[SocketAddr]) -> Result<(), EngineError> {
+        for addr in addrs {
+            if let Some(listener) = self.inner.own_listeners.reached_by(*addr) {
+                return Err(EngineError::InvalidRequest(format!(
+                    "`canary`: {addr} is {listener}, so requests to the canary would loop back \
+                     into rampart and be served by the stable version; give the address where \
+                     the new version listens"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Changes a service's traffic by hand: the split (refused while a rollout owns
+    /// it), the concurrency limit and outlier detection (allowed at any time: incident
+    /// response uses them). Audited; nothing changes if any part is invalid.
+    pub async fn set_traffic(
+        &self,
+        service: &str,
+        change: TrafficChange,
+        actor: &str,
+    ) -> Result<TrafficStatus, EngineError> {
+        let svc = self.service(service)?;
+        let changes_split = change.canary_weight.is_some() || change.canary.is_some();
+        if !changes_split && change.max_concurrency.is_none() && change.outlier_detection.is_none()
+        {
+            return Err(EngineError::InvalidRequest(
+                "nothing to change: give canary_weight (with canary), max_concurrency or outlier_detection".into(),
+            ));
+        }
+        if let Some(version) = &change.version {
+            validate_version("version", version)?;
+        }
+        let mut table = None;
+        if changes_split {
+            if let Some(active) = &svc.lock().active {
+                // Pausing only holds the rollout at its step; the split stays its own
+                // until it ends, so only ending it is advice that works.
+                return Err(EngineError::Conflict(format!(
+                    "rollout {} of {} owns the traffic split of `{service}` until it ends (a paused rollout too); \
+                     end it with `rampart promote {service}` or `rampart abort {service}`, then set the split; \
+                     max_concurrency and outlier_detection can be changed during a rollout",
+                    active.id, active.version
+                )));
+            }
+            let current = svc.router.table();
+            let weight = change.canary_weight.unwrap_or(current.canary_weight);
+            if !(0.0..=100.0).contains(&weight) || !weight.is_finite() {
+                return Err(EngineError::InvalidRequest(format!(
+                    "canary_weight is {weight}; use a percentage from 0 to 100"
+                )));
+            }
+            if let Some(addrs) = &change.canary {
+                self.check_canary_addresses(addrs)?;
+                let unique: HashSet<_> = addrs.iter().collect();
+                if unique.len() != addrs.len() {
+                    return Err(EngineError::InvalidRequest(
+                        "canary lists an address twice".into(),
+                    ));
+                }
+            }
+            let canary = match &change.canary {
+                Some(addrs) if addrs.is_empty() => None,
+                Some(addrs) => Some(UpstreamSet::new(
+                    change.version.clone().unwrap_or_else(|| "canary".into()),
+                    addrs.clone(),
+                )),
+                None => current.canary.clone(),
+            };
+            if canary.is_none() && weight > 0.0 {
+                return Err(EngineError::InvalidRequest(format!(
+                    "`{service}` has no canary set; give `canary` addresses with a non-zero weight"
+                )));
+            }
+            table = Some(RouteTable {
+                stable: current.stable,
+                canary,
+                canary_weight: weight,
+            });
+        }
+        let audit = NewAuditEvent {
+            actor: actor.to_string(),
+            action: "traffic.set".into(),
+            subject: format!("service/{service}"),
+            details: serde_json::to_value(&change).unwrap_or_default(),
+        };
+        self.inner
+            .shared
+            .store
+            .write(move |tx| tx.append_audit(&audit))
+            .await?;
+        if let Some(table) = table {
+            svc.router.swap(table)?;
+        }
+        if let Some(limit) = change.max_concurrency {
+            svc.router.set_max_concurrency((limit > 0).then_some(limit));
+        }
+        if let Some(enabled) = change.outlier_detection {
+            svc.router.set_outlier_detection(enabled);
+        }
+        Ok(svc.router.status())
+    }
+
+    /// Starts a rollout of `request.version`; refuses while another one is in flight.
+    pub async fn deploy(
+        &self,
+        service: &str,
+        request: DeployRequest,
+        actor: &str,
+    ) -> Result<DeploymentSummary, EngineError> {
+        let svc = self.service(service)?.clone();
+        validate_version("version", &request.version)?;
+        let stable = svc.stable();
+        if stable.version == request.version {
+            return Err(EngineError::Conflict(format!(
+                "{} is already the stable version of `{service}`",
+                request.version
+            )));
+        }
+        let addresses = match &svc.config.backend {
+            BackendConfig::Static(s) => {
+                let addrs = if request.canary.is_empty() {
+                    s.canary.clone()
+                } else {
+                    request.canary.clone()
+                };
+                if addrs.is_empty() {
+                    return Err(EngineError::InvalidRequest(format!(
+                        "`{service}` uses the static backend: name where {} runs with `canary` addresses",
+                        request.version
+                    )));
+                }
+                self.check_canary_addresses(&addrs)?;
+                addrs
+            }
+            BackendConfig::Process(_) => {
+                if !request.canary.is_empty() {
+                    return Err(EngineError::InvalidRequest(format!(
+                        "`{service}` uses the process backend, which starts the instances itself; drop `canary`"
+                    )));
+                }
+                Vec::new()
+            }
+        };
+        let spec = settings::rollout_spec(&svc.config);
+        let now = self.inner.shared.clock.now();
+        let rollout = Rollout::new(
+            service,
+            request.version.clone(),
+            Some(stable.version.clone()),
+            spec,
+            now,
+        )
+        .map_err(|e| EngineError::Internal(format!("the service's strategy is invalid: {e}")))?;
+        let record = DeploymentRecord {
+            id: rampart_store::new_id(),
+            kind: DeploymentKind::Rollout,
+            rollout,
+            addresses,
+            env: request.env.clone(),
+            actor: actor.to_string(),
+            reason: request.reason.clone().unwrap_or_default(),
+            previous_addresses: stable.addresses.clone(),
+            previous_env: stable.env.clone(),
+        };
+
+        // Claim the service before writing, so two deploys cannot both start.
+        let (requests, receiver) = mpsc::channel(16);
+        {
+            let mut state = svc.lock();
+            // A controller that ended without clearing its claim (it panicked) must
+            // not block the service forever.
+            if state.active.as_ref().is_some_and(|a| a.task.is_finished()) {
+                state.active = None;
+            }
+            if let Some(active) = &state.active {
+                let phase = state
+                    .last_record
+                    .as_ref()
+                    .filter(|r| r.id == active.id)
+                    .map(|r| r.rollout.phase.name().to_string())
+                    .unwrap_or_else(|| "in progress".into());
+                return Err(EngineError::RolloutInProgress {
+                    service: service.to_string(),
+                    id: active.id.clone(),
+                    version: active.version.clone(),
+                    phase,
+                });
+            }
+            state.active = Some(ActiveRollout {
+                id: record.id.clone(),
+                version: request.version.clone(),
+                requests: requests.clone(),
+                // Replaced by the controller's task once it runs.
+                task: tokio::spawn(std::future::pending()),
+            });
+        }
+        let row = match self.insert_deployment(&svc, &record, actor, &request).await {
+            Ok(row) => row,
+            Err(e) => {
+                svc.lock().active = None;
+                return Err(e);
+            }
+        };
+        self.spawn_controller(
+            svc,
+            record,
+            receiver,
+            requests,
+            Input::Begin {
+                actor: Actor::user(actor),
+            },
+        )?;
+        Ok(summary_of(&row))
+    }
+
+    async fn insert_deployment(
+        &self,
+        svc: &ServiceRuntime,
+        record: &DeploymentRecord,
+        actor: &str,
+        request: &DeployRequest,
+    ) -> Result<DeploymentRow, EngineError> {
+        let now = self.inner.shared.store.now();
+        let row = DeploymentRow {
+            id: record.id.clone(),
+            service: svc.name().to_string(),
+            version: record.rollout.version.clone(),
+            previous_version: record.rollout.previous_version.clone(),
+            state: record.state_name(),
+            record: serde_json::to_value(record).map_err(rampart_store::StoreError::from)?,
+            created_at: now,
+            updated_at: now,
+            finished_at: record.rollout.is_terminal().then_some(now),
+        };
+        let service = svc.name();
+        let audit = NewAuditEvent {
+            actor: actor.to_string(),
+            action: match record.kind {
+                DeploymentKind::Rollout => "deployment.create".into(),
+                DeploymentKind::Revert => "deployment.revert".into(),
+            },
+            subject: format!("service/{service}/deployment/{}", record.id),
+            details: serde_json::json!({
+                "version": record.rollout.version,
+                "previous_version": record.rollout.previous_version,
+                "reason": request.reason,
+                "canary": record.addresses,
+                "env": request.env.keys().collect::<Vec<_>>(),
+            }),
+        };
+        let inserted = row.clone();
+        self.inner
+            .shared
+            .store
+            .write(move |tx| {
+                tx.insert_deployment(&inserted)?;
+                tx.append_audit(&audit)
+            })
+            .await?;
+        Ok(row)
+    }
+
+    pub(super) fn spawn_controller(
+        &self,
+        svc: Arc<ServiceRuntime>,
+        record: DeploymentRecord,
+        receiver: mpsc::Receiver<ControllerRequest>,
+        requests: mpsc::Sender<ControllerRequest>,
+        first: Input,
+    ) -> Result<(), EngineError> {
+        let id = record.id.clone();
+        let version = record.rollout.version.clone();
+        svc.lock().last_record = Some(record.clone());
+        let controller =
+            match Controller::new(self.inner.shared.clone(), svc.clone(), record, receiver) {
+                Ok(c) => c,
+                Err(e) => {
+                    svc.lock().active = None;
+                    return Err(e);
+                }
+            };
+        let task = tokio::spawn(controller.run(first));
+        let mut state = svc.lock();
+        match state.active.as_mut() {
+            Some(active) if active.id == id => {
+                std::mem::replace(&mut active.task, task).abort();
+            }
+            _ => {
+                state.active = Some(ActiveRollout {
+                    id,
+                    version,
+                    requests,
+                    task,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Promote, pause, resume, abort or roll back. A rollback with no rollout in
+    /// flight returns to the version that was stable before the last promotion.
+    pub async fn operate(
+        &self,
+        service: &str,
+        operation: Operation,
+        actor: &str,
+        reason: Option<String>,
+    ) -> Result<DeploymentSummary, EngineError> {
+        let svc = self.service(service)?.clone();
+        let reason =
+            reason.unwrap_or_else(|| format!("{} requested by {actor}", operation.as_str()));
+        let active = svc
+            .lock()
+            .active
+            .as_ref()
+            .map(|a| (a.id.clone(), a.requests.clone()));
+        let Some((id, requests)) = active else {
+            if operation == Operation::Rollback {
+                return self.revert(&svc, actor, &reason).await;
+            }
+            return Err(EngineError::NoActiveRollout {
+                service: service.to_string(),
+                action: operation.as_str().to_string(),
+            });
+        };
+        let who = Actor::user(actor);
+        let input = match operation {
+            Operation::Promote => Input::Promote { actor: who, reason },
+            Operation::Pause => Input::Pause { actor: who, reason },
+            Operation::Resume => Input::Resume { actor: who, reason },
+            Operation::Abort => Input::Abort { actor: who, reason },
+            Operation::Rollback => Input::Rollback { actor: who, reason },
+        };
+        let (reply, answer) = oneshot::channel();
+        requests
+            .send(ControllerRequest::Operate { input, reply })
+            .await
+            .map_err(|_| EngineError::NoActiveRollout {
+                service: service.to_string(),
+                action: operation.as_str().into(),
+            })?;
+        answer.await.map_err(|_| EngineError::NoActiveRollout {
+            service: service.to_string(),
+            action: operation.as_str().into(),
+        })??;
+        self.summary(&id).await
+    }
+
+    /// Emergency rollback after a promotion: route back to the previous version (at
+    /// once while it still runs within the scale-down delay), then stop the bad one.
+    async fn revert(
+        &self,
+        svc: &Arc<ServiceRuntime>,
+        actor: &str,
+        reason: &str,
+    ) -> Result<DeploymentSummary, EngineError> {
+        let service = svc.name().to_string();
+        let (current, previous, pending) = {
+            let mut state = svc.lock();
+            let pending = state.scale_down.take();
+            (state.stable.clone(), state.previous.clone(), pending)
+        };
+        let Some(previous) = previous else {
+            return Err(EngineError::Conflict(format!(
+                "`{service}` has no rollout in flight and no previous version to roll back to"
+            )));
+        };
+        let still_running = match pending {
+            Some(p) if p.version.version == previous.version => {
+                p.task.abort();
+                true
+            }
+            Some(p) => {
+                p.task.abort();
+                false
+            }
+            None => false,
+        };
+        let target = if svc.is_static() || still_running {
+            previous.clone()
+        } else {
+            // With the environment it was deployed with: the revert brings back the
+            // version as it ran, not a version without its settings.
+            let instances = svc
+                .backend
+                .start(
+                    VersionSpec::new(previous.version.clone(), svc.full_instances())
+                        .with_env(previous.env.clone()),
+                )
+                .await?;
+            ServingVersion {
+                version: previous.version.clone(),
+                addresses: routable(&instances),
+                env: previous.env.clone(),
+            }
+        };
+
+        let now = self.inner.shared.clock.now();
+        let mut rollout = Rollout::new(
+            &service,
+            target.version.clone(),
+            Some(current.version.clone()),
+            settings::rollout_spec(&svc.config),
+            now,
+        )
+        .map_err(|e| EngineError::Internal(format!("the service's strategy is invalid: {e}")))?;
+        let transition = Transition {
+            at: now,
+            from: Phase::Pending,
+            to: Phase::Succeeded,
+            reason: format!(
+                "emergency rollback from {} to {}: {reason}",
+                current.version, target.version
+            ),
+            actor: Actor::user(actor),
+        };
+        rollout.phase = Phase::Succeeded;
+        rollout.history.push(transition.clone());
+        let record = DeploymentRecord {
+            id: rampart_store::new_id(),
+            kind: DeploymentKind::Revert,
+            rollout,
+            addresses: target.addresses.clone(),
+            env: target.env.clone(),
+            actor: actor.to_string(),
+            reason: reason.to_string(),
+            previous_addresses: current.addresses.clone(),
+            previous_env: current.env.clone(),
+        };
+        // Committed before the switch: a crash right after still comes back on the
+        // previous version.
+        let row = self
+            .insert_deployment(
+                svc,
+                &record,
+                actor,
+                &DeployRequest {
+                    version: target.version.clone(),
+                    reason: Some(reason.to_string()),
+                    ..DeployRequest::default()
+                },
+            )
+            .await?;
+        svc.router.swap(RouteTable {
+            stable: upstream_set(&target),
+            canary: None,
+            canary_weight: 0.0,
+        })?;
+        {
+            let mut state = svc.lock();
+            state.stable = target;
+            state.previous = Some(current.clone());
+            state.last_record = Some(record.clone());
+        }
+        self.inner.shared.publish(EngineEvent {
+            service: service.clone(),
+            deployment_id: Some(record.id.clone()),
+            kind: crate::shared::EngineEventKind::Transition { transition },
+        });
+        // The reverted-from version drains, then stops.
+        let shared = self.inner.shared.clone();
+        let svc2 = svc.clone();
+        tokio::spawn(async move {
+            for addr in current.addresses.iter().copied() {
+                let _ = svc2.router.wait_drained(addr).await;
+            }
+            stop_version(
+                &shared,
+                &svc2,
+                &current.version,
+                "reverted by an emergency rollback",
+            )
+            .await;
+        });
+        Ok(summary_of(&row))
+    }
+
+    /// Runs the service's checks alone (no deployment), stores and audits the run.
+    pub async fn validate(
+        &self,
+        service: &str,
+        actor: &str,
+    ) -> Result<ValidationResult, EngineError> {
+        let svc = self.service(service)?;
+        let result = validation::run_checks(&svc.config.checks, &self.inner.shared.base_dir).await;
+        let row = ValidationRunRow {
+            id: rampart_store::new_id(),
+            service: service.to_string(),
+            deployment_id: None,
+            started_at: self.inner.shared.store.now(),
+            result: serde_json::to_value(&result).map_err(rampart_store::StoreError::from)?,
+            can_deploy: result.can_deploy,
+        };
+        let audit = NewAuditEvent {
+            actor: actor.to_string(),
+            action: "validation.run".into(),
+            subject: format!("service/{service}"),
+            details: serde_json::json!({
+                "can_deploy": result.can_deploy,
+                "failed": result.failed.iter().map(|c| c.name.clone()).collect::<Vec<_>>(),
+                "warnings": result.warnings.iter().map(|c| c.name.clone()).collect::<Vec<_>>(),
+            }),
+        };
+        self.inner
+            .shared
+            .store
+            .write(move |tx| {
+                tx.insert_validation_run(&row)?;
+                tx.append_audit(&audit)
+            })
+            .await?;
+        Ok(result)
+    }
+}
+
+fn validate_version(field: &str, version: &str) -> Result<(), EngineError> {
+    rampart_core::version::check_version(version).map_err(|rule| {
+        EngineError::InvalidRequest(format!(
+            "`{field}`: version `{}` is not allowed: {rule}",
+            echo(&version.escape_debug().to_string())
+        ))
+    })
+}
+
+/// Input echoed in an error, cut so that a 10 000-character value does not come back
+/// whole: its start and its length are enough to recognise it.
+fn echo(text: &str) -> String {
+    const SHOWN: usize = 40;
+    match text.char_indices().nth(SHOWN) {
+        Some((cut, _)) => format!("{}… ({} characters)", &text[..cut], text.chars().count()),
+        None => text.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_over_long_version_is_cut_in_its_error() {
+        let long = "v".repeat(10_000);
+        let message = validate_version("version", &long).unwrap_err().to_string();
+        assert!(message.len() < 200, "{message}");
+        assert!(message.contains("(10000 characters)"), "{message}");
+        assert!(
+            validate_version("version", "bad version")
+                .unwrap_err()
+                .to_string()
+                .contains("`bad version`")
+        );
+    }
+}

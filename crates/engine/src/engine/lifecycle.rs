@@ -1,0 +1,218 @@
+//! Starting every service, recovering the rollouts in flight at the last stop,
+//! keeping the stable set in step with the backend, and shutting down.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rampart_backends::{Backend, BackendEvent, BackendEventKind, VersionSpec};
+use rampart_config::{BackendConfig, ServiceConfig};
+use rampart_core::rollout::Input;
+use rampart_router::UpstreamSet;
+use rampart_store::{NewAuditEvent, Store};
+use tokio::sync::{broadcast, mpsc};
+
+use super::Engine;
+use crate::error::EngineError;
+use crate::record::DeploymentRecord;
+use crate::service::{ControllerRequest, ServiceRuntime, ServingVersion, routable};
+use crate::shared::{SYSTEM_ACTOR, Shared};
+
+impl Engine {
+    /// Drives every rollout that was in flight at the last stop to a safe state.
+    pub(super) async fn recover(&self) -> Result<(), EngineError> {
+        let policy = self.inner.shared.on_restart;
+        let in_flight = self
+            .inner
+            .shared
+            .store
+            .read(|tx| tx.active_deployments())
+            .await?;
+        for row in in_flight {
+            let Some(svc) = self.inner.services.get(&row.service).cloned() else {
+                tracing::warn!(deployment = %row.id, service = %row.service, "in-flight deployment of a service no longer configured; leaving it as it is");
+                continue;
+            };
+            let record: DeploymentRecord = match serde_json::from_value(row.record.clone()) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(deployment = %row.id, error = %e, "cannot read an in-flight deployment");
+                    continue;
+                }
+            };
+            tracing::warn!(deployment = %row.id, service = %row.service, state = %row.state, ?policy, "recovering a rollout that was in flight");
+            let (requests, receiver) = mpsc::channel(16);
+            self.spawn_controller(svc, record, receiver, requests, Input::Recovered { policy })?;
+        }
+        Ok(())
+    }
+
+    /// Stops controllers (rollouts stay as stored and are recovered at the next start),
+    /// the routers (in-flight requests finish within `grace`) and every instance.
+    pub async fn shutdown(&self, grace: Duration) {
+        for svc in self.inner.services.values() {
+            let active = svc.lock().active.take();
+            if let Some(active) = active {
+                let _ = active.requests.send(ControllerRequest::Detach).await;
+                let _ = active.task.await;
+            }
+            if let Some(pending) = svc.lock().scale_down.take() {
+                pending.task.abort();
+            }
+        }
+        for watcher in self
+            .inner
+            .watchers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+        {
+            watcher.abort();
+        }
+        let router = self
+            .inner
+            .router
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(router) = router {
+            router.shutdown(grace).await;
+        }
+        for svc in self.inner.services.values() {
+            svc.backend.shutdown().await;
+        }
+    }
+}
+
+/// The version to serve at start and the one to roll back to: from the last
+/// successful deployment, else from the config.
+pub(super) async fn serving_versions(
+    store: &Store,
+    service: &ServiceConfig,
+) -> Result<(ServingVersion, Option<ServingVersion>), EngineError> {
+    let name = service.name.clone();
+    let latest = store
+        .read(move |tx| tx.list_deployments(Some(&name), 200))
+        .await?
+        .into_iter()
+        .filter(|row| row.state == "succeeded")
+        .find_map(|row| serde_json::from_value::<DeploymentRecord>(row.record).ok());
+    if let Some(record) = latest {
+        let stable = ServingVersion {
+            version: record.rollout.version.clone(),
+            addresses: record.addresses.clone(),
+            env: record.env.clone(),
+        };
+        let previous = record
+            .rollout
+            .previous_version
+            .clone()
+            .map(|version| ServingVersion {
+                version,
+                addresses: record.previous_addresses.clone(),
+                env: record.previous_env.clone(),
+            });
+        return Ok((stable, previous));
+    }
+    let stable = match &service.backend {
+        BackendConfig::Process(p) => ServingVersion {
+            version: p.initial_version.clone(),
+            addresses: Vec::new(),
+            env: BTreeMap::new(),
+        },
+        BackendConfig::Static(s) => ServingVersion {
+            version: s.stable_version.clone(),
+            addresses: s.stable.clone(),
+            env: BTreeMap::new(),
+        },
+    };
+    Ok((stable, None))
+}
+
+/// Process backend: start the stable version's instances and wait until they are
+/// ready. Static backend: the addresses are known; nothing to start.
+pub(super) async fn start_stable(
+    service: &ServiceConfig,
+    backend: &dyn Backend,
+    stable: ServingVersion,
+) -> Result<ServingVersion, EngineError> {
+    match &service.backend {
+        BackendConfig::Static(_) => Ok(stable),
+        BackendConfig::Process(p) => {
+            // A restart brings the version back with its per-deploy environment.
+            let instances = backend
+                .start(
+                    VersionSpec::new(stable.version.clone(), p.instances)
+                        .with_env(stable.env.clone()),
+                )
+                .await?;
+            Ok(ServingVersion {
+                version: stable.version,
+                addresses: routable(&instances),
+                env: stable.env,
+            })
+        }
+    }
+}
+
+/// Keeps the router's stable set in step with the backend (crashed instances leave,
+/// restarted ones come back) and audits what the backend did on its own.
+pub(super) async fn watch_stable(shared: Arc<Shared>, svc: Arc<ServiceRuntime>) {
+    let mut events = svc.backend.subscribe();
+    loop {
+        let event: BackendEvent = match events.recv().await {
+            Ok(e) => e,
+            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        audit_backend_event(&shared, svc.name(), &event).await;
+        let stable_version = svc.lock().stable.version.clone();
+        if event.version != stable_version || event.instances.is_empty() {
+            continue;
+        }
+        let addrs = routable(&event.instances);
+        let current = svc.router.table().stable;
+        if current.version == stable_version && current.instances != addrs {
+            svc.router
+                .set_stable(UpstreamSet::new(stable_version.clone(), addrs.clone()));
+            svc.lock().stable.addresses = addrs;
+        }
+    }
+}
+
+/// Crashes and restarts are actions rampart takes (or reacts to) without anyone
+/// asking: each gets an audit entry.
+async fn audit_backend_event(shared: &Shared, service: &str, event: &BackendEvent) {
+    let (action, instance, details) = match &event.kind {
+        BackendEventKind::InstanceCrashed { instance, reason } => (
+            "instance.crashed",
+            instance,
+            serde_json::json!({ "reason": reason }),
+        ),
+        BackendEventKind::InstanceRestarted { instance } => {
+            ("instance.restarted", instance, serde_json::json!({}))
+        }
+        BackendEventKind::RestartFailed {
+            instance,
+            error,
+            retry_in_ms,
+        } => (
+            "instance.restart_failed",
+            instance,
+            serde_json::json!({ "error": error, "retry_in_ms": retry_in_ms }),
+        ),
+        _ => return,
+    };
+    let mut details = details;
+    details["version"] = serde_json::json!(event.version);
+    let audit = NewAuditEvent {
+        actor: SYSTEM_ACTOR.into(),
+        action: action.into(),
+        subject: format!("service/{service}/instance/{instance}"),
+        details,
+    };
+    let result = shared.store.write(move |tx| tx.append_audit(&audit)).await;
+    if let Err(e) = result {
+        tracing::error!(error = %e, "cannot audit a backend event");
+    }
+}

@@ -1,0 +1,176 @@
+//! The engine's front door: start every service, accept deployments and operator
+//! actions, answer status questions, and recover after a restart.
+//!
+//! One file per seam: `lifecycle` (start, recovery, shutdown, the stable watcher),
+//! `commands` (deploy, operate, revert, traffic, validate), `queries` (status,
+//! deployments, measurements).
+
+mod commands;
+mod lifecycle;
+mod queries;
+mod requests;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rampart_config::{Config, RestartPolicy};
+use rampart_core::Clock;
+use rampart_core::rollout::RecoveryPolicy;
+use rampart_router::{Router, RouterCollector, ServiceRoute};
+use rampart_store::Store;
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+
+use crate::error::EngineError;
+use crate::own_listeners::OwnListeners;
+use crate::service::{ServiceRuntime, upstream_set};
+use crate::shared::{EngineEvent, Shared};
+use lifecycle::{serving_versions, start_stable, watch_stable};
+
+/// How far back the live numbers in a status look.
+pub const LIVE_WINDOW: Duration = Duration::from_secs(10);
+
+pub use requests::{DeployRequest, Operation, TrafficChange};
+
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    shared: Arc<Shared>,
+    own_listeners: OwnListeners,
+    services: BTreeMap<String, Arc<ServiceRuntime>>,
+    router: Mutex<Option<Router>>,
+    collector: RouterCollector,
+    watchers: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Engine {
+    /// Starts every service's stable version and router, then recovers the rollouts
+    /// that were in flight when rampart last stopped (see `server.on_restart`).
+    pub async fn start(
+        config: &Config,
+        store: Store,
+        clock: Arc<dyn Clock>,
+        base_dir: PathBuf,
+    ) -> Result<Engine, EngineError> {
+        let shared = Arc::new(Shared {
+            store,
+            clock: clock.clone(),
+            events: broadcast::channel(1024).0,
+            samples_dir: config.server.data_dir.join("samples"),
+            base_dir,
+            on_restart: match config.server.on_restart {
+                RestartPolicy::Rollback => RecoveryPolicy::Rollback,
+                RestartPolicy::Resume => RecoveryPolicy::Resume,
+            },
+        });
+        let data_dir = config.server.data_dir.clone();
+
+        let mut prepared = Vec::new();
+        for service in &config.services {
+            let backend = rampart_backends::build(service, &data_dir)?;
+            let (stable, previous) = serving_versions(&shared.store, service).await?;
+            let stable = start_stable(service, backend.as_ref(), stable).await?;
+            prepared.push((service.clone(), backend, stable, previous));
+        }
+
+        let routes = prepared
+            .iter()
+            .map(|(service, _, stable, _)| ServiceRoute {
+                name: service.name.clone(),
+                listen: service.listen,
+                settings: service.router.clone(),
+                stable: upstream_set(stable),
+                canary: None,
+                canary_weight: 0.0,
+            })
+            .collect();
+        let router = match Router::start(routes, clock).await {
+            Ok(router) => router,
+            Err(e) => {
+                for (_, backend, _, _) in &prepared {
+                    backend.shutdown().await;
+                }
+                return Err(e.into());
+            }
+        };
+
+        let own_listeners = OwnListeners::default();
+        own_listeners.add(config.server.listen, "rampart's API");
+        let mut services = BTreeMap::new();
+        let mut watchers = Vec::new();
+        for (service, backend, stable, previous) in prepared {
+            let handle = router.service(&service.name).ok_or_else(|| {
+                EngineError::Internal(format!("router lost service {}", service.name))
+            })?;
+            own_listeners.add(
+                handle.listen_addr(),
+                format!("the router of service `{}`", service.name),
+            );
+            let runtime = Arc::new(ServiceRuntime::new(
+                service, handle, backend, stable, previous,
+            ));
+            watchers.push(tokio::spawn(watch_stable(shared.clone(), runtime.clone())));
+            services.insert(runtime.name().to_string(), runtime);
+        }
+        let engine = Engine {
+            inner: Arc::new(Inner {
+                own_listeners,
+                collector: router.collector(),
+                shared,
+                services,
+                router: Mutex::new(Some(router)),
+                watchers: Mutex::new(watchers),
+            }),
+        };
+        engine.recover().await?;
+        Ok(engine)
+    }
+
+    /// Tells the engine where the API really listens (its configured address may
+    /// have port 0), so no canary can be pointed at it.
+    pub fn add_api_listener(&self, addr: SocketAddr) {
+        self.inner.own_listeners.add(addr, "rampart's API");
+    }
+
+    /// The router's Prometheus collector (per-version request metrics).
+    pub fn router_collector(&self) -> RouterCollector {
+        self.inner.collector.clone()
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<EngineEvent> {
+        self.inner.shared.events.subscribe()
+    }
+
+    pub(crate) fn runtimes(&self) -> impl Iterator<Item = &Arc<ServiceRuntime>> {
+        self.inner.services.values()
+    }
+
+    pub fn service_names(&self) -> Vec<String> {
+        self.inner.services.keys().cloned().collect()
+    }
+
+    fn service(&self, name: &str) -> Result<&Arc<ServiceRuntime>, EngineError> {
+        self.inner
+            .services
+            .get(name)
+            .ok_or_else(|| EngineError::UnknownService {
+                name: name.to_string(),
+                known: if self.inner.services.is_empty() {
+                    "none".into()
+                } else {
+                    self.inner
+                        .services
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                },
+            })
+    }
+}
