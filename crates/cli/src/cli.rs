@@ -33,7 +33,13 @@ pub enum Command {
     #[command(disable_version_flag = true)]
     Deploy(DeployArgs),
     /// Where a service stands: stable version, rollout in flight, live numbers.
-    Status(ServiceArgs),
+    Status(StatusArgs),
+    /// List the services with their stable and canary versions and any rollout in flight.
+    Services(ServicesArgs),
+    /// List deployments, newest first: of one service, or of all.
+    Deployments(DeploymentsArgs),
+    /// Print rampart's live events (rollout transitions, verdicts, traffic) as they happen.
+    Events(EventsArgs),
     /// Skip the remaining steps and promote the canary.
     Promote(OperateArgs),
     /// Hold the rollout at its current step.
@@ -159,6 +165,43 @@ pub struct TrafficArgs {
     /// Eject instances after consecutive failures: true or false.
     #[arg(long, value_name = "BOOL")]
     pub outlier_detection: Option<bool>,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The service's name, as in the config's [[service]] `name`.
+    pub service: String,
+    /// Follow the rollout in flight to its end, as `deploy --wait` does; exit 0 if it
+    /// is promoted, 1 otherwise (no rollout in flight: print the status and exit 0).
+    #[arg(long, short = 'w')]
+    pub watch: bool,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ServicesArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DeploymentsArgs {
+    /// Only this service's deployments.
+    pub service: Option<String>,
+    /// At most this many (1 to 1000).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub limit: u32,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Only this service's events.
+    pub service: Option<String>,
     #[command(flatten)]
     pub api: ApiArgs,
 }

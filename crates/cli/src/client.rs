@@ -59,6 +59,27 @@ impl ApiClient {
             .map_err(Into::into)
     }
 
+    /// An open streaming response (server-sent events), once its status is a success.
+    pub async fn stream(&self, path: &str) -> Result<reqwest::Response, CliError> {
+        let url = format!("{}{}", self.base, path);
+        let response = self
+            .http
+            .get(&url)
+            .bearer_auth(&self.token)
+            .header(reqwest::header::ACCEPT, "text/event-stream")
+            .send()
+            .await
+            .map_err(|e| {
+                anyhow!("cannot reach the rampart API at {}: {e}; is `rampart serve` running there? (set --api)", self.base)
+            })?;
+        let status = response.status();
+        if !status.is_success() {
+            let text = response.text().await.unwrap_or_default();
+            return Err(anyhow!("GET {path} failed with {status}: {text}").into());
+        }
+        Ok(response)
+    }
+
     /// The response body as text, for routes that answer something other than JSON.
     pub async fn request_text(
         &self,

@@ -11,3 +11,4 @@ pub mod sample_app;
 pub mod serve;
 pub mod target;
 pub mod token;
+pub mod watch;

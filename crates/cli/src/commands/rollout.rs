@@ -289,20 +289,7 @@ pub fn outcome_line(detail: &Value) -> String {
     )
 }
 
-pub async fn status(args: ServiceArgs) -> CliResult {
-    let client = ApiClient::new(&args.api, None)?;
-    let status: Value = client
-        .request(
-            Method::GET,
-            &format!("/api/v1/services/{}/status", args.service),
-            None,
-        )
-        .await?;
-    emit(args.api.output, &status, || print_status(&status));
-    Ok(())
-}
-
-fn print_status(status: &Value) {
+pub fn print_status(status: &Value) {
     let text = |v: &Value| v.as_str().unwrap_or("").to_string();
     let traffic = &status["traffic"];
     let canary_weight = traffic["canary_weight"].as_f64().unwrap_or(0.0);
