@@ -28,6 +28,22 @@ fn main() -> ExitCode {
     if cli.command.prints_and_exits() {
         restore_default_sigpipe();
     }
+    if matches!(cli.command, Command::Serve(_)) {
+        // SAFETY: no other thread exists yet (the runtime starts below), so
+        // unsetting LISTEN_FDS/LISTEN_PID races with no reader.
+        match unsafe { rampart_router::listeners::adopt_from_service_manager() } {
+            Ok(addrs) if !addrs.is_empty() => {
+                tracing::info!(?addrs, "listening sockets passed by the service manager");
+            }
+            Ok(_) => {}
+            Err(e) => {
+                eprintln!(
+                    "error: the sockets passed by the service manager are unusable: {e}; check the ListenStream= lines of the .socket unit"
+                );
+                return ExitCode::from(exit::USAGE);
+            }
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -92,6 +92,7 @@ mod error;
 mod fast_random;
 mod headers;
 mod limit;
+pub mod listeners;
 mod metrics;
 mod outcome;
 mod pool;

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rampart_core::Clock;
-use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 
 use crate::error::RouterError;
@@ -58,7 +57,9 @@ impl Router {
                 addr: route.listen,
                 source,
             };
-            let listener = TcpListener::bind(route.listen).await.map_err(bind_error)?;
+            let listener = crate::listeners::bind_or_take(route.listen)
+                .await
+                .map_err(bind_error)?;
             let local = listener.local_addr().map_err(bind_error)?;
             // Deregistered from this runtime; each worker registers its own duplicate.
             let listener = listener.into_std().map_err(bind_error)?;

@@ -75,7 +75,8 @@ pub async fn run_server(
         println!("  {secret}");
     }
 
-    let listener = tokio::net::TcpListener::bind(config.server.listen)
+    // The service manager's socket when it passed one (systemd socket activation).
+    let listener = rampart_router::listeners::bind_or_take(config.server.listen)
         .await
         .with_context(|| {
             format!(
@@ -191,6 +192,16 @@ pub async fn run_server(
             );
         }
     }
+    for addr in rampart_router::listeners::unclaimed() {
+        tracing::warn!(%addr, "the service manager passed a socket on an address no part of the config listens on; its connections wait unanswered");
+    }
+    // systemd's Type=notify: the units start dependents only once this arrives.
+    if let Err(e) = sd_notify::notify(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status(&format!("serving the API on {api_addr}")),
+    ]) {
+        tracing::warn!(error = %e, "could not tell the service manager that rampart is ready");
+    }
     if let Some(ready) = ready {
         let _ = ready.send(Ready {
             api: api_addr,
@@ -200,6 +211,7 @@ pub async fn run_server(
         });
     }
     let served = rampart_api::serve(listener, state, shutdown).await;
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     collecting.abort();
 
     // The API stopped taking requests: let the routers drain, stop the instances.
