@@ -722,6 +722,14 @@ impl Controller {
     }
 }
 
+/// A controller that is dropped (detached, or unwound by a panic) takes its
+/// background action with it, so a new controller never races an orphan.
+impl Drop for Controller {
+    fn drop(&mut self) {
+        self.cancel_action();
+    }
+}
+
 fn actor_name(actor: &Actor) -> String {
     match actor {
         Actor::System => SYSTEM_ACTOR.to_string(),
