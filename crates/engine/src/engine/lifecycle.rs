@@ -2,9 +2,11 @@
 //! keeping the stable set in step with the backend, and shutting down.
 
 use std::collections::BTreeMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use rampart_backends::{Backend, BackendEvent, BackendEventKind, VersionSpec};
 use rampart_config::{BackendConfig, ServiceConfig};
 use rampart_core::rollout::Input;
@@ -160,7 +162,26 @@ pub(super) async fn start_stable(
 
 /// Keeps the router's stable set in step with the backend (crashed instances leave,
 /// restarted ones come back) and audits what the backend did on its own.
-pub(super) async fn watch_stable(shared: Arc<Shared>, svc: Arc<ServiceRuntime>) {
+/// Runs [`watch_stable`] for the life of the engine; one that panics is logged and
+/// started again (after a pause), so the stable set is never left unwatched.
+pub(super) async fn supervise_stable_watcher(shared: Arc<Shared>, svc: Arc<ServiceRuntime>) {
+    loop {
+        let watched = AssertUnwindSafe(watch_stable(shared.clone(), svc.clone()))
+            .catch_unwind()
+            .await;
+        match watched {
+            // The backend closed its events: rampart is shutting down.
+            Ok(()) => return,
+            Err(payload) => {
+                let panic = crate::controller::panic_message(payload);
+                tracing::error!(service = %svc.name(), %panic, "the stable watcher panicked; starting it again");
+                tokio::time::sleep(STABLE_RECONCILE_EVERY).await;
+            }
+        }
+    }
+}
+
+async fn watch_stable(shared: Arc<Shared>, svc: Arc<ServiceRuntime>) {
     let mut events = svc.backend.subscribe();
     let mut every = tokio::time::interval(STABLE_RECONCILE_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

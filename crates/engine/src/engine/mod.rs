@@ -30,7 +30,7 @@ use crate::own_listeners::OwnListeners;
 use crate::routes::RouteWriter;
 use crate::service::{ServiceRuntime, upstream_set};
 use crate::shared::{EngineEvent, Shared};
-use lifecycle::{serving_versions, start_stable, watch_stable};
+use lifecycle::{serving_versions, start_stable, supervise_stable_watcher};
 
 /// How far back the live numbers in a status look.
 pub const LIVE_WINDOW: Duration = Duration::from_secs(10);
@@ -150,7 +150,10 @@ impl Engine {
             let runtime = Arc::new(ServiceRuntime::with_routes(
                 service, handle, routes, backend, stable, previous,
             ));
-            watchers.push(tokio::spawn(watch_stable(shared.clone(), runtime.clone())));
+            watchers.push(tokio::spawn(supervise_stable_watcher(
+                shared.clone(),
+                runtime.clone(),
+            )));
             services.insert(runtime.name().to_string(), runtime);
         }
         let engine = Engine {

@@ -59,6 +59,9 @@ pub struct Faults {
     pub fail_stop: u32,
     /// `start` waits for this before it starts anything.
     pub start_gate: Option<Arc<tokio::sync::Notify>>,
+    /// The next this many looks at a version's instances panic (the controller looks
+    /// at the canary's every tick while it takes traffic).
+    pub panic_instances: BTreeMap<String, u32>,
 }
 
 /// Runs "instances" as entries in a map: ready at once, on made-up loopback ports.
@@ -206,6 +209,14 @@ impl Backend for FakeBackend {
     }
 
     fn instances(&self, version: &str) -> Vec<Instance> {
+        let panic = self
+            .faults()
+            .panic_instances
+            .get_mut(version)
+            .is_some_and(Self::take_panic);
+        if panic {
+            panic!("injected: looking at {version}'s instances panicked");
+        }
         self.running
             .lock()
             .expect("running")

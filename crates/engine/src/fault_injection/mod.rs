@@ -194,7 +194,7 @@ async fn a_promotion_that_always_panics_rolls_back_at_its_deadline() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_stop_that_fails_is_retried_in_the_background() {
+async fn a_stop_that_fails_is_retried_until_the_canary_is_stopped() {
     let h = harness().await;
     let rollout = h.deploy("v2").await.expect("deploy");
     h.wait_state(&rollout.id, "progressing", LONG).await;
@@ -277,6 +277,45 @@ async fn a_revert_that_cannot_start_the_version_fails_and_the_current_one_keeps_
     h.deploy("v3")
         .await
         .expect("the service takes a new deploy");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_controller_that_panics_is_restarted_and_rolls_the_canary_back() {
+    let h = harness().await;
+    let rollout = h.deploy("v2").await.expect("deploy");
+    h.wait_state(&rollout.id, "progressing", LONG).await;
+    // The controller itself panics (not a background action): its supervisor reads
+    // the rollout back and recovers it as after a restart, policy rollback.
+    h.backend.faults().panic_instances.insert("v2".into(), 1);
+    h.wait_state(&rollout.id, "rolled_back", LONG).await;
+    let detail = h.engine.deployment(&rollout.id).await.expect("detail");
+    assert!(
+        detail
+            .record
+            .rollout
+            .history
+            .iter()
+            .any(|t| t.reason.contains("restart policy is rollback")),
+        "recovered by a new controller"
+    );
+    let panics = h
+        .store
+        .read(|tx| {
+            tx.list_audit(&rampart_store::AuditQuery {
+                action: Some("deployment.controller_panicked".into()),
+                ..Default::default()
+            })
+        })
+        .await
+        .expect("audit");
+    assert_eq!(panics.len(), 1, "the panic is audited");
+    assert_eq!(h.table().stable.version, "v1");
+    assert!(h.table().canary.is_none());
+    let next = h
+        .deploy("v3")
+        .await
+        .expect("the service takes a new deploy");
+    h.wait_state(&next.id, "progressing", LONG).await;
 }
 
 /// SQLite's own busy timeout (5 s) has to run out for real here, so this test runs
