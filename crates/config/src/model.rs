@@ -230,6 +230,21 @@ pub struct StrategyConfig {
     /// Failed analyses in a row before rollback.
     #[serde(default = "default_failure_limit")]
     pub failure_limit: u32,
+
+    // How long each phase that waits on an action may last before the rollout ends it
+    // on the safe side (docs/CONTROLLER.md).
+    /// Validating: all checks, with their retries.
+    #[serde(default = "default_validation_deadline")]
+    pub validation_deadline: Duration,
+    /// Starting: the new version's instances ready.
+    #[serde(default = "default_start_deadline")]
+    pub start_deadline: Duration,
+    /// Promoting (and an emergency revert): the version at full size and stable.
+    #[serde(default = "default_promotion_deadline")]
+    pub promotion_deadline: Duration,
+    /// RollingBack: the canary stopped (it takes no traffic from the start).
+    #[serde(default = "default_rollback_deadline")]
+    pub rollback_deadline: Duration,
 }
 
 impl Default for StrategyConfig {
@@ -240,6 +255,10 @@ impl Default for StrategyConfig {
             progress_deadline: default_progress_deadline(),
             on_deadline: DeadlineAction::default(),
             failure_limit: default_failure_limit(),
+            validation_deadline: default_validation_deadline(),
+            start_deadline: default_start_deadline(),
+            promotion_deadline: default_promotion_deadline(),
+            rollback_deadline: default_rollback_deadline(),
         }
     }
 }
@@ -268,6 +287,18 @@ fn default_progress_deadline() -> Duration {
 }
 fn default_failure_limit() -> u32 {
     1
+}
+fn default_validation_deadline() -> Duration {
+    Duration::from_secs(30 * 60)
+}
+fn default_start_deadline() -> Duration {
+    Duration::from_secs(5 * 60)
+}
+fn default_promotion_deadline() -> Duration {
+    Duration::from_secs(5 * 60)
+}
+fn default_rollback_deadline() -> Duration {
+    Duration::from_secs(2 * 60)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

@@ -214,6 +214,10 @@ pub(crate) static STRATEGY: Table = Table {
         optional("progress_deadline", Ty::Duration, "\"10m\""),
         optional("on_deadline", Ty::OneOf(&["fail", "pause"]), "\"fail\""),
         optional("failure_limit", U32, "1"),
+        optional("validation_deadline", Ty::Duration, "\"30m\""),
+        optional("start_deadline", Ty::Duration, "\"5m\""),
+        optional("promotion_deadline", Ty::Duration, "\"5m\""),
+        optional("rollback_deadline", Ty::Duration, "\"2m\""),
     ],
 };
 

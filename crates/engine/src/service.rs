@@ -1,18 +1,25 @@
 //! One service at run time: its router handle, its backend, which version is stable,
 //! and the rollout in flight (if any).
+//!
+//! One writer: every change of the service's state and of its routing table goes
+//! through a method here, under one lock, so that a promotion's swap and the stable
+//! watcher's address update can never interleave, and a change is made whole or not
+//! at all. Readers get [`ServiceRuntime::lock`], a read-only view.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::ops::Deref;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rampart_backends::{Backend, Instance};
 use rampart_config::{BackendConfig, ServiceConfig};
-use rampart_router::{ServiceHandle, UpstreamSet};
+use rampart_router::{RouteTable, ServiceHandle, UpstreamSet};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::error::EngineError;
 use crate::record::DeploymentRecord;
+use crate::routes::RouteWriter;
 
 /// A version serving (or having served) a service's stable traffic.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,19 +46,24 @@ pub struct ActiveRollout {
     pub id: String,
     pub version: String,
     pub requests: mpsc::Sender<ControllerRequest>,
-    pub task: JoinHandle<()>,
+    /// The supervised controller; `None` between the claim and its spawn.
+    pub task: Option<JoinHandle<()>>,
 }
 
-pub struct PendingScaleDown {
-    pub version: ServingVersion,
-    pub task: JoinHandle<()>,
+/// A version being stopped in the background (after the scale-down delay, after a
+/// revert, or after a rollout ended before its canary could be stopped).
+pub struct PendingStop {
+    generation: u64,
+    task: JoinHandle<()>,
 }
 
 pub struct ServiceRuntime {
     pub config: ServiceConfig,
+    /// For reading: status, windows, drains. Changes go through `routes`.
     pub router: ServiceHandle,
+    routes: Arc<dyn RouteWriter>,
     pub backend: Arc<dyn Backend>,
-    pub(crate) state: Mutex<ServiceState>,
+    state: Mutex<ServiceState>,
 }
 
 pub(crate) struct ServiceState {
@@ -59,15 +71,32 @@ pub(crate) struct ServiceState {
     /// The version a post-promotion rollback returns to.
     pub previous: Option<ServingVersion>,
     pub active: Option<ActiveRollout>,
-    pub scale_down: Option<PendingScaleDown>,
+    /// Versions being stopped in the background, by version.
+    pub stopping: BTreeMap<String, PendingStop>,
     /// The last record the active controller persisted, for status without a store read.
     pub last_record: Option<DeploymentRecord>,
+    next_generation: u64,
+}
+
+/// A read-only view of a service's state; changes go through [`ServiceRuntime`]'s
+/// methods.
+pub(crate) struct StateView<'a>(MutexGuard<'a, ServiceState>);
+
+impl Deref for StateView<'_> {
+    type Target = ServiceState;
+
+    fn deref(&self) -> &ServiceState {
+        &self.0
+    }
 }
 
 impl ServiceRuntime {
-    pub fn new(
+    /// A service whose routing changes go through `routes` (the router's own handle,
+    /// or in tests one that refuses tables).
+    pub fn with_routes(
         config: ServiceConfig,
         router: ServiceHandle,
+        routes: Arc<dyn RouteWriter>,
         backend: Arc<dyn Backend>,
         stable: ServingVersion,
         previous: Option<ServingVersion>,
@@ -75,19 +104,25 @@ impl ServiceRuntime {
         Self {
             config,
             router,
+            routes,
             backend,
             state: Mutex::new(ServiceState {
                 stable,
                 previous,
                 active: None,
-                scale_down: None,
+                stopping: BTreeMap::new(),
                 last_record: None,
+                next_generation: 0,
             }),
         }
     }
 
-    pub(crate) fn lock(&self) -> MutexGuard<'_, ServiceState> {
+    fn write(&self) -> MutexGuard<'_, ServiceState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn lock(&self) -> StateView<'_> {
+        StateView(self.write())
     }
 
     pub fn name(&self) -> &str {
@@ -108,6 +143,208 @@ impl ServiceRuntime {
 
     pub fn stable(&self) -> ServingVersion {
         self.lock().stable.clone()
+    }
+
+    // --- the rollout in flight --------------------------------------------------------
+
+    /// Claims the service for rollout `id`; refused while another one is in flight.
+    pub(crate) fn claim(
+        &self,
+        id: &str,
+        version: &str,
+        requests: mpsc::Sender<ControllerRequest>,
+    ) -> Result<(), EngineError> {
+        let mut state = self.write();
+        // A controller that ended without releasing its claim must not lock the
+        // service forever (its supervisor releases it; this is the last guard).
+        if state
+            .active
+            .as_ref()
+            .is_some_and(|a| a.task.as_ref().is_some_and(|t| t.is_finished()))
+        {
+            state.active = None;
+        }
+        if let Some(active) = &state.active {
+            let phase = state
+                .last_record
+                .as_ref()
+                .filter(|r| r.id == active.id)
+                .map(|r| r.rollout.phase.name().to_string())
+                .unwrap_or_else(|| "in progress".into());
+            return Err(EngineError::RolloutInProgress {
+                service: self.name().to_string(),
+                id: active.id.clone(),
+                version: active.version.clone(),
+                phase,
+            });
+        }
+        state.active = Some(ActiveRollout {
+            id: id.to_string(),
+            version: version.to_string(),
+            requests,
+            task: None,
+        });
+        Ok(())
+    }
+
+    /// The supervised controller of rollout `id` runs as `task`.
+    pub(crate) fn attach(&self, id: &str, task: JoinHandle<()>) {
+        let mut state = self.write();
+        match state.active.as_mut() {
+            Some(active) if active.id == id => active.task = Some(task),
+            // Released already (it ended at once): nothing to keep.
+            _ => {}
+        }
+    }
+
+    /// A restarted controller listens on a new channel.
+    pub(crate) fn replace_requests(&self, id: &str, requests: mpsc::Sender<ControllerRequest>) {
+        if let Some(active) = self.write().active.as_mut().filter(|a| a.id == id) {
+            active.requests = requests;
+        }
+    }
+
+    /// Rollout `id` ended (or never began): the service takes a new deploy.
+    pub(crate) fn release(&self, id: &str, last: Option<DeploymentRecord>) {
+        let mut state = self.write();
+        if state.active.as_ref().is_some_and(|a| a.id == id) {
+            state.active = None;
+        }
+        if let Some(record) = last {
+            state.last_record = Some(record);
+        }
+    }
+
+    pub(crate) fn take_active(&self) -> Option<ActiveRollout> {
+        self.write().active.take()
+    }
+
+    /// The record the controller last committed, for status.
+    pub(crate) fn set_record(&self, record: DeploymentRecord) {
+        self.write().last_record = Some(record);
+    }
+
+    /// After a revert made `stable` the serving version again.
+    pub(crate) fn set_previous(&self, previous: Option<ServingVersion>) {
+        self.write().previous = previous;
+    }
+
+    // --- routing ------------------------------------------------------------------------
+
+    /// The table the router uses now.
+    pub fn table(&self) -> RouteTable {
+        self.routes.table()
+    }
+
+    /// Changes the routing table as `change` says; refused whole or applied whole.
+    /// Returns the instances that left it (now draining).
+    pub(crate) fn route(
+        &self,
+        change: impl FnOnce(&mut RouteTable),
+    ) -> Result<Vec<SocketAddr>, EngineError> {
+        let _state = self.write();
+        let mut table = self.routes.table();
+        change(&mut table);
+        self.routes.apply(table)
+    }
+
+    /// Replaces the whole table (a manual traffic change).
+    pub(crate) fn swap(&self, table: RouteTable) -> Result<Vec<SocketAddr>, EngineError> {
+        let _state = self.write();
+        self.routes.apply(table)
+    }
+
+    /// In one swap, `new` becomes the stable version with all traffic (no canary); the
+    /// version stable until now becomes the one a rollback returns to. Nothing changes
+    /// if the router refuses the table.
+    pub(crate) fn make_stable(&self, new: ServingVersion) -> Result<Vec<SocketAddr>, EngineError> {
+        let mut state = self.write();
+        let draining = self.routes.apply(RouteTable {
+            stable: upstream_set(&new),
+            canary: None,
+            canary_weight: 0.0,
+        })?;
+        if state.stable.version != new.version {
+            let old = std::mem::replace(&mut state.stable, new);
+            state.previous = Some(old);
+        } else {
+            state.stable = new;
+        }
+        Ok(draining)
+    }
+
+    /// The stable version's instances changed (a crash, a restart, a scale): route to
+    /// `addrs` if `version` is still the stable one and the table differs. Returns
+    /// whether the table changed.
+    pub(crate) fn stable_instances_changed(
+        &self,
+        version: &str,
+        addrs: Vec<SocketAddr>,
+    ) -> Result<bool, EngineError> {
+        let mut state = self.write();
+        if state.stable.version != version || addrs.is_empty() {
+            return Ok(false);
+        }
+        let mut table = self.routes.table();
+        if table.stable.version == version && table.stable.instances == addrs {
+            return Ok(false);
+        }
+        // Only this version's set: a table whose stable set names another version is
+        // the controller's to repair.
+        if table.stable.version != version {
+            return Ok(false);
+        }
+        table.stable = UpstreamSet::new(version.to_string(), addrs.clone());
+        self.routes.apply(table)?;
+        state.stable.addresses = addrs;
+        Ok(true)
+    }
+
+    // --- versions stopped in the background ------------------------------------------
+
+    /// Tracks `task`, which stops `version`; one replaced for the same version is
+    /// aborted. Returns the generation to hand to [`ServiceRuntime::stop_done`].
+    pub(crate) fn track_stop(&self, version: &str, task: JoinHandle<()>) -> u64 {
+        let mut state = self.write();
+        state.next_generation += 1;
+        let generation = state.next_generation;
+        if let Some(old) = state
+            .stopping
+            .insert(version.to_string(), PendingStop { generation, task })
+        {
+            old.task.abort();
+        }
+        generation
+    }
+
+    /// A background stop of `version` ended (its own task calls this last).
+    pub(crate) fn stop_done(&self, version: &str, generation: u64) {
+        let mut state = self.write();
+        if state
+            .stopping
+            .get(version)
+            .is_some_and(|p| p.generation == generation)
+        {
+            state.stopping.remove(version);
+        }
+    }
+
+    /// Cancels a pending background stop of `version` (it is deployed or reverted to
+    /// again). Returns whether one was pending.
+    pub(crate) fn cancel_stop(&self, version: &str) -> bool {
+        match self.write().stopping.remove(version) {
+            Some(pending) => {
+                pending.task.abort();
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub(crate) fn cancel_all_stops(&self) {
+        for (_, pending) in std::mem::take(&mut self.write().stopping) {
+            pending.task.abort();
+        }
     }
 }
 

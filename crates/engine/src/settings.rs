@@ -4,11 +4,14 @@ use std::time::Duration;
 
 use rampart_config::{DeadlineAction as ConfigDeadline, JudgeKind as ConfigJudge, ServiceConfig};
 use rampart_core::judge::{AnalysisSettings, JudgeKind};
-use rampart_core::rollout::{DeadlineAction, RolloutSpec, Step};
+use rampart_core::rollout::{DeadlineAction, PhaseDeadlines, RolloutSpec, Step};
 
 /// The sequential judge is valid however often it looks, so it looks every second:
 /// that is what makes it fast. `analysis.interval` paces the threshold judge.
 pub const SEQUENTIAL_EVALUATION_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Time a rollback is given beyond the drain grace to stop the canary's instances.
+pub const ROLLBACK_STOP_MARGIN: Duration = Duration::from_secs(30);
 
 pub fn rollout_spec(service: &ServiceConfig) -> RolloutSpec {
     let strategy = &service.strategy;
@@ -33,6 +36,17 @@ pub fn rollout_spec(service: &ServiceConfig) -> RolloutSpec {
         },
         failure_limit: strategy.failure_limit,
         scale_down_delay: strategy.scale_down_delay.get(),
+        deadlines: PhaseDeadlines {
+            validation: strategy.validation_deadline.get(),
+            start: strategy.start_deadline.get(),
+            promotion: strategy.promotion_deadline.get(),
+            // A rollback waits for the canary's requests to drain: never less than
+            // the drain grace plus time to stop it.
+            rollback: strategy
+                .rollback_deadline
+                .get()
+                .max(service.router.drain_grace.get() + ROLLBACK_STOP_MARGIN),
+        },
     }
 }
 

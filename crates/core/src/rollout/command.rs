@@ -26,9 +26,11 @@ pub enum Command {
     /// Scale the new version to full size and, in one routing-table swap, make it the
     /// stable version (all traffic, canary weight 0); answer with `PromotionDone`. Until
     /// the swap the previous version is stable, so a promotion can still be rolled back.
-    /// Idempotent: it is re-issued after a restart.
+    /// Idempotent: it is re-issued after a restart. A revert issues it too: there the
+    /// "new version" is the one being returned to.
     PromoteCanary,
-    /// Stop the previous version's instances after `after` (instant rollback until then).
+    /// Stop the previous version's instances after `after` (instant rollback until then;
+    /// zero after a revert: the reverted-from version drains and stops at once).
     /// Issued only once the promotion is done, never before the new version is stable.
     ScheduleScaleDown {
         version: String,
@@ -37,6 +39,8 @@ pub enum Command {
     },
     /// Stop (drain) the new version's instances; answer with `RollbackDone` when rolling
     /// back. Always preceded by `SetCanaryWeight { percent: 0.0 }` when traffic may flow.
+    /// Issued with a terminal transition (a failed start, a rollback past its deadline)
+    /// it needs no answer: the engine keeps trying until the version is stopped.
     StopCanary,
     /// rampart rolled the canary back on its own; someone should look.
     OpenIncident { reason: String },

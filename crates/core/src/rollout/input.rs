@@ -50,6 +50,12 @@ pub enum Input {
         actor: Actor,
         reason: String,
     },
+    /// Start a revert: this rollout (created for it) returns the service to its
+    /// `version`, the one stable before the last promotion, from `previous_version`.
+    Revert {
+        actor: Actor,
+        reason: String,
+    },
     /// A canary instance died while serving traffic.
     CanaryCrashed {
         reason: String,
@@ -90,6 +96,7 @@ impl Input {
             Input::Resume { .. } => "resume",
             Input::Abort { .. } => "abort",
             Input::Rollback { .. } => "roll back",
+            Input::Revert { .. } => "revert",
             Input::CanaryCrashed { .. } => "handle a canary crash",
             Input::PromotionDone => "finish promotion",
             Input::RollbackDone => "finish rollback",

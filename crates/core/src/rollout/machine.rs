@@ -43,9 +43,9 @@ impl Rollout {
             Input::InstancesFailed { reason } => {
                 // Instances that ran and then died are a crash, reported as such.
                 self.expect(
-                    matches!(self.phase, Phase::Starting { .. }),
+                    matches!(self.phase, Phase::Starting { .. } | Phase::Reverting),
                     action,
-                    "Starting",
+                    "Starting or Reverting",
                 )?;
                 self.canary_failed(action, &format!("instances failed to start: {reason}"), now)
             }
@@ -63,6 +63,7 @@ impl Rollout {
             Input::Rollback { actor, reason } => {
                 self.stop_by_operator(RollbackEnd::RolledBack, action, actor, &reason, now)
             }
+            Input::Revert { actor, reason } => self.revert(actor, &reason, now),
             Input::PromotionDone => self.promotion_done(now),
             Input::RollbackDone => self.rollback_done(now),
             Input::Recovered { policy } => self.recovered(policy, now),
@@ -85,7 +86,8 @@ impl Rollout {
             }
             // Analysis keeps running while paused so that failures still roll back.
             Phase::Paused { .. } => Some(self.next_analysis_at),
-            _ => None,
+            // Every phase that waits on the engine gives up at its deadline.
+            _ => self.phase_deadline_at,
         }
     }
 
@@ -187,6 +189,24 @@ impl Rollout {
             | Phase::Promoting => Ok(self.roll_back_automatically(reason.to_string(), now)),
             // Already being stopped; the crash changes nothing.
             Phase::RollingBack { .. } => Ok(Vec::new()),
+            // Reverting: the returning version never became stable, so the one that
+            // serves now goes on serving. A crash of one of its instances while it is
+            // brought back is the backend's to restart; only a failed start ends it.
+            Phase::Reverting if action == "handle a canary crash" => Ok(Vec::new()),
+            Phase::Reverting => {
+                let serving = self.previous_version.clone().unwrap_or_default();
+                let reason = format!(
+                    "{reason}; could not bring back {}, {serving} goes on serving all traffic",
+                    self.version
+                );
+                Ok(self.transition(
+                    Phase::Failed,
+                    now,
+                    reason,
+                    Actor::System,
+                    vec![Command::StopCanary],
+                ))
+            }
             _ => Err(self.wrong_phase(
                 action,
                 "Starting, Progressing, Paused, Promoting or RollingBack",
@@ -206,6 +226,87 @@ impl Rollout {
                 self.schedule_analysis(now)
             }
             Phase::Paused { .. } => self.schedule_analysis(now),
+            _ => match self.phase_deadline_at {
+                Some(at) if now >= at => self.phase_deadline_reached(now),
+                _ => Vec::new(),
+            },
+        }
+    }
+
+    /// A phase that waits on the engine (an action that hangs, fails again and again
+    /// or panicked) ran out of time: end it on the safe side.
+    fn phase_deadline_reached(&mut self, now: Timestamp) -> Vec<Command> {
+        let d = self.spec.deadlines;
+        let version = self.version.clone();
+        let serving = self
+            .previous_version
+            .clone()
+            .unwrap_or_else(|| "the previous version".to_string());
+        match self.phase {
+            Phase::Validating => {
+                let reason = format!(
+                    "validation did not finish within {} (validation deadline); nothing was started",
+                    human_duration(d.validation)
+                );
+                self.transition(
+                    Phase::Failed,
+                    now,
+                    reason,
+                    Actor::System,
+                    vec![Command::CancelValidation],
+                )
+            }
+            Phase::Starting { resume: None } => {
+                let reason = format!(
+                    "{version}'s instances were not ready within {} (start deadline); no traffic had reached {version}",
+                    human_duration(d.start)
+                );
+                self.transition(
+                    Phase::Failed,
+                    now,
+                    reason,
+                    Actor::System,
+                    vec![Command::StopCanary],
+                )
+            }
+            Phase::Starting { resume: Some(_) } => {
+                let reason = format!(
+                    "{version}'s instances were not ready again within {} (start deadline)",
+                    human_duration(d.start)
+                );
+                self.roll_back_automatically(reason, now)
+            }
+            Phase::Promoting => {
+                let reason = format!(
+                    "promotion of {version} did not finish within {} (promotion deadline); {serving} still serves the stable traffic",
+                    human_duration(d.promotion)
+                );
+                self.roll_back_automatically(reason, now)
+            }
+            Phase::Reverting => {
+                let reason = format!(
+                    "{version} could not be brought back within {} (promotion deadline); {serving} goes on serving all traffic",
+                    human_duration(d.promotion)
+                );
+                self.transition(
+                    Phase::Failed,
+                    now,
+                    reason,
+                    Actor::System,
+                    vec![Command::StopCanary],
+                )
+            }
+            Phase::RollingBack { ends_as } => {
+                let reason = format!(
+                    "{version} takes no traffic, but could not be confirmed stopped within {} (rollback deadline); {serving} serves all traffic, stopping {version} goes on in the background",
+                    human_duration(d.rollback)
+                );
+                let to = match ends_as {
+                    RollbackEnd::RolledBack => Phase::RolledBack,
+                    RollbackEnd::Aborted => Phase::Aborted,
+                };
+                self.transition(to, now, reason, Actor::System, vec![Command::StopCanary])
+            }
             _ => Vec::new(),
         }
     }
@@ -373,11 +474,53 @@ impl Rollout {
         }
     }
 
+    /// An emergency rollback with no rollout in flight, as a rollout of its own: the
+    /// version stable before the last promotion comes back (`PromoteCanary`), then the
+    /// reverted-from version drains and stops (`ScheduleScaleDown` with no delay).
+    fn revert(
+        &mut self,
+        actor: Actor,
+        why: &str,
+        now: Timestamp,
+    ) -> Result<Vec<Command>, TransitionError> {
+        self.expect(matches!(self.phase, Phase::Pending), "revert", "Pending")?;
+        let from = self
+            .previous_version
+            .clone()
+            .unwrap_or_else(|| "the current version".to_string());
+        let reason = with_operator_reason(
+            format!(
+                "emergency rollback by {actor} from {from} to {}",
+                self.version
+            ),
+            why,
+        );
+        Ok(self.transition(
+            Phase::Reverting,
+            now,
+            reason,
+            actor,
+            vec![Command::PromoteCanary],
+        ))
+    }
+
     fn promotion_done(&mut self, now: Timestamp) -> Result<Vec<Command>, TransitionError> {
+        if self.phase == Phase::Reverting {
+            let mut reason = format!("{} is stable again and serves all traffic", self.version);
+            let mut commands = Vec::new();
+            if let Some(from) = &self.previous_version {
+                reason.push_str(&format!("; {from} drains and stops"));
+                commands.push(Command::ScheduleScaleDown {
+                    version: from.clone(),
+                    after: Duration::ZERO,
+                });
+            }
+            return Ok(self.transition(Phase::Succeeded, now, reason, Actor::System, commands));
+        }
         self.expect(
             matches!(self.phase, Phase::Promoting),
             "finish promotion",
-            "Promoting",
+            "Promoting or Reverting",
         )?;
         let mut reason = format!("{} is stable and serves all traffic", self.version);
         let mut commands = Vec::new();
@@ -451,6 +594,11 @@ impl Rollout {
                     vec![Command::PromoteCanary],
                     "promoting again",
                 ),
+                Phase::Reverting => (
+                    Phase::Reverting,
+                    vec![Command::PromoteCanary],
+                    "bringing the reverted-to version back again",
+                ),
                 rolling_back @ Phase::RollingBack { .. } => {
                     (rolling_back, rollback_commands(), "rolling back again")
                 }
@@ -474,6 +622,12 @@ impl Rollout {
                 rolling_back @ Phase::RollingBack { .. } => {
                     (rolling_back, rollback_commands(), "rolling back again")
                 }
+                // A revert is already the way back to safety: finish it.
+                Phase::Reverting => (
+                    Phase::Reverting,
+                    vec![Command::PromoteCanary],
+                    "bringing the reverted-to version back again",
+                ),
                 terminal => (terminal, Vec::new(), "nothing to do"),
             },
         };
@@ -647,6 +801,15 @@ impl Rollout {
         actor: Actor,
         mut commands: Vec<Command>,
     ) -> Vec<Command> {
+        let deadlines = self.spec.deadlines;
+        self.phase_deadline_at = match to {
+            Phase::Validating => Some(deadlines.validation),
+            Phase::Starting { .. } => Some(deadlines.start),
+            Phase::Promoting | Phase::Reverting => Some(deadlines.promotion),
+            Phase::RollingBack { .. } => Some(deadlines.rollback),
+            _ => None,
+        }
+        .map(|deadline| now.saturating_add(deadline));
         let record = Transition {
             at: now,
             from: std::mem::replace(&mut self.phase, to.clone()),

@@ -14,7 +14,29 @@
 //! Progressing{k} --hold elapsed & latest analysis Pass--> Progressing{k+1} ... --> Promoting
 //! Promoting --PromotionDone--> Succeeded (then ScheduleScaleDown of the previous version)
 //! RollingBack{ends_as} --RollbackDone--> RolledBack | Aborted
+//! Pending --Revert--> Reverting --PromotionDone--> Succeeded (the reverted-from version stops at once)
+//!                        |--InstancesFailed--> Failed
 //! ```
+//!
+//! # Deadlines
+//!
+//! Every phase that waits on an action of the engine has a deadline
+//! ([`RolloutSpec::deadlines`], [`Rollout::phase_deadline_at`]), set afresh whenever
+//! the phase is entered (recovery included) and returned by [`Rollout::next_wakeup`].
+//! The engine retries a failed action until then; a tick at or after it ends the phase
+//! on the safe side, whatever the action is doing:
+//!
+//! | phase                        | at its deadline                                        |
+//! |------------------------------|--------------------------------------------------------|
+//! | Validating                   | Failed, `CancelValidation` (nothing was started)       |
+//! | Starting (first start)       | Failed, `StopCanary` (no traffic reached it)           |
+//! | Starting (after a restart)   | RollingBack → RolledBack, incident                     |
+//! | Promoting                    | RollingBack → RolledBack, incident (the swap had not happened) |
+//! | Reverting                    | Failed, `StopCanary` (the current version keeps serving) |
+//! | RollingBack{ends_as}         | `ends_as`, `StopCanary` again: the canary takes no traffic; the engine keeps stopping it |
+//!
+//! A `StopCanary` issued with a terminal transition needs no answer. Progressing has
+//! the progress deadline instead (below); Paused waits for an operator.
 //!
 //! # Progressing
 //!
@@ -53,6 +75,7 @@
 //! | Progressing  | Promoting | Paused | refused     | RollingBack→Aborted| RollingBack→RolledBack|
 //! | Paused       | Promoting | refused| Progressing | RollingBack→Aborted| RollingBack→RolledBack|
 //! | Promoting    | refused   | refused| refused     | refused            | refused               |
+//! | Reverting    | refused   | refused| refused     | refused            | refused               |
 //! | RollingBack  | refused   | refused| refused     | refused            | refused               |
 //! | terminal     | refused   | refused| refused     | refused            | refused               |
 //!
@@ -68,6 +91,17 @@
 //! analysis window. Only Progressing can be paused; before traffic flows there is
 //! nothing to hold (abort instead).
 //!
+//! # Revert
+//!
+//! An emergency rollback with no rollout in flight is a rollout of its own, created
+//! with `version` = the version stable before the last promotion and
+//! `previous_version` = the one stable now, and started with [`Input::Revert`] (from
+//! Pending only). Reverting issues `PromoteCanary` (start or scale the returning
+//! version, then one swap makes it stable); `PromotionDone` ends it `Succeeded` with
+//! `ScheduleScaleDown` of the reverted-from version after zero. A failed start ends it
+//! `Failed` with the current version still serving; a canary crash while Reverting is
+//! left to the backend. A restart finishes a revert under either policy.
+//!
 //! # First deployment
 //!
 //! With no `previous_version` there is no stable version to compare against or to shift
@@ -80,13 +114,13 @@
 //! brought to the safe side.
 //! - `Rollback`: Pending and Validating end `Aborted` (nothing was started); Starting,
 //!   Progressing, Paused and Promoting go to RollingBack (ends RolledBack); RollingBack
-//!   re-issues its commands.
+//!   and Reverting re-issue their commands.
 //! - `Resume`: the current state is re-established. Validating re-runs validation;
 //!   Starting re-issues `StartCanary`; Progressing and Paused go through Starting (the
 //!   canary's instances may have died with rampart) and, once ready, return to the same
 //!   step (still paused if they were) with the weight set again, the hold restarted and a
-//!   fresh analysis window; Promoting re-issues `PromoteCanary`; RollingBack re-issues
-//!   its commands.
+//!   fresh analysis window; Promoting and Reverting re-issue `PromoteCanary`;
+//!   RollingBack re-issues its commands.
 //!
 //! Every transition, including a recovery that stays in place, is recorded in
 //! [`Rollout::history`] with time, from, to, reason and actor, and announced with
@@ -109,7 +143,7 @@ pub use command::Command;
 pub use error::TransitionError;
 pub use input::{Input, RecoveryPolicy};
 pub use phase::{Actor, PauseCause, Phase, ResumePoint, RollbackEnd, Transition};
-pub use spec::{DeadlineAction, RolloutSpec, SpecError, Step};
+pub use spec::{DeadlineAction, PhaseDeadlines, RolloutSpec, SpecError, Step};
 
 use crate::clock::Timestamp;
 use crate::judge::{Outcome, Verdict};
@@ -137,6 +171,11 @@ pub struct Rollout {
     /// The latest verdict of the whole rollout, kept across steps for display.
     pub last_verdict: Option<Verdict>,
     pub history: Vec<Transition>,
+    /// When the current phase gives up (Validating, Starting, Promoting, Reverting,
+    /// RollingBack): set on entering it from [`RolloutSpec::deadlines`]. Absent from
+    /// rollouts stored before deadlines existed: recovery re-enters the phase and sets it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase_deadline_at: Option<Timestamp>,
 }
 
 impl Rollout {
@@ -163,6 +202,7 @@ impl Rollout {
             consecutive_failures: 0,
             last_verdict: None,
             history: Vec::new(),
+            phase_deadline_at: None,
         })
     }
 

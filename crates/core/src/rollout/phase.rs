@@ -34,6 +34,11 @@ pub enum Phase {
     },
     /// The new version is being scaled to full size and made stable.
     Promoting,
+    /// An emergency rollback with no rollout in flight: the version that was stable
+    /// before the last promotion (this rollout's `version`) is being started or scaled
+    /// to full size and made stable again; the reverted-from version keeps serving
+    /// until the swap.
+    Reverting,
     /// Canary weight is 0 and the new version is being stopped; ends as `ends_as`.
     RollingBack {
         ends_as: RollbackEnd,
@@ -80,6 +85,7 @@ impl Phase {
             Phase::Progressing { .. } => "Progressing",
             Phase::Paused { .. } => "Paused",
             Phase::Promoting => "Promoting",
+            Phase::Reverting => "Reverting",
             Phase::RollingBack { .. } => "RollingBack",
             Phase::Succeeded => "Succeeded",
             Phase::RolledBack => "RolledBack",

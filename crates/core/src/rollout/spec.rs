@@ -39,6 +39,41 @@ pub struct RolloutSpec {
     /// How long the previous version keeps running after promotion.
     #[serde(rename = "scale_down_delay_ms", with = "super::serde_millis")]
     pub scale_down_delay: Duration,
+    /// How long each phase that waits on the engine may last before the rollout gives
+    /// up on it. Absent from rollouts stored before deadlines existed: the defaults.
+    #[serde(default)]
+    pub deadlines: PhaseDeadlines,
+}
+
+/// The longest each phase that waits on an action of the engine may last; past it, a
+/// tick ends the phase as [`super`]'s module docs say ("Deadlines"). Progressing and
+/// Paused have the progress deadline instead; terminal phases have none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhaseDeadlines {
+    /// Validating: every check, with its retries, must be done by then.
+    #[serde(rename = "validation_ms", with = "super::serde_millis")]
+    pub validation: Duration,
+    /// Starting: the new version's instances must be ready by then.
+    #[serde(rename = "start_ms", with = "super::serde_millis")]
+    pub start: Duration,
+    /// Promoting and Reverting: the version must be at full size and stable by then.
+    #[serde(rename = "promotion_ms", with = "super::serde_millis")]
+    pub promotion: Duration,
+    /// RollingBack: the canary must be stopped by then (it takes no traffic already).
+    #[serde(rename = "rollback_ms", with = "super::serde_millis")]
+    pub rollback: Duration,
+}
+
+impl Default for PhaseDeadlines {
+    /// Validation 30 min, start 5 min, promotion 5 min, rollback 2 min.
+    fn default() -> Self {
+        Self {
+            validation: Duration::from_secs(30 * 60),
+            start: Duration::from_secs(5 * 60),
+            promotion: Duration::from_secs(5 * 60),
+            rollback: Duration::from_secs(2 * 60),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Error)]
@@ -53,6 +88,8 @@ pub enum SpecError {
     ZeroProgressDeadline,
     #[error("failure_limit must be at least 1")]
     ZeroFailureLimit,
+    #[error("the {phase} deadline must be longer than zero")]
+    ZeroPhaseDeadline { phase: &'static str },
 }
 
 impl RolloutSpec {
@@ -81,6 +118,17 @@ impl RolloutSpec {
         }
         if self.failure_limit == 0 {
             return Err(SpecError::ZeroFailureLimit);
+        }
+        let d = &self.deadlines;
+        for (phase, deadline) in [
+            ("validation", d.validation),
+            ("start", d.start),
+            ("promotion", d.promotion),
+            ("rollback", d.rollback),
+        ] {
+            if deadline.is_zero() {
+                return Err(SpecError::ZeroPhaseDeadline { phase });
+            }
         }
         Ok(())
     }

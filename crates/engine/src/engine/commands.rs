@@ -4,23 +4,20 @@
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use rampart_backends::VersionSpec;
 use rampart_config::BackendConfig;
-use rampart_core::rollout::{Actor, Input, Phase, Rollout, Transition};
+use rampart_core::rollout::{Actor, Input, Rollout};
 use rampart_router::{RouteTable, TrafficStatus, UpstreamSet};
 use rampart_store::{DeploymentRow, NewAuditEvent, ValidationRunRow};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{DeployRequest, Engine, Operation, TrafficChange};
-use crate::controller::{Controller, stop_version};
+use crate::controller::supervise;
 use crate::error::EngineError;
 use crate::record::{DeploymentKind, DeploymentRecord};
-use crate::service::{
-    ActiveRollout, ControllerRequest, ServiceRuntime, ServingVersion, routable, upstream_set,
-};
+use crate::service::{ControllerRequest, ServiceRuntime};
 use crate::settings;
-use crate::shared::EngineEvent;
 use crate::validation::{self, ValidationResult};
 use crate::views::{DeploymentSummary, summary_of};
 
@@ -118,7 +115,7 @@ impl Engine {
             .write(move |tx| tx.append_audit(&audit))
             .await?;
         if let Some(table) = table {
-            svc.router.swap(table)?;
+            svc.swap(table)?;
         }
         if let Some(limit) = change.max_concurrency {
             svc.router.set_max_concurrency((limit > 0).then_some(limit));
@@ -194,39 +191,11 @@ impl Engine {
 
         // Claim the service before writing, so two deploys cannot both start.
         let (requests, receiver) = mpsc::channel(16);
-        {
-            let mut state = svc.lock();
-            // A controller that ended without clearing its claim (it panicked) must
-            // not block the service forever.
-            if state.active.as_ref().is_some_and(|a| a.task.is_finished()) {
-                state.active = None;
-            }
-            if let Some(active) = &state.active {
-                let phase = state
-                    .last_record
-                    .as_ref()
-                    .filter(|r| r.id == active.id)
-                    .map(|r| r.rollout.phase.name().to_string())
-                    .unwrap_or_else(|| "in progress".into());
-                return Err(EngineError::RolloutInProgress {
-                    service: service.to_string(),
-                    id: active.id.clone(),
-                    version: active.version.clone(),
-                    phase,
-                });
-            }
-            state.active = Some(ActiveRollout {
-                id: record.id.clone(),
-                version: request.version.clone(),
-                requests: requests.clone(),
-                // Replaced by the controller's task once it runs.
-                task: tokio::spawn(std::future::pending()),
-            });
-        }
+        svc.claim(&record.id, &request.version, requests)?;
         let row = match self.insert_deployment(&svc, &record, actor, &request).await {
             Ok(row) => row,
             Err(e) => {
-                svc.lock().active = None;
+                svc.release(&record.id, None);
                 return Err(e);
             }
         };
@@ -234,11 +203,10 @@ impl Engine {
             svc,
             record,
             receiver,
-            requests,
             Input::Begin {
                 actor: Actor::user(actor),
             },
-        )?;
+        );
         Ok(summary_of(&row))
     }
 
@@ -289,41 +257,25 @@ impl Engine {
         Ok(row)
     }
 
+    /// Runs the rollout's controller under its supervisor; the service must be
+    /// claimed for it.
     pub(super) fn spawn_controller(
         &self,
         svc: Arc<ServiceRuntime>,
         record: DeploymentRecord,
         receiver: mpsc::Receiver<ControllerRequest>,
-        requests: mpsc::Sender<ControllerRequest>,
         first: Input,
-    ) -> Result<(), EngineError> {
+    ) {
         let id = record.id.clone();
-        let version = record.rollout.version.clone();
-        svc.lock().last_record = Some(record.clone());
-        let controller =
-            match Controller::new(self.inner.shared.clone(), svc.clone(), record, receiver) {
-                Ok(c) => c,
-                Err(e) => {
-                    svc.lock().active = None;
-                    return Err(e);
-                }
-            };
-        let task = tokio::spawn(controller.run(first));
-        let mut state = svc.lock();
-        match state.active.as_mut() {
-            Some(active) if active.id == id => {
-                std::mem::replace(&mut active.task, task).abort();
-            }
-            _ => {
-                state.active = Some(ActiveRollout {
-                    id,
-                    version,
-                    requests,
-                    task,
-                });
-            }
-        }
-        Ok(())
+        svc.set_record(record.clone());
+        let task = tokio::spawn(supervise(
+            self.inner.shared.clone(),
+            svc.clone(),
+            record,
+            receiver,
+            first,
+        ));
+        svc.attach(&id, task);
     }
 
     /// Promote, pause, resume, abort or roll back. A rollback with no rollout in
@@ -375,8 +327,11 @@ impl Engine {
         self.summary(&id).await
     }
 
-    /// Emergency rollback after a promotion: route back to the previous version (at
-    /// once while it still runs within the scale-down delay), then stop the bad one.
+    /// Emergency rollback after a promotion, as a rollout of its own through core's
+    /// machine (Pending -> Reverting -> Succeeded): the previous version comes back (at
+    /// once while it still runs within the scale-down delay, started again with its
+    /// per-deploy environment otherwise), then the reverted-from version drains and
+    /// stops. Returns once the revert ended.
     async fn revert(
         &self,
         svc: &Arc<ServiceRuntime>,
@@ -384,124 +339,79 @@ impl Engine {
         reason: &str,
     ) -> Result<DeploymentSummary, EngineError> {
         let service = svc.name().to_string();
-        let (current, previous, pending) = {
-            let mut state = svc.lock();
-            let pending = state.scale_down.take();
-            (state.stable.clone(), state.previous.clone(), pending)
+        let (current, previous) = {
+            let state = svc.lock();
+            (state.stable.clone(), state.previous.clone())
         };
         let Some(previous) = previous else {
             return Err(EngineError::Conflict(format!(
                 "`{service}` has no rollout in flight and no previous version to roll back to"
             )));
         };
-        let still_running = match pending {
-            Some(p) if p.version.version == previous.version => {
-                p.task.abort();
-                true
-            }
-            Some(p) => {
-                p.task.abort();
-                false
-            }
-            None => false,
-        };
-        let target = if svc.is_static() || still_running {
-            previous.clone()
-        } else {
-            // With the environment it was deployed with: the revert brings back the
-            // version as it ran, not a version without its settings.
-            let instances = svc
-                .backend
-                .start(
-                    VersionSpec::new(previous.version.clone(), svc.full_instances())
-                        .with_env(previous.env.clone()),
-                )
-                .await?;
-            ServingVersion {
-                version: previous.version.clone(),
-                addresses: routable(&instances),
-                env: previous.env.clone(),
-            }
-        };
-
+        let spec = settings::rollout_spec(&svc.config);
+        let deadline = spec.deadlines.promotion;
         let now = self.inner.shared.clock.now();
-        let mut rollout = Rollout::new(
+        let rollout = Rollout::new(
             &service,
-            target.version.clone(),
+            previous.version.clone(),
             Some(current.version.clone()),
-            settings::rollout_spec(&svc.config),
+            spec,
             now,
         )
         .map_err(|e| EngineError::Internal(format!("the service's strategy is invalid: {e}")))?;
-        let transition = Transition {
-            at: now,
-            from: Phase::Pending,
-            to: Phase::Succeeded,
-            reason: format!(
-                "emergency rollback from {} to {}: {reason}",
-                current.version, target.version
-            ),
-            actor: Actor::user(actor),
-        };
-        rollout.phase = Phase::Succeeded;
-        rollout.history.push(transition.clone());
         let record = DeploymentRecord {
             id: rampart_store::new_id(),
             kind: DeploymentKind::Revert,
             rollout,
-            addresses: target.addresses.clone(),
-            env: target.env.clone(),
+            addresses: previous.addresses.clone(),
+            env: previous.env.clone(),
             actor: actor.to_string(),
             reason: reason.to_string(),
             previous_addresses: current.addresses.clone(),
             previous_env: current.env.clone(),
         };
-        // Committed before the switch: a crash right after still comes back on the
-        // previous version.
-        let row = self
+        let id = record.id.clone();
+        let (requests, receiver) = mpsc::channel(16);
+        svc.claim(&id, &previous.version, requests)?;
+        // Committed before anything moves: a crash from here on finishes the revert
+        // at the next start.
+        let inserted = self
             .insert_deployment(
                 svc,
                 &record,
                 actor,
                 &DeployRequest {
-                    version: target.version.clone(),
+                    version: previous.version.clone(),
                     reason: Some(reason.to_string()),
                     ..DeployRequest::default()
                 },
             )
-            .await?;
-        svc.router.swap(RouteTable {
-            stable: upstream_set(&target),
-            canary: None,
-            canary_weight: 0.0,
-        })?;
-        {
-            let mut state = svc.lock();
-            state.stable = target;
-            state.previous = Some(current.clone());
-            state.last_record = Some(record.clone());
-        }
-        self.inner.shared.publish(EngineEvent {
-            service: service.clone(),
-            deployment_id: Some(record.id.clone()),
-            kind: crate::shared::EngineEventKind::Transition { transition },
-        });
-        // The reverted-from version drains, then stops.
-        let shared = self.inner.shared.clone();
-        let svc2 = svc.clone();
-        tokio::spawn(async move {
-            for addr in current.addresses.iter().copied() {
-                let _ = svc2.router.wait_drained(addr).await;
-            }
-            stop_version(
-                &shared,
-                &svc2,
-                &current.version,
-                "reverted by an emergency rollback",
-            )
             .await;
-        });
-        Ok(summary_of(&row))
+        if let Err(e) = inserted {
+            svc.release(&id, None);
+            return Err(e);
+        }
+        self.spawn_controller(
+            svc.clone(),
+            record,
+            receiver,
+            Input::Revert {
+                actor: Actor::user(actor),
+                reason: reason.to_string(),
+            },
+        );
+        // The caller learns how it ended: bounded by the revert's own deadline.
+        let limit = deadline + Duration::from_secs(5);
+        let ended = tokio::time::timeout(limit, async {
+            while svc.lock().active.as_ref().is_some_and(|a| a.id == id) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        if ended.is_err() {
+            tracing::warn!(deployment = %id, "the revert is still running; answering with its state so far");
+        }
+        self.summary(&id).await
     }
 
     /// Runs the service's checks alone (no deployment), stores and audits the run.

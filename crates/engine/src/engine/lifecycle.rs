@@ -2,13 +2,14 @@
 //! keeping the stable set in step with the backend, and shutting down.
 
 use std::collections::BTreeMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use rampart_backends::{Backend, BackendEvent, BackendEventKind, VersionSpec};
 use rampart_config::{BackendConfig, ServiceConfig};
 use rampart_core::rollout::Input;
-use rampart_router::UpstreamSet;
 use rampart_store::{NewAuditEvent, Store};
 use tokio::sync::{broadcast, mpsc};
 
@@ -42,7 +43,11 @@ impl Engine {
             };
             tracing::warn!(deployment = %row.id, service = %row.service, state = %row.state, ?policy, "recovering a rollout that was in flight");
             let (requests, receiver) = mpsc::channel(16);
-            self.spawn_controller(svc, record, receiver, requests, Input::Recovered { policy })?;
+            if let Err(e) = svc.claim(&record.id, &record.rollout.version, requests) {
+                tracing::error!(deployment = %row.id, error = %e, "two rollouts of one service were in flight; recovering the first only");
+                continue;
+            }
+            self.spawn_controller(svc, record, receiver, Input::Recovered { policy });
         }
         Ok(())
     }
@@ -51,14 +56,14 @@ impl Engine {
     /// the routers (in-flight requests finish within `grace`) and every instance.
     pub async fn shutdown(&self, grace: Duration) {
         for svc in self.inner.services.values() {
-            let active = svc.lock().active.take();
+            let active = svc.take_active();
             if let Some(active) = active {
                 let _ = active.requests.send(ControllerRequest::Detach).await;
-                let _ = active.task.await;
+                if let Some(task) = active.task {
+                    let _ = task.await;
+                }
             }
-            if let Some(pending) = svc.lock().scale_down.take() {
-                pending.task.abort();
-            }
+            svc.cancel_all_stops();
         }
         for watcher in self
             .inner
@@ -157,25 +162,68 @@ pub(super) async fn start_stable(
 
 /// Keeps the router's stable set in step with the backend (crashed instances leave,
 /// restarted ones come back) and audits what the backend did on its own.
-pub(super) async fn watch_stable(shared: Arc<Shared>, svc: Arc<ServiceRuntime>) {
-    let mut events = svc.backend.subscribe();
+/// Runs [`watch_stable`] for the life of the engine; one that panics is logged and
+/// started again (after a pause), so the stable set is never left unwatched.
+pub(super) async fn supervise_stable_watcher(shared: Arc<Shared>, svc: Arc<ServiceRuntime>) {
     loop {
-        let event: BackendEvent = match events.recv().await {
-            Ok(e) => e,
-            Err(broadcast::error::RecvError::Lagged(_)) => continue,
-            Err(broadcast::error::RecvError::Closed) => return,
-        };
-        audit_backend_event(&shared, svc.name(), &event).await;
-        let stable_version = svc.lock().stable.version.clone();
-        if event.version != stable_version || event.instances.is_empty() {
-            continue;
+        let watched = AssertUnwindSafe(watch_stable(shared.clone(), svc.clone()))
+            .catch_unwind()
+            .await;
+        match watched {
+            // The backend closed its events: rampart is shutting down.
+            Ok(()) => return,
+            Err(payload) => {
+                let panic = crate::controller::panic_message(payload);
+                tracing::error!(service = %svc.name(), %panic, "the stable watcher panicked; starting it again");
+                tokio::time::sleep(STABLE_RECONCILE_EVERY).await;
+            }
         }
-        let addrs = routable(&event.instances);
-        let current = svc.router.table().stable;
-        if current.version == stable_version && current.instances != addrs {
-            svc.router
-                .set_stable(UpstreamSet::new(stable_version.clone(), addrs.clone()));
-            svc.lock().stable.addresses = addrs;
+    }
+}
+
+async fn watch_stable(shared: Arc<Shared>, svc: Arc<ServiceRuntime>) {
+    let mut events = svc.backend.subscribe();
+    let mut every = tokio::time::interval(STABLE_RECONCILE_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                Ok(event) => {
+                    audit_backend_event(&shared, svc.name(), &event).await;
+                    if !event.instances.is_empty() {
+                        route_stable(&svc, &event.version, routable(&event.instances));
+                    }
+                }
+                // Missed events: the next look at the backend catches up.
+                Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            // Level-triggered: an event lost or a change the router refused is
+            // repaired from what the backend says now.
+            _ = every.tick() => {
+                if !svc.is_static() {
+                    let stable = svc.stable().version;
+                    let instances = svc.backend.instances(&stable);
+                    if !instances.is_empty() {
+                        route_stable(&svc, &stable, routable(&instances));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// How often the stable set is compared with the backend's instances.
+const STABLE_RECONCILE_EVERY: Duration = Duration::from_secs(5);
+
+fn route_stable(svc: &ServiceRuntime, version: &str, addrs: Vec<std::net::SocketAddr>) {
+    match svc.stable_instances_changed(version, addrs) {
+        Ok(true) => {
+            tracing::info!(service = %svc.name(), %version, "stable set follows the backend's instances")
+        }
+        Ok(false) => {}
+        Err(e) => {
+            tracing::warn!(service = %svc.name(), %version, error = %e, "the router refused the stable set; trying again at the next look")
         }
     }
 }

@@ -12,28 +12,50 @@ mod requests;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rampart_config::{Config, RestartPolicy};
+use rampart_backends::{Backend, BackendError};
+use rampart_config::{Config, RestartPolicy, ServiceConfig};
 use rampart_core::Clock;
 use rampart_core::rollout::RecoveryPolicy;
-use rampart_router::{Router, RouterCollector, ServiceRoute};
+use rampart_router::{Router, RouterCollector, ServiceHandle, ServiceRoute};
 use rampart_store::Store;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
 use crate::error::EngineError;
 use crate::own_listeners::OwnListeners;
+use crate::routes::RouteWriter;
 use crate::service::{ServiceRuntime, upstream_set};
 use crate::shared::{EngineEvent, Shared};
-use lifecycle::{serving_versions, start_stable, watch_stable};
+use lifecycle::{serving_versions, start_stable, supervise_stable_watcher};
 
 /// How far back the live numbers in a status look.
 pub const LIVE_WINDOW: Duration = Duration::from_secs(10);
 
 pub use requests::{DeployRequest, Operation, TrafficChange};
+
+/// How the engine gets each service's backend and routing writer.
+pub(crate) struct Parts {
+    pub backend: BackendFactory,
+    pub routes: RoutesFactory,
+}
+
+pub(crate) type BackendFactory =
+    Box<dyn Fn(&ServiceConfig, &Path) -> Result<Arc<dyn Backend>, BackendError> + Send + Sync>;
+pub(crate) type RoutesFactory = Box<dyn Fn(ServiceHandle) -> Arc<dyn RouteWriter> + Send + Sync>;
+
+impl Parts {
+    /// The backends the config names; the router's own tables.
+    pub fn real() -> Self {
+        Self {
+            backend: Box::new(rampart_backends::build),
+            routes: Box::new(|handle| Arc::new(handle)),
+        }
+    }
+}
 
 #[derive(Clone)]
 pub struct Engine {
@@ -58,6 +80,18 @@ impl Engine {
         clock: Arc<dyn Clock>,
         base_dir: PathBuf,
     ) -> Result<Engine, EngineError> {
+        Self::start_with(config, store, clock, base_dir, Parts::real()).await
+    }
+
+    /// [`Engine::start`] with the backends and routing writers `parts` makes (tests
+    /// inject faults through them).
+    pub(crate) async fn start_with(
+        config: &Config,
+        store: Store,
+        clock: Arc<dyn Clock>,
+        base_dir: PathBuf,
+        parts: Parts,
+    ) -> Result<Engine, EngineError> {
         let shared = Arc::new(Shared {
             store,
             clock: clock.clone(),
@@ -73,7 +107,7 @@ impl Engine {
 
         let mut prepared = Vec::new();
         for service in &config.services {
-            let backend = rampart_backends::build(service, &data_dir)?;
+            let backend = (parts.backend)(service, &data_dir)?;
             let (stable, previous) = serving_versions(&shared.store, service).await?;
             let stable = start_stable(service, backend.as_ref(), stable).await?;
             prepared.push((service.clone(), backend, stable, previous));
@@ -112,10 +146,14 @@ impl Engine {
                 handle.listen_addr(),
                 format!("the router of service `{}`", service.name),
             );
-            let runtime = Arc::new(ServiceRuntime::new(
-                service, handle, backend, stable, previous,
+            let routes = (parts.routes)(handle.clone());
+            let runtime = Arc::new(ServiceRuntime::with_routes(
+                service, handle, routes, backend, stable, previous,
             ));
-            watchers.push(tokio::spawn(watch_stable(shared.clone(), runtime.clone())));
+            watchers.push(tokio::spawn(supervise_stable_watcher(
+                shared.clone(),
+                runtime.clone(),
+            )));
             services.insert(runtime.name().to_string(), runtime);
         }
         let engine = Engine {

@@ -298,12 +298,12 @@ fn reports_in_the_wrong_phase_are_refused_and_change_nothing() {
         (
             progressing(),
             Input::InstancesFailed { reason: "x".into() },
-            "cannot mark instances failed: rollout is Progressing, not Starting",
+            "cannot mark instances failed: rollout is Progressing, not Starting or Reverting",
         ),
         (
             progressing(),
             Input::PromotionDone,
-            "cannot finish promotion: rollout is Progressing, not Promoting",
+            "cannot finish promotion: rollout is Progressing, not Promoting or Reverting",
         ),
         (
             promoting(),
@@ -403,8 +403,10 @@ fn specs_the_machine_cannot_run_are_rejected_with_the_rule_broken() {
 
 #[test]
 fn only_timed_phases_ask_for_a_wakeup() {
+    // Progressing and Paused for analysis; the phases that wait on the engine for
+    // their deadline; Pending and the terminal phases never.
     for r in every_state() {
-        let timed = matches!(r.phase, Phase::Progressing { .. } | Phase::Paused { .. });
+        let timed = !r.is_terminal() && r.phase != Phase::Pending;
         assert_eq!(r.next_wakeup().is_some(), timed, "{}", r.phase);
     }
 }

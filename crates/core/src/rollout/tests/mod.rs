@@ -2,6 +2,7 @@
 //! epoch, passed to every `handle` call; nothing sleeps or reads a clock.
 
 mod analysis;
+mod deadlines;
 mod lifecycle;
 mod operator;
 mod recovery;
@@ -42,6 +43,7 @@ pub(super) fn spec() -> RolloutSpec {
         on_deadline: DeadlineAction::Fail,
         failure_limit: 3,
         scale_down_delay: Duration::from_secs(30),
+        deadlines: PhaseDeadlines::default(),
     }
 }
 

@@ -133,7 +133,11 @@ fn resume_brings_a_progressing_rollout_back_to_the_same_step_with_a_fresh_start(
     apply(&mut r, fail(s(40)), s(40));
 
     recover(&mut r, RecoveryPolicy::Resume, s(1000));
-    assert_eq!(r.next_wakeup(), None, "waiting for instances, not for time");
+    assert_eq!(
+        r.next_wakeup(),
+        Some(s(1300)),
+        "waiting for instances, until the start deadline"
+    );
     let c = apply(&mut r, Input::InstancesReady, s(1010));
     assert_eq!(
         actions(&c),

@@ -70,7 +70,13 @@ fn the_json_shape_is_plain_and_stable() {
             "progress_deadline_ms": 120000,
             "on_deadline": "fail",
             "failure_limit": 3,
-            "scale_down_delay_ms": 30000
+            "scale_down_delay_ms": 30000,
+            "deadlines": {
+                "validation_ms": 1_800_000,
+                "start_ms": 300_000,
+                "promotion_ms": 300_000,
+                "rollback_ms": 120_000
+            }
         })
     );
     assert_eq!(value["step_started_at"], json!(s(0).as_millis()));

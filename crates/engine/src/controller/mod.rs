@@ -1,36 +1,66 @@
 //! The controller of one rollout: feeds the state machine its inputs, commits every
-//! new state before acting on it, and carries out the commands it returns.
+//! new state before acting on it, carries out the commands it returns, and keeps
+//! what the router and the backend really do in line with the committed state.
 //!
 //! Short commands (set a weight, evaluate the judge) run inline. Long ones (validation,
-//! starting the canary, promotion, stopping the canary) run as one background action
-//! at a time whose result comes back as the next input; a newer long command replaces
-//! (aborts) an older one, so an abort during start-up stops what was starting.
+//! starting the canary, scaling for promotion, stopping the canary) run as one
+//! background action at a time ([`actions`]); a newer long command replaces (aborts)
+//! an older one, so an abort during start-up stops what was starting.
+//!
+//! Converging, not just reacting (docs/CONTROLLER.md):
+//! - an input the store refused to commit is kept and applied again after a backoff,
+//!   before anything else, so no report is ever lost;
+//! - an action that fails or panics is run again after a backoff while its phase
+//!   lasts; the phase's deadline (core's machine) ends it on the safe side;
+//! - every tick compares the router's table (weight, canary set, stable set) and the
+//!   canary's instances with what the committed phase wants, and repairs the
+//!   difference ([`reconcile`]).
+
+mod actions;
+mod reconcile;
+mod supervise;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rampart_backends::{BackendEventKind, VersionSpec};
+use rampart_backends::BackendEventKind;
 use rampart_core::judge::{Judge, Outcome};
 use rampart_core::rollout::{Actor, Command, Input, Phase};
 use rampart_core::{Timestamp, WindowSample};
-use rampart_router::{RouteTable, UpstreamSet};
-use rampart_store::{NewAuditEvent, NewDeploymentEvent, NewMeasurement, ValidationRunRow};
+use rampart_router::UpstreamSet;
+use rampart_store::{NewAuditEvent, NewDeploymentEvent, NewMeasurement};
 use tokio::sync::{broadcast, mpsc};
-use tokio::task::JoinHandle;
+use tokio::task::{JoinError, JoinHandle};
+use tokio::time::Instant;
 
+use crate::backoff::Backoff;
 use crate::error::EngineError;
-use crate::record::DeploymentRecord;
+use crate::record::{DeploymentKind, DeploymentRecord};
 use crate::samples::SampleRecorder;
-use crate::service::{
-    ControllerRequest, PendingScaleDown, ServiceRuntime, ServingVersion, routable, upstream_set,
-};
+use crate::service::{ControllerRequest, ServiceRuntime, ServingVersion, routable};
 use crate::settings;
 use crate::shared::{EngineEvent, EngineEventKind, SYSTEM_ACTOR, Shared};
-use crate::validation;
+use actions::ActionResult;
+
+pub(crate) use supervise::supervise;
 
 /// How long the controller waits at most between looks at the router's metrics.
 const OBSERVE_EVERY: Duration = Duration::from_secs(1);
+
+/// A long command running in the background.
+struct RunningAction {
+    command: Command,
+    handle: JoinHandle<ActionResult>,
+}
+
+/// A command to run again once its backoff has passed, if the phase is still the one
+/// that issued it.
+struct Redo {
+    command: Command,
+    phase: &'static str,
+    at: Instant,
+}
 
 pub(crate) struct Controller {
     shared: Arc<Shared>,
@@ -45,8 +75,17 @@ pub(crate) struct Controller {
     judged_from: Option<Timestamp>,
     samples: SampleRecorder,
     requests: mpsc::Receiver<ControllerRequest>,
-    action: Option<JoinHandle<Option<Input>>>,
+    action: Option<RunningAction>,
     backend_events: broadcast::Receiver<rampart_backends::BackendEvent>,
+    /// Inputs not yet committed, in order; the first is retried at `commit_retry_at`.
+    pending: VecDeque<Input>,
+    commit_backoff: Backoff,
+    commit_retry_at: Option<Instant>,
+    redo: Option<Redo>,
+    action_backoff: Backoff,
+    /// Repairs of the routing table that failed wait until then.
+    repair_backoff: Backoff,
+    repair_at: Option<Instant>,
 }
 
 impl Controller {
@@ -73,34 +112,44 @@ impl Controller {
             requests,
             action: None,
             backend_events,
+            pending: VecDeque::new(),
+            commit_backoff: Backoff::default(),
+            commit_retry_at: None,
+            redo: None,
+            action_backoff: Backoff::default(),
+            repair_backoff: Backoff::default(),
+            repair_at: None,
         })
     }
 
     /// Drives the rollout until it ends (or rampart detaches), starting with `first`.
     pub async fn run(mut self, first: Input) {
-        let mut queue = VecDeque::from([first]);
+        self.pending.push_back(first);
         loop {
-            self.drain(&mut queue).await;
-            if self.record.rollout.is_terminal() && self.action.is_none() {
+            self.drain().await;
+            if self.record.rollout.is_terminal() && self.pending.is_empty() {
                 break;
             }
             let now = self.shared.clock.now();
-            let wake = self
+            let mut wake = self
                 .record
                 .rollout
                 .next_wakeup()
                 .map(|at| at.since(now))
                 .unwrap_or(OBSERVE_EVERY)
-                .min(until_next_second(now))
-                .max(Duration::from_millis(5));
+                .min(until_next_second(now));
+            let soonest = [self.commit_retry_at, self.redo.as_ref().map(|r| r.at)]
+                .into_iter()
+                .flatten()
+                .min();
+            if let Some(at) = soonest {
+                wake = wake.min(at.saturating_duration_since(Instant::now()));
+            }
+            let wake = wake.max(Duration::from_millis(5));
             tokio::select! {
-                _ = tokio::time::sleep(wake) => {
-                    self.observe();
-                    queue.push_back(Input::Tick);
-                }
                 request = self.requests.recv() => match request {
                     Some(ControllerRequest::Operate { input, reply }) => {
-                        let result = self.apply(input).await.map(|follow| queue.extend(follow));
+                        let result = self.apply(input).await.map(|follow| self.pending.extend(follow));
                         let _ = reply.send(result);
                     }
                     Some(ControllerRequest::Detach) | None => {
@@ -110,46 +159,60 @@ impl Controller {
                     }
                 },
                 finished = wait_action(&mut self.action) => {
-                    self.action = None;
-                    if let Some(input) = finished {
-                        queue.push_back(input);
+                    if let Some(action) = self.action.take() {
+                        self.action_finished(action.command, finished).await;
                     }
                 }
                 event = self.backend_events.recv() => {
                     if let Some(input) = event.ok().and_then(|e| self.canary_event(&e)) {
-                        queue.push_back(input);
+                        self.pending.push_back(input);
+                    }
+                }
+                _ = tokio::time::sleep(wake) => {
+                    self.observe();
+                    // Uncommitted inputs first: a tick must not overtake a report.
+                    if self.pending.is_empty() {
+                        self.reconcile();
+                        self.redo_if_due().await;
+                        self.pending.push_back(Input::Tick);
                     }
                 }
             }
         }
+        self.cancel_action();
         self.finish();
     }
 
-    async fn drain(&mut self, queue: &mut VecDeque<Input>) {
-        while let Some(input) = queue.pop_front() {
+    /// Applies the pending inputs in order. One the store refuses stays first and is
+    /// tried again after a backoff.
+    async fn drain(&mut self) {
+        if self.commit_retry_at.is_some_and(|at| Instant::now() < at) {
+            return;
+        }
+        self.commit_retry_at = None;
+        while let Some(input) = self.pending.pop_front() {
             let action = input.action();
-            match self.apply(input).await {
-                Ok(follow) => queue.extend(follow),
+            match self.apply(input.clone()).await {
+                Ok(follow) => {
+                    self.commit_backoff.succeeded();
+                    self.pending.extend(follow);
+                }
                 Err(EngineError::Transition(e)) => {
                     tracing::debug!(deployment = %self.record.id, error = %e, "input not applicable: {action}");
                 }
                 Err(e) => {
-                    tracing::error!(deployment = %self.record.id, error = %e, "cannot {action}");
+                    let delay = self.commit_backoff.failed();
+                    tracing::warn!(deployment = %self.record.id, error = %e, retry_in = ?delay, "cannot commit the rollout's next state ({action}); trying again");
+                    self.pending.push_front(input);
+                    self.commit_retry_at = Some(Instant::now() + delay);
+                    return;
                 }
             }
         }
     }
 
     fn finish(&mut self) {
-        let mut state = self.svc.lock();
-        if state
-            .active
-            .as_ref()
-            .is_some_and(|a| a.id == self.record.id)
-        {
-            state.active = None;
-        }
-        state.last_record = Some(self.record.clone());
+        self.svc.release(&self.record.id, Some(self.record.clone()));
     }
 
     /// Feeds the state machine one input: commit the new state, then act on it.
@@ -161,7 +224,7 @@ impl Controller {
         if commands.is_empty() {
             // Nothing to act on (a tick, a verdict that changes no state): the stored
             // record stays valid for recovery; status shows the latest verdict anyway.
-            self.svc.lock().last_record = Some(self.record.clone());
+            self.svc.set_record(self.record.clone());
             return Ok(Vec::new());
         }
         if let Err(e) = self.persist(&commands).await {
@@ -169,7 +232,16 @@ impl Controller {
             self.record.rollout = before;
             return Err(e);
         }
-        self.svc.lock().last_record = Some(self.record.clone());
+        self.svc.set_record(self.record.clone());
+        if self
+            .redo
+            .as_ref()
+            .is_some_and(|r| r.phase != self.record.rollout.phase.name())
+        {
+            // A new phase: what failed in the old one is no longer wanted.
+            self.redo = None;
+            self.action_backoff.succeeded();
+        }
         let mut follow = Vec::new();
         for command in commands {
             if let Some(input) = self.execute(command).await {
@@ -230,11 +302,12 @@ impl Controller {
     async fn execute(&mut self, command: Command) -> Option<Input> {
         match command {
             Command::RunValidation => {
-                self.spawn_action(run_validation(
+                let action = actions::run_validation(
                     self.shared.clone(),
                     self.svc.clone(),
                     self.record.id.clone(),
-                ));
+                );
+                self.spawn_action(command, action);
                 None
             }
             Command::CancelValidation => {
@@ -242,7 +315,11 @@ impl Controller {
                 None
             }
             Command::StartCanary => {
-                self.spawn_action(start_canary(self.svc.clone(), self.record.clone()));
+                // A background stop of this version (an earlier rollout of it) must not
+                // stop what starts now.
+                self.svc.cancel_stop(&self.record.rollout.version);
+                let action = actions::start_canary(self.svc.clone(), self.record.clone());
+                self.spawn_action(command, action);
                 None
             }
             Command::SetCanaryWeight { percent } => {
@@ -252,8 +329,9 @@ impl Controller {
                     // Whole seconds only: the judge is fed one second at a time.
                     self.judged_from = Some(Timestamp(from.div_ceil(1_000) * 1_000));
                 }
-                if let Err(e) = self.svc.router.set_weight(percent) {
-                    tracing::error!(error = %e, percent, "cannot set the canary weight");
+                if let Err(e) = self.svc.route(|table| table.canary_weight = percent) {
+                    // The next tick's repair sets it (retried with backoff).
+                    tracing::warn!(deployment = %self.record.id, error = %e, percent, "the router refused the canary weight; repairing");
                 }
                 self.publish(EngineEventKind::Traffic {
                     canary_weight: percent,
@@ -287,18 +365,47 @@ impl Controller {
                 Some(Input::Analysis(verdict))
             }
             Command::PromoteCanary => {
-                self.spawn_action(promote(self.svc.clone(), self.record.clone()));
+                let version = &self.record.rollout.version;
+                // A revert returns to a version that may still be waiting for its
+                // scale-down: it must not be stopped under the revert.
+                self.svc.cancel_stop(version);
+                let reverting = self.record.kind == DeploymentKind::Revert;
+                let action =
+                    actions::scale_to_full(self.svc.clone(), self.record.clone(), reverting);
+                self.spawn_action(command, action);
                 None
             }
             Command::ScheduleScaleDown { version, after } => {
-                schedule_scale_down(self.shared.clone(), self.svc.clone(), version, after);
+                let reason = match self.record.kind {
+                    DeploymentKind::Revert => "reverted by an emergency rollback",
+                    DeploymentKind::Rollout => "scale-down delay after promotion ended",
+                };
+                crate::retire::stop_in_background(
+                    self.shared.clone(),
+                    self.svc.clone(),
+                    version,
+                    after,
+                    reason.to_string(),
+                );
                 None
             }
             Command::StopCanary => {
-                self.spawn_action(stop_canary(
-                    self.svc.clone(),
-                    self.record.rollout.version.clone(),
-                ));
+                let version = self.record.rollout.version.clone();
+                if self.record.rollout.is_terminal() {
+                    // The rollout is over (a failed start, a rollback past its
+                    // deadline): the service takes new deploys while the version is
+                    // stopped in the background, retried until it is.
+                    self.cancel_action();
+                    crate::retire::stop_in_background(
+                        self.shared.clone(),
+                        self.svc.clone(),
+                        version,
+                        Duration::ZERO,
+                        format!("rollout {} ended", self.record.id),
+                    );
+                    return None;
+                }
+                self.stop_canary(command, version);
                 None
             }
             Command::OpenIncident { reason } => {
@@ -320,6 +427,140 @@ impl Controller {
         }
     }
 
+    /// Takes the canary out of the routing table (weight 0, no set), then stops its
+    /// instances in the background. A table the router refuses is retried: stopping
+    /// instances the router still sends requests to would fail them.
+    fn stop_canary(&mut self, command: Command, version: String) {
+        let routed = self.svc.route(|table| {
+            table.canary_weight = 0.0;
+            if table.canary.as_ref().is_some_and(|c| c.version == version) {
+                table.canary = None;
+            }
+        });
+        match routed {
+            Ok(draining) => {
+                let action = actions::stop_canary(self.svc.clone(), version, draining);
+                self.spawn_action(command, action);
+            }
+            Err(e) => self.redo_later(command, format!("the router refused the table: {e}")),
+        }
+    }
+
+    /// What came back from a background action; a panic is a failure like any other.
+    async fn action_finished(
+        &mut self,
+        command: Command,
+        finished: Result<ActionResult, JoinError>,
+    ) {
+        let result = match finished {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => ActionResult::Failed(format!(
+                "the action panicked: {}",
+                panic_message(e.into_panic())
+            )),
+            // Aborted by the controller itself: nothing to report.
+            Err(_) => return,
+        };
+        let version = self.record.rollout.version.clone();
+        match result {
+            ActionResult::Input(input) => {
+                self.action_backoff.succeeded();
+                self.pending.push_back(input);
+            }
+            ActionResult::CanaryStarted(addrs) => {
+                // Weight 0 with the set, so it takes no traffic before its first step.
+                let routed = self.svc.route(|table| {
+                    table.canary_weight = 0.0;
+                    table.canary = Some(UpstreamSet::new(version, addrs));
+                });
+                match routed {
+                    Ok(_) => {
+                        self.action_backoff.succeeded();
+                        self.pending.push_back(Input::InstancesReady);
+                    }
+                    // Starting again adopts the instances that run, then routes again.
+                    Err(e) => {
+                        self.redo_later(command, format!("the router refused the canary set: {e}"))
+                    }
+                }
+            }
+            ActionResult::Scaled(addrs) => {
+                if addrs.is_empty() {
+                    self.pending.push_back(Input::CanaryCrashed {
+                        reason: format!("no instance of {version} is running to promote"),
+                    });
+                    return;
+                }
+                let new_stable = ServingVersion {
+                    version,
+                    addresses: addrs,
+                    env: self.record.env.clone(),
+                };
+                match self.svc.make_stable(new_stable) {
+                    Ok(_) => {
+                        self.action_backoff.succeeded();
+                        if self.record.kind == DeploymentKind::Revert {
+                            // The version reverted from is the one a rollback now
+                            // returns to, with how it was deployed.
+                            self.svc.set_previous(Some(ServingVersion {
+                                version: self
+                                    .record
+                                    .rollout
+                                    .previous_version
+                                    .clone()
+                                    .unwrap_or_default(),
+                                addresses: self.record.previous_addresses.clone(),
+                                env: self.record.previous_env.clone(),
+                            }));
+                        }
+                        self.pending.push_back(Input::PromotionDone);
+                    }
+                    Err(e) => self.redo_later(
+                        command,
+                        format!("the router refused the promoted table: {e}"),
+                    ),
+                }
+            }
+            ActionResult::Failed(reason) => self.redo_later(command, reason),
+        }
+    }
+
+    /// Runs `command` again after a backoff, while the phase that issued it lasts.
+    fn redo_later(&mut self, command: Command, reason: String) {
+        let delay = self.action_backoff.failed();
+        tracing::warn!(
+            deployment = %self.record.id,
+            phase = self.record.rollout.phase.name(),
+            failures = self.action_backoff.failures(),
+            retry_in = ?delay,
+            "{reason}; trying again until the phase's deadline"
+        );
+        self.redo = Some(Redo {
+            command,
+            phase: self.record.rollout.phase.name(),
+            at: Instant::now() + delay,
+        });
+    }
+
+    async fn redo_if_due(&mut self) {
+        let due = self
+            .redo
+            .as_ref()
+            .is_some_and(|r| Instant::now() >= r.at && self.action.is_none());
+        if !due {
+            return;
+        }
+        let Some(redo) = self.redo.take() else {
+            return;
+        };
+        if redo.phase != self.record.rollout.phase.name() {
+            return;
+        }
+        if let Some(input) = self.execute(redo.command).await {
+            self.pending.push_back(input);
+        }
+    }
+
     fn publish(&self, kind: EngineEventKind) {
         self.shared.publish(EngineEvent {
             service: self.svc.name().to_string(),
@@ -330,15 +571,19 @@ impl Controller {
 
     fn spawn_action(
         &mut self,
-        action: impl std::future::Future<Output = Option<Input>> + Send + 'static,
+        command: Command,
+        action: impl std::future::Future<Output = ActionResult> + Send + 'static,
     ) {
         self.cancel_action();
-        self.action = Some(tokio::spawn(action));
+        self.action = Some(RunningAction {
+            command,
+            handle: tokio::spawn(action),
+        });
     }
 
     fn cancel_action(&mut self) {
         if let Some(action) = self.action.take() {
-            action.abort();
+            action.handle.abort();
         }
     }
 
@@ -464,14 +709,24 @@ impl Controller {
                     Phase::Progressing { .. } | Phase::Paused { .. }
                 ) && !addrs.is_empty()
                 {
-                    self.svc
-                        .router
-                        .set_canary(Some(UpstreamSet::new(event.version.clone(), addrs)));
+                    let set = UpstreamSet::new(event.version.clone(), addrs);
+                    if let Err(e) = self.svc.route(|table| table.canary = Some(set)) {
+                        // The next tick's repair routes to what runs.
+                        tracing::warn!(error = %e, "the router refused the canary's new instances; repairing");
+                    }
                 }
                 None
             }
             _ => None,
         }
+    }
+}
+
+/// A controller that is dropped (detached, or unwound by a panic) takes its
+/// background action with it, so a new controller never races an orphan.
+impl Drop for Controller {
+    fn drop(&mut self) {
+        self.cancel_action();
     }
 }
 
@@ -490,209 +745,20 @@ fn until_next_second(now: Timestamp) -> Duration {
     Duration::from_millis(1000 - now.as_millis() % 1000)
 }
 
-async fn wait_action(action: &mut Option<JoinHandle<Option<Input>>>) -> Option<Input> {
+async fn wait_action(action: &mut Option<RunningAction>) -> Result<ActionResult, JoinError> {
     match action {
-        Some(handle) => handle.await.unwrap_or_default(),
+        Some(running) => (&mut running.handle).await,
         None => std::future::pending().await,
     }
 }
 
-async fn run_validation(
-    shared: Arc<Shared>,
-    svc: Arc<ServiceRuntime>,
-    deployment_id: String,
-) -> Option<Input> {
-    let result = validation::run_checks(&svc.config.checks, &shared.base_dir).await;
-    let summary = summarize_validation(&result);
-    let row = ValidationRunRow {
-        id: rampart_store::new_id(),
-        service: svc.name().to_string(),
-        deployment_id: Some(deployment_id),
-        started_at: shared.store.now(),
-        result: serde_json::to_value(&result).unwrap_or_default(),
-        can_deploy: result.can_deploy,
-    };
-    if let Err(e) = shared
-        .store
-        .write(move |tx| tx.insert_validation_run(&row))
-        .await
-    {
-        tracing::error!(error = %e, "cannot store the validation run");
+/// The text of a panic's payload (`panic!("...")` gives a `&str` or a `String`).
+pub(crate) fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    match payload.downcast::<String>() {
+        Ok(text) => *text,
+        Err(payload) => payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| "(no message)".to_string()),
     }
-    Some(Input::ValidationFinished {
-        can_deploy: result.can_deploy,
-        summary,
-    })
-}
-
-fn summarize_validation(result: &validation::ValidationResult) -> String {
-    let names = |list: &[validation::CheckOutcome]| {
-        list.iter()
-            .map(|c| format!("{} ({})", c.name, c.message))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let mut text = format!(
-        "{} passed, {} failed, {} warnings in {} ms",
-        result.passed.len(),
-        result.failed.len(),
-        result.warnings.len(),
-        result.execution_time_ms
-    );
-    if !result.failed.is_empty() {
-        text.push_str(&format!("; failed: {}", names(&result.failed)));
-    }
-    if !result.warnings.is_empty() {
-        text.push_str(&format!("; warnings: {}", names(&result.warnings)));
-    }
-    text
-}
-
-async fn start_canary(svc: Arc<ServiceRuntime>, record: DeploymentRecord) -> Option<Input> {
-    let version = record.rollout.version.clone();
-    let spec = if svc.is_static() {
-        VersionSpec::new(version.clone(), record.addresses.len() as u32)
-            .with_addresses(record.addresses.clone())
-    } else {
-        let count = settings::canary_instances(&svc.config, svc.full_instances());
-        VersionSpec::new(version.clone(), count).with_env(record.env.clone())
-    };
-    match svc.backend.start(spec).await {
-        Ok(instances) => {
-            // Weight 0 first, so the new set takes no traffic before its first step.
-            if let Err(e) = svc.router.set_weight(0.0) {
-                tracing::error!(error = %e, "cannot zero the canary weight");
-            }
-            svc.router
-                .set_canary(Some(UpstreamSet::new(version, routable(&instances))));
-            Some(Input::InstancesReady)
-        }
-        Err(e) => Some(Input::InstancesFailed {
-            reason: e.to_string(),
-        }),
-    }
-}
-
-async fn promote(svc: Arc<ServiceRuntime>, record: DeploymentRecord) -> Option<Input> {
-    let version = record.rollout.version.clone();
-    let addresses = if svc.is_static() {
-        record.addresses.clone()
-    } else {
-        let full = svc.full_instances();
-        let running = !svc.backend.instances(&version).is_empty();
-        let result = if running {
-            svc.backend.scale(&version, full).await
-        } else {
-            svc.backend
-                .start(VersionSpec::new(version.clone(), full).with_env(record.env.clone()))
-                .await
-        };
-        match result {
-            Ok(instances) => routable(&instances),
-            Err(e) => {
-                // Promote with what runs rather than not at all: the canary passed.
-                tracing::warn!(error = %e, "could not bring the new version to full size; promoting with the instances that run");
-                routable(&svc.backend.instances(&version))
-            }
-        }
-    };
-    if addresses.is_empty() {
-        return Some(Input::CanaryCrashed {
-            reason: format!("no instance of {version} is running to promote"),
-        });
-    }
-    let new_stable = ServingVersion {
-        version: version.clone(),
-        addresses: addresses.clone(),
-        env: record.env.clone(),
-    };
-    let swapped = svc.router.swap(RouteTable {
-        stable: upstream_set(&new_stable),
-        canary: None,
-        canary_weight: 0.0,
-    });
-    if let Err(e) = swapped {
-        tracing::error!(error = %e, "cannot route the promoted version");
-        return None;
-    }
-    let mut state = svc.lock();
-    let old = std::mem::replace(&mut state.stable, new_stable);
-    state.previous = Some(old);
-    Some(Input::PromotionDone)
-}
-
-async fn stop_canary(svc: Arc<ServiceRuntime>, version: String) -> Option<Input> {
-    let _ = svc.router.set_weight(0.0);
-    let draining = svc.router.set_canary(None);
-    for addr in draining {
-        let _ = svc.router.wait_drained(addr).await;
-    }
-    if let Err(e) = svc.backend.stop(&version).await {
-        tracing::error!(error = %e, %version, "cannot stop the canary");
-    }
-    Some(Input::RollbackDone)
-}
-
-/// Keeps the previous version running for `after`, so a rollback in that window is a
-/// routing change, then stops it.
-pub(crate) fn schedule_scale_down(
-    shared: Arc<Shared>,
-    svc: Arc<ServiceRuntime>,
-    version: String,
-    after: Duration,
-) {
-    let previous = svc.lock().previous.clone();
-    let Some(previous) = previous.filter(|p| p.version == version) else {
-        return;
-    };
-    let task_svc = svc.clone();
-    let task = tokio::spawn(async move {
-        tokio::time::sleep(after).await;
-        stop_version(
-            &shared,
-            &task_svc,
-            &version,
-            "scale-down delay after promotion ended",
-        )
-        .await;
-        task_svc.lock().scale_down = None;
-    });
-    let mut state = svc.lock();
-    if let Some(old) = state.scale_down.replace(PendingScaleDown {
-        version: previous,
-        task,
-    }) {
-        old.task.abort();
-    }
-}
-
-pub(crate) async fn stop_version(
-    shared: &Shared,
-    svc: &ServiceRuntime,
-    version: &str,
-    reason: &str,
-) {
-    // For static upstreams, which rampart does not own, stop only forgets them.
-    if let Err(e) = svc.backend.stop(version).await {
-        tracing::error!(error = %e, %version, "cannot stop the previous version");
-        return;
-    }
-    let service = svc.name().to_string();
-    let entry = NewAuditEvent {
-        actor: SYSTEM_ACTOR.into(),
-        action: "version.stop".into(),
-        subject: format!("service/{service}/version/{version}"),
-        details: serde_json::json!({ "reason": reason }),
-    };
-    let audit = shared.store.write(move |tx| tx.append_audit(&entry)).await;
-    if let Err(e) = audit {
-        tracing::error!(error = %e, "cannot audit stopping a version");
-    }
-    shared.publish(EngineEvent {
-        service,
-        deployment_id: None,
-        kind: EngineEventKind::VersionStopped {
-            version: version.to_string(),
-        },
-    });
 }
