@@ -21,6 +21,8 @@ pub enum Limit {
     Budget,
     /// An operator's `rampart scale … --for` raised `min` for a while.
     OperatorMin,
+    /// A canary is kept large enough for its traffic weight.
+    CanaryWeight,
     ScaleUpRate,
     ScaleDownRate,
     /// A higher recommendation inside the scale-down window holds the size.
@@ -46,6 +48,8 @@ pub struct Bounds {
     pub budget_max: Option<u32>,
     /// A temporary floor set by an operator.
     pub operator_min: Option<u32>,
+    /// A canary's floor from its traffic weight.
+    pub weight_min: Option<u32>,
     /// What applied: min = max(min, operator_min), max = min(max, budget_max), and
     /// never below min.
     pub effective_min: u32,
@@ -101,6 +105,8 @@ pub struct Extra {
     pub forecast: Option<ForecastOutcome>,
     /// An operator's temporary floor.
     pub operator_min: Option<u32>,
+    /// A canary's floor: its share of the traffic in instances.
+    pub weight_min: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -139,16 +145,21 @@ impl Autoscaler {
         self.spec = spec;
     }
 
-    fn bounds(&self, operator_min: Option<u32>) -> Bounds {
+    fn bounds(&self, operator_min: Option<u32>, weight_min: Option<u32>) -> Bounds {
         let budget_max = self.spec.cost.and_then(|c| c.max_instances());
         let max = budget_max.map_or(self.spec.max, |b| b.min(self.spec.max));
-        let min = operator_min.map_or(self.spec.min, |o| o.max(self.spec.min));
+        let min = self
+            .spec
+            .min
+            .max(operator_min.unwrap_or(0))
+            .max(weight_min.unwrap_or(0));
         let effective_max = max.max(self.spec.min);
         Bounds {
             min: self.spec.min,
             max: self.spec.max,
             budget_max,
             operator_min,
+            weight_min,
             effective_min: min.min(effective_max),
             effective_max,
         }
@@ -158,7 +169,7 @@ impl Autoscaler {
     /// once the change is made, so the rate policies count it.
     pub fn decide(&mut self, now: Timestamp, obs: &Observation, extra: &Extra) -> Decision {
         let current = obs.current;
-        let bounds = self.bounds(extra.operator_min);
+        let bounds = self.bounds(extra.operator_min, extra.weight_min);
         let metrics: Vec<MetricOutcome> = self
             .spec
             .targets
@@ -490,7 +501,14 @@ fn max_limit(bounds: &Bounds) -> Limit {
 }
 
 fn min_limit(bounds: &Bounds) -> Limit {
-    if bounds.operator_min.is_some_and(|o| o > bounds.min) && bounds.effective_min > bounds.min {
+    if bounds.effective_min > bounds.min
+        && bounds.weight_min == Some(bounds.effective_min)
+        && bounds.operator_min.is_none_or(|o| o < bounds.effective_min)
+    {
+        Limit::CanaryWeight
+    } else if bounds.operator_min.is_some_and(|o| o > bounds.min)
+        && bounds.effective_min > bounds.min
+    {
         Limit::OperatorMin
     } else {
         Limit::Min
@@ -503,6 +521,7 @@ fn limit_words(limit: Limit) -> &'static str {
         Limit::Min => "minimum",
         Limit::Budget => "budget's maximum (max_cost_per_hour / cost_per_instance_hour)",
         Limit::OperatorMin => "operator's temporary minimum",
+        Limit::CanaryWeight => "canary's share of the traffic",
         Limit::ScaleUpRate => "the scale-up policy",
         Limit::ScaleDownRate => "the scale-down policy",
         Limit::ScaleDownStabilization => "scale-down stabilisation",

@@ -394,6 +394,13 @@ fn an_operator_floor_raises_min_until_lifted() {
         ..Extra::default()
     };
     assert_eq!(s.decide(at(0), &observe(2, 10.0), &extra).desired, 10);
+    // A canary's weight floor says so.
+    let extra = Extra {
+        weight_min: Some(3),
+        ..Extra::default()
+    };
+    let d = s.decide(at(0), &observe(1, 10.0), &extra);
+    assert_eq!((d.desired, d.limited_by), (3, Some(Limit::CanaryWeight)));
 }
 
 /// A deterministic noise source (no `rand` in core).
@@ -548,7 +555,7 @@ fn forecast_of(instances: u32) -> Extra {
             history_minutes: 3 * 1440,
             note: "test".into(),
         }),
-        operator_min: None,
+        ..Extra::default()
     }
 }
 
