@@ -10,6 +10,7 @@ mod observe;
 mod own_listeners;
 mod record;
 mod samples;
+pub mod scaling;
 mod service;
 mod settings;
 mod shared;
@@ -19,6 +20,7 @@ mod views;
 pub use engine::{DeployRequest, Engine, LIVE_WINDOW, Operation, TrafficChange};
 pub use error::EngineError;
 pub use record::{DeploymentKind, DeploymentRecord};
+pub use scaling::{ScaleRequest, ScalingRecord, ScalingView};
 pub use shared::{EngineEvent, EngineEventKind, SYSTEM_ACTOR};
 pub use views::{
     ActiveRolloutView, AnalysisSummary, DeploymentDetail, DeploymentSummary, LiveNumbers,

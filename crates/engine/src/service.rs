@@ -52,6 +52,8 @@ pub struct ServiceRuntime {
     pub router: ServiceHandle,
     pub backend: Arc<dyn Backend>,
     pub(crate) state: Mutex<ServiceState>,
+    /// The one owner of this service's instance counts (see `scaling`).
+    pub(crate) sizing: crate::scaling::Sizing,
 }
 
 pub(crate) struct ServiceState {
@@ -83,6 +85,7 @@ impl ServiceRuntime {
                 scale_down: None,
                 last_record: None,
             }),
+            sizing: crate::scaling::Sizing::default(),
         }
     }
 
@@ -94,10 +97,11 @@ impl ServiceRuntime {
         &self.config.name
     }
 
-    /// Full size of the service: the configured instance count (process backend).
+    /// Full size of the service: what the autoscaler or an operator set, else the
+    /// configured instance count (process backend).
     pub fn full_instances(&self) -> u32 {
         match &self.config.backend {
-            BackendConfig::Process(p) => p.instances,
+            BackendConfig::Process(p) => self.sizing.stable_target().unwrap_or(p.instances),
             BackendConfig::Static(s) => s.stable.len() as u32,
         }
     }
