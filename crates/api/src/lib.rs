@@ -59,6 +59,10 @@ pub fn app(state: AppState) -> (axum::Router, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::deployments::validate))
         .routes(routes!(routes::events::events))
         .routes(routes!(routes::telemetry::get_telemetry))
+        // Autoscaling (issue 14).
+        .routes(routes!(routes::scaling::get_scaling))
+        .routes(routes!(routes::scaling::post_scale))
+        .routes(routes!(routes::scaling::get_recommendations))
         .routes(routes!(openapi::openapi_json))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

@@ -64,6 +64,48 @@ pub enum Command {
     Demo(DemoArgs),
     /// Send steady HTTP traffic to a URL; show rate, errors and latency per version.
     Load(LoadArgs),
+    // Autoscaling (issue 14).
+    /// A service's size, limits and recent scaling decisions with their reasons.
+    Scaling(ScalingArgs),
+    /// Set a service's stable size by hand; with autoscaling on, as `min` for a while.
+    Scale(ScaleArgs),
+    /// What the last 24 h suggest (min too high or low, flapping, restarting instances).
+    Recommendations(ApiOnlyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ScalingArgs {
+    /// The service to show.
+    pub service: String,
+    /// How many recent decisions to list.
+    #[arg(long, value_name = "N", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub limit: u32,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ScaleArgs {
+    /// The service to scale.
+    pub service: String,
+    /// The stable version's instance count.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub instances: u32,
+    /// With autoscaling on: how long N holds as the minimum, such as 30m or 2h (default 30m).
+    #[arg(long = "for", value_name = "DURATION", value_parser = rampart_config::duration::parse_positive)]
+    pub hold: Option<rampart_config::Duration>,
+    /// Why; recorded in the audit log.
+    #[arg(long)]
+    pub reason: Option<String>,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ApiOnlyArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
 }
 
 impl Command {

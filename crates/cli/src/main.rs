@@ -85,6 +85,9 @@ async fn run(cli: Cli) -> CliResult {
         Command::SampleApp(args) => commands::sample_app::run(args).await,
         Command::Demo(args) => commands::demo::run(args).await,
         Command::Load(args) => commands::load::run(args).await,
+        Command::Scaling(args) => commands::scaling::show(args).await,
+        Command::Scale(args) => commands::scaling::scale(args).await,
+        Command::Recommendations(args) => commands::scaling::recommendations(args).await,
     }
 }
 

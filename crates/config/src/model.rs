@@ -146,6 +146,9 @@ pub struct ServiceConfig {
     /// `[[service.check]]` tables: validation run before any traffic moves.
     #[serde(default, rename = "check")]
     pub checks: Vec<CheckConfig>,
+    /// `[service.autoscale]`: instance counts follow the load (process backend).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscale: Option<AutoscaleConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -635,4 +638,123 @@ impl CheckKind {
             Self::Prometheus { .. } => "prometheus",
         }
     }
+}
+
+/// `[service.autoscale]`: the Kubernetes HPA's algorithm and defaults, per version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutoscaleConfig {
+    #[serde(default = "default_autoscale_min")]
+    pub min: u32,
+    pub max: u32,
+    /// Each asks for ceil(current × observed / value) instances; the largest wins.
+    pub targets: Vec<AutoscaleTarget>,
+    /// Between two decisions (default 15s, the HPA's).
+    #[serde(default = "default_autoscale_sync")]
+    pub sync: Duration,
+    /// A scale-down waits until every recommendation this long back agrees (default 5m).
+    #[serde(default = "default_scale_down_stabilization")]
+    pub scale_down_stabilization: Duration,
+    /// A scale-up waits until every recommendation this long back agrees (default: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_up_stabilization: Option<Duration>,
+    /// Default: 4 instances or 100 % per 15s, whichever is more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_up: Option<ScalingRulesConfig>,
+    /// Default: 100 % per 15s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_down: Option<ScalingRulesConfig>,
+    #[serde(default)]
+    pub mode: AutoscaleMode,
+    /// Predictive: how far ahead instances are started (covers start-up; default 2m).
+    #[serde(default = "default_lead_time")]
+    pub lead_time: Duration,
+    /// What one instance costs per hour, in any currency; decisions report cost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_per_instance_hour: Option<f64>,
+    /// A budget: a limit like `max` (needs `cost_per_instance_hour`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_cost_per_hour: Option<f64>,
+}
+
+fn default_autoscale_min() -> u32 {
+    1
+}
+fn default_autoscale_sync() -> Duration {
+    Duration::from_secs(15)
+}
+fn default_scale_down_stabilization() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_lead_time() -> Duration {
+    Duration::from_secs(120)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutoscaleTarget {
+    pub metric: AutoscaleMetric,
+    pub value: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AutoscaleMetric {
+    /// Percent of one core per instance, averaged over ready instances.
+    Cpu,
+    /// Resident memory per instance in MiB, averaged.
+    MemoryMib,
+    /// The version's requests per second divided by its instances.
+    RpsPerInstance,
+    /// The version's p95 latency in milliseconds.
+    P95Ms,
+}
+
+impl AutoscaleMetric {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AutoscaleMetric::Cpu => "cpu",
+            AutoscaleMetric::MemoryMib => "memory_mib",
+            AutoscaleMetric::RpsPerInstance => "rps_per_instance",
+            AutoscaleMetric::P95Ms => "p95_ms",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AutoscaleMode {
+    #[default]
+    Reactive,
+    Predictive,
+    ForecastOnly,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScalingRulesConfig {
+    #[serde(default)]
+    pub policies: Vec<ScalingPolicyConfig>,
+    #[serde(default)]
+    pub select: PolicySelect,
+}
+
+/// `{ instances = 4, period = "15s" }` or `{ percent = 100, period = "15s" }`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScalingPolicyConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instances: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percent: Option<u32>,
+    pub period: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicySelect {
+    #[default]
+    Max,
+    Min,
+    Disabled,
 }

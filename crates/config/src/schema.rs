@@ -165,6 +165,78 @@ pub(crate) static SERVICE: Table = Table {
             "{ request_timeout = \"30s\" }",
         ),
         optional("check", Ty::Tables(&Ty::Tagged(&CHECK)), "[]"),
+        optional(
+            "autoscale",
+            Ty::Table(&AUTOSCALE),
+            "{ max = 10, targets = [{ metric = \"cpu\", value = 70 }] }",
+        ),
+    ],
+};
+
+pub(crate) static AUTOSCALE: Table = Table {
+    name: "in [service.autoscale]",
+    keys: &[
+        optional("min", U32, "2"),
+        required("max", U32, "20"),
+        required(
+            "targets",
+            Ty::Tables(&Ty::Table(&AUTOSCALE_TARGET)),
+            "[{ metric = \"cpu\", value = 70 }]",
+        ),
+        optional("sync", Ty::Duration, "\"15s\""),
+        optional("scale_down_stabilization", Ty::Duration, "\"5m\""),
+        optional("scale_up_stabilization", Ty::Duration, "\"30s\""),
+        optional(
+            "scale_up",
+            Ty::Table(&SCALING_RULES),
+            "{ policies = [{ instances = 4, period = \"15s\" }], select = \"max\" }",
+        ),
+        optional(
+            "scale_down",
+            Ty::Table(&SCALING_RULES),
+            "{ policies = [{ percent = 100, period = \"15s\" }], select = \"max\" }",
+        ),
+        optional(
+            "mode",
+            Ty::OneOf(&["reactive", "predictive", "forecast_only"]),
+            "\"reactive\"",
+        ),
+        optional("lead_time", Ty::Duration, "\"2m\""),
+        optional("cost_per_instance_hour", Ty::Number, "0.05"),
+        optional("max_cost_per_hour", Ty::Number, "1.0"),
+    ],
+};
+
+pub(crate) static AUTOSCALE_TARGET: Table = Table {
+    name: "in an autoscale target",
+    keys: &[
+        required(
+            "metric",
+            Ty::OneOf(&["cpu", "memory_mib", "rps_per_instance", "p95_ms"]),
+            "\"cpu\"",
+        ),
+        required("value", Ty::Number, "70"),
+    ],
+};
+
+pub(crate) static SCALING_RULES: Table = Table {
+    name: "in autoscale scale_up / scale_down",
+    keys: &[
+        optional(
+            "policies",
+            Ty::Tables(&Ty::Table(&SCALING_POLICY)),
+            "[{ percent = 100, period = \"15s\" }]",
+        ),
+        optional("select", Ty::OneOf(&["max", "min", "disabled"]), "\"max\""),
+    ],
+};
+
+pub(crate) static SCALING_POLICY: Table = Table {
+    name: "in an autoscale policy",
+    keys: &[
+        optional("instances", U32, "4"),
+        optional("percent", U32, "100"),
+        required("period", Ty::Duration, "\"15s\""),
     ],
 };
 

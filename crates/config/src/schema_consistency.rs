@@ -73,6 +73,22 @@ fn schema_tables_have_exactly_the_model_fields() {
         serde_fields::<TelemetryConfig>()
     );
     assert_eq!(
+        names(schema::AUTOSCALE.keys),
+        serde_fields::<AutoscaleConfig>()
+    );
+    assert_eq!(
+        names(schema::AUTOSCALE_TARGET.keys),
+        serde_fields::<AutoscaleTarget>()
+    );
+    assert_eq!(
+        names(schema::SCALING_RULES.keys),
+        serde_fields::<ScalingRulesConfig>()
+    );
+    assert_eq!(
+        names(schema::SCALING_POLICY.keys),
+        serde_fields::<ScalingPolicyConfig>()
+    );
+    assert_eq!(
         variant_keys(&schema::BACKEND, "process"),
         serde_fields::<ProcessBackendConfig>()
     );

@@ -10,8 +10,9 @@ use toml::de::DeTable;
 use crate::diagnostic::Finding;
 use crate::locate::Locator;
 use crate::model::{
-    AnalysisConfig, BackendConfig, CheckConfig, CheckKind, Config, JudgeKind, ProcessBackendConfig,
-    RouterConfig, ServiceConfig, StaticBackendConfig, StrategyConfig, TelemetryConfig,
+    AnalysisConfig, AutoscaleConfig, BackendConfig, CheckConfig, CheckKind, Config, JudgeKind,
+    PolicySelect, ProcessBackendConfig, RouterConfig, ScalingRulesConfig, ServiceConfig,
+    StaticBackendConfig, StrategyConfig, TelemetryConfig,
 };
 use crate::rules;
 use crate::suggest::closest;
@@ -83,6 +84,9 @@ impl Checker<'_, '_> {
             self.analysis(&service.analysis, &path);
             self.router(&service.router, &path);
             self.checks(service, &path);
+            if let Some(autoscale) = &service.autoscale {
+                self.autoscale(service, autoscale, &path);
+            }
         }
     }
 
@@ -477,6 +481,221 @@ impl Checker<'_, '_> {
                 )
                 .help("set `judge = \"sequential\"` or remove `require_confidence`"),
             );
+        }
+    }
+
+    fn autoscale(&mut self, service: &ServiceConfig, autoscale: &AutoscaleConfig, path: &str) {
+        let at = format!("{path}.autoscale");
+        let BackendConfig::Process(process) = &service.backend else {
+            self.push(
+                Finding::new(
+                    self.at.span(&at),
+                    "autoscaling needs the process backend",
+                    "a static backend's upstreams are not started by rampart",
+                )
+                .help(
+                    "use `kind = \"process\"` in [service.backend], or remove [service.autoscale]",
+                ),
+            );
+            return;
+        };
+        if autoscale.min == 0 {
+            self.push(
+                Finding::new(
+                    self.at.span(&format!("{at}.min")),
+                    "`min` must be at least 1",
+                    "a version cannot be scaled to zero",
+                )
+                .help("stop a service by removing it; `min = 1` keeps one instance"),
+            );
+        }
+        if autoscale.max < autoscale.min.max(1) {
+            self.push(
+                Finding::new(
+                    self.at.span(&format!("{at}.max")),
+                    format!(
+                        "`max` ({}) is below `min` ({})",
+                        autoscale.max,
+                        autoscale.min.max(1)
+                    ),
+                    "no size fits",
+                )
+                .help("set max to at least min"),
+            );
+        } else if process.instances < autoscale.min || process.instances > autoscale.max {
+            self.push(
+                Finding::new(
+                    self.at.span(&format!("{path}.backend.instances")),
+                    format!(
+                        "`instances` ({}) is outside the autoscale range {}..={}",
+                        process.instances, autoscale.min, autoscale.max
+                    ),
+                    "the size a version starts at",
+                )
+                .help(format!(
+                    "set `instances` in [service.backend] between {} and {}",
+                    autoscale.min, autoscale.max
+                )),
+            );
+        }
+        if autoscale.targets.is_empty() {
+            self.push(
+                Finding::new(
+                    self.at.span(&format!("{at}.targets")),
+                    "no autoscale targets",
+                    "empty",
+                )
+                .help("add at least one, e.g. targets = [{ metric = \"cpu\", value = 70 }]"),
+            );
+        }
+        for (index, target) in autoscale.targets.iter().enumerate() {
+            let value_at = format!("{at}.targets.{index}.value");
+            if !(target.value.is_finite() && target.value > 0.0) {
+                self.push(Finding::new(
+                    self.at.span(&value_at),
+                    format!(
+                        "target value {} for `{}` is out of range",
+                        target.value,
+                        target.metric.as_str()
+                    ),
+                    "must be a number above 0",
+                ));
+            }
+            if let Some(first) = autoscale.targets[..index]
+                .iter()
+                .position(|t| t.metric == target.metric)
+            {
+                let first_line = self
+                    .at
+                    .line(&self.at.span(&format!("{at}.targets.{first}.metric")));
+                self.push(
+                    Finding::new(
+                        self.at.span(&format!("{at}.targets.{index}.metric")),
+                        format!("metric `{}` has two targets", target.metric.as_str()),
+                        format!("already targeted on line {first_line}"),
+                    )
+                    .help("keep one target per metric"),
+                );
+            }
+        }
+        let sync = autoscale.sync.get();
+        if sync < std::time::Duration::from_secs(1) || sync > std::time::Duration::from_secs(600) {
+            self.push(Finding::new(
+                self.at.span(&format!("{at}.sync")),
+                format!("`sync` is out of range: {}", autoscale.sync),
+                "must be from 1s to 10m",
+            ));
+        }
+        let hour = std::time::Duration::from_secs(3600);
+        for (key, window) in [
+            (
+                "scale_down_stabilization",
+                Some(autoscale.scale_down_stabilization),
+            ),
+            ("scale_up_stabilization", autoscale.scale_up_stabilization),
+            ("lead_time", Some(autoscale.lead_time)),
+        ] {
+            if let Some(window) = window.filter(|w| w.get() > hour) {
+                self.push(
+                    Finding::new(
+                        self.at.span(&format!("{at}.{key}")),
+                        format!("`{key}` is out of range: {window}"),
+                        "must be at most 1h",
+                    )
+                    .help("the HPA allows stabilisation windows of up to 3600 s"),
+                );
+            }
+        }
+        for (key, rules) in [
+            ("scale_up", &autoscale.scale_up),
+            ("scale_down", &autoscale.scale_down),
+        ] {
+            if let Some(rules) = rules {
+                self.scaling_rules(rules, &format!("{at}.{key}"), key);
+            }
+        }
+        let cost_at = |key: &str| format!("{at}.{key}");
+        if let Some(cost) = autoscale
+            .cost_per_instance_hour
+            .filter(|c| !(c.is_finite() && *c > 0.0))
+        {
+            self.push(Finding::new(
+                self.at.span(&cost_at("cost_per_instance_hour")),
+                format!("`cost_per_instance_hour` is out of range: {cost}"),
+                "must be a number above 0",
+            ));
+        }
+        if let Some(budget) = autoscale.max_cost_per_hour {
+            match autoscale.cost_per_instance_hour {
+                None => self.push(
+                    Finding::new(
+                        self.at.span(&cost_at("max_cost_per_hour")),
+                        "`max_cost_per_hour` needs `cost_per_instance_hour`",
+                        "a budget without a price per instance",
+                    )
+                    .help("add `cost_per_instance_hour = …` in [service.autoscale]"),
+                ),
+                Some(price) if price > 0.0 && budget.is_finite() && budget < price * f64::from(autoscale.min.max(1)) => {
+                    self.push(
+                        Finding::new(
+                            self.at.span(&cost_at("max_cost_per_hour")),
+                            format!(
+                                "`max_cost_per_hour` ({budget}) does not pay for `min` ({}) instances at {price} each",
+                                autoscale.min.max(1)
+                            ),
+                            format!("at least {} needed", price * f64::from(autoscale.min.max(1))),
+                        )
+                        .help("raise the budget or lower min"),
+                    )
+                }
+                _ if !(budget.is_finite() && budget > 0.0) => self.push(Finding::new(
+                    self.at.span(&cost_at("max_cost_per_hour")),
+                    format!("`max_cost_per_hour` is out of range: {budget}"),
+                    "must be a number above 0",
+                )),
+                _ => {}
+            }
+        }
+    }
+
+    fn scaling_rules(&mut self, rules: &ScalingRulesConfig, at: &str, key: &str) {
+        if rules.policies.is_empty() && rules.select != PolicySelect::Disabled {
+            self.push(
+                Finding::new(self.at.span(&format!("{at}.policies")), format!("`{key}` has no policies"), "empty")
+                    .help(format!(
+                        "add e.g. policies = [{{ percent = 100, period = \"15s\" }}], or set select = \"disabled\" to never {}",
+                        if key == "scale_up" { "scale up" } else { "scale down" }
+                    )),
+            );
+        }
+        for (index, policy) in rules.policies.iter().enumerate() {
+            let policy_at = format!("{at}.policies.{index}");
+            match (policy.instances, policy.percent) {
+                (Some(_), Some(_)) | (None, None) => self.push(
+                    Finding::new(
+                        self.at.span(&policy_at),
+                        "a policy needs exactly one of `instances` and `percent`",
+                        if policy.instances.is_some() { "both given" } else { "neither given" },
+                    )
+                    .help("write { instances = 4, period = \"15s\" } or { percent = 100, period = \"15s\" }"),
+                ),
+                (Some(0), None) | (None, Some(0)) => self.push(Finding::new(
+                    self.at.span(&format!(
+                        "{policy_at}.{}",
+                        if policy.instances.is_some() { "instances" } else { "percent" }
+                    )),
+                    "a policy must allow a change of at least 1",
+                    "0 allows nothing",
+                ).help("to forbid scaling in this direction set select = \"disabled\"")),
+                _ => {}
+            }
+            if policy.period.get() > std::time::Duration::from_secs(1800) {
+                self.push(Finding::new(
+                    self.at.span(&format!("{policy_at}.period")),
+                    format!("policy `period` is out of range: {}", policy.period),
+                    "must be at most 30m (the HPA's limit)",
+                ));
+            }
         }
     }
 

@@ -3,7 +3,9 @@
 
 use std::path::Path;
 
-use rampart_config::{BackendConfig, ConfigError, Duration, check, load, parse};
+use rampart_config::{
+    AutoscaleMetric, AutoscaleMode, BackendConfig, ConfigError, Duration, check, load, parse,
+};
 
 const MINIMAL_SERVICE: &str = r#"
 [[service]]
@@ -252,4 +254,90 @@ fn the_api_may_listen_beyond_loopback_only_when_insecure_listen_says_so() {
     assert!(config.server.insecure_listen);
     let loopback = format!("[server]\nlisten = \"[::1]:7070\"\n\n{service}");
     assert!(rampart_config::parse(&loopback, "loopback.toml").is_ok());
+}
+
+const AUTOSCALED: &str = "[[service]]\nname = \"web\"\nlisten = \"127.0.0.1:8080\"\n[service.backend]\nkind = \"process\"\ncommand = \"./app --port {port}\"\ninstances = 2\n";
+
+#[test]
+fn autoscale_reads_as_issue_14_writes_it_with_hpa_defaults() {
+    let source = format!(
+        "{AUTOSCALED}[service.autoscale]\nmin = 2\nmax = 20\ntargets = [ {{ metric = \"cpu\", value = 70 }}, {{ metric = \"rps_per_instance\", value = 400 }}, {{ metric = \"p95_ms\", value = 250 }} ]\nsync = \"15s\"\nscale_down_stabilization = \"5m\"\nscale_up = {{ policies = [ {{ instances = 4, period = \"15s\" }}, {{ percent = 100, period = \"15s\" }} ], select = \"max\" }}\nscale_down = {{ policies = [ {{ percent = 100, period = \"15s\" }} ], select = \"max\" }}\nmode = \"reactive\"\n"
+    );
+    let config = parse(&source, "rampart.toml").unwrap();
+    let autoscale = config.services[0].autoscale.clone().unwrap();
+    assert_eq!((autoscale.min, autoscale.max), (2, 20));
+    assert_eq!(autoscale.targets.len(), 3);
+    assert_eq!(autoscale.targets[1].metric, AutoscaleMetric::RpsPerInstance);
+    let up = autoscale.scale_up.unwrap();
+    assert_eq!(up.policies[0].instances, Some(4));
+    assert_eq!(up.policies[1].percent, Some(100));
+    assert_eq!(autoscale.mode, AutoscaleMode::Reactive);
+
+    let minimal = format!(
+        "{AUTOSCALED}[service.autoscale]\nmax = 4\ntargets = [{{ metric = \"cpu\", value = 70 }}]\n"
+    );
+    let autoscale = parse(&minimal, "rampart.toml").unwrap().services[0]
+        .autoscale
+        .clone()
+        .unwrap();
+    assert_eq!(autoscale.min, 1);
+    assert_eq!(autoscale.sync, Duration::from_secs(15));
+    assert_eq!(autoscale.scale_down_stabilization, Duration::from_secs(300));
+    assert!(autoscale.scale_up.is_none() && autoscale.scale_down.is_none());
+}
+
+#[test]
+fn bad_autoscale_settings_are_rejected_with_their_lines() {
+    // Line 8 is [service.autoscale]; each bad value is on its own line after it.
+    let source = format!(
+        "{AUTOSCALED}[service.autoscale]\nmin = 3\nmax = 2\ntargets = [{{ metric = \"cpu\", value = 0 }}]\nsync = \"20m\"\nscale_down = {{ policies = [{{ instances = 1, percent = 10, period = \"15s\" }}] }}\nmax_cost_per_hour = 1.0\n"
+    );
+    let error = parse(&source, "rampart.toml").unwrap_err();
+    let lines: Vec<(usize, String)> = error
+        .diagnostics()
+        .iter()
+        .map(|d| (d.line, d.message.clone()))
+        .collect();
+    for (line, text) in [
+        (10, "`max` (2) is below `min` (3)"),
+        (11, "target value 0 for `cpu` is out of range"),
+        (12, "`sync` is out of range"),
+        (13, "exactly one of `instances` and `percent`"),
+        (14, "`max_cost_per_hour` needs `cost_per_instance_hour`"),
+    ] {
+        assert!(
+            lines.iter().any(|(l, m)| *l == line && m.contains(text)),
+            "line {line}: {text}: {lines:?}"
+        );
+    }
+
+    let unknown_metric = format!(
+        "{AUTOSCALED}[service.autoscale]\nmax = 4\ntargets = [{{ metric = \"gpu\", value = 70 }}]\n"
+    );
+    let text = parse(&unknown_metric, "rampart.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(text.contains("rampart.toml:10"), "{text}");
+    assert!(text.contains("rps_per_instance"), "{text}");
+
+    let static_backend = "[[service]]\nname = \"web\"\nlisten = \"127.0.0.1:8080\"\n[service.backend]\nkind = \"static\"\nstable = [\"127.0.0.1:9001\"]\n[service.autoscale]\nmax = 4\ntargets = [{ metric = \"cpu\", value = 70 }]\n";
+    let text = parse(static_backend, "rampart.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.contains("autoscaling needs the process backend"),
+        "{text}"
+    );
+
+    let outside = format!(
+        "{AUTOSCALED}[service.autoscale]\nmin = 3\nmax = 4\ntargets = [{{ metric = \"cpu\", value = 70 }}]\n"
+    );
+    let error = parse(&outside, "rampart.toml").unwrap_err();
+    assert!(
+        error
+            .diagnostics()
+            .iter()
+            .any(|d| d.line == 7 && d.message.contains("outside the autoscale range 3..=4")),
+        "{error}"
+    );
 }

@@ -23,6 +23,7 @@ mod record;
 mod retire;
 mod routes;
 mod samples;
+pub mod scaling;
 mod service;
 mod settings;
 mod shared;
@@ -36,6 +37,7 @@ pub use engine::{DeployRequest, Engine, LIVE_WINDOW, Operation, TrafficChange};
 pub use error::EngineError;
 pub use record::{DeploymentKind, DeploymentRecord};
 pub use routes::RouteWriter;
+pub use scaling::{ScaleRequest, ScalingRecord, ScalingView};
 pub use shared::{EngineEvent, EngineEventKind, SYSTEM_ACTOR};
 pub use views::{
     ActiveRolloutView, AnalysisSummary, DeploymentDetail, DeploymentSummary, LiveNumbers,

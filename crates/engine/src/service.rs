@@ -63,7 +63,9 @@ pub struct ServiceRuntime {
     pub router: ServiceHandle,
     routes: Arc<dyn RouteWriter>,
     pub backend: Arc<dyn Backend>,
-    state: Mutex<ServiceState>,
+    pub(crate) state: Mutex<ServiceState>,
+    /// The one owner of this service's instance counts (see `scaling`).
+    pub(crate) sizing: crate::scaling::Sizing,
 }
 
 pub(crate) struct ServiceState {
@@ -114,6 +116,7 @@ impl ServiceRuntime {
                 last_record: None,
                 next_generation: 0,
             }),
+            sizing: crate::scaling::Sizing::default(),
         }
     }
 
@@ -129,10 +132,11 @@ impl ServiceRuntime {
         &self.config.name
     }
 
-    /// Full size of the service: the configured instance count (process backend).
+    /// Full size of the service: what the autoscaler or an operator set, else the
+    /// configured instance count (process backend).
     pub fn full_instances(&self) -> u32 {
         match &self.config.backend {
-            BackendConfig::Process(p) => p.instances,
+            BackendConfig::Process(p) => self.sizing.stable_target().unwrap_or(p.instances),
             BackendConfig::Static(s) => s.stable.len() as u32,
         }
     }

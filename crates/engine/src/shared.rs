@@ -22,10 +22,22 @@ pub struct EngineEvent {
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum EngineEventKind {
-    Transition { transition: Transition },
-    Analysis { verdict: Verdict },
-    Traffic { canary_weight: f64 },
-    VersionStopped { version: String },
+    Transition {
+        transition: Transition,
+    },
+    Analysis {
+        verdict: Verdict,
+    },
+    Traffic {
+        canary_weight: f64,
+    },
+    VersionStopped {
+        version: String,
+    },
+    /// An autoscaler or operator decision about a version's size.
+    Scaling {
+        record: Box<crate::scaling::ScalingRecord>,
+    },
 }
 
 pub(crate) struct Shared {

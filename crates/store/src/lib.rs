@@ -43,6 +43,7 @@
 //! one operation in its own transaction.
 
 mod audit;
+mod autoscale;
 mod deployments;
 mod error;
 mod files;
@@ -67,6 +68,7 @@ pub use audit::{
     AUDIT_LIST_LIMIT_MAX, AuditEntry, AuditQuery, AuditVerification, GENESIS_HASH, NewAuditEvent,
     canonical_json, entry_hash,
 };
+pub use autoscale::LoadPoint;
 pub use deployments::{
     DeploymentEvent, DeploymentRow, Measurement, NewDeploymentEvent, NewMeasurement,
 };

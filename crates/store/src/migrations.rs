@@ -120,6 +120,18 @@ CREATE TABLE scaling_decisions (
 ) STRICT;
 CREATE INDEX scaling_decisions_service ON scaling_decisions(service, id);
 "#,
+    // 2: the autoscaler's load history (1-minute totals per service and metric), so
+    // predictive scaling has days of it across restarts; decisions pruned by time.
+    r#"
+CREATE TABLE load_history (
+    service TEXT NOT NULL,
+    metric  TEXT NOT NULL,
+    minute  INTEGER NOT NULL,
+    value   REAL NOT NULL,
+    PRIMARY KEY (service, metric, minute)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX scaling_decisions_at ON scaling_decisions(at);
+"#,
 ];
 
 /// The newest schema version this binary knows.

@@ -114,3 +114,60 @@ fn in_memory_store_works_for_unit_tests() {
     store.append_audit(&event(1)).unwrap();
     assert!(store.verify_audit().unwrap().ok);
 }
+
+#[test]
+fn load_history_keeps_one_value_a_minute_and_prunes_with_old_decisions() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store
+        .with_tx(|tx| {
+            for minute in 0..5 {
+                tx.record_load(
+                    "web",
+                    "rps",
+                    rampart_store::LoadPoint {
+                        minute_ms: minute * 60_000,
+                        value: minute as f64,
+                    },
+                )?;
+            }
+            // A later write of the same minute replaces it.
+            tx.record_load(
+                "web",
+                "rps",
+                rampart_store::LoadPoint {
+                    minute_ms: 4 * 60_000,
+                    value: 40.0,
+                },
+            )?;
+            tx.insert_scaling_decision(&rampart_store::NewScalingDecision {
+                service: "web".into(),
+                from_instances: 2,
+                to_instances: 3,
+                reason: "test".into(),
+                status: "applied".into(),
+                data: serde_json::json!({}),
+            })?;
+            Ok(())
+        })
+        .unwrap();
+    let points = store.load_history("web", "rps", 60_000).unwrap();
+    let values: Vec<f64> = points.iter().map(|p| p.value).collect();
+    assert_eq!(values, vec![1.0, 2.0, 3.0, 40.0]);
+    let gone = store
+        .with_tx(|tx| {
+            tx.prune_autoscale(
+                2 * 60_000,
+                chrono::Utc::now() + chrono::Duration::seconds(1),
+            )
+        })
+        .unwrap();
+    assert_eq!(gone, 2 + 1);
+    assert_eq!(store.load_history("web", "rps", 0).unwrap().len(), 3);
+    assert!(
+        store
+            .list_scaling_decisions(Some("web"), 10)
+            .unwrap()
+            .is_empty()
+    );
+}

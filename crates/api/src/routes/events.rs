@@ -25,6 +25,7 @@ fn event_name(event: &EngineEvent) -> &'static str {
         EngineEventKind::Analysis { .. } => "analysis",
         EngineEventKind::Traffic { .. } => "traffic",
         EngineEventKind::VersionStopped { .. } => "version_stopped",
+        EngineEventKind::Scaling { .. } => "scaling",
     }
 }
 

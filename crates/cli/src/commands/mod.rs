@@ -8,6 +8,7 @@ pub mod demo;
 pub mod load;
 pub mod rollout;
 pub mod sample_app;
+pub mod scaling;
 pub mod serve;
 pub mod target;
 pub mod token;

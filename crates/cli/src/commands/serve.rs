@@ -105,6 +105,7 @@ pub async fn run_server(
         clock.clone(),
     );
     let collecting = telemetry.spawn();
+    engine.start_autoscaling(telemetry.clone());
 
     let mut registry = Registry::default();
     let metrics = ServerMetrics::register(

@@ -193,7 +193,20 @@ impl Engine {
         self.inner.services.keys().cloned().collect()
     }
 
-    fn service(&self, name: &str) -> Result<&Arc<ServiceRuntime>, EngineError> {
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.inner.shared
+    }
+
+    /// A task that ends with the engine (aborted at shutdown).
+    pub(crate) fn add_task(&self, task: JoinHandle<()>) {
+        self.inner
+            .watchers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(task);
+    }
+
+    pub(crate) fn service(&self, name: &str) -> Result<&Arc<ServiceRuntime>, EngineError> {
         self.inner
             .services
             .get(name)

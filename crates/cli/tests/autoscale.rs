@@ -1,0 +1,290 @@
+//! Autoscaling end to end on the real binary: load through the router scales a
+//! process service up and, when it stops, back down without failing a request; during
+//! a rollout stable and canary are sized each from its own load; an operator's scale
+//! holds as the minimum.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::{LoadGen, RampartServer};
+
+/// 10 requests per second per instance, decisions every second, a 5 s scale-down
+/// window, telemetry every second.
+fn autoscaled(
+    name: &str,
+    listen: std::net::SocketAddr,
+    instances: u32,
+    max: u32,
+    rest: &str,
+) -> String {
+    support::sample_app_service(
+        name,
+        listen,
+        instances,
+        &format!(
+            r#"[service.autoscale]
+min = 1
+max = {max}
+targets = [{{ metric = "rps_per_instance", value = 10 }}]
+sync = "1s"
+scale_down_stabilization = "5s"
+
+{rest}"#
+        ),
+    )
+}
+
+const TELEMETRY: &str = "\n[telemetry]\ninterval = \"1s\"";
+
+fn scaling(server: &RampartServer, service: &str) -> serde_json::Value {
+    server.get_json(&format!("/api/v1/services/{service}/scaling?limit=200"))
+}
+
+/// Polls the scaling view until `done` holds; panics with it and the log otherwise.
+fn wait_scaling(
+    server: &RampartServer,
+    service: &str,
+    timeout: Duration,
+    what: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let view = scaling(server, service);
+        if done(&view) {
+            return view;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not reached in {timeout:?}:\n{view:#}\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn routed_stable(server: &RampartServer, service: &str) -> usize {
+    let traffic = server.get_json(&format!("/api/v1/services/{service}/traffic"));
+    traffic["stable"]["instances"]
+        .as_array()
+        .map_or(0, Vec::len)
+}
+
+#[test]
+fn a_service_scales_up_under_load_and_back_down_draining_without_a_failed_request() {
+    let listen = support::free_addr();
+    // Every answer takes 150 ms, so requests are in flight whenever an instance leaves.
+    let service = autoscaled(
+        "web",
+        listen,
+        1,
+        4,
+        "[service.backend.env]\nSAMPLE_APP_LATENCY_MS = \"150\"\n",
+    );
+    let server = RampartServer::start_with_server(TELEMETRY, &service);
+    assert_eq!(scaling(&server, "web")["stable"]["instances"], 1);
+
+    // 30 requests per second need 3 instances at 10 each.
+    let load = LoadGen::start(format!("http://{listen}/"), 30);
+    let up = wait_scaling(
+        &server,
+        "web",
+        Duration::from_secs(60),
+        "scale-up to 3",
+        |v| v["stable"]["instances"] == 3 && v["stable"]["ready"] == 3,
+    );
+    let decision = up["decisions"]
+        .as_array()
+        .and_then(|all| {
+            all.iter()
+                .find(|d| d["status"] == "applied" && d["to"].as_u64() > d["from"].as_u64())
+        })
+        .cloned()
+        .unwrap_or_else(|| panic!("no applied scale-up decision: {up:#}"));
+    let metric = &decision["decision"]["metrics"][0];
+    assert_eq!(metric["metric"], "rps_per_instance", "{decision:#}");
+    assert!(
+        metric["proposal"].as_u64().unwrap_or(0) >= 2,
+        "{decision:#}"
+    );
+    assert!(
+        decision["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("rps_per_instance asks for"),
+        "{decision:#}"
+    );
+    // The new instances take traffic.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while routed_stable(&server, "web") < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "new instances never joined the router"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // Load falls to a trickle: back to one instance, draining the others.
+    load.set_rps(4);
+    let down = wait_scaling(
+        &server,
+        "web",
+        Duration::from_secs(60),
+        "scale-down to 1",
+        |v| v["stable"]["instances"] == 1,
+    );
+    assert!(
+        down["decisions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|d| d["status"] == "applied" && d["to"] == 1),
+        "{down:#}"
+    );
+    // Keep sending a little longer, then count: not one request failed.
+    std::thread::sleep(Duration::from_secs(2));
+    let report = load.stop();
+    assert!(report.ok > 100, "{report:?}");
+    assert_eq!(
+        report.failed, 0,
+        "requests failed across scale-up and scale-down: {report:?}"
+    );
+
+    let ups = server.wait_audit("scale.up", Duration::from_secs(5));
+    let downs = server.wait_audit("scale.down", Duration::from_secs(5));
+    assert!(!ups.is_empty() && !downs.is_empty());
+    assert_eq!(ups[0]["actor"], "rampart");
+    assert_eq!(ups[0]["subject"], "service/web/version/v1");
+
+    // The CLI shows the decisions with their reasons.
+    let out = support::run_cli(
+        &[
+            "scaling",
+            "web",
+            "--api",
+            &server.api,
+            "--token",
+            &server.admin_token,
+        ],
+        &server.data_dir(),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("autoscaling reactive: min 1, max 4"),
+        "{text}"
+    );
+    assert!(text.contains("rps_per_instance asks for"), "{text}");
+}
+
+#[test]
+fn during_a_rollout_stable_and_canary_are_sized_each_from_its_own_load() {
+    let listen = support::free_addr();
+    let service = autoscaled(
+        "shop",
+        listen,
+        2,
+        8,
+        r#"[service.strategy]
+steps = [{ weight = 20, hold = "10m" }]
+
+[service.analysis]
+judge = "threshold"
+max_error_rate = 50.0
+max_latency_regression = 1000.0
+"#,
+    );
+    let server = RampartServer::start_with_server(TELEMETRY, &service);
+    let load = LoadGen::start(format!("http://{listen}/"), 60);
+    let id = server.deploy("shop", "v2", serde_json::json!({}));
+    server.wait_state(&id, "progressing", Duration::from_secs(30));
+    // 60 req/s: stable takes 48 (→ 5 instances), the canary 12 (→ 2), each from its
+    // own numbers; an average over both would size them alike.
+    let view = wait_scaling(
+        &server,
+        "shop",
+        Duration::from_secs(60),
+        "independent sizes",
+        |v| {
+            v["stable"]["instances"].as_u64() >= Some(4)
+                && v["canary"]["instances"]
+                    .as_u64()
+                    .is_some_and(|c| (1..=3).contains(&c))
+        },
+    );
+    let decisions = view["decisions"].as_array().cloned().unwrap_or_default();
+    let canary = decisions
+        .iter()
+        .find(|d| d["set"] == "canary")
+        .unwrap_or_else(|| panic!("no canary decision: {view:#}"));
+    assert_eq!(canary["version"], "v2");
+    let observed = canary["decision"]["metrics"][0]["observed"]
+        .as_f64()
+        .unwrap_or(0.0);
+    assert!(
+        observed < 20.0,
+        "the canary's own rate per instance: {canary:#}"
+    );
+    let stable = decisions
+        .iter()
+        .find(|d| d["set"] == "stable" && d["status"] == "applied")
+        .unwrap_or_else(|| panic!("no stable scale-up: {view:#}"));
+    assert_eq!(stable["version"], "v1");
+    // The canary is never below its weight's share of the stable size.
+    let bounds = &canary["decision"]["bounds"];
+    assert!(bounds["weight_min"].as_u64() >= Some(1), "{canary:#}");
+    let report = load.stop();
+    assert_eq!(report.failed, 0, "{report:?}");
+    let (status, body) = server.post_json(
+        "/api/v1/services/shop/abort",
+        &serde_json::json!({ "reason": "test over" }),
+    );
+    assert!(status < 300, "{status} {body}");
+}
+
+#[test]
+fn an_operator_scale_holds_as_the_minimum_and_bad_requests_are_refused() {
+    let listen = support::free_addr();
+    let server = RampartServer::start_with_server(TELEMETRY, &autoscaled("api", listen, 1, 3, ""));
+    let (status, body) = server.post_json(
+        "/api/v1/services/api/scale",
+        &serde_json::json!({ "instances": 3, "for": "10m", "reason": "sale at noon" }),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["to"], 3, "{body}");
+    assert!(
+        body["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("sale at noon"),
+        "{body}"
+    );
+    let view = scaling(&server, "api");
+    assert_eq!(view["stable"]["instances"], 3);
+    assert_eq!(view["operator_floor"]["instances"], 3);
+    // No load, yet it stays: the floor holds for ten minutes.
+    std::thread::sleep(Duration::from_secs(8));
+    assert_eq!(scaling(&server, "api")["stable"]["instances"], 3);
+
+    let (status, body) = server.post_json(
+        "/api/v1/services/api/scale",
+        &serde_json::json!({ "instances": 0 }),
+    );
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = server.post_json(
+        "/api/v1/services/api/scale",
+        &serde_json::json!({ "instances": 2, "for": "soon" }),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["detail"].as_str().unwrap_or("").contains("`for`"),
+        "{body}"
+    );
+    let audit = server.wait_audit("scale.up", Duration::from_secs(5));
+    assert_eq!(audit[0]["actor"], "admin", "{audit:?}");
+}
