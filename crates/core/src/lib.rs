@@ -7,6 +7,7 @@
 pub mod clock;
 pub mod health_score;
 pub mod histogram;
+pub mod incident;
 pub mod judge;
 pub mod notify;
 pub mod rollout;
