@@ -59,6 +59,11 @@ pub fn app(state: AppState) -> (axum::Router, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::deployments::validate))
         .routes(routes!(routes::events::events))
         .routes(routes!(routes::telemetry::get_telemetry))
+        .routes(routes!(routes::incidents::list_incidents))
+        .routes(routes!(routes::incidents::get_incident))
+        .routes(routes!(routes::incidents::acknowledge))
+        .routes(routes!(routes::incidents::escalate))
+        .routes(routes!(routes::incidents::resolve))
         .routes(routes!(openapi::openapi_json))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

@@ -24,6 +24,7 @@ use utoipa::{Modify, OpenApi};
         (name = "deployments", description = "Rollouts and operator actions"),
         (name = "events", description = "Live updates (server-sent events)"),
         (name = "telemetry", description = "Host, service and instance history"),
+        (name = "incidents", description = "Incidents: rules that fired, their timeline and actions"),
         (name = "meta", description = "This document"),
     )
 )]

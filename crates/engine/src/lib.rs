@@ -6,6 +6,7 @@
 mod controller;
 mod engine;
 mod error;
+pub mod incidents;
 mod observe;
 mod own_listeners;
 mod record;

@@ -22,10 +22,23 @@ pub struct EngineEvent {
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum EngineEventKind {
-    Transition { transition: Transition },
-    Analysis { verdict: Verdict },
-    Traffic { canary_weight: f64 },
-    VersionStopped { version: String },
+    Transition {
+        transition: Transition,
+    },
+    Analysis {
+        verdict: Verdict,
+    },
+    Traffic {
+        canary_weight: f64,
+    },
+    VersionStopped {
+        version: String,
+    },
+    /// An incident opened, repeated, was acknowledged, escalated, resolved, or one
+    /// of its actions ran (`service` is empty for a host-wide incident).
+    Incident {
+        incident: crate::incidents::IncidentChange,
+    },
 }
 
 pub(crate) struct Shared {

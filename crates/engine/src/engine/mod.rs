@@ -47,6 +47,8 @@ struct Inner {
     router: Mutex<Option<Router>>,
     collector: RouterCollector,
     watchers: Mutex<Vec<JoinHandle<()>>>,
+    /// Deploy freezes and the API lock-down that incident actions set.
+    safeguards: Arc<crate::incidents::Safeguards>,
 }
 
 impl Engine {
@@ -126,6 +128,7 @@ impl Engine {
                 services,
                 router: Mutex::new(Some(router)),
                 watchers: Mutex::new(watchers),
+                safeguards: Arc::default(),
             }),
         };
         engine.recover().await?;
@@ -145,6 +148,19 @@ impl Engine {
 
     pub fn subscribe(&self) -> broadcast::Receiver<EngineEvent> {
         self.inner.shared.events.subscribe()
+    }
+
+    /// Deploy freezes and the API lock-down set by incident actions.
+    pub fn safeguards(&self) -> &Arc<crate::incidents::Safeguards> {
+        &self.inner.safeguards
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.inner.shared
+    }
+
+    pub(crate) fn runtime(&self, name: &str) -> Option<&Arc<ServiceRuntime>> {
+        self.inner.services.get(name)
     }
 
     pub(crate) fn runtimes(&self) -> impl Iterator<Item = &Arc<ServiceRuntime>> {
