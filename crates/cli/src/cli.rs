@@ -58,6 +58,52 @@ pub enum Command {
     Demo(DemoArgs),
     /// Send steady HTTP traffic to a URL; show rate, errors and latency per version.
     Load(LoadArgs),
+    /// List incidents, newest first.
+    Incidents(IncidentsArgs),
+    /// Show, acknowledge, escalate or resolve one incident.
+    #[command(subcommand)]
+    Incident(IncidentCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct IncidentsArgs {
+    /// open, acknowledged, resolved or unresolved.
+    #[arg(long, value_name = "STATE")]
+    pub state: Option<String>,
+    /// Only incidents of this service.
+    #[arg(long)]
+    pub service: Option<String>,
+    /// critical, high, medium or low.
+    #[arg(long)]
+    pub severity: Option<String>,
+    /// At most this many.
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    pub limit: u32,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct IncidentIdArgs {
+    /// The incident's id (from `rampart incidents`).
+    pub id: String,
+    /// Why; recorded on the incident's timeline and in the audit log.
+    #[arg(long)]
+    pub reason: Option<String>,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IncidentCommand {
+    /// The incident with its timeline (changes, actions, notifications).
+    Show(IncidentIdArgs),
+    /// Someone is on it: escalation stops.
+    Ack(IncidentIdArgs),
+    /// Escalate now.
+    Escalate(IncidentIdArgs),
+    /// Resolve by hand; its actions are undone where that makes sense.
+    Resolve(IncidentIdArgs),
 }
 
 impl Command {

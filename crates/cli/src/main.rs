@@ -66,6 +66,8 @@ async fn run(cli: Cli) -> CliResult {
         Command::SampleApp(args) => commands::sample_app::run(args).await,
         Command::Demo(args) => commands::demo::run(args).await,
         Command::Load(args) => commands::load::run(args).await,
+        Command::Incidents(args) => commands::incidents::list(args).await,
+        Command::Incident(cmd) => commands::incidents::run(cmd).await,
     }
 }
 
