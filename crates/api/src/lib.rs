@@ -64,6 +64,8 @@ pub fn app(state: AppState) -> (axum::Router, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::incidents::acknowledge))
         .routes(routes!(routes::incidents::escalate))
         .routes(routes!(routes::incidents::resolve))
+        .routes(routes!(routes::alerts::alertmanager))
+        .routes(routes!(routes::alerts::webhook))
         .routes(routes!(openapi::openapi_json))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

@@ -329,3 +329,206 @@ resolve_after = "10m"
         assert!(kinds.contains(&kind), "{kind} missing from {kinds:?}");
     }
 }
+
+/// The real Alertmanager (Debian's `prometheus-alertmanager`), started here, with
+/// alerts posted through its API: it delivers them to rampart's receiver with the
+/// bearer token its `http_config.authorization` carries. In CI
+/// (RAMPART_REQUIRE_ALERTMANAGER) the test cannot be skipped.
+#[test]
+fn alertmanager_webhook_opens_and_resolves_an_incident() {
+    let Some(program) = ["prometheus-alertmanager", "alertmanager"]
+        .into_iter()
+        .find(|p| {
+            std::process::Command::new(p)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+    else {
+        assert!(
+            std::env::var_os("RAMPART_REQUIRE_ALERTMANAGER").is_none(),
+            "Alertmanager is required but is not installed (apt-get install prometheus-alertmanager)"
+        );
+        eprintln!("alertmanager not installed; skipping");
+        return;
+    };
+    let listen = free_addr();
+    let server = RampartServer::start_serving(&shop(listen, ""));
+    // Alertmanager gets an operator token of its own.
+    let (status, token) = server.post_json(
+        "/api/v1/tokens",
+        &json!({ "name": "alertmanager", "role": "operator" }),
+    );
+    assert_eq!(status, 201, "{token}");
+    let secret = token["secret"].as_str().expect("secret");
+
+    let am_addr = free_addr();
+    let dir = server.dir.path();
+    let config = format!(
+        r#"route:
+  receiver: rampart
+  group_by: ['alertname', 'service']
+  group_wait: 0s
+  group_interval: 1s
+  repeat_interval: 1h
+receivers:
+  - name: rampart
+    webhook_configs:
+      - url: {api}/api/v1/alerts/alertmanager
+        send_resolved: true
+        http_config:
+          authorization:
+            type: Bearer
+            credentials: {secret}
+"#,
+        api = server.api
+    );
+    std::fs::write(dir.join("alertmanager.yml"), config).expect("write alertmanager config");
+    let log = std::fs::File::create(dir.join("alertmanager.log")).expect("log");
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let child = std::process::Command::new(program)
+        .arg(format!(
+            "--config.file={}",
+            dir.join("alertmanager.yml").display()
+        ))
+        .arg(format!("--storage.path={}", dir.join("am-data").display()))
+        .arg(format!("--web.listen-address={am_addr}"))
+        .arg("--cluster.listen-address=")
+        .stdout(std::process::Stdio::from(log.try_clone().expect("clone")))
+        .stderr(std::process::Stdio::from(log))
+        .spawn()
+        .expect("spawn alertmanager");
+    let _alertmanager = Kill(child);
+    let am = format!("http://{am_addr}");
+    let am_log = || std::fs::read_to_string(dir.join("alertmanager.log")).unwrap_or_default();
+    wait_for(
+        &server,
+        "Alertmanager ready",
+        Duration::from_secs(30),
+        || {
+            support::client()
+                .get(format!("{am}/-/ready"))
+                .send()
+                .ok()
+                .filter(|r| r.status().is_success())
+                .map(|_| Value::Null)
+        },
+    );
+
+    let post_alert = |ends_at: Option<String>| {
+        let mut alert = json!({
+            "labels": { "alertname": "DiskFilling", "service": SERVICE, "severity": "warning" },
+            "annotations": { "summary": "disk 93% full" },
+        });
+        if let Some(ends_at) = ends_at {
+            alert["endsAt"] = json!(ends_at);
+        }
+        let response = support::client()
+            .post(format!("{am}/api/v2/alerts"))
+            .json(&json!([alert]))
+            .send()
+            .expect("post to alertmanager");
+        assert!(
+            response.status().is_success(),
+            "{:?}\n{}",
+            response.status(),
+            am_log()
+        );
+    };
+    post_alert(None);
+    let incident = wait_for(
+        &server,
+        "the alert's incident",
+        Duration::from_secs(30),
+        || {
+            incidents(&server, "?service=shop")
+                .into_iter()
+                .find(|i| i["rule"] == "DiskFilling")
+        },
+    );
+    assert_eq!(
+        incident["severity"], "medium",
+        "warning maps to medium: {incident}"
+    );
+    assert_eq!(incident["status"], "open");
+    assert!(
+        incident["title"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("disk 93% full"),
+        "{incident}"
+    );
+    let opened_by = server.audit_actions("incident.open");
+    assert!(
+        opened_by.iter().any(|e| e["actor"] == "alertmanager"),
+        "{opened_by:?}"
+    );
+
+    // Ending the alert at its source resolves the incident.
+    let past = chrono::Utc::now() - chrono::Duration::seconds(1);
+    post_alert(Some(
+        past.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    ));
+    let id = incident["id"].as_str().expect("id").to_string();
+    wait_for(
+        &server,
+        "the incident resolved by Alertmanager",
+        Duration::from_secs(60),
+        || {
+            let d = server.get_json(&format!("/api/v1/incidents/{id}"));
+            (d["status"] == "resolved").then_some(d)
+        },
+    );
+
+    // A payload of another version, and a request without a token, are refused.
+    assert_eq!(
+        server
+            .post_json(
+                "/api/v1/alerts/alertmanager",
+                &json!({ "version": "3", "alerts": [] })
+            )
+            .0,
+        400
+    );
+    let unauthenticated = support::client()
+        .post(format!("{}/api/v1/alerts/alertmanager", server.api))
+        .json(&json!({}))
+        .send()
+        .expect("post");
+    assert_eq!(unauthenticated.status().as_u16(), 401);
+}
+
+#[test]
+fn a_generic_webhook_alert_opens_repeats_and_resolves() {
+    let server = RampartServer::start_serving(&shop(free_addr(), ""));
+    let fire = json!({ "name": "queue_backlog", "service": SERVICE, "severity": "high", "summary": "12k messages waiting" });
+    let (status, first) = server.post_json("/api/v1/alerts/webhook", &fire);
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["opened"].as_array().map(Vec::len), Some(1), "{first}");
+    let (_, again) = server.post_json("/api/v1/alerts/webhook", &fire);
+    assert_eq!(
+        again["repeated"], first["opened"],
+        "the same alert again is a repeat: {again}"
+    );
+    let id = first["opened"][0].as_str().expect("id");
+    assert_eq!(
+        server.get_json(&format!("/api/v1/incidents/{id}"))["repeats"],
+        1
+    );
+    let (_, resolved) = server.post_json(
+        "/api/v1/alerts/webhook",
+        &json!({ "name": "queue_backlog", "service": SERVICE, "status": "resolved" }),
+    );
+    assert_eq!(resolved["resolved"][0], id, "{resolved}");
+    let (status, bad) = server.post_json(
+        "/api/v1/alerts/webhook",
+        &json!({ "name": "x", "service": "nope" }),
+    );
+    assert_eq!(status, 400, "{bad}");
+}

@@ -1,5 +1,6 @@
 //! `/api/v1` handlers, one file per resource.
 
+pub mod alerts;
 pub mod audit;
 pub mod deployments;
 pub mod events;

@@ -42,6 +42,8 @@ pub(crate) struct Inner {
     pub engine: Engine,
     /// Rule name → its notifiers.
     pub notifiers: HashMap<String, Vec<String>>,
+    /// Rule name → its actions (an external alert named like a rule runs them).
+    pub actions: HashMap<String, Vec<String>>,
     pub commands: mpsc::UnboundedSender<Command>,
 }
 
@@ -151,13 +153,19 @@ impl Incidents {
     }
 
     /// An alert from outside (Alertmanager, a webhook) fires: opens an incident for
-    /// `rule` and the service, or counts a repeat on the open one.
+    /// `rule` and the service, or counts a repeat on the open one. The config's rule
+    /// of that name, if any, lends its notifiers and actions.
     pub async fn external_firing(
         &self,
         new: NewIncident,
         actor: &str,
-        actions: Vec<String>,
     ) -> Result<Opened, EngineError> {
+        let actions = self
+            .inner
+            .actions
+            .get(&new.rule)
+            .cloned()
+            .unwrap_or_default();
         let notifiers = self
             .inner
             .notifiers

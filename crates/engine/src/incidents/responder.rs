@@ -56,6 +56,7 @@ pub(super) fn start(engine: &Engine, config: &Config, sources: Arc<dyn Sources>)
     let services = engine.service_names();
     let mut rules = Vec::new();
     let mut notifiers = HashMap::new();
+    let mut rule_actions = HashMap::new();
     let mut rule_services = HashMap::new();
     let mut rule_dry_run = HashMap::new();
     for rule in config.incident_rules() {
@@ -68,6 +69,7 @@ pub(super) fn start(engine: &Engine, config: &Config, sources: Arc<dyn Sources>)
             }
         };
         notifiers.insert(rule.name.clone(), rule.notify.clone());
+        rule_actions.insert(rule.name.clone(), rule.actions.clone());
         let targets: Vec<String> = services
             .iter()
             .filter(|s| rule.service == "*" || **s == rule.service)
@@ -91,6 +93,7 @@ pub(super) fn start(engine: &Engine, config: &Config, sources: Arc<dyn Sources>)
         inner: Arc::new(Inner {
             engine: engine.clone(),
             notifiers,
+            actions: rule_actions,
             commands,
         }),
     };
