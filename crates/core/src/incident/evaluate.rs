@@ -138,14 +138,14 @@ impl Tracker {
     fn eval(&mut self, expr: &Expr, readings: &dyn Readings, now: Timestamp) -> bool {
         match expr {
             Expr::Compare(c) => self.compare(c, readings, now),
-            Expr::And(items) => items
-                .iter()
-                .map(|e| self.eval(e, readings, now))
-                .fold(true, |a, b| a && b),
-            Expr::Or(items) => items
-                .iter()
-                .map(|e| self.eval(e, readings, now))
-                .fold(false, |a, b| a || b),
+            Expr::And(items) => {
+                let held: Vec<bool> = items.iter().map(|e| self.eval(e, readings, now)).collect();
+                held.iter().all(|h| *h)
+            }
+            Expr::Or(items) => {
+                let held: Vec<bool> = items.iter().map(|e| self.eval(e, readings, now)).collect();
+                held.iter().any(|h| *h)
+            }
         }
     }
 
@@ -180,7 +180,7 @@ impl Tracker {
 /// "30s", "5m", "1h30m", "500ms".
 pub fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1000 != 0 {
+    if !ms.is_multiple_of(1000) {
         return format!("{ms}ms");
     }
     let secs = d.as_secs();

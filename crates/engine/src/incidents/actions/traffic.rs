@@ -26,8 +26,11 @@ const DEFAULT_LIFT_EVERY: Duration = Duration::from_secs(10);
 /// whether it was healthy then.
 #[derive(Debug, Default)]
 pub(crate) struct LoadHistory {
-    samples: Mutex<HashMap<String, VecDeque<(Timestamp, u64, bool)>>>,
+    samples: Mutex<HashMap<String, VecDeque<LoadSample>>>,
 }
+
+/// When, how many requests in flight, and whether the service was healthy then.
+type LoadSample = (Timestamp, u64, bool);
 
 impl LoadHistory {
     pub fn record(&self, service: &str, now: Timestamp, in_flight: u64, error_rate: Option<f64>) {
