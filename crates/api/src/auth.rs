@@ -117,6 +117,16 @@ async fn authorize(
             token.name, token.role, method, path, needed
         )));
     }
+    let changes = !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
+    if changes
+        && token.role < Role::Admin
+        && let Some(incident) = state.engine.safeguards().locked_down_by()
+    {
+        return Err(ApiError::Forbidden(format!(
+            "the API is read-only below admin while incident {incident} holds it in lock-down; \
+             an admin can resolve it (`rampart incident resolve {incident}`)"
+        )));
+    }
     state.store.note_token_use(&mut token);
     Ok(Principal {
         token_name: token.name,

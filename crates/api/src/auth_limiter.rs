@@ -12,6 +12,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv6Addr};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,6 +26,8 @@ pub struct AuthFailureLimiter {
     max_failures: u32,
     window: Duration,
     windows: Mutex<Windows>,
+    failures: AtomicU64,
+    refused: AtomicU64,
 }
 
 /// The live windows, and the order they started in (for dropping the oldest in
@@ -107,10 +110,13 @@ impl AuthFailureLimiter {
             max_failures,
             window,
             windows: Mutex::new(Windows::default()),
+            failures: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
         }
     }
 
-    /// `Some(seconds until unblocked)` when the address has used up its failures.
+    /// `Some(seconds until unblocked)` when the address has used up its failures
+    /// (the caller refuses the request; counted in [`Self::refused_total`]).
     pub fn blocked_for(&self, addr: IpAddr) -> Option<u64> {
         let now = self.clock.now();
         let windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
@@ -119,10 +125,24 @@ impl AuthFailureLimiter {
         if elapsed >= self.window || w.failures < self.max_failures {
             return None;
         }
+        self.refused
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Some((self.window - elapsed).as_secs().max(1))
     }
 
+    /// Failed authentications since start (incident rules read the rate).
+    pub fn failures_total(&self) -> u64 {
+        self.failures.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Requests refused because their address failed too often, since start.
+    pub fn refused_total(&self) -> u64 {
+        self.refused.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub fn record_failure(&self, addr: IpAddr) {
+        self.failures
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let now = self.clock.now();
         let key = client_key(addr);
         let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());

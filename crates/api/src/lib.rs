@@ -63,6 +63,13 @@ pub fn app(state: AppState) -> (axum::Router, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::scaling::get_scaling))
         .routes(routes!(routes::scaling::post_scale))
         .routes(routes!(routes::scaling::get_recommendations))
+        .routes(routes!(routes::incidents::list_incidents))
+        .routes(routes!(routes::incidents::get_incident))
+        .routes(routes!(routes::incidents::acknowledge))
+        .routes(routes!(routes::incidents::escalate))
+        .routes(routes!(routes::incidents::resolve))
+        .routes(routes!(routes::alerts::alertmanager))
+        .routes(routes!(routes::alerts::webhook))
         .routes(routes!(openapi::openapi_json))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

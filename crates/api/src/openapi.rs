@@ -25,6 +25,7 @@ use utoipa::{Modify, OpenApi};
         (name = "events", description = "Live updates (server-sent events)"),
         (name = "telemetry", description = "Host, service and instance history"),
         (name = "scaling", description = "Autoscaling decisions, manual scale, recommendations"),
+        (name = "incidents", description = "Incidents: rules that fired, their timeline and actions"),
         (name = "meta", description = "This document"),
     )
 )]

@@ -23,6 +23,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub probes: Arc<Vec<Box<dyn ReadinessProbe>>>,
     pub engine: rampart_engine::Engine,
+    /// The incident responder's handle: list, show, acknowledge, escalate, resolve.
+    pub incidents: rampart_engine::incidents::Incidents,
     /// Host and instance metrics, their history and the latest collection.
     pub telemetry: rampart_telemetry::Telemetry,
     /// Flips to true when rampart shuts down, so that endless responses (event

@@ -35,7 +35,7 @@ pub enum Command {
     /// Where a service stands: stable version, rollout in flight, live numbers.
     Status(StatusArgs),
     /// List the services with their stable and canary versions and any rollout in flight.
-    Services(ServicesArgs),
+    Services(ApiOnlyArgs),
     /// List deployments, newest first: of one service, or of all.
     Deployments(DeploymentsArgs),
     /// Print rampart's live events (rollout transitions, verdicts, traffic) as they happen.
@@ -71,6 +71,11 @@ pub enum Command {
     Scale(ScaleArgs),
     /// What the last 24 h suggest (min too high or low, flapping, restarting instances).
     Recommendations(ApiOnlyArgs),
+    /// List incidents, newest first.
+    Incidents(IncidentsArgs),
+    /// Show, acknowledge, escalate or resolve one incident.
+    #[command(subcommand)]
+    Incident(IncidentCommand),
 }
 
 #[derive(Debug, Args)]
@@ -80,6 +85,24 @@ pub struct ScalingArgs {
     /// How many recent decisions to list.
     #[arg(long, value_name = "N", default_value_t = 10,
           value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub limit: u32,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct IncidentsArgs {
+    /// open, acknowledged, resolved or unresolved.
+    #[arg(long, value_name = "STATE")]
+    pub state: Option<String>,
+    /// Only incidents of this service.
+    #[arg(long)]
+    pub service: Option<String>,
+    /// critical, high, medium or low.
+    #[arg(long)]
+    pub severity: Option<String>,
+    /// At most this many.
+    #[arg(long, value_name = "N", default_value_t = 50)]
     pub limit: u32,
     #[command(flatten)]
     pub api: ApiArgs,
@@ -103,9 +126,32 @@ pub struct ScaleArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct IncidentIdArgs {
+    /// The incident's id (from `rampart incidents`).
+    pub id: String,
+    /// Why; recorded on the incident's timeline and in the audit log.
+    #[arg(long)]
+    pub reason: Option<String>,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
 pub struct ApiOnlyArgs {
     #[command(flatten)]
     pub api: ApiArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IncidentCommand {
+    /// The incident with its timeline (changes, actions, notifications).
+    Show(IncidentIdArgs),
+    /// Someone is on it: escalation stops.
+    Ack(IncidentIdArgs),
+    /// Escalate now.
+    Escalate(IncidentIdArgs),
+    /// Resolve by hand; its actions are undone where that makes sense.
+    Resolve(IncidentIdArgs),
 }
 
 impl Command {
@@ -219,12 +265,6 @@ pub struct StatusArgs {
     /// is promoted, 1 otherwise (no rollout in flight: print the status and exit 0).
     #[arg(long, short = 'w')]
     pub watch: bool,
-    #[command(flatten)]
-    pub api: ApiArgs,
-}
-
-#[derive(Debug, Args)]
-pub struct ServicesArgs {
     #[command(flatten)]
     pub api: ApiArgs,
 }

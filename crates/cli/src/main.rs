@@ -88,6 +88,8 @@ async fn run(cli: Cli) -> CliResult {
         Command::Scaling(args) => commands::scaling::show(args).await,
         Command::Scale(args) => commands::scaling::scale(args).await,
         Command::Recommendations(args) => commands::scaling::recommendations(args).await,
+        Command::Incidents(args) => commands::incidents::list(args).await,
+        Command::Incident(cmd) => commands::incidents::run(cmd).await,
     }
 }
 

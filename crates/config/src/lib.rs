@@ -10,6 +10,8 @@
 mod check_serde;
 mod diagnostic;
 pub mod duration;
+mod incident_checks;
+mod incidents;
 mod load;
 mod locate;
 pub mod model;
@@ -25,5 +27,6 @@ mod syntax;
 
 pub use diagnostic::{ConfigError, Diagnostic};
 pub use duration::Duration;
+pub use incidents::{ActionKind, IncidentActionConfig, IncidentRuleConfig};
 pub use load::{check, load, parse};
 pub use model::*;

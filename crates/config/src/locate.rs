@@ -38,6 +38,11 @@ impl<'a, 'i> Locator<'a, 'i> {
             + 1
     }
 
+    /// The source text of `span`.
+    pub fn text(&self, span: &Range<usize>) -> Option<&'a str> {
+        self.source.get(span.clone())
+    }
+
     /// The part of the value at `span` that reads `needle` as written, if it is written
     /// literally (no escapes in between); lets a hint underline a word in a string.
     pub fn within(&self, span: &Range<usize>, needle: &str) -> Option<Range<usize>> {

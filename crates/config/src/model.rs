@@ -22,6 +22,20 @@ pub struct Config {
     /// `[telemetry]`: host and instance metrics, their history and service health.
     #[serde(default)]
     pub telemetry: TelemetryConfig,
+    /// `[[incident_rule]]` tables, on top of the default rules.
+    #[serde(
+        default,
+        rename = "incident_rule",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub incident_rules: Vec<crate::incidents::IncidentRuleConfig>,
+    /// `[[incident_action]]` tables: actions with their own settings and guards.
+    #[serde(
+        default,
+        rename = "incident_action",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub incident_actions: Vec<crate::incidents::IncidentActionConfig>,
 }
 
 /// How often host and instance metrics are collected, how long their history is

@@ -119,6 +119,75 @@ pub(crate) static ROOT: Table = Table {
             "[{ name = \"web\" }]",
         ),
         optional("telemetry", Ty::Table(&TELEMETRY), "{ interval = \"5s\" }"),
+        optional(
+            "incident_rule",
+            Ty::Tables(&Ty::Table(&INCIDENT_RULE)),
+            "[{ name = \"high_error_rate\", when = \"service.error_rate > 5% for 30s\" }]",
+        ),
+        optional(
+            "incident_action",
+            Ty::Tables(&Ty::Table(&INCIDENT_ACTION)),
+            "[{ name = \"page\", kind = \"run\", command = \"./page.sh\" }]",
+        ),
+    ],
+};
+
+pub(crate) static INCIDENT_RULE: Table = Table {
+    name: "in [[incident_rule]]",
+    keys: &[
+        required("name", Ty::String, "\"high_error_rate\""),
+        optional(
+            "severity",
+            Ty::OneOf(&["critical", "high", "medium", "low"]),
+            "\"high\"",
+        ),
+        required("when", Ty::String, "\"service.error_rate > 5% for 30s\""),
+        optional("service", Ty::String, "\"*\""),
+        optional(
+            "actions",
+            Ty::List(&Ty::String),
+            "[\"rollback\", \"shed_load\"]",
+        ),
+        optional("notify", Ty::List(&Ty::String), "[\"slack\"]"),
+        optional("escalate_after", Ty::Duration, "\"15m\""),
+        optional("resolve_after", Ty::Duration, "\"1m\""),
+        optional("enabled", Ty::Bool, "true"),
+        optional("dry_run", Ty::Bool, "false"),
+    ],
+};
+
+pub(crate) static INCIDENT_ACTION: Table = Table {
+    name: "in [[incident_action]]",
+    keys: &[
+        required("name", Ty::String, "\"page\""),
+        required(
+            "kind",
+            Ty::OneOf(&[
+                "rollback",
+                "scale_up",
+                "emergency_scale_up",
+                "circuit_breaker",
+                "shed_load",
+                "freeze_deploys",
+                "lock_down",
+                "isolate_instance",
+                "run",
+            ]),
+            "\"run\"",
+        ),
+        optional("cooldown", Ty::Duration, "\"5m\""),
+        optional("max_per_window", U32, "3"),
+        optional("window", Ty::Duration, "\"1h\""),
+        optional("dry_run", Ty::Bool, "false"),
+        optional("retries", U32, "2"),
+        optional("timeout", Ty::Duration, "\"30s\""),
+        optional("command", Ty::String, "\"./page-oncall.sh\""),
+        optional("url", Ty::String, "\"http://127.0.0.1:9000/hook\""),
+        optional("revoke_tokens_created_within", Ty::Duration, "\"15m\""),
+        optional("lift_every", Ty::Duration, "\"10s\""),
+        optional("by", U32, "2"),
+        optional("factor", Ty::Number, "2.0"),
+        optional("max", U32, "10"),
     ],
 };
 

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use serde::de::{self, Deserialize, DeserializeOwned, Deserializer, Visitor};
 
 use crate::check_serde::{CheckKindName, RawCheck, own_keys};
+use crate::incidents::{IncidentActionConfig, IncidentRuleConfig};
 use crate::model::*;
 use crate::schema::{self, Key, TAG, Ty};
 
@@ -87,6 +88,14 @@ fn schema_tables_have_exactly_the_model_fields() {
     assert_eq!(
         names(schema::SCALING_POLICY.keys),
         serde_fields::<ScalingPolicyConfig>()
+    );
+    assert_eq!(
+        names(schema::INCIDENT_RULE.keys),
+        serde_fields::<IncidentRuleConfig>()
+    );
+    assert_eq!(
+        names(schema::INCIDENT_ACTION.keys),
+        serde_fields::<IncidentActionConfig>()
     );
     assert_eq!(
         variant_keys(&schema::BACKEND, "process"),

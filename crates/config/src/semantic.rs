@@ -34,16 +34,17 @@ pub(crate) fn check(
     checker.server(config);
     checker.services(config);
     checker.telemetry(&config.telemetry);
+    checker.incidents(config);
     checker.findings
 }
 
-struct Checker<'a, 'i> {
-    at: Locator<'a, 'i>,
+pub(crate) struct Checker<'a, 'i> {
+    pub(crate) at: Locator<'a, 'i>,
     findings: Vec<Finding>,
 }
 
 impl Checker<'_, '_> {
-    fn push(&mut self, finding: Finding) {
+    pub(crate) fn push(&mut self, finding: Finding) {
         self.findings.push(finding);
     }
 

@@ -50,6 +50,7 @@ macro_rules! golden_cases {
 }
 
 golden_cases!(
+    bad_incident_condition,
     toml_syntax_error,
     unquoted_text,
     unknown_key_suggestion,

@@ -8,6 +8,7 @@ pub mod autoscale;
 pub mod clock;
 pub mod health_score;
 pub mod histogram;
+pub mod incident;
 pub mod judge;
 pub mod notify;
 pub mod rollout;

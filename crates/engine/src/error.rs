@@ -11,6 +11,9 @@ pub enum EngineError {
     #[error("no deployment with id `{0}`")]
     UnknownDeployment(String),
 
+    #[error("no incident with id `{0}`")]
+    UnknownIncident(String),
+
     #[error(
         "service `{service}` already has a rollout in progress (deployment {id}, {version}, {phase}); \
          wait for it, or promote, pause or abort it first"

@@ -17,6 +17,7 @@ mod backoff;
 mod controller;
 mod engine;
 mod error;
+pub mod incidents;
 mod observe;
 mod own_listeners;
 mod record;

@@ -38,6 +38,11 @@ pub enum EngineEventKind {
     Scaling {
         record: Box<crate::scaling::ScalingRecord>,
     },
+    /// An incident opened, repeated, was acknowledged, escalated, resolved, or one
+    /// of its actions ran (`service` is empty for a host-wide incident).
+    Incident {
+        incident: crate::incidents::IncidentChange,
+    },
 }
 
 pub(crate) struct Shared {

@@ -47,6 +47,7 @@ mod autoscale;
 mod deployments;
 mod error;
 mod files;
+mod incidents;
 mod migrations;
 mod pool;
 mod records;
@@ -74,6 +75,7 @@ pub use deployments::{
 };
 pub use error::{Result, StoreError};
 pub use files::create_data_dir;
+pub use incidents::{Incident, IncidentEvent, IncidentQuery, NewIncident, Opened};
 pub use migrations::{MIGRATIONS, supported_version};
 pub use records::{IncidentRow, NewScalingDecision, ScalingDecision, ValidationRunRow};
 pub use sql::{format_timestamp, new_id};

@@ -132,6 +132,30 @@ CREATE TABLE load_history (
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX scaling_decisions_at ON scaling_decisions(at);
 "#,
+    // 3: incident response: the rule and scope an incident belongs to (one open
+    // incident per rule and service), acknowledgement, escalation and repeats, and
+    // each incident's timeline. Incidents the rollout controller opens have no rule.
+    r#"
+ALTER TABLE incidents ADD COLUMN rule TEXT;
+ALTER TABLE incidents ADD COLUMN acknowledged_at TEXT;
+ALTER TABLE incidents ADD COLUMN escalated_at TEXT;
+ALTER TABLE incidents ADD COLUMN escalations INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE incidents ADD COLUMN repeats INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE incidents ADD COLUMN last_seen_at TEXT;
+CREATE UNIQUE INDEX incidents_one_open ON incidents(rule, service)
+    WHERE closed_at IS NULL AND rule IS NOT NULL;
+CREATE INDEX incidents_status ON incidents(status, opened_at);
+
+CREATE TABLE incident_events (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    incident_id TEXT NOT NULL REFERENCES incidents(id),
+    at          TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    actor       TEXT NOT NULL,
+    details     TEXT NOT NULL
+) STRICT;
+CREATE INDEX incident_events_incident ON incident_events(incident_id, id);
+"#,
 ];
 
 /// The newest schema version this binary knows.

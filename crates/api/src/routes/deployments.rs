@@ -21,9 +21,9 @@ use rampart_store::Role;
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
         match e {
-            EngineError::UnknownService { .. } | EngineError::UnknownDeployment(_) => {
-                ApiError::NotFound(e.to_string())
-            }
+            EngineError::UnknownService { .. }
+            | EngineError::UnknownDeployment(_)
+            | EngineError::UnknownIncident(_) => ApiError::NotFound(e.to_string()),
             EngineError::RolloutInProgress { .. }
             | EngineError::NoActiveRollout { .. }
             | EngineError::Conflict(_)
@@ -71,6 +71,10 @@ pub struct DeployBody {
     pub env: BTreeMap<String, String>,
     /// Why; recorded in the audit log.
     pub reason: Option<String>,
+    /// Deploy although an incident froze deploys to the service (admin tokens only;
+    /// audited).
+    #[serde(default)]
+    pub override_freeze: bool,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -114,6 +118,12 @@ pub async fn create_deployment(
     body: Result<Json<DeployBody>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let body = json_body(body)?;
+    if body.override_freeze && principal.role < Role::Admin {
+        return Err(ApiError::Forbidden(format!(
+            "token `{}` has role {}, but `override_freeze` needs role admin",
+            principal.token_name, principal.role
+        )));
+    }
     let summary = state
         .engine
         .deploy(
@@ -123,6 +133,7 @@ pub async fn create_deployment(
                 canary: body.canary,
                 env: body.env,
                 reason: body.reason,
+                override_freeze: body.override_freeze,
             },
             &principal.token_name,
         )

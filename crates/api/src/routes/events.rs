@@ -26,11 +26,12 @@ fn event_name(event: &EngineEvent) -> &'static str {
         EngineEventKind::Traffic { .. } => "traffic",
         EngineEventKind::VersionStopped { .. } => "version_stopped",
         EngineEventKind::Scaling { .. } => "scaling",
+        EngineEventKind::Incident { .. } => "incident",
     }
 }
 
 /// A stream of engine events (`transition`, `analysis`, `traffic`,
-/// `version_stopped`), each a JSON object; `lagged` says how many a slow reader
+/// `version_stopped`, `incident`), each a JSON object; `lagged` says how many a slow reader
 /// missed. Ends when rampart shuts down.
 #[utoipa::path(get, path = "/api/v1/events", tag = "events",
     security(("bearer" = [])),

@@ -1,9 +1,11 @@
 //! `/api/v1` handlers, one file per resource.
 
+pub mod alerts;
 pub mod audit;
 pub mod deployments;
 pub mod events;
 pub mod scaling;
+pub mod incidents;
 pub mod services;
 pub mod telemetry;
 pub mod tokens;

@@ -166,7 +166,7 @@ pub struct HealthMetrics {
     pub alerts: Vec<Alert>,
 }
 
-fn inputs(latest: &Latest, default_objective_ms: f64) -> (HostInput, Vec<ServiceInput>) {
+pub fn inputs(latest: &Latest, default_objective_ms: f64) -> (HostInput, Vec<ServiceInput>) {
     let host = HostInput {
         cpu_percent: latest.cpu_total_percent,
         memory_percent: latest.memory_used_percent(),

@@ -5,6 +5,8 @@ pub mod bootstrap;
 pub mod check_config;
 pub mod data_dir_lock;
 pub mod demo;
+pub mod incident_sources;
+pub mod incidents;
 pub mod load;
 pub mod rollout;
 pub mod sample_app;

@@ -154,16 +154,28 @@ pub async fn run_server(
         shutdown.await;
         let _ = stopping.send(true);
     };
+    let auth_limiter = Arc::new(AuthFailureLimiter::new(
+        clock.clone(),
+        AUTH_FAILURES_PER_MINUTE,
+        Duration::from_secs(60),
+    ));
+    let incidents = rampart_engine::incidents::start(
+        &engine,
+        &config,
+        Arc::new(super::incident_sources::IncidentSources {
+            telemetry: telemetry.clone(),
+            auth_limiter: auth_limiter.clone(),
+            p95_objective_ms: config.telemetry.p95_objective.get().as_secs_f64() * 1000.0,
+            warn_error_rate: config.telemetry.warn_error_rate,
+        }),
+    );
     let state = AppState {
         store: store.clone(),
         config: Arc::new(config.clone()),
         metrics,
         registry: Arc::new(registry),
-        auth_limiter: Arc::new(AuthFailureLimiter::new(
-            clock.clone(),
-            AUTH_FAILURES_PER_MINUTE,
-            Duration::from_secs(60),
-        )),
+        auth_limiter,
+        incidents,
         clock,
         probes: Arc::new(probes),
         engine: engine.clone(),

@@ -8,13 +8,13 @@ use anyhow::anyhow;
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::cli::{DeploymentsArgs, EventsArgs, OutputFormat, ServicesArgs, StatusArgs};
+use crate::cli::{ApiOnlyArgs, DeploymentsArgs, EventsArgs, OutputFormat, StatusArgs};
 use crate::client::ApiClient;
 use crate::commands::rollout::{Progress, follow, outcome_line, print_status};
 use crate::exit::{CliError, CliResult, FAILURE};
 use crate::output::{emit, print_json, print_table};
 
-pub async fn services(args: ServicesArgs) -> CliResult {
+pub async fn services(args: ApiOnlyArgs) -> CliResult {
     let client = ApiClient::new(&args.api, None)?;
     let services: Vec<Value> = client
         .request(Method::GET, "/api/v1/services", None)

@@ -135,6 +135,9 @@ impl Engine {
     ) -> Result<DeploymentSummary, EngineError> {
         let svc = self.service(service)?.clone();
         validate_version("version", &request.version)?;
+        self.inner
+            .safeguards
+            .check_deploy(service, request.override_freeze)?;
         let stable = svc.stable();
         if stable.version == request.version {
             return Err(EngineError::Conflict(format!(
@@ -243,6 +246,7 @@ impl Engine {
                 "reason": request.reason,
                 "canary": record.addresses,
                 "env": request.env.keys().collect::<Vec<_>>(),
+                "override_freeze": request.override_freeze,
             }),
         };
         let inserted = row.clone();

@@ -69,6 +69,8 @@ struct Inner {
     router: Mutex<Option<Router>>,
     collector: RouterCollector,
     watchers: Mutex<Vec<JoinHandle<()>>>,
+    /// Deploy freezes and the API lock-down that incident actions set.
+    safeguards: Arc<crate::incidents::Safeguards>,
 }
 
 impl Engine {
@@ -164,6 +166,7 @@ impl Engine {
                 services,
                 router: Mutex::new(Some(router)),
                 watchers: Mutex::new(watchers),
+                safeguards: Arc::default(),
             }),
         };
         engine.recover().await?;
@@ -185,16 +188,25 @@ impl Engine {
         self.inner.shared.events.subscribe()
     }
 
+    /// Deploy freezes and the API lock-down set by incident actions.
+    pub fn safeguards(&self) -> &Arc<crate::incidents::Safeguards> {
+        &self.inner.safeguards
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.inner.shared
+    }
+
+    pub(crate) fn runtime(&self, name: &str) -> Option<&Arc<ServiceRuntime>> {
+        self.inner.services.get(name)
+    }
+
     pub(crate) fn runtimes(&self) -> impl Iterator<Item = &Arc<ServiceRuntime>> {
         self.inner.services.values()
     }
 
     pub fn service_names(&self) -> Vec<String> {
         self.inner.services.keys().cloned().collect()
-    }
-
-    pub(crate) fn shared(&self) -> &Arc<Shared> {
-        &self.inner.shared
     }
 
     /// A task that ends with the engine (aborted at shutdown).

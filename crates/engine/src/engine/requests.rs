@@ -17,6 +17,10 @@ pub struct DeployRequest {
     pub env: BTreeMap<String, String>,
     #[serde(default)]
     pub reason: Option<String>,
+    /// Deploy although an incident froze deploys to the service (admins only; the
+    /// API checks the role, the audit entry records the override).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub override_freeze: bool,
 }
 
 /// An operator's action on a service's rollout.
