@@ -13,6 +13,7 @@ pub mod duration;
 mod load;
 mod locate;
 pub mod model;
+mod notifiers;
 mod rules;
 mod schema;
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! incident rules) is unit-testable and replayable.
 
 pub mod clock;
+pub mod escalation;
 pub mod health_score;
 pub mod histogram;
 pub mod judge;
