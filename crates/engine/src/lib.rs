@@ -9,6 +9,7 @@ mod error;
 mod observe;
 mod own_listeners;
 mod record;
+mod rollout_notifications;
 mod samples;
 mod service;
 mod settings;
