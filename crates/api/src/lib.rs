@@ -59,6 +59,7 @@ pub fn app(state: AppState) -> (axum::Router, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::deployments::validate))
         .routes(routes!(routes::events::events))
         .routes(routes!(routes::telemetry::get_telemetry))
+        .routes(routes!(routes::notifications::list_notifications))
         .routes(routes!(openapi::openapi_json))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

@@ -24,6 +24,7 @@ use utoipa::{Modify, OpenApi};
         (name = "deployments", description = "Rollouts and operator actions"),
         (name = "events", description = "Live updates (server-sent events)"),
         (name = "telemetry", description = "Host, service and instance history"),
+        (name = "notifications", description = "The notification outbox and delivery status"),
         (name = "meta", description = "This document"),
     )
 )]

@@ -69,6 +69,7 @@ async fn run(cli: Cli) -> CliResult {
         Command::SampleApp(args) => commands::sample_app::run(args).await,
         Command::Demo(args) => commands::demo::run(args).await,
         Command::Load(args) => commands::load::run(args).await,
+        Command::Notifications(args) => commands::notifications::run(args).await,
     }
 }
 

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod deployments;
 pub mod events;
+pub mod notifications;
 pub mod services;
 pub mod telemetry;
 pub mod tokens;

@@ -6,6 +6,7 @@ pub mod check_config;
 pub mod data_dir_lock;
 pub mod demo;
 pub mod load;
+pub mod notifications;
 pub mod rollout;
 pub mod sample_app;
 pub mod serve;

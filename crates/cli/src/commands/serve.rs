@@ -75,6 +75,16 @@ pub async fn run_server(
         println!("  {secret}");
     }
 
+    // Notifications: the outbox is sent from now on, including what a previous
+    // run committed and did not deliver.
+    let (stop_delivery, delivery_stop) = tokio::sync::watch::channel(false);
+    let delivery = rampart_notify::DeliveryWorker::new(
+        store.clone(),
+        rampart_notify::Notifiers::from_config(&config),
+    )
+    .context("starting the notification sender")?
+    .spawn(delivery_stop);
+
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
         .with_context(|| {
@@ -206,6 +216,8 @@ pub async fn run_server(
     // Rollouts in flight stay as stored and are recovered at the next start.
     engine.shutdown(SHUTDOWN_GRACE).await;
     token_use_flusher.abort();
+    let _ = stop_delivery.send(true);
+    let _ = delivery.await;
     if let Err(e) = store.flush_token_uses().await {
         tracing::warn!(error = %e, "could not record when tokens were last used");
     }
