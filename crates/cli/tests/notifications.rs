@@ -15,6 +15,9 @@ use support::{LoadGen, RampartServer, free_addr, run_cli, short_rollout_service}
 const SERVICE: &str = "shop";
 const ROLLOUT_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// Lowercase header names and values.
+type Headers = Vec<(String, String)>;
+
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Mode {
     Answer(u16),
@@ -28,7 +31,7 @@ enum Mode {
 struct Receiver {
     addr: SocketAddr,
     mode: Arc<Mutex<Mode>>,
-    got: Arc<Mutex<Vec<(Vec<(String, String)>, Value, u16)>>>,
+    got: Arc<Mutex<Vec<(Headers, Value, u16)>>>,
 }
 
 impl Receiver {
@@ -116,7 +119,7 @@ impl Receiver {
     }
 
     /// Bodies answered with a 2xx.
-    fn delivered(&self) -> Vec<(Vec<(String, String)>, Value)> {
+    fn delivered(&self) -> Vec<(Headers, Value)> {
         self.got
             .lock()
             .unwrap()
@@ -126,7 +129,7 @@ impl Receiver {
             .collect()
     }
 
-    fn wait_until(&self, what: &str, done: impl Fn(&[(Vec<(String, String)>, Value)]) -> bool) {
+    fn wait_until(&self, what: &str, done: impl Fn(&[(Headers, Value)]) -> bool) {
         let deadline = Instant::now() + Duration::from_secs(60);
         while !done(&self.delivered()) {
             assert!(
