@@ -218,8 +218,9 @@ fn name(
     }
 }
 
-/// A name that must be one of the `[[notifier]]` names.
-fn reference(
+/// A name that must be one of the `[[notifier]]` names (also for other tables'
+/// `notify` lists, such as incident rules): "unknown notifier" with a suggestion.
+pub(crate) fn reference(
     findings: &mut Vec<Finding>,
     at: &Locator<'_, '_>,
     names: &[&str],

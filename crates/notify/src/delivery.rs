@@ -33,6 +33,10 @@ const CLAIM_BATCH: u32 = 100;
 /// The longest the worker sleeps without looking at the outbox, in case a row
 /// was written by a process whose commit could not wake it.
 const POLL_AT_LEAST_EVERY: Duration = Duration::from_secs(5);
+/// Finished notifications are kept this long for `rampart notifications`, then
+/// deleted (pending ones never are).
+pub const KEEP_FINISHED: Duration = Duration::from_secs(30 * 24 * 3600);
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// How much of a refusing receiver's answer is kept with the notification.
 const ERROR_BODY_MAX: usize = 512;
 const AUDIT_ACTOR: &str = "rampart";
@@ -136,6 +140,7 @@ impl DeliveryWorker {
             }
             Err(e) => tracing::error!(error = %e, "cannot release notification claims"),
         }
+        let mut next_prune = tokio::time::Instant::now();
         let mut tasks = JoinSet::new();
         let mut queues = BTreeMap::new();
         for (name, slot) in &self.notifiers.slots {
@@ -151,6 +156,10 @@ impl DeliveryWorker {
             tasks.spawn(sender.run(rows));
         }
         loop {
+            if tokio::time::Instant::now() >= next_prune {
+                next_prune += PRUNE_EVERY;
+                prune(&self.store).await;
+            }
             let claimed = match self
                 .store
                 .write(|tx| tx.claim_due_notifications(CLAIM_BATCH))
@@ -376,6 +385,18 @@ fn humanize(duration: Duration) -> String {
         format!("{}s", duration.as_secs())
     } else {
         format!("{}ms", duration.as_millis())
+    }
+}
+
+async fn prune(store: &Store) {
+    let before = store.now() - to_delta(KEEP_FINISHED);
+    match store.write(move |tx| tx.prune_notifications(before)).await {
+        Ok(0) => {}
+        Ok(pruned) => tracing::info!(
+            pruned,
+            "deleted notifications finished more than 30 days ago"
+        ),
+        Err(e) => tracing::warn!(error = %e, "cannot delete old notifications"),
     }
 }
 

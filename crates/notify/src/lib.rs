@@ -21,7 +21,7 @@ mod webhook;
 
 pub use backoff::{parse_retry_after, retry_delay};
 pub use channel::{Channel, ChannelContext, Outgoing, Rendered};
-pub use delivery::{DeliveryWorker, Notifiers};
+pub use delivery::{DeliveryWorker, KEEP_FINISHED, Notifiers};
 pub use pagerduty::pagerduty_severity;
 pub use rate_limit::RateLimiter;
 pub use registry::ChannelRegistry;

@@ -314,6 +314,17 @@ impl Tx<'_> {
         })
     }
 
+    /// Deletes notifications that finished (delivered, skipped, failed, abandoned)
+    /// before `before`; pending ones are never deleted. Returns how many went.
+    pub fn prune_notifications(&self, before: DateTime<Utc>) -> Result<usize> {
+        Ok(self
+            .conn()
+            .prepare_cached(
+                "DELETE FROM notifications WHERE state != 'pending' AND finished_at < ?1",
+            )?
+            .execute(params![SqlTime(before)])?)
+    }
+
     pub fn get_notification(&self, id: i64) -> Result<Option<Notification>> {
         let row = self
             .conn()

@@ -265,3 +265,35 @@ fn query() -> NotificationQuery {
         ..NotificationQuery::default()
     }
 }
+
+#[test]
+fn pruning_keeps_pending_and_recent_rows() {
+    let (_dir, store, clock) = open_temp_with_clock();
+    let (done, waiting) = store
+        .with_tx(|tx| {
+            Ok((
+                tx.enqueue_notification("slack", &message(Topic::RolloutStarted, "rollout-a"))?,
+                tx.enqueue_notification("hook", &message(Topic::RolloutStarted, "rollout-b"))?,
+            ))
+        })
+        .unwrap();
+    store.with_tx(|tx| tx.claim_due_notifications(10)).unwrap();
+    store
+        .with_tx(|tx| {
+            tx.record_notification_attempt(done, &AttemptOutcome::Delivered { status: 200 })
+        })
+        .unwrap();
+    let cutoff = store.now();
+    assert_eq!(
+        store.with_tx(|tx| tx.prune_notifications(cutoff)).unwrap(),
+        0
+    );
+    clock.advance(Duration::from_secs(1));
+    let cutoff = store.now();
+    assert_eq!(
+        store.with_tx(|tx| tx.prune_notifications(cutoff)).unwrap(),
+        1
+    );
+    assert!(store.get_notification(done).unwrap().is_none());
+    assert!(store.get_notification(waiting).unwrap().is_some());
+}
