@@ -263,6 +263,21 @@ url = "{}"
         states.iter().all(|s| *s == "delivered" || *s == "skipped"),
         "{listed}"
     );
+    let metrics = support::client()
+        .get(format!("{}/metrics", server.api))
+        .send()
+        .and_then(|r| r.text())
+        .expect("GET /metrics");
+    assert!(
+        metrics.contains(
+            r#"rampart_notification_attempts_total{notifier="pagerduty",outcome="delivered"} 1"#
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"rampart_notification_delivery_seconds_count{notifier="slack"}"#),
+        "{metrics}"
+    );
     let out = run_cli(
         &[
             "notifications",

@@ -25,6 +25,7 @@ use tokio::task::JoinSet;
 
 use crate::backoff::{parse_retry_after, retry_delay};
 use crate::channel::{Channel, ChannelContext, Outgoing};
+use crate::metrics::DeliveryMetrics;
 use crate::rate_limit::RateLimiter;
 use crate::registry::ChannelRegistry;
 
@@ -97,6 +98,7 @@ pub struct DeliveryWorker {
     store: Store,
     notifiers: Notifiers,
     client: reqwest::Client,
+    metrics: DeliveryMetrics,
 }
 
 impl DeliveryWorker {
@@ -112,7 +114,13 @@ impl DeliveryWorker {
             store,
             notifiers,
             client,
+            metrics: DeliveryMetrics::default(),
         })
+    }
+
+    /// The worker's metrics, to register with the server's registry.
+    pub fn metrics(&self) -> DeliveryMetrics {
+        self.metrics.clone()
     }
 
     /// Runs until `stop` turns true. Rows in flight then stay claimed and are sent
@@ -152,6 +160,7 @@ impl DeliveryWorker {
                 name: name.clone(),
                 slot: slot.clone(),
                 recorded: Arc::clone(&recorded),
+                metrics: self.metrics.clone(),
             };
             tasks.spawn(sender.run(rows));
         }
@@ -186,6 +195,7 @@ impl DeliveryWorker {
                             "notifier '{}' is not configured (any more); add a [[notifier]] with this name to deliver such messages",
                             row.notifier
                         );
+                        self.metrics.attempt(&row.notifier, "abandoned");
                         record(
                             &self.store,
                             &row,
@@ -231,6 +241,7 @@ struct Sender {
     name: String,
     slot: Slot,
     recorded: Arc<Notify>,
+    metrics: DeliveryMetrics,
 }
 
 impl Sender {
@@ -242,9 +253,26 @@ impl Sender {
             if let Some(pause) = pause {
                 limiter.pause_until(tokio::time::Instant::now() + pause);
             }
+            self.count(&row, &outcome);
             record(&self.store, &row, outcome).await;
             self.recorded.notify_one();
         }
+    }
+
+    fn count(&self, row: &Notification, outcome: &AttemptOutcome) {
+        let name = match outcome {
+            AttemptOutcome::Delivered { .. } => {
+                let waited = (self.store.now() - row.created_at).num_milliseconds();
+                self.metrics
+                    .delivered_after(&self.name, waited.max(0) as f64 / 1000.0);
+                "delivered"
+            }
+            AttemptOutcome::Skipped { .. } => "skipped",
+            AttemptOutcome::Retry { .. } => "retry",
+            AttemptOutcome::Failed { .. } => "failed",
+            AttemptOutcome::Abandoned { .. } => "abandoned",
+        };
+        self.metrics.attempt(&self.name, name);
     }
 
     /// One attempt, and how long the receiver asked the notifier to pause.

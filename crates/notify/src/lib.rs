@@ -12,6 +12,7 @@
 mod backoff;
 mod channel;
 mod delivery;
+mod metrics;
 mod pagerduty;
 mod rate_limit;
 mod registry;
@@ -22,6 +23,7 @@ mod webhook;
 pub use backoff::{parse_retry_after, retry_delay};
 pub use channel::{Channel, ChannelContext, Outgoing, Rendered};
 pub use delivery::{DeliveryWorker, KEEP_FINISHED, Notifiers};
+pub use metrics::DeliveryMetrics;
 pub use pagerduty::pagerduty_severity;
 pub use rate_limit::RateLimiter;
 pub use registry::ChannelRegistry;

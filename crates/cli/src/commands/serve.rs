@@ -82,8 +82,9 @@ pub async fn run_server(
         store.clone(),
         rampart_notify::Notifiers::from_config(&config),
     )
-    .context("starting the notification sender")?
-    .spawn(delivery_stop);
+    .context("starting the notification sender")?;
+    let delivery_metrics = delivery.metrics();
+    let delivery = delivery.spawn(delivery_stop);
 
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
@@ -122,6 +123,7 @@ pub async fn run_server(
         store.audit_appended_counter(),
     );
     registry.register_collector(Box::new(engine.router_collector()));
+    delivery_metrics.register(&mut registry);
     registry.register_collector(Box::new(rampart_telemetry::TelemetryCollector(
         telemetry.clone(),
     )));
