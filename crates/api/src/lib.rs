@@ -70,6 +70,7 @@ pub fn app(state: AppState) -> (axum::Router, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::incidents::resolve))
         .routes(routes!(routes::alerts::alertmanager))
         .routes(routes!(routes::alerts::webhook))
+        .routes(routes!(routes::notifications::list_notifications))
         .routes(routes!(openapi::openapi_json))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

@@ -26,6 +26,7 @@ use utoipa::{Modify, OpenApi};
         (name = "telemetry", description = "Host, service and instance history"),
         (name = "scaling", description = "Autoscaling decisions, manual scale, recommendations"),
         (name = "incidents", description = "Incidents: rules that fired, their timeline and actions"),
+        (name = "notifications", description = "The notification outbox and delivery status"),
         (name = "meta", description = "This document"),
     )
 )]

@@ -64,6 +64,8 @@ pub enum Command {
     Demo(DemoArgs),
     /// Send steady HTTP traffic to a URL; show rate, errors and latency per version.
     Load(LoadArgs),
+    /// Notifications sent to Slack, PagerDuty and webhooks, with their delivery status.
+    Notifications(NotificationsArgs),
     // Autoscaling (issue 14).
     /// A service's size, limits and recent scaling decisions with their reasons.
     Scaling(ScalingArgs),
@@ -458,4 +460,22 @@ mod tests {
         walk(&Cli::command(), "rampart", &mut missing);
         assert!(missing.is_empty(), "no help text: {missing:#?}");
     }
+}
+
+#[derive(Debug, Args)]
+pub struct NotificationsArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// Only these: pending, delivered, skipped, failed or abandoned.
+    #[arg(long)]
+    pub state: Option<String>,
+    /// Only those for this [[notifier]].
+    #[arg(long)]
+    pub notifier: Option<String>,
+    /// Only those about one thing: incident-<id> or rollout-<deployment id>.
+    #[arg(long)]
+    pub key: Option<String>,
+    /// At most this many, newest first.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub limit: u32,
 }

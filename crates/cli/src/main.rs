@@ -90,6 +90,7 @@ async fn run(cli: Cli) -> CliResult {
         Command::Recommendations(args) => commands::scaling::recommendations(args).await,
         Command::Incidents(args) => commands::incidents::list(args).await,
         Command::Incident(cmd) => commands::incidents::run(cmd).await,
+        Command::Notifications(args) => commands::notifications::run(args).await,
     }
 }
 

@@ -15,6 +15,7 @@ mod incidents;
 mod load;
 mod locate;
 pub mod model;
+mod notifiers;
 mod rules;
 mod schema;
 #[cfg(test)]

@@ -22,6 +22,12 @@ pub struct Config {
     /// `[telemetry]`: host and instance metrics, their history and service health.
     #[serde(default)]
     pub telemetry: TelemetryConfig,
+    /// `[[notifier]]` tables: Slack, PagerDuty and webhook receivers.
+    #[serde(default, rename = "notifier", skip_serializing_if = "Vec::is_empty")]
+    pub notifiers: Vec<NotifierConfig>,
+    /// `[[escalation]]` tables: who is told when an incident stays unacknowledged.
+    #[serde(default, rename = "escalation", skip_serializing_if = "Vec::is_empty")]
+    pub escalations: Vec<EscalationConfig>,
     /// `[[incident_rule]]` tables, on top of the default rules.
     #[serde(
         default,
@@ -112,6 +118,9 @@ pub struct ServerConfig {
     /// front of rampart). rampart warns at start when it is set.
     #[serde(default)]
     pub insecure_listen: bool,
+    /// Where people reach rampart's API (behind a proxy, say); notifications turn
+    /// their links into absolute URLs with it. Without it they carry no link.
+    pub public_url: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -121,6 +130,7 @@ impl Default for ServerConfig {
             data_dir: default_data_dir(),
             on_restart: RestartPolicy::default(),
             insecure_listen: false,
+            public_url: None,
         }
     }
 }
@@ -160,6 +170,10 @@ pub struct ServiceConfig {
     /// `[[service.check]]` tables: validation run before any traffic moves.
     #[serde(default, rename = "check")]
     pub checks: Vec<CheckConfig>,
+    /// Notifiers told of this service's rollouts: started, step advanced, paused,
+    /// promoted, rolled back.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify_rollouts: Vec<String>,
     /// `[service.autoscale]`: instance counts follow the load (process backend).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub autoscale: Option<AutoscaleConfig>,
@@ -771,4 +785,193 @@ pub enum PolicySelect {
     Max,
     Min,
     Disabled,
+}
+
+// ---------------------------------------------------------------------------------
+// Notifications and escalation.
+
+/// One `[[notifier]]`: a receiver of notifications, chosen by `kind`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum NotifierConfig {
+    /// A Slack incoming webhook (Block Kit message).
+    Slack(SlackNotifierConfig),
+    /// PagerDuty Events API v2.
+    Pagerduty(PagerDutyNotifierConfig),
+    /// A JSON POST of the message, signed with HMAC-SHA256.
+    Webhook(WebhookNotifierConfig),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlackNotifierConfig {
+    pub name: String,
+    /// The incoming webhook's URL.
+    pub url: String,
+    #[serde(default = "default_notifier_timeout")]
+    pub timeout: Duration,
+    /// Messages a second; Slack allows about one per webhook.
+    pub rate_limit: Option<f64>,
+    /// How long a message that keeps failing with 429, 5xx or timeouts is retried.
+    #[serde(default = "default_notifier_retry_for")]
+    pub retry_for: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PagerDutyNotifierConfig {
+    pub name: String,
+    /// The Events API v2 integration key of a PagerDuty service.
+    pub routing_key: String,
+    /// Overridable for proxies and tests.
+    #[serde(default = "default_pagerduty_url")]
+    pub url: String,
+    #[serde(default = "default_notifier_timeout")]
+    pub timeout: Duration,
+    /// Events a second; PagerDuty allows about 120 a minute per key.
+    pub rate_limit: Option<f64>,
+    #[serde(default = "default_notifier_retry_for")]
+    pub retry_for: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookNotifierConfig {
+    pub name: String,
+    pub url: String,
+    /// Signs each body with HMAC-SHA256 (`X-Rampart-Signature`), see
+    /// docs/NOTIFICATIONS.md. Without it requests are unsigned.
+    pub secret: Option<String>,
+    #[serde(default = "default_notifier_timeout")]
+    pub timeout: Duration,
+    pub rate_limit: Option<f64>,
+    #[serde(default = "default_notifier_retry_for")]
+    pub retry_for: Duration,
+}
+
+/// The settings every notifier kind has.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DeliverySettings {
+    pub timeout: Duration,
+    pub rate_limit: Option<f64>,
+    pub retry_for: Duration,
+}
+
+pub const DEFAULT_PAGERDUTY_URL: &str = "https://events.pagerduty.com/v2/enqueue";
+
+fn default_pagerduty_url() -> String {
+    DEFAULT_PAGERDUTY_URL.into()
+}
+fn default_notifier_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_notifier_retry_for() -> Duration {
+    Duration::from_secs(6 * 3600)
+}
+
+impl NotifierConfig {
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Slack(c) => &c.name,
+            Self::Pagerduty(c) => &c.name,
+            Self::Webhook(c) => &c.name,
+        }
+    }
+
+    /// The `kind` value as written in the config.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Self::Slack(_) => "slack",
+            Self::Pagerduty(_) => "pagerduty",
+            Self::Webhook(_) => "webhook",
+        }
+    }
+
+    pub fn url(&self) -> Option<&str> {
+        match self {
+            Self::Slack(c) => Some(&c.url),
+            Self::Pagerduty(c) => Some(&c.url),
+            Self::Webhook(c) => Some(&c.url),
+        }
+    }
+
+    pub fn delivery(&self) -> DeliverySettings {
+        let (timeout, rate_limit, retry_for) = match self {
+            Self::Slack(c) => (c.timeout, c.rate_limit, c.retry_for),
+            Self::Pagerduty(c) => (c.timeout, c.rate_limit, c.retry_for),
+            Self::Webhook(c) => (c.timeout, c.rate_limit, c.retry_for),
+        };
+        DeliverySettings {
+            timeout,
+            rate_limit,
+            retry_for,
+        }
+    }
+
+    /// Messages a second when `rate_limit` is not set: what the receiver allows.
+    pub fn default_rate_limit(&self) -> f64 {
+        match self {
+            Self::Slack(_) => 1.0,
+            Self::Pagerduty(_) => 2.0,
+            Self::Webhook(_) => 10.0,
+        }
+    }
+
+    /// The rate the delivery worker keeps to, in messages a second.
+    pub fn rate_limit(&self) -> f64 {
+        self.delivery()
+            .rate_limit
+            .unwrap_or_else(|| self.default_rate_limit())
+    }
+}
+
+/// One `[[escalation]]` policy: while an incident stays unacknowledged, each step
+/// notifies its notifiers once its `after` has passed since the incident opened;
+/// with `repeat`, the steps run again (counting from the last step) that many times.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EscalationConfig {
+    pub name: String,
+    pub steps: Vec<EscalationStepConfig>,
+    #[serde(default)]
+    pub repeat: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EscalationStepConfig {
+    /// Since the incident opened (in the first round).
+    pub after: Duration,
+    pub notify: Vec<String>,
+}
+
+impl Config {
+    /// The notifier called `name`, if the config has one.
+    pub fn notifier(&self, name: &str) -> Option<&NotifierConfig> {
+        self.notifiers.iter().find(|n| n.name() == name)
+    }
+
+    /// The escalation policy called `name`, if the config has one.
+    pub fn escalation(&self, name: &str) -> Option<&EscalationConfig> {
+        self.escalations.iter().find(|e| e.name == name)
+    }
+}
+
+impl EscalationConfig {
+    /// The policy as the pure escalation logic takes it
+    /// ([`rampart_core::escalation::next_escalation`]).
+    pub fn policy(&self) -> rampart_core::escalation::EscalationPolicy {
+        rampart_core::escalation::EscalationPolicy {
+            name: self.name.clone(),
+            steps: self
+                .steps
+                .iter()
+                .map(|step| rampart_core::escalation::EscalationStep {
+                    after: step.after.get(),
+                    notify: step.notify.clone(),
+                })
+                .collect(),
+            repeat: self.repeat,
+        }
+    }
 }

@@ -120,6 +120,16 @@ pub(crate) static ROOT: Table = Table {
         ),
         optional("telemetry", Ty::Table(&TELEMETRY), "{ interval = \"5s\" }"),
         optional(
+            "notifier",
+            Ty::Tables(&Ty::Tagged(&NOTIFIER)),
+            "[{ name = \"slack\", kind = \"slack\", url = \"https://hooks.slack.com/services/T0/B0/X\" }]",
+        ),
+        optional(
+            "escalation",
+            Ty::Tables(&Ty::Table(&ESCALATION)),
+            "[{ name = \"default\", steps = [{ after = \"15m\", notify = [\"pagerduty\"] }] }]",
+        ),
+        optional(
             "incident_rule",
             Ty::Tables(&Ty::Table(&INCIDENT_RULE)),
             "[{ name = \"high_error_rate\", when = \"service.error_rate > 5% for 30s\" }]",
@@ -213,6 +223,7 @@ pub(crate) static SERVER: Table = Table {
             "\"rollback\"",
         ),
         optional("insecure_listen", Ty::Bool, "false"),
+        optional("public_url", Ty::String, "\"https://rampart.example.com\""),
     ],
 };
 
@@ -234,6 +245,7 @@ pub(crate) static SERVICE: Table = Table {
             "{ request_timeout = \"30s\" }",
         ),
         optional("check", Ty::Tables(&Ty::Tagged(&CHECK)), "[]"),
+        optional("notify_rollouts", Ty::List(&Ty::String), "[\"slack\"]"),
         optional(
             "autoscale",
             Ty::Table(&AUTOSCALE),
@@ -474,5 +486,69 @@ pub(crate) static CHECK: Tagged = Tagged {
                 required("expect", Ty::String, "\"< 0.01\""),
             ],
         },
+    ],
+};
+
+pub(crate) static NOTIFIER: Tagged = Tagged {
+    name: "in [[notifier]]",
+    what: "notifier kind",
+    common: &[
+        required("name", Ty::String, "\"slack\""),
+        optional("timeout", Ty::Duration, "\"10s\""),
+        optional("rate_limit", Ty::Number, "1.0"),
+        optional("retry_for", Ty::Duration, "\"6h\""),
+    ],
+    variants: &[
+        Variant {
+            kind: "slack",
+            keys: &[required(
+                "url",
+                Ty::String,
+                "\"https://hooks.slack.com/services/T000/B000/XXXX\"",
+            )],
+        },
+        Variant {
+            kind: "pagerduty",
+            keys: &[
+                required(
+                    "routing_key",
+                    Ty::String,
+                    "\"0123456789abcdef0123456789abcdef\"",
+                ),
+                optional(
+                    "url",
+                    Ty::String,
+                    "\"https://events.pagerduty.com/v2/enqueue\"",
+                ),
+            ],
+        },
+        Variant {
+            kind: "webhook",
+            keys: &[
+                required("url", Ty::String, "\"https://hooks.example.com/rampart\""),
+                optional("secret", Ty::String, "\"a-long-random-secret\""),
+            ],
+        },
+    ],
+};
+
+pub(crate) static ESCALATION: Table = Table {
+    name: "in [[escalation]]",
+    keys: &[
+        required("name", Ty::String, "\"default\""),
+        required(
+            "steps",
+            Ty::Tables(&Ty::Table(&ESCALATION_STEP)),
+            "[{ after = \"15m\", notify = [\"pagerduty\"] }]",
+        ),
+        optional("repeat", U32, "2"),
+    ],
+};
+
+pub(crate) static ESCALATION_STEP: Table = Table {
+    name: "in an escalation step",
+    keys: &[
+        required("after", Ty::Duration, "\"15m\""),
+        required("notify", Ty::List(&Ty::String), "[\"pagerduty\"]"),
     ],
 };

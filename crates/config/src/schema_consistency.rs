@@ -108,6 +108,34 @@ fn schema_tables_have_exactly_the_model_fields() {
 }
 
 #[test]
+fn schema_notifiers_have_exactly_the_model_keys_per_kind() {
+    let common = names(schema::NOTIFIER.common);
+    let with_common = |kind: &str| {
+        let mut keys = variant_keys(&schema::NOTIFIER, kind);
+        keys.extend(common.iter().copied());
+        keys
+    };
+    assert_eq!(with_common("slack"), serde_fields::<SlackNotifierConfig>());
+    assert_eq!(
+        with_common("pagerduty"),
+        serde_fields::<PagerDutyNotifierConfig>()
+    );
+    assert_eq!(
+        with_common("webhook"),
+        serde_fields::<WebhookNotifierConfig>()
+    );
+    assert_eq!(schema::NOTIFIER.kinds().len(), 3);
+    assert_eq!(
+        names(schema::ESCALATION.keys),
+        serde_fields::<EscalationConfig>()
+    );
+    assert_eq!(
+        names(schema::ESCALATION_STEP.keys),
+        serde_fields::<EscalationStepConfig>()
+    );
+}
+
+#[test]
 fn schema_checks_have_exactly_the_model_keys_per_kind() {
     let mut all = names(schema::CHECK.common);
     all.insert(TAG);

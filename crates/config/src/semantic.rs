@@ -35,7 +35,13 @@ pub(crate) fn check(
     checker.services(config);
     checker.telemetry(&config.telemetry);
     checker.incidents(config);
-    checker.findings
+    checker.public_url(config);
+    let mut findings = checker.findings;
+    findings.extend(crate::notifiers::check(
+        config,
+        &Locator::new(source, document),
+    ));
+    findings
 }
 
 pub(crate) struct Checker<'a, 'i> {
@@ -70,6 +76,21 @@ impl Checker<'_, '_> {
                 port = listen.port()
             )),
         );
+    }
+
+    fn public_url(&mut self, config: &Config) {
+        if let Some(url) = &config.server.public_url
+            && let Some(problem) = rules::http_url_problem(url)
+        {
+            self.push(
+                Finding::new(
+                    self.at.span("server.public_url"),
+                    format!("invalid `public_url` `{url}`"),
+                    problem,
+                )
+                .help("write the URL people use to reach rampart's API, such as \"https://rampart.example.com\""),
+            );
+        }
     }
 
     fn services(&mut self, config: &Config) {

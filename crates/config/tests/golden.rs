@@ -81,6 +81,8 @@ golden_cases!(
     bad_version_header_from,
     version_header_without_networks,
     router_timeout_too_long,
+    notifier_key_of_another_kind,
+    unknown_notifier_reference,
 );
 
 #[test]

@@ -6,6 +6,7 @@
 
 pub mod autoscale;
 pub mod clock;
+pub mod escalation;
 pub mod health_score;
 pub mod histogram;
 pub mod incident;

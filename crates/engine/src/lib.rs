@@ -23,6 +23,7 @@ mod own_listeners;
 mod record;
 mod retire;
 mod routes;
+mod rollout_notifications;
 mod samples;
 pub mod scaling;
 mod service;

@@ -49,6 +49,7 @@ mod error;
 mod files;
 mod incidents;
 mod migrations;
+mod notifications;
 mod pool;
 mod records;
 mod sql;
@@ -63,7 +64,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use rampart_core::Clock;
 use rusqlite::{Connection, TransactionBehavior};
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 
 pub use audit::{
     AUDIT_LIST_LIMIT_MAX, AuditEntry, AuditQuery, AuditVerification, GENESIS_HASH, NewAuditEvent,
@@ -77,6 +78,9 @@ pub use error::{Result, StoreError};
 pub use files::create_data_dir;
 pub use incidents::{Incident, IncidentEvent, IncidentQuery, NewIncident, Opened};
 pub use migrations::{MIGRATIONS, supported_version};
+pub use notifications::{
+    AttemptOutcome, NOTIFICATION_LIST_LIMIT_MAX, Notification, NotificationQuery, NotificationState,
+};
 pub use records::{IncidentRow, NewScalingDecision, ScalingDecision, ValidationRunRow};
 pub use sql::{format_timestamp, new_id};
 pub use tokens::{ParseRoleError, Role, TOKEN_PREFIX, TOKEN_USE_FLUSH_EVERY, TokenInfo};
@@ -111,6 +115,8 @@ struct Inner {
     /// Audit entries committed through this handle since it was opened.
     audit_appended: Arc<AtomicU64>,
     token_uses: PendingTokenUses,
+    /// Signalled after a commit that put notifications in the outbox.
+    outbox: Arc<Notify>,
 }
 
 /// Where reads run.
@@ -221,6 +227,7 @@ impl Store {
                 clock,
                 audit_appended: Arc::new(AtomicU64::new(0)),
                 token_uses: PendingTokenUses::default(),
+                outbox: Arc::new(Notify::new()),
             }),
         })
     }
@@ -229,6 +236,12 @@ impl Store {
     /// since it was opened, shared so a metrics collector can read it at scrape time.
     pub fn audit_appended_counter(&self) -> Arc<AtomicU64> {
         Arc::clone(&self.inner.audit_appended)
+    }
+
+    /// Signalled (`notify_one`) after every commit that enqueued a notification, so
+    /// the delivery worker sends it at once instead of at its next poll.
+    pub fn outbox_signal(&self) -> Arc<Notify> {
+        Arc::clone(&self.inner.outbox)
     }
 
     /// Path of the database file (`:memory:` for an in-memory store).
@@ -309,16 +322,20 @@ impl Store {
     /// including the fsync. Not for async code.
     pub fn with_tx<T>(&self, f: impl FnOnce(&Tx<'_>) -> Result<T>) -> Result<T> {
         let mut conn = self.lock_writer();
-        let (value, appended) = run(
+        let (value, counts) = run(
             &mut conn,
             TransactionBehavior::Immediate,
             &self.inner.clock,
             f,
         )?;
+        drop(conn);
         // Counted only once committed: a rolled-back entry never existed.
         self.inner
             .audit_appended
-            .fetch_add(appended, Ordering::Relaxed);
+            .fetch_add(counts.audit_appended, Ordering::Relaxed);
+        if counts.notifications_enqueued > 0 {
+            self.inner.outbox.notify_one();
+        }
         Ok(value)
     }
 
@@ -373,24 +390,34 @@ impl Drop for Inner {
     }
 }
 
+/// What a committed transaction added that someone outside it counts or waits for.
+struct Committed {
+    audit_appended: u64,
+    notifications_enqueued: u64,
+}
+
 /// Runs `f` in one transaction on `conn`: commit on `Ok`, roll back on `Err` (and,
-/// through the transaction's drop, on panic). Returns the audit entries appended.
+/// through the transaction's drop, on panic).
 fn run<T>(
     conn: &mut Connection,
     behavior: TransactionBehavior,
     clock: &TimeSource,
     f: impl FnOnce(&Tx<'_>) -> Result<T>,
-) -> Result<(T, u64)> {
+) -> Result<(T, Committed)> {
     let tx = Tx {
         tx: conn.transaction_with_behavior(behavior)?,
         clock,
         audit_appended: Cell::new(0),
+        notifications_enqueued: Cell::new(0),
     };
     match f(&tx) {
         Ok(value) => {
-            let appended = tx.audit_appended.get();
+            let counts = Committed {
+                audit_appended: tx.audit_appended.get(),
+                notifications_enqueued: tx.notifications_enqueued.get(),
+            };
             tx.tx.commit()?;
-            Ok((value, appended))
+            Ok((value, counts))
         }
         Err(err) => {
             if let Err(rollback) = tx.tx.rollback() {
@@ -421,6 +448,8 @@ pub struct Tx<'a> {
     clock: &'a TimeSource,
     /// Audit entries appended in this transaction.
     audit_appended: Cell<u64>,
+    /// Notifications put in the outbox in this transaction.
+    notifications_enqueued: Cell<u64>,
 }
 
 impl Tx<'_> {

@@ -156,6 +156,34 @@ CREATE TABLE incident_events (
 ) STRICT;
 CREATE INDEX incident_events_incident ON incident_events(incident_id, id);
 "#,
+    // 4: the notification outbox. A row is written in the same transaction as the
+    // change it reports and delivered at least once by the engine's delivery worker.
+    r#"
+CREATE TABLE notifications (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    notifier        TEXT NOT NULL,
+    topic           TEXT NOT NULL,
+    key             TEXT NOT NULL,
+    service         TEXT,
+    severity        TEXT NOT NULL,
+    message         TEXT NOT NULL,
+    state           TEXT NOT NULL
+                    CHECK (state IN ('pending', 'delivered', 'skipped', 'failed', 'abandoned')),
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    created_at      TEXT NOT NULL,
+    next_attempt_at TEXT NOT NULL,
+    claimed_at      TEXT,
+    last_attempt_at TEXT,
+    last_status     INTEGER,
+    last_error      TEXT,
+    finished_at     TEXT
+) STRICT;
+CREATE INDEX notifications_due ON notifications(next_attempt_at, id) WHERE state = 'pending';
+CREATE INDEX notifications_pending_key ON notifications(notifier, key, id)
+    WHERE state = 'pending';
+CREATE INDEX notifications_state ON notifications(state, id);
+CREATE INDEX notifications_notifier ON notifications(notifier, id);
+"#,
 ];
 
 /// The newest schema version this binary knows.

@@ -6,6 +6,7 @@ pub mod deployments;
 pub mod events;
 pub mod scaling;
 pub mod incidents;
+pub mod notifications;
 pub mod services;
 pub mod telemetry;
 pub mod tokens;

@@ -107,7 +107,7 @@ pub async fn run(command: AuditCommand) -> CliResult {
 }
 
 /// Percent-encodes a query value.
-fn encode(value: &str) -> String {
+pub(crate) fn encode(value: &str) -> String {
     value
         .bytes()
         .map(|b| match b {

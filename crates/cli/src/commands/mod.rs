@@ -8,6 +8,7 @@ pub mod demo;
 pub mod incident_sources;
 pub mod incidents;
 pub mod load;
+pub mod notifications;
 pub mod rollout;
 pub mod sample_app;
 pub mod scaling;

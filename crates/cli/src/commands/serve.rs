@@ -75,6 +75,17 @@ pub async fn run_server(
         println!("  {secret}");
     }
 
+    // Notifications: the outbox is sent from now on, including what a previous
+    // run committed and did not deliver.
+    let (stop_delivery, delivery_stop) = tokio::sync::watch::channel(false);
+    let delivery = rampart_notify::DeliveryWorker::new(
+        store.clone(),
+        rampart_notify::Notifiers::from_config(&config),
+    )
+    .context("starting the notification sender")?;
+    let delivery_metrics = delivery.metrics();
+    let delivery = delivery.spawn(delivery_stop);
+
     // The service manager's socket when it passed one (systemd socket activation).
     let listener = rampart_router::listeners::bind_or_take(config.server.listen)
         .await
@@ -114,6 +125,7 @@ pub async fn run_server(
         store.audit_appended_counter(),
     );
     registry.register_collector(Box::new(engine.router_collector()));
+    delivery_metrics.register(&mut registry);
     registry.register_collector(Box::new(rampart_telemetry::TelemetryCollector(
         telemetry.clone(),
     )));
@@ -231,6 +243,8 @@ pub async fn run_server(
     // Rollouts in flight stay as stored and are recovered at the next start.
     engine.shutdown(SHUTDOWN_GRACE).await;
     token_use_flusher.abort();
+    let _ = stop_delivery.send(true);
+    let _ = delivery.await;
     if let Err(e) = store.flush_token_uses().await {
         tracing::warn!(error = %e, "could not record when tokens were last used");
     }

@@ -285,6 +285,7 @@ impl Controller {
             };
             changes.push((event, audit));
         }
+        let notifications = self.rollout_notifications(commands);
         self.shared
             .store
             .write(move |tx| {
@@ -293,10 +294,41 @@ impl Controller {
                     tx.append_deployment_event(event)?;
                     tx.append_audit(audit)?;
                 }
+                for (notifier, message) in &notifications {
+                    tx.enqueue_notification(notifier, message)?;
+                }
                 Ok(())
             })
             .await?;
         Ok(())
+    }
+
+    /// The service's `notify_rollouts` notifiers, each with every transition worth
+    /// telling (committed with the transition, see `rollout_notifications`).
+    fn rollout_notifications(
+        &self,
+        commands: &[Command],
+    ) -> Vec<(String, rampart_core::notify::Message)> {
+        let notifiers = &self.svc.config.notify_rollouts;
+        if notifiers.is_empty() {
+            return Vec::new();
+        }
+        commands
+            .iter()
+            .filter_map(|command| match command {
+                Command::Notify(t) => crate::rollout_notifications::rollout_message(
+                    &self.record.id,
+                    &self.record.rollout,
+                    t,
+                ),
+                _ => None,
+            })
+            .flat_map(|message| {
+                notifiers
+                    .iter()
+                    .map(move |notifier| (notifier.clone(), message.clone()))
+            })
+            .collect()
     }
 
     async fn execute(&mut self, command: Command) -> Option<Input> {
