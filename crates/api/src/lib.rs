@@ -84,6 +84,7 @@ pub fn app(state: AppState) -> (axum::Router, utoipa::openapi::OpenApi) {
         .route("/health/liveness", axum::routing::get(health::live))
         .route("/health/readiness", axum::routing::get(health::ready))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(
             problem::BODY_LIMIT_BYTES,
         ))
@@ -99,6 +100,14 @@ pub fn app(state: AppState) -> (axum::Router, utoipa::openapi::OpenApi) {
 async fn not_found(uri: axum::http::Uri) -> ApiError {
     ApiError::NotFound(format!(
         "no route for {}; the API is described at /api/v1/openapi.json",
+        uri.path()
+    ))
+}
+
+/// A route that exists, asked with a method it does not take (axum adds `Allow`).
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::MethodNotAllowed(format!(
+        "{} does not take {method}; the `Allow` header lists what it takes, and the API is described at /api/v1/openapi.json",
         uri.path()
     ))
 }
