@@ -74,10 +74,11 @@ pub fn app(state: AppState) -> (axum::Router, utoipa::openapi::OpenApi) {
         .routes(routes!(health::health))
         .routes(routes!(routes::telemetry::health_metrics))
         .routes(routes!(metrics));
-    let (router, doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+    let (router, mut doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(public)
         .merge(protected)
         .split_for_parts();
+    openapi::add_common_responses(&mut doc);
     let doc_json = Arc::new(doc.to_pretty_json().unwrap_or_else(|_| "{}".into()));
     let router = router
         // Aliases used by the original probes; same handlers, kept out of the document.
@@ -89,6 +90,7 @@ pub fn app(state: AppState) -> (axum::Router, utoipa::openapi::OpenApi) {
             problem::BODY_LIMIT_BYTES,
         ))
         .layer(axum::Extension(doc_json))
+        .layer(middleware::map_response(problem::plain_errors_as_problems))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             http_metrics::count_requests,
