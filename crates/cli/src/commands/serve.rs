@@ -87,6 +87,12 @@ pub async fn run_server(
         })?;
     let api_addr = listener.local_addr().context("reading the API address")?;
 
+    // Instances of services removed from the config since the last run: nothing
+    // else would ever stop them.
+    let configured: Vec<&str> = config.services.iter().map(|s| s.name.as_str()).collect();
+    rampart_backends::kill_leftovers_of_unconfigured(&data_dir, &configured)
+        .context("stopping instances left over from a previous run")?;
+
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let engine = Engine::start(&config, store.clone(), clock.clone(), base_dir)
         .await
