@@ -231,7 +231,7 @@ fn marked_processes(marker: &str) -> Vec<(u32, Option<u16>)> {
             .split(|b| *b == 0)
             .map(|v| String::from_utf8_lossy(v).into_owned())
             .collect();
-        if vars.iter().any(|v| *v == needle) {
+        if vars.contains(&needle) {
             let port = vars
                 .iter()
                 .find_map(|v| v.strip_prefix("RAMPART_PORT="))
@@ -388,7 +388,7 @@ fn killed_at_random_moments_every_rollout_ends_as_documented() {
     for trial in 0..trials {
         let version = format!("v{}", trial + 3);
         let id = server.deploy(SERVICE, &version, json!({}));
-        let after = if trial % 2 == 0 {
+        let after = if trial.is_multiple_of(2) {
             moments.next_below(EARLY_SPAN_MS)
         } else {
             moments.next_below(span_ms)
