@@ -10,6 +10,7 @@ pub mod probes;
 pub mod problem;
 pub mod routes;
 pub mod state;
+pub mod store_health;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

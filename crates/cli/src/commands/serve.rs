@@ -137,6 +137,8 @@ pub async fn run_server(
     };
     store.write(move |tx| tx.append_audit(&started)).await?;
     let token_use_flusher = tokio::spawn(flush_token_uses(store.clone()));
+    let store_health = rampart_api::store_health::StoreHealth::default();
+    let store_pinger = store_health.spawn_pinger(store.clone()).await;
 
     let probes: Vec<Box<dyn ReadinessProbe>> = engine
         .service_names()
@@ -162,6 +164,7 @@ pub async fn run_server(
     };
     let state = AppState {
         store: store.clone(),
+        store_health,
         config: Arc::new(config.clone()),
         metrics,
         registry: Arc::new(registry),
@@ -225,6 +228,7 @@ pub async fn run_server(
     // Rollouts in flight stay as stored and are recovered at the next start.
     engine.shutdown(SHUTDOWN_GRACE).await;
     token_use_flusher.abort();
+    store_pinger.abort();
     if let Err(e) = store.flush_token_uses().await {
         tracing::warn!(error = %e, "could not record when tokens were last used");
     }
