@@ -10,74 +10,29 @@
 #    when the canary first took traffic and when the rollback was decided.
 #
 # Usage: bench/rollback.sh [RUNS]   (needs wrk: apt-get install -y wrk)
+#        RAMPART_BIN=path/to/rampart skips the release build (bench/lib.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-10}
 DEMO_RUNS=${DEMO_RUNS:-3}
 
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install -y wrk" >&2; exit 2; }
-cargo build --release -q -p rampart
-BIN=$PWD/target/release/rampart
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
-now_ms() { date +%s%3N; }
-
-STABLE=$(free_port); CANARY=$(free_port); ROUTER=$(free_port); API=$(free_port)
-"$BIN" sample-app --listen "127.0.0.1:$STABLE" --version v1 >/dev/null 2>&1 & PIDS+=($!)
-"$BIN" sample-app --listen "127.0.0.1:$CANARY" --version v2 >/dev/null 2>&1 & PIDS+=($!)
-cat > "$WORK/rampart.toml" <<TOML
-[server]
-listen = "127.0.0.1:$API"
-data_dir = "data"
-
-[[service]]
-name = "bench"
-listen = "127.0.0.1:$ROUTER"
-[service.backend]
-kind = "static"
-stable = ["127.0.0.1:$STABLE"]
-[service.strategy]
-steps = [{ weight = 50, hold = "1h" }]
-progress_deadline = "1h"
-[service.analysis]
-judge = "threshold"
-interval = "1h"
-TOML
-"$BIN" serve --config "$WORK/rampart.toml" >"$WORK/serve.log" 2>&1 & PIDS+=($!)
-for _ in $(seq 100); do [ -s "$WORK/data/admin.token" ] && curl -sf "http://127.0.0.1:$API/health/ready" >/dev/null && break; sleep 0.1; done
-TOKEN=$(cat "$WORK/data/admin.token")
-api() { curl -sf -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' "$@"; }
+source bench/lib.sh
+start_static_bench_service
 
 wrk -t2 -c32 -d$((RUNS * 8 + 20))s "http://127.0.0.1:$ROUTER/" >"$WORK/wrk.log" 2>&1 & PIDS+=($!)
 sleep 1
 
 LATENCIES=()
 for i in $(seq "$RUNS"); do
-    ID=$(api -X POST "http://127.0.0.1:$API/api/v1/services/bench/deployments" \
-        -d "{\"version\":\"v2\",\"canary\":[\"127.0.0.1:$CANARY\"],\"reason\":\"bench $i\"}" | json 'd["id"]')
-    for _ in $(seq 200); do
-        STATE=$(api "http://127.0.0.1:$API/api/v1/deployments/$ID" | json 'd["summary"]["state"]')
-        [ "$STATE" = progressing ] && break; sleep 0.05
-    done
+    ID=$(deploy_canary "$i")
     sleep 2   # the canary takes half the traffic meanwhile
     T0=$(now_ms)
     api -X POST "http://127.0.0.1:$API/api/v1/services/bench/rollback" -d '{"reason":"bench"}' >/dev/null
     sleep 1
     LAST=$(curl -sf "http://127.0.0.1:$CANARY/stats" | json 'd["last_request_unix_ms"]')
     LATENCIES+=($((LAST - T0)))
-    for _ in $(seq 200); do
-        STATE=$(api "http://127.0.0.1:$API/api/v1/deployments/$ID" | json 'd["summary"]["state"]')
-        [ "$STATE" = rolled_back ] && break; sleep 0.05
-    done
+    wait_state "$ID" rolled_back
 done
 
 DETECT=()

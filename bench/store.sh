@@ -15,7 +15,7 @@
 # keeping 8 connections busy through the service's router.
 #
 # Usage: bench/store.sh [RUNS]   (needs wrk: apt-get install -y wrk; python3)
-#        RAMPART_BIN=path/to/rampart skips the release build.
+#        RAMPART_BIN=path/to/rampart skips the release build (bench/lib.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-10}
@@ -23,49 +23,8 @@ VIEWER_RPS=${VIEWER_RPS:-500}
 SEED_ENTRIES=${SEED_ENTRIES:-5000}
 
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install -y wrk" >&2; exit 2; }
-if [ -z "${RAMPART_BIN:-}" ]; then
-    cargo build --release -q -p rampart
-    RAMPART_BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/rampart
-fi
-BIN=$RAMPART_BIN
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
-now_ms() { date +%s%3N; }
-
-STABLE=$(free_port); CANARY=$(free_port); ROUTER=$(free_port); API=$(free_port)
-"$BIN" sample-app --listen "127.0.0.1:$STABLE" --version v1 >/dev/null 2>&1 & PIDS+=($!)
-"$BIN" sample-app --listen "127.0.0.1:$CANARY" --version v2 >/dev/null 2>&1 & PIDS+=($!)
-cat > "$WORK/rampart.toml" <<TOML
-[server]
-listen = "127.0.0.1:$API"
-data_dir = "data"
-
-[[service]]
-name = "bench"
-listen = "127.0.0.1:$ROUTER"
-[service.backend]
-kind = "static"
-stable = ["127.0.0.1:$STABLE"]
-[service.strategy]
-steps = [{ weight = 50, hold = "1h" }]
-progress_deadline = "1h"
-[service.analysis]
-judge = "threshold"
-interval = "1h"
-TOML
-"$BIN" serve --config "$WORK/rampart.toml" >"$WORK/serve.log" 2>&1 & PIDS+=($!)
-for _ in $(seq 100); do [ -s "$WORK/data/admin.token" ] && curl -sf "http://127.0.0.1:$API/health/ready" >/dev/null && break; sleep 0.1; done
-TOKEN=$(cat "$WORK/data/admin.token")
-api() { curl -sf -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' "$@"; }
+source bench/lib.sh
+start_static_bench_service
 VIEWER=$(api -X POST "http://127.0.0.1:$API/api/v1/tokens" -d '{"name":"viewer","role":"viewer"}' | json 'd["secret"]')
 
 # An audit log worth verifying: every traffic change is an audited, fsync'd commit.
@@ -145,22 +104,14 @@ sleep 3
 
 CALLS=(); LAST=()
 for i in $(seq "$RUNS"); do
-    ID=$(api -X POST "http://127.0.0.1:$API/api/v1/services/bench/deployments" \
-        -d "{\"version\":\"v2\",\"canary\":[\"127.0.0.1:$CANARY\"],\"reason\":\"bench $i\"}" | json 'd["id"]')
-    for _ in $(seq 200); do
-        STATE=$(api "http://127.0.0.1:$API/api/v1/deployments/$ID" | json 'd["summary"]["state"]')
-        [ "$STATE" = progressing ] && break; sleep 0.05
-    done
+    ID=$(deploy_canary "$i")
     sleep 2   # the canary takes half the traffic meanwhile
     T0=$(now_ms)
     CALL=$(api -o /dev/null -w '%{time_total}' -X POST "http://127.0.0.1:$API/api/v1/services/bench/rollback" -d '{"reason":"bench"}')
     sleep 1
     LAST_AT=$(curl -sf "http://127.0.0.1:$CANARY/stats" | json 'd["last_request_unix_ms"]')
     CALLS+=("$CALL"); LAST+=($((LAST_AT - T0)))
-    for _ in $(seq 200); do
-        STATE=$(api "http://127.0.0.1:$API/api/v1/deployments/$ID" | json 'd["summary"]["state"]')
-        [ "$STATE" = rolled_back ] && break; sleep 0.05
-    done
+    wait_state "$ID" rolled_back
 done
 wait "$READY_PID"
 while [ ! -s "$WORK/viewers.out" ]; do sleep 1; done

@@ -12,6 +12,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::state::AppState;
+use crate::store_health::StoreHealthView;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -57,30 +58,42 @@ pub(crate) fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-async fn store_check(state: &AppState) -> CheckResult {
-    let started = Instant::now();
-    let result = state.store.ping().await;
-    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let (status, output) = match result {
-        Ok(()) => (HealthStatus::Pass, None),
-        Err(e) => (HealthStatus::Fail, Some(e.to_string())),
+/// The store's last ping, kept by the background pinger ([`crate::store_health`]):
+/// a probe never waits for the store.
+fn store_check(state: &AppState) -> CheckResult {
+    let (status, took, output) = match state.store_health.view(Instant::now()) {
+        StoreHealthView::Answered { took, error: None } => (HealthStatus::Pass, Some(took), None),
+        StoreHealthView::Answered {
+            took,
+            error: Some(error),
+        } => (HealthStatus::Fail, Some(took), Some(error)),
+        StoreHealthView::NotYetPinged => (
+            HealthStatus::Fail,
+            None,
+            Some("the store has not been pinged yet".to_string()),
+        ),
+        StoreHealthView::Stale { since } => (
+            HealthStatus::Fail,
+            None,
+            Some(format!(
+                "the store has not answered a ping for {:.1} s",
+                since.as_secs_f64()
+            )),
+        ),
     };
     CheckResult {
         component_type: "datastore".into(),
         status,
         time: now_rfc3339(),
-        observed_value: Some(elapsed_ms),
+        observed_value: took.map(|t| t.as_secs_f64() * 1000.0),
         observed_unit: Some("ms".into()),
         output,
     }
 }
 
-async fn run_checks(state: &AppState) -> (HealthStatus, BTreeMap<String, Vec<CheckResult>>) {
+fn run_checks(state: &AppState) -> (HealthStatus, BTreeMap<String, Vec<CheckResult>>) {
     let mut checks = BTreeMap::new();
-    checks.insert(
-        "store:responsive".to_string(),
-        vec![store_check(state).await],
-    );
+    checks.insert("store:responsive".to_string(), vec![store_check(state)]);
     for probe in state.probes.iter() {
         checks.insert(probe.name(), vec![probe.check()]);
     }
@@ -140,7 +153,7 @@ pub async fn live() -> Response {
         (status = 200, description = "ready", body = HealthDocument, content_type = "application/health+json"),
         (status = 503, description = "not ready; the failing checks are listed", body = HealthDocument, content_type = "application/health+json")))]
 pub async fn ready(State(state): State<AppState>) -> Response {
-    let (status, checks) = run_checks(&state).await;
+    let (status, checks) = run_checks(&state);
     let failing: BTreeMap<_, _> = checks
         .into_iter()
         .filter(|(_, results)| results.iter().any(|r| r.status == HealthStatus::Fail))
@@ -164,7 +177,7 @@ pub async fn ready(State(state): State<AppState>) -> Response {
         (status = 200, description = "pass or warn", body = HealthDocument, content_type = "application/health+json"),
         (status = 503, description = "fail", body = HealthDocument, content_type = "application/health+json")))]
 pub async fn health(State(state): State<AppState>) -> Response {
-    let (status, checks) = run_checks(&state).await;
+    let (status, checks) = run_checks(&state);
     let code = if status == HealthStatus::Fail {
         StatusCode::SERVICE_UNAVAILABLE
     } else {

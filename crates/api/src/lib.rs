@@ -10,6 +10,7 @@ pub mod probes;
 pub mod problem;
 pub mod routes;
 pub mod state;
+pub mod store_health;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -82,20 +83,23 @@ pub fn app(state: AppState) -> (axum::Router, utoipa::openapi::OpenApi) {
         .routes(routes!(health::health))
         .routes(routes!(routes::telemetry::health_metrics))
         .routes(routes!(metrics));
-    let (router, doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+    let (router, mut doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(public)
         .merge(protected)
         .split_for_parts();
+    openapi::add_common_responses(&mut doc);
     let doc_json = Arc::new(doc.to_pretty_json().unwrap_or_else(|_| "{}".into()));
     let router = router
         // Aliases used by the original probes; same handlers, kept out of the document.
         .route("/health/liveness", axum::routing::get(health::live))
         .route("/health/readiness", axum::routing::get(health::ready))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(
             problem::BODY_LIMIT_BYTES,
         ))
         .layer(axum::Extension(doc_json))
+        .layer(middleware::map_response(problem::plain_errors_as_problems))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             http_metrics::count_requests,
@@ -107,6 +111,14 @@ pub fn app(state: AppState) -> (axum::Router, utoipa::openapi::OpenApi) {
 async fn not_found(uri: axum::http::Uri) -> ApiError {
     ApiError::NotFound(format!(
         "no route for {}; the API is described at /api/v1/openapi.json",
+        uri.path()
+    ))
+}
+
+/// A route that exists, asked with a method it does not take (axum adds `Allow`).
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::MethodNotAllowed(format!(
+        "{} does not take {method}; the `Allow` header lists what it takes, and the API is described at /api/v1/openapi.json",
         uri.path()
     ))
 }

@@ -55,3 +55,106 @@ pub async fn openapi_json(Extension(doc): Extension<Arc<String>>) -> Response {
     )
         .into_response()
 }
+
+/// Documents the answers every operation of a kind can give besides its own: the
+/// authentication middleware's (401, 403, 429) on every secured operation, the
+/// body extractor's (400, 413, 415) on every operation with a body, a bad query
+/// (400) or an unknown path parameter (404), and rampart's own failures (500, 503)
+/// on every operation under `/api/v1`. Written once here, so no handler can forget
+/// one and the document matches what the server sends (checked by schemathesis in
+/// crates/cli/tests/api_schema.rs).
+pub fn add_common_responses(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::path::ParameterIn;
+
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let in_api = path.starts_with("/api/v1/");
+        for operation in [
+            item.get.as_mut(),
+            item.put.as_mut(),
+            item.post.as_mut(),
+            item.delete.as_mut(),
+            item.patch.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let parameters = operation.parameters.as_deref().unwrap_or_default();
+            let has_query = parameters
+                .iter()
+                .any(|p| p.parameter_in == ParameterIn::Query);
+            let has_path = parameters
+                .iter()
+                .any(|p| p.parameter_in == ParameterIn::Path);
+            let secured = operation.security.as_ref().is_some_and(|s| !s.is_empty());
+            let has_body = operation.request_body.is_some();
+            let mut add = |status: &str, description: &str| {
+                operation
+                    .responses
+                    .responses
+                    .entry(status.to_string())
+                    .or_insert_with(|| problem_response(status, description).into());
+            };
+            if secured {
+                add("401", "no bearer token, or one that is unknown or revoked");
+                add("403", "the token's role does not allow this");
+                add(
+                    "429",
+                    "too many failed authentications from this client address",
+                );
+            }
+            if has_body {
+                add("400", "the body is not valid for this operation");
+                add("413", "the body is larger than 2 MiB");
+                add("415", "the body is not sent as application/json");
+            }
+            if has_query {
+                add("400", "a query parameter is not valid");
+            }
+            if has_path {
+                add("404", "no such resource");
+            }
+            if in_api {
+                add("500", "rampart failed to do its part; the detail says what");
+                add(
+                    "503",
+                    "rampart is shutting down, or a backend cannot act now",
+                );
+            }
+        }
+    }
+}
+
+fn problem_response(status: &str, description: &str) -> utoipa::openapi::Response {
+    use utoipa::openapi::header::HeaderBuilder;
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder, schema::Type};
+
+    let mut response = ResponseBuilder::new().description(description).content(
+        crate::problem::PROBLEM_CONTENT_TYPE,
+        ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name("Problem")))
+            .build(),
+    );
+    let string = || utoipa::openapi::ObjectBuilder::new().schema_type(Type::String);
+    match status {
+        "401" => {
+            response = response.header(
+                "WWW-Authenticate",
+                HeaderBuilder::new()
+                    .schema(string())
+                    .description(Some("Bearer realm=\"rampart\""))
+                    .build(),
+            );
+        }
+        "429" => {
+            response = response.header(
+                "Retry-After",
+                HeaderBuilder::new()
+                    .schema(utoipa::openapi::ObjectBuilder::new().schema_type(Type::Integer))
+                    .description(Some("seconds until the client may try again"))
+                    .build(),
+            );
+        }
+        _ => {}
+    }
+    response.build()
+}

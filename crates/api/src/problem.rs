@@ -33,6 +33,8 @@ pub enum ApiError {
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
+    MethodNotAllowed(String),
+    #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
     PayloadTooLarge(String),
@@ -56,6 +58,11 @@ impl ApiError {
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            ApiError::MethodNotAllowed(_) => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
+            ),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
             ApiError::PayloadTooLarge(_) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -92,6 +99,10 @@ impl ApiError {
 
 impl From<rampart_store::StoreError> for ApiError {
     fn from(e: rampart_store::StoreError) -> Self {
+        // The request's fault, should a handler not have checked it first.
+        if let rampart_store::StoreError::InvalidTokenName { .. } = e {
+            return ApiError::BadRequest(e.to_string());
+        }
         tracing::error!(error = %e, "store error");
         ApiError::Internal(format!("store error: {e}"))
     }
@@ -177,4 +188,63 @@ pub fn problem_response(
         headers.insert(header::RETRY_AFTER, v);
     }
     response
+}
+
+/// Turns an error answer that is not already a document (axum's plain-text
+/// rejections of a path or query it cannot parse) into a problem, so every error
+/// of the API has the one documented shape. Health documents pass untouched.
+pub async fn plain_errors_as_problems(response: Response) -> Response {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let is_document = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            ct.starts_with(PROBLEM_CONTENT_TYPE) || ct.starts_with("application/health+json")
+        });
+    if is_document {
+        return response;
+    }
+    let allow = response.headers().get(header::ALLOW).cloned();
+    // Rejection texts are a line or two; a longer body is cut, never buffered whole.
+    let text = match axum::body::to_bytes(response.into_body(), 16 * 1024).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).trim().to_string(),
+        Err(_) => String::new(),
+    };
+    let detail = if text.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("the request failed")
+            .to_string()
+    } else {
+        text
+    };
+    let error = match status {
+        StatusCode::BAD_REQUEST => ApiError::BadRequest(detail),
+        StatusCode::NOT_FOUND => ApiError::NotFound(detail),
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed(detail),
+        StatusCode::PAYLOAD_TOO_LARGE | StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            ApiError::from_body_rejection(status, detail)
+        }
+        StatusCode::INTERNAL_SERVER_ERROR => ApiError::Internal(detail),
+        // Any other status keeps its code, as a problem of no particular type.
+        _ => {
+            let problem = Problem {
+                kind: "about:blank".into(),
+                title: status.canonical_reason().unwrap_or("Error").to_string(),
+                status: status.as_u16(),
+                detail,
+                instance: None,
+            };
+            return problem_response(status, &problem, None);
+        }
+    };
+    let mut problem = error.into_response();
+    if let Some(allow) = allow {
+        problem.headers_mut().insert(header::ALLOW, allow);
+    }
+    problem
 }

@@ -16,6 +16,8 @@ use crate::problem::ApiError;
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
+    /// The store's last ping, refreshed in the background; what health reports.
+    pub store_health: crate::store_health::StoreHealth,
     pub config: Arc<Config>,
     pub metrics: ServerMetrics,
     pub registry: Arc<Registry>,

@@ -22,7 +22,7 @@ pub use backend::{
     Backend, BackendEvent, BackendEventKind, BoxFuture, Instance, InstanceState, VersionSpec,
 };
 pub use error::BackendError;
-pub use process::ProcessBackend;
+pub use process::{ProcessBackend, kill_leftovers_of_unconfigured};
 pub use static_backend::StaticBackend;
 
 /// Builds the backend a service's config asks for. `data_dir` holds pid files and

@@ -385,6 +385,55 @@ async fn leftovers_of_a_previous_run_are_killed_when_the_backend_starts() {
     unrelated.wait().unwrap();
 }
 
+#[test]
+fn leftovers_of_a_service_no_longer_configured_are_killed_at_start() {
+    let data = tempfile::tempdir().unwrap();
+    let start_time = |pid: u32| -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        stat.rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .nth(19)
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let spawn_recorded = |service: &str| {
+        let dir = data.path().join("run").join(service);
+        std::fs::create_dir_all(&dir).unwrap();
+        let child = std::process::Command::new("sleep")
+            .arg("1000")
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        std::fs::write(
+            dir.join("v1-0.pid"),
+            format!("{} {}\n", child.id(), start_time(child.id())),
+        )
+        .unwrap();
+        child
+    };
+    // "gone" was removed from the config; "checkout" is still configured, and its
+    // own backend deals with its pid files.
+    let mut gone = spawn_recorded("gone");
+    let mut kept = spawn_recorded("checkout");
+
+    let killed =
+        rampart_backends::kill_leftovers_of_unconfigured(data.path(), &["checkout"]).unwrap();
+
+    assert_eq!(killed, vec![gone.id()]);
+    assert_eq!(gone.wait().unwrap().signal(), Some(9));
+    assert!(
+        kept.try_wait().unwrap().is_none(),
+        "a configured service's instance is left to its backend"
+    );
+    assert!(!data.path().join("run/gone").exists());
+    assert_eq!(pid_files(data.path(), "checkout").len(), 1);
+    kept.kill().unwrap();
+    kept.wait().unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scales_up_and_down() {
     let data = tempfile::tempdir().unwrap();

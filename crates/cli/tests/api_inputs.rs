@@ -250,3 +250,28 @@ fn a_reverted_or_restarted_version_gets_its_environment_again() {
         "after the restart: {env:?}"
     );
 }
+
+#[test]
+fn the_last_active_admin_token_cannot_be_revoked_through_the_api() {
+    let (listen, stable) = (free_addr(), free_addr());
+    let _stable = sample_app(stable, "v1");
+    let server = RampartServer::start_serving(&static_service(listen, stable));
+    let revoke = |name: &str, token: &str| {
+        let response = client()
+            .delete(format!("{}/api/v1/tokens/{name}", server.api))
+            .bearer_auth(token)
+            .send()
+            .expect("revoke");
+        let status = response.status().as_u16();
+        (status, response.text().unwrap_or_default())
+    };
+    let (status, problem) = revoke("admin", &server.admin_token);
+    assert_eq!(status, 409, "{problem}");
+    assert!(problem.contains("last active admin token"), "{problem}");
+    // With a second admin, the first can go; the second is then the last.
+    let second = create_token(&server, "second-admin", "admin");
+    let (status, body) = revoke("admin", &second);
+    assert_eq!(status, 200, "{body}");
+    let (status, problem) = revoke("second-admin", &second);
+    assert_eq!(status, 409, "{problem}");
+}

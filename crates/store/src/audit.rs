@@ -265,8 +265,10 @@ impl Tx<'_> {
             "SELECT seq, at, actor, action, subject, details, prev_hash, hash \
              FROM audit_log WHERE seq > ?1",
         );
+        // Sequence numbers are SQLite integers: nothing lies above i64::MAX, so a
+        // larger bound asks for nothing rather than being an error.
         let after = match query.after_seq {
-            Some(seq) => seq_to_sql(seq)?,
+            Some(seq) => i64::try_from(seq).unwrap_or(i64::MAX),
             None => 0,
         };
         let mut params: Vec<Box<dyn rusqlite::ToSql>> = vec![Box::new(after)];

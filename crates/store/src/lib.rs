@@ -83,7 +83,10 @@ pub use notifications::{
 };
 pub use records::{IncidentRow, NewScalingDecision, ScalingDecision, ValidationRunRow};
 pub use sql::{format_timestamp, new_id};
-pub use tokens::{ParseRoleError, Role, TOKEN_PREFIX, TOKEN_USE_FLUSH_EVERY, TokenInfo};
+pub use tokens::{
+    ParseRoleError, Role, TOKEN_PREFIX, TOKEN_USE_FLUSH_EVERY, TokenInfo,
+    validate_name as validate_token_name,
+};
 
 use crate::pool::{HealthConnection, ReadPool};
 use crate::tokens::PendingTokenUses;

@@ -184,7 +184,9 @@ fn generate_secret() -> Result<String> {
     Ok(format!("{TOKEN_PREFIX}{}", hex::encode(bytes)))
 }
 
-fn validate_name(name: &str) -> Result<()> {
+/// The rule for token names, checked by [`Tx::create_token`] and by callers that
+/// want to refuse a bad name before opening a transaction (the API).
+pub fn validate_name(name: &str) -> Result<()> {
     let invalid = |reason| {
         Err(StoreError::InvalidTokenName {
             name: name.to_string(),

@@ -15,10 +15,12 @@ pub struct AuditParams {
     /// Only entries with a sequence number above this.
     pub after_seq: Option<u64>,
     /// At most this many entries (default 100, at most 10000).
+    #[param(minimum = 1, maximum = 10000)]
     pub limit: Option<u32>,
     pub subject: Option<String>,
     pub action: Option<String>,
     /// `asc` (default) or `desc`.
+    #[param(pattern = "^(asc|desc)$")]
     pub order: Option<String>,
 }
 

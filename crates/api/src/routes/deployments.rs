@@ -88,6 +88,7 @@ pub struct ReasonBody {
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// At most this many (default 50, at most 1000).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 
@@ -145,7 +146,7 @@ pub async fn create_deployment(
 #[utoipa::path(get, path = "/api/v1/services/{name}/deployments", tag = "deployments",
     security(("bearer" = [])),
     params(("name" = String, Path, description = "service name"), ListParams),
-    responses((status = 200, body = Object),
+    responses((status = 200, description = "deployment summaries, newest first", body = Vec<Object>),
               (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn list_service_deployments(
     State(state): State<AppState>,
@@ -164,7 +165,7 @@ pub async fn list_service_deployments(
 #[utoipa::path(get, path = "/api/v1/deployments", tag = "deployments",
     security(("bearer" = [])),
     params(ListParams),
-    responses((status = 200, body = Object)))]
+    responses((status = 200, description = "deployment summaries, newest first", body = Vec<Object>)))]
 pub async fn list_deployments(
     State(state): State<AppState>,
     Query(params): Query<ListParams>,
@@ -224,6 +225,7 @@ pub struct MeasurementParams {
     /// Skip this many measurements, oldest first (default 0).
     pub offset: Option<u64>,
     /// At most this many (default 100, at most 1000).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 

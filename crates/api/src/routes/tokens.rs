@@ -42,9 +42,16 @@ impl From<TokenInfo> for TokenView {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
-    /// A name for the token's holder; it is the actor in the audit log.
+    /// A name for the token's holder; it is the actor in the audit log. 1 to 64
+    /// letters, digits, `-`, `_` and `.`, not all digits.
+    #[schema(
+        pattern = "^[A-Za-z0-9._-]*[A-Za-z._-][A-Za-z0-9._-]*$",
+        min_length = 1,
+        max_length = 64
+    )]
     pub name: String,
     /// viewer, operator or admin.
+    #[schema(pattern = "^(viewer|operator|admin)$")]
     pub role: String,
 }
 
@@ -72,19 +79,11 @@ pub async fn list_tokens(State(state): State<AppState>) -> Result<Json<Vec<Token
     ))
 }
 
+/// The store's rule for token names, as a message for a 400 problem.
 pub fn validate_token_name(name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'));
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "token name `{name}` is not allowed: use 1 to 64 characters from a-z, A-Z, 0-9, '-', '_', '.', '@'"
-        ))
-    }
+    rampart_store::validate_token_name(name).map_err(|e| {
+        format!("{e}; names are 1 to 64 characters, not all digits (those read as token ids)")
+    })
 }
 
 /// Creates a token and returns its secret once.
@@ -129,12 +128,14 @@ pub async fn create_token(
     ))
 }
 
-/// Revokes a token by name or id; it stops working at once.
+/// Revokes a token by name or id; it stops working at once. The last active admin
+/// token cannot be revoked through the API (nobody could manage tokens afterwards).
 #[utoipa::path(delete, path = "/api/v1/tokens/{name}", tag = "tokens",
     security(("bearer" = [])),
     params(("name" = String, Path, description = "token name or id")),
     responses((status = 200, body = TokenView),
-              (status = 404, body = Problem, content_type = "application/problem+json")))]
+              (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 409, description = "the last active admin token", body = Problem, content_type = "application/problem+json")))]
 pub async fn revoke_token(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -146,12 +147,42 @@ pub async fn revoke_token(
             "token.revoke",
             &format!("token/{name}"),
             serde_json::json!({}),
-            move |tx| match tx.revoke_token(&name) {
-                Ok(info) => Ok(info),
-                Err(e @ StoreError::NotFound { .. }) => Err(ApiError::NotFound(e.to_string())),
-                Err(e) => Err(e.into()),
+            move |tx| {
+                refuse_revoking_the_last_admin(tx, &name)?;
+                match tx.revoke_token(&name) {
+                    Ok(info) => Ok(info),
+                    Err(e @ StoreError::NotFound { .. }) => Err(ApiError::NotFound(e.to_string())),
+                    Err(e) => Err(e.into()),
+                }
             },
         )
         .await?;
     Ok(Json(info.into()))
+}
+
+/// Revoking the only active admin token would leave the API with no one able to
+/// create or revoke tokens (only `rampart token create` on the server's data dir
+/// could repair it), so it is refused; checked in the revoking transaction.
+fn refuse_revoking_the_last_admin(
+    tx: &rampart_store::Tx,
+    name_or_id: &str,
+) -> Result<(), ApiError> {
+    let Some(target) = tx.get_token(name_or_id)? else {
+        return Ok(());
+    };
+    if target.role != Role::Admin || !target.is_active() {
+        return Ok(());
+    }
+    let other_admins = tx
+        .list_tokens()?
+        .iter()
+        .filter(|t| t.id != target.id && t.role == Role::Admin && t.is_active())
+        .count();
+    if other_admins == 0 {
+        return Err(ApiError::Conflict(format!(
+            "`{}` is the last active admin token; create another admin token first, then revoke this one",
+            target.name
+        )));
+    }
+    Ok(())
 }

@@ -102,6 +102,56 @@ pub struct ProcessBackend {
     closed: AtomicBool,
 }
 
+/// Kills what a previous run left of services that are no longer configured: their
+/// pid files (under `<data_dir>/run/<service>/`) are read by no backend, so the
+/// grandchildren of a killed rampart (the parent-death signal reaches only each
+/// instance's leader) would run on with nothing claiming them. Called once at start,
+/// before any backend exists. Returns the process groups killed.
+///
+/// A run that re-adopts instances instead of killing them will claim them through
+/// the same pid files; whatever no configured service claims is still this.
+pub fn kill_leftovers_of_unconfigured(
+    data_dir: &Path,
+    configured: &[&str],
+) -> Result<Vec<u32>, BackendError> {
+    let run = data_dir.join("run");
+    let entries = match std::fs::read_dir(&run) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(err) => {
+            return Err(BackendError::io(
+                format!("cannot read {}", run.display()),
+                err,
+            ));
+        }
+    };
+    let claimed: Vec<String> = configured.iter().map(|s| command::file_safe(s)).collect();
+    let mut killed = Vec::new();
+    for entry in entries.flatten() {
+        let folder = entry.file_name().to_string_lossy().into_owned();
+        if claimed.contains(&folder) || !entry.path().is_dir() {
+            continue;
+        }
+        let groups = pidfile::kill_leftovers(&entry.path()).map_err(|err| {
+            BackendError::io(
+                format!("cannot read pid files in {}", entry.path().display()),
+                err,
+            )
+        })?;
+        if !groups.is_empty() {
+            tracing::warn!(
+                service = %folder,
+                count = groups.len(),
+                "killed instances of a service no longer configured, left over from a previous run"
+            );
+        }
+        killed.extend(groups);
+        // Empty now; a service added back later creates it again.
+        let _ = std::fs::remove_dir(entry.path());
+    }
+    Ok(killed)
+}
+
 impl ProcessBackend {
     /// Creates the backend of one service and kills instances that a previous rampart
     /// run left behind (recorded in its pid files). Must be called inside a Tokio

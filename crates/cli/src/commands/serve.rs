@@ -98,6 +98,12 @@ pub async fn run_server(
         })?;
     let api_addr = listener.local_addr().context("reading the API address")?;
 
+    // Instances of services removed from the config since the last run: nothing
+    // else would ever stop them.
+    let configured: Vec<&str> = config.services.iter().map(|s| s.name.as_str()).collect();
+    rampart_backends::kill_leftovers_of_unconfigured(&data_dir, &configured)
+        .context("stopping instances left over from a previous run")?;
+
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let engine = Engine::start(&config, store.clone(), clock.clone(), base_dir)
         .await
@@ -143,6 +149,8 @@ pub async fn run_server(
     };
     store.write(move |tx| tx.append_audit(&started)).await?;
     let token_use_flusher = tokio::spawn(flush_token_uses(store.clone()));
+    let store_health = rampart_api::store_health::StoreHealth::default();
+    let store_pinger = store_health.spawn_pinger(store.clone()).await;
 
     let probes: Vec<Box<dyn ReadinessProbe>> = engine
         .service_names()
@@ -183,6 +191,7 @@ pub async fn run_server(
     );
     let state = AppState {
         store: store.clone(),
+        store_health,
         config: Arc::new(config.clone()),
         metrics,
         registry: Arc::new(registry),
@@ -245,6 +254,7 @@ pub async fn run_server(
     token_use_flusher.abort();
     let _ = stop_delivery.send(true);
     let _ = delivery.await;
+    store_pinger.abort();
     if let Err(e) = store.flush_token_uses().await {
         tracing::warn!(error = %e, "could not record when tokens were last used");
     }
