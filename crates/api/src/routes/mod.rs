@@ -1,6 +1,7 @@
 //! `/api/v1` handlers, one file per resource.
 
 pub mod audit;
+pub mod dashboard_api;
 pub mod deployments;
 pub mod events;
 pub mod scaling;
