@@ -18,7 +18,7 @@ export default defineConfig({
   },
   server: {
     // `npm run dev` against a local `rampart serve`.
-    proxy: { '/api': 'http://127.0.0.1:8080', '/health': 'http://127.0.0.1:8080' },
+    proxy: { '/api': 'http://127.0.0.1:7070', '/health': 'http://127.0.0.1:7070' },
   },
   test: {
     include: ['tests/**/*.test.ts'],
