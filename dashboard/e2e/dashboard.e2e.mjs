@@ -279,6 +279,26 @@ async function run(browser) {
     };
     step(`under load: ${JSON.stringify(figures.load)}`);
     await shot(page, 'overview-20-services');
+
+    // A hidden tab closes the stream; shown again, it resumes with what it missed.
+    const setVisibility = (state) =>
+      page.evaluate((s) => {
+        Object.defineProperty(document, 'visibilityState', { value: s, configurable: true });
+        document.dispatchEvent(new Event('visibilitychange'));
+      }, state);
+    await setVisibility('hidden');
+    await page.waitForSelector('[data-testid=live-status][data-status=paused]', { timeout: 2_000 });
+    await api('PUT', `/api/v1/services/${STATICS[0]}/traffic`, { canary_weight: 42 });
+    await page.waitForTimeout(1_500);
+    const whileHidden = await page.textContent(`tr[data-service="${STATICS[0]}"] [data-testid=canary-weight]`);
+    assert(!whileHidden.startsWith('42 '), `no update while hidden (${whileHidden})`);
+    await setVisibility('visible');
+    await page.waitForSelector('[data-testid=live-status][data-status=live]', { timeout: 5_000 });
+    await page.waitForFunction(
+      (name) => document.querySelector(`tr[data-service="${name}"] [data-testid=canary-weight]`)?.textContent?.startsWith('42 '),
+      STATICS[0],
+      { timeout: 3_000 },
+    );
   }
 
   // --- Phone width and dark theme.

@@ -17,8 +17,6 @@ class AppState {
   /** Bumped on every event and resync; views that show derived data watch it. */
   changes = $state(0);
   error = $state<string | null>(null);
-  /** Set by the end-to-end test and shown for debugging: when the first data arrived. */
-  firstDataAt = $state<number | null>(null);
 }
 
 export const app = new AppState();
@@ -45,7 +43,6 @@ export async function loadAll(): Promise<void> {
   app.configs = Object.fromEntries(configs.map((c) => [c.name, c]));
   app.order = configs.map((c) => c.name);
   app.services = Object.fromEntries(statuses.map((s) => [s.service, s]));
-  app.firstDataAt ??= performance.now();
   loadHealth();
 }
 
