@@ -30,9 +30,9 @@ pub const EVENTS_TICKET_PATH: &str = "/api/v1/events/ticket";
 pub fn required_role(method: &Method, path: &str) -> Role {
     if path == "/api/v1/tokens" || path.starts_with("/api/v1/tokens/") {
         Role::Admin
-    } else if path == EVENTS_TICKET_PATH && *method == Method::POST {
-        Role::Viewer
-    } else if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+    } else if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+        || (path == EVENTS_TICKET_PATH && *method == Method::POST)
+    {
         Role::Viewer
     } else {
         Role::Operator

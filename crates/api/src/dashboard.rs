@@ -116,7 +116,7 @@ mod tests {
         respond(&Method::GET, &path.parse().expect("uri"), &HeaderMap::new())
     }
 
-    fn header_of<'a>(response: &'a Response, name: header::HeaderName) -> &'a str {
+    fn header_of(response: &Response, name: header::HeaderName) -> &str {
         response
             .headers()
             .get(name)

@@ -43,8 +43,9 @@ pub enum Resume {
     /// Everything after its last event is still kept: these, then live ones.
     Replay(Vec<Arc<StampedEvent>>),
     /// It missed events that are no longer kept, or its id is from another run of
-    /// rampart: it must reload its state from the REST API.
-    Resync,
+    /// rampart: it must reload its state from the REST API, and resume after `head`
+    /// (the latest event when it subscribed) next time.
+    Resync { head: String },
 }
 
 #[derive(Clone)]
@@ -173,8 +174,11 @@ impl Live {
             .split_once('-')
             .filter(|(boot, _)| boot.parse::<u64>().ok() == Some(self.inner.boot))
             .and_then(|(_, seq)| seq.parse::<u64>().ok());
+        let resync = Resume::Resync {
+            head: self.id_of(kept.next_seq - 1),
+        };
         let Some(seq) = seq.filter(|seq| *seq < kept.next_seq) else {
-            return (Resume::Resync, receiver);
+            return (resync, receiver);
         };
         // Sequence numbers are consecutive except across a relay lag, so the first
         // kept one tells whether anything after `seq` was dropped.
@@ -184,7 +188,7 @@ impl Live {
             None => oldest_needed == kept.next_seq,
         };
         if !complete || self.has_gap_after(&kept, seq) {
-            return (Resume::Resync, receiver);
+            return (resync, receiver);
         }
         let missed = kept
             .events
@@ -265,7 +269,7 @@ mod tests {
     fn replayed(resume: Resume) -> Vec<u64> {
         match resume {
             Resume::Replay(events) => events.iter().map(|e| e.seq).collect(),
-            Resume::Resync => panic!("expected a replay"),
+            Resume::Resync { .. } => panic!("expected a replay"),
         }
     }
 
@@ -293,6 +297,13 @@ mod tests {
         );
         // A fresh client replays nothing.
         assert_eq!(replayed(live.subscribe(None).0), Vec::<u64>::new());
+        // A resync's head (`<boot>-0` before any event) is a valid place to resume.
+        let (empty, _) = self::live();
+        let Resume::Resync { head } = empty.subscribe(Some("garbage")).0 else {
+            panic!("expected a resync");
+        };
+        assert_eq!(head, empty.id_of(0));
+        assert_eq!(replayed(empty.subscribe(Some(&head)).0), Vec::<u64>::new());
     }
 
     #[test]
@@ -302,10 +313,12 @@ mod tests {
             live.publish(&event("web", i as f64));
         }
         for id in ["999-3", "1000-2", "1000-999999", "garbage", "1000-"] {
-            assert!(
-                matches!(live.subscribe(Some(id)).0, Resume::Resync),
-                "{id} should resync"
-            );
+            match live.subscribe(Some(id)).0 {
+                Resume::Resync { head } => {
+                    assert_eq!(head, live.id_of(REPLAY_CAPACITY as u64 + 5), "{id}")
+                }
+                Resume::Replay(_) => panic!("{id} should resync"),
+            }
         }
         let recent = live.id_of(REPLAY_CAPACITY as u64 + 2);
         assert_eq!(replayed(live.subscribe(Some(&recent)).0).len(), 3);

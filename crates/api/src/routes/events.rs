@@ -51,7 +51,8 @@ pub async fn events(
         .or(params.last_event_id);
     let (resume, receiver) = state.live.subscribe(last_event_id.as_deref());
     let first: Vec<Event> = match resume {
-        Resume::Resync => vec![Event::default().event("resync").data("{}")],
+        // With the latest id, so that the reloaded client resumes from here.
+        Resume::Resync { head } => vec![Event::default().id(head).event("resync").data("{}")],
         Resume::Replay(missed) => missed
             .iter()
             .filter(|e| wanted(&params.service, e))
