@@ -200,7 +200,7 @@ async function run(browser) {
   await page.click('dialog[open] [data-testid=confirm]');
   await page.waitForSelector('[data-testid=rollback-result]');
   const result = await page.textContent('[data-testid=rollback-result]');
-  assert(/rolled back/.test(result) && result.includes('0 %'), `rollback result shown: ${result}`);
+  assert(/rolled back/.test(result) && / at 0 %/.test(result), `rollback result shown, canary at 0 %: ${result}`);
   await page.waitForFunction(
     () => document.querySelector('[data-testid=service-canary-weight]')?.textContent?.startsWith('0'),
     null,

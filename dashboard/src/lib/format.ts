@@ -17,7 +17,7 @@ export function compact(value: number | null | undefined, unit = '', digits = 1)
 }
 
 /** Bytes with binary prefixes: 1536 → "1.5 KiB". */
-export function bytes(value: number | null | undefined): string {
+export function bytes(value: number | null | undefined, digits = 1): string {
   if (value === null || value === undefined || !Number.isFinite(value)) return '–';
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let v = value;
@@ -26,7 +26,7 @@ export function bytes(value: number | null | undefined): string {
     v /= 1024;
     i += 1;
   }
-  return `${round(v, i === 0 ? 0 : 1)} ${units[i]}`;
+  return `${round(v, i === 0 ? 0 : digits)} ${units[i]}`;
 }
 
 export function percent(value: number | null | undefined, digits = 1): string {
@@ -34,10 +34,10 @@ export function percent(value: number | null | undefined, digits = 1): string {
   return `${round(value, digits)} %`;
 }
 
-export function ms(value: number | null | undefined): string {
+export function ms(value: number | null | undefined, digits?: number): string {
   if (value === null || value === undefined || !Number.isFinite(value)) return '–';
-  if (value >= 1000) return `${round(value / 1000, 2)} s`;
-  return `${round(value, value < 10 ? 2 : 1)} ms`;
+  if (value >= 1000) return `${round(value / 1000, digits ?? 2)} s`;
+  return `${round(value, digits ?? (value < 10 ? 2 : 1))} ms`;
 }
 
 /** 90000 → "1 min 30 s". */
