@@ -208,6 +208,9 @@ async function run(browser) {
   );
   const v3state = await api('GET', `/api/v1/deployments/${v3.id}`);
   figures.rollback_state = v3state.summary.state;
+  await page.waitForSelector('[data-testid=scaling] table');
+  const scaling = await page.textContent('[data-testid=scaling]');
+  assert(/autoscaled/i.test(scaling) && /instances ready/.test(scaling), `the scaling card shows the size: ${scaling}`);
   await shot(page, 'service-after-rollback');
 
   // --- Audit with the chain verified.

@@ -171,3 +171,19 @@ describe('audit query and formats', () => {
     expect(ms(1500)).toMatch(/^1[.,]5 s$/);
   });
 });
+
+import { parseScaleForm, change } from '../src/lib/scaling';
+
+describe('scale form', () => {
+  it('builds the body and names the wrong field', () => {
+    expect(parseScaleForm({ instances: '4', hold: '2h', reason: 'launch' })).toEqual({
+      body: { instances: 4, for: '2h', reason: 'launch' },
+    });
+    expect(parseScaleForm({ instances: '0', hold: '', reason: '' })).toEqual({ error: expect.stringContaining('Instances') });
+    expect(parseScaleForm({ instances: '3', hold: 'soon', reason: '' })).toEqual({ error: expect.stringContaining('Hold for') });
+  });
+  it('describes a decision', () => {
+    expect(change(2, 5)).toBe('2 → 5 (up 3)');
+    expect(change(3, 3)).toBe('3 (unchanged)');
+  });
+});

@@ -10,7 +10,7 @@
 export type LiveStatus = 'connecting' | 'live' | 'reconnecting' | 'paused' | 'stopped';
 
 export interface LiveEvent {
-  /** `transition`, `analysis`, `traffic`, `version_stopped`. */
+  /** `transition`, `analysis`, `traffic`, `version_stopped`, `scaling`. */
   type: string;
   service: string;
   deployment_id: string | null;
@@ -32,7 +32,7 @@ export interface LiveDeps {
   clearTimeout: (handle: unknown) => void;
 }
 
-export const EVENT_TYPES = ['transition', 'analysis', 'traffic', 'version_stopped'];
+export const EVENT_TYPES = ['transition', 'analysis', 'traffic', 'version_stopped', 'scaling'];
 export const FIRST_RETRY_MS = 500;
 export const MAX_RETRY_MS = 10_000;
 

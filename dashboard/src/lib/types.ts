@@ -255,3 +255,44 @@ export interface Problem {
   status?: number;
   detail?: string;
 }
+
+export interface ScalingDecision {
+  id: number | null;
+  service: string;
+  set: string;
+  version: string;
+  at: string | null;
+  from: number;
+  to: number;
+  status: string;
+  actor: string;
+  reason: string;
+  error: string | null;
+}
+
+export interface SetSize {
+  version: string;
+  instances: number;
+  ready: number;
+}
+
+export interface ScalingDoc {
+  service: string;
+  autoscaled: boolean;
+  mode: string | null;
+  stable: SetSize;
+  canary: SetSize | null;
+  min: number | null;
+  max: number | null;
+  budget_max: number | null;
+  operator_floor: { instances: number; until: number; actor: string } | null;
+  sync_secs: number | null;
+  decisions: ScalingDecision[];
+}
+
+export interface Recommendation {
+  service: string;
+  kind: string;
+  message: string;
+  evidence: unknown;
+}
