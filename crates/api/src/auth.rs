@@ -22,10 +22,17 @@ pub struct Principal {
     pub role: Role,
 }
 
+/// The event stream, the one route a stream ticket may open.
+pub const EVENTS_PATH: &str = "/api/v1/events";
+/// Trades the caller's token for a stream ticket: any role, as reading the stream.
+pub const EVENTS_TICKET_PATH: &str = "/api/v1/events/ticket";
+
 pub fn required_role(method: &Method, path: &str) -> Role {
     if path == "/api/v1/tokens" || path.starts_with("/api/v1/tokens/") {
         Role::Admin
-    } else if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+    } else if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+        || (path == EVENTS_TICKET_PATH && *method == Method::POST)
+    {
         Role::Viewer
     } else {
         Role::Operator
@@ -42,6 +49,18 @@ pub async fn require_token(
     let method = request.method().clone();
     let path = request.uri().path().to_string();
     let authorization = request.headers().get(header::AUTHORIZATION).cloned();
+    if authorization.is_none()
+        && path == EVENTS_PATH
+        && let Some(ticket) = ticket_in(request.uri().query())
+    {
+        return match redeem(&state, peer, ticket) {
+            Ok(principal) => {
+                request.extensions_mut().insert(principal);
+                next.run(request).await
+            }
+            Err(e) => e.into_response(),
+        };
+    }
     match authorize(&state, peer, &method, &path, authorization.as_ref()).await {
         Ok(principal) => {
             request.extensions_mut().insert(principal);
@@ -49,6 +68,38 @@ pub async fn require_token(
         }
         Err(e) => e.into_response(),
     }
+}
+
+/// The `ticket` query parameter (tickets are hex: nothing to decode).
+fn ticket_in(query: Option<&str>) -> Option<String> {
+    query?
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("ticket="))
+        .map(str::to_string)
+}
+
+/// A stream ticket in place of the bearer header: single use, short-lived, counted
+/// against the address's failure budget like a wrong token when it does not work.
+fn redeem(state: &AppState, peer: SocketAddr, ticket: String) -> Result<Principal, ApiError> {
+    let ip = peer.ip();
+    if let Some(retry_after_secs) = state.auth_limiter.blocked_for(ip) {
+        state.metrics.auth_failure("rate_limited");
+        return Err(ApiError::TooManyRequests {
+            detail: format!(
+                "too many failed authentication attempts from {ip}; try again in {retry_after_secs}s"
+            ),
+            retry_after_secs,
+        });
+    }
+    state.live.redeem_ticket(&ticket).ok_or_else(|| {
+        state.metrics.auth_failure("invalid");
+        state.auth_limiter.record_failure(ip);
+        ApiError::Unauthorized(
+            "the stream ticket is unknown, used or expired; get a new one with \
+             `POST /api/v1/events/ticket`"
+                .into(),
+        )
+    })
 }
 
 async fn authorize(

@@ -3,8 +3,10 @@
 
 pub mod auth;
 pub mod auth_limiter;
+pub mod dashboard;
 pub mod health;
 pub mod http_metrics;
+pub mod live;
 pub mod openapi;
 pub mod probes;
 pub mod problem;
@@ -73,6 +75,10 @@ pub fn app(state: AppState) -> (axum::Router, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::alerts::webhook))
         .routes(routes!(routes::notifications::list_notifications))
         .routes(routes!(openapi::openapi_json))
+        // The dashboard's own questions and the browser's way into the event stream.
+        .routes(routes!(routes::dashboard_api::whoami))
+        .routes(routes!(routes::dashboard_api::all_status))
+        .routes(routes!(routes::events::create_ticket))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,
@@ -93,7 +99,7 @@ pub fn app(state: AppState) -> (axum::Router, utoipa::openapi::OpenApi) {
         // Aliases used by the original probes; same handlers, kept out of the document.
         .route("/health/liveness", axum::routing::get(health::live))
         .route("/health/readiness", axum::routing::get(health::ready))
-        .fallback(not_found)
+        .fallback(dashboard_or_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(
             problem::BODY_LIMIT_BYTES,
@@ -106,6 +112,19 @@ pub fn app(state: AppState) -> (axum::Router, utoipa::openapi::OpenApi) {
         ))
         .with_state(state);
     (router, doc)
+}
+
+/// The dashboard answers what no API route does (its files and client routes);
+/// anything else is the API's 404.
+async fn dashboard_or_not_found(
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    match dashboard::respond(&method, &uri, &headers) {
+        Some(response) => response,
+        None => not_found(uri).await.into_response(),
+    }
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {

@@ -32,6 +32,8 @@ pub struct AppState {
     /// Flips to true when rampart shuts down, so that endless responses (event
     /// streams) end and graceful shutdown can finish.
     pub shutdown: crate::routes::events::ShutdownFlag,
+    /// Engine events numbered for resumable streams, and the browsers' stream tickets.
+    pub live: crate::live::Live,
 }
 
 impl AppState {

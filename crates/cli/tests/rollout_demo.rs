@@ -35,6 +35,12 @@ fn the_demo_promotes_v2_rolls_back_v3_and_exits_0() {
         "{stdout}"
     );
     assert!(stdout.contains("chain verified"), "{stdout}");
+    // A newcomer is told where to watch it live, and how to sign in.
+    let dashboard = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("dashboard http://"))
+        .unwrap_or_else(|| panic!("no dashboard line:\n{stdout}"));
+    assert!(dashboard.contains("admin token"), "{dashboard}");
     // The healthy release cost users nothing.
     let v2_line = stdout
         .lines()

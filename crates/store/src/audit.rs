@@ -75,6 +75,9 @@ impl AuditEntry {
 pub struct AuditQuery {
     /// Only entries with `seq > after_seq` (for paging and tailing).
     pub after_seq: Option<u64>,
+    /// Only entries with `seq < before_seq` (paging newest first: the dashboard's
+    /// "older" page).
+    pub before_seq: Option<u64>,
     /// At most this many entries; capped at [`AUDIT_LIST_LIMIT_MAX`].
     pub limit: u32,
     pub subject: Option<String>,
@@ -87,6 +90,7 @@ impl Default for AuditQuery {
     fn default() -> Self {
         AuditQuery {
             after_seq: None,
+            before_seq: None,
             limit: 100,
             subject: None,
             action: None,
@@ -272,6 +276,10 @@ impl Tx<'_> {
             None => 0,
         };
         let mut params: Vec<Box<dyn rusqlite::ToSql>> = vec![Box::new(after)];
+        if let Some(before) = query.before_seq {
+            params.push(Box::new(seq_to_sql(before)?));
+            sql.push_str(&format!(" AND seq < ?{}", params.len()));
+        }
         if let Some(subject) = &query.subject {
             params.push(Box::new(subject.clone()));
             sql.push_str(&format!(" AND subject = ?{}", params.len()));

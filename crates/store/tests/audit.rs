@@ -358,6 +358,19 @@ fn listing_filters_pages_and_orders() {
         vec![20, 19]
     );
 
+    let older = store
+        .list_audit(&AuditQuery {
+            before_seq: Some(19),
+            limit: 2,
+            newest_first: true,
+            ..AuditQuery::default()
+        })
+        .unwrap();
+    assert_eq!(
+        older.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![18, 17]
+    );
+
     let by_subject = store
         .list_audit(&AuditQuery {
             subject: Some("service/svc1".into()),

@@ -14,6 +14,9 @@ use crate::state::AppState;
 pub struct AuditParams {
     /// Only entries with a sequence number above this.
     pub after_seq: Option<u64>,
+    /// Only entries with a sequence number below this (with `order=desc`: the
+    /// next, older page).
+    pub before_seq: Option<u64>,
     /// At most this many entries (default 100, at most 10000).
     #[param(minimum = 1, maximum = 10000)]
     pub limit: Option<u32>,
@@ -101,6 +104,7 @@ pub async fn list_audit(
     }
     let query = AuditQuery {
         after_seq: params.after_seq,
+        before_seq: params.before_seq,
         limit,
         subject: params.subject,
         action: params.action,

@@ -2,6 +2,7 @@
 
 pub mod alerts;
 pub mod audit;
+pub mod dashboard_api;
 pub mod deployments;
 pub mod events;
 pub mod scaling;

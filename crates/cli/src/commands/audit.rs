@@ -25,6 +25,7 @@ pub async fn run(command: AuditCommand) -> CliResult {
                         subject,
                         action,
                         newest_first: false,
+                        before_seq: None,
                     })?;
                     entries.into_iter().map(AuditEntryView::from).collect()
                 }

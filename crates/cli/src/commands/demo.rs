@@ -62,6 +62,10 @@ pub async fn run(args: DemoArgs) -> CliResult {
     };
     let token = ready.admin_token.clone().unwrap_or_default();
     println!("  API       http://{}   (admin token: {token})", ready.api);
+    println!(
+        "  dashboard http://{}/   (open it and sign in with the admin token above: the rollouts below show live)",
+        ready.api
+    );
     println!("  service   http://{service_listen}/   (try: curl http://{service_listen}/version)");
     println!(
         "  follow    rampart status {SERVICE} --api http://{} --token {token}",
@@ -154,7 +158,10 @@ pub async fn run(args: DemoArgs) -> CliResult {
 
     if !args.exit_when_done {
         println!();
-        println!("rampart keeps serving; explore the API above. Ctrl-C to stop.");
+        println!(
+            "rampart keeps serving; explore the dashboard at http://{}/ and the API. Ctrl-C to stop.",
+            ready.api
+        );
         shutdown_signal().await;
     }
     load.stop().await;

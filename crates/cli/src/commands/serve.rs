@@ -189,6 +189,7 @@ pub async fn run_server(
             warn_error_rate: config.telemetry.warn_error_rate,
         }),
     );
+    let clock_for_live = clock.clone();
     let state = AppState {
         store: store.clone(),
         store_health,
@@ -201,8 +202,10 @@ pub async fn run_server(
         probes: Arc::new(probes),
         engine: engine.clone(),
         telemetry,
-        shutdown: shutdown_flag,
+        shutdown: shutdown_flag.clone(),
+        live: rampart_api::live::Live::new(clock_for_live),
     };
+    let relaying = state.live.spawn_relay(engine.subscribe(), shutdown_flag);
 
     if !api_addr.ip().is_loopback() {
         // Allowed only by `insecure_listen = true` (the config check refuses it otherwise).
@@ -247,6 +250,7 @@ pub async fn run_server(
     let served = rampart_api::serve(listener, state, shutdown).await;
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     collecting.abort();
+    relaying.abort();
 
     // The API stopped taking requests: let the routers drain, stop the instances.
     // Rollouts in flight stay as stored and are recovered at the next start.

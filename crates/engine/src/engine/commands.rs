@@ -115,7 +115,14 @@ impl Engine {
             .write(move |tx| tx.append_audit(&audit))
             .await?;
         if let Some(table) = table {
+            let canary_weight = table.canary_weight;
             svc.swap(table)?;
+            // Live subscribers (the dashboard) see a split set by hand as well.
+            self.inner.shared.publish(crate::shared::EngineEvent {
+                service: service.to_string(),
+                deployment_id: None,
+                kind: crate::shared::EngineEventKind::Traffic { canary_weight },
+            });
         }
         if let Some(limit) = change.max_concurrency {
             svc.router.set_max_concurrency((limit > 0).then_some(limit));

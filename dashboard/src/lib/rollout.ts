@@ -1,0 +1,88 @@
+// What the rollout view shows about steps and which actions apply, from the API's
+// deployment detail and service status.
+
+import type { DeploymentDetail, ServiceStatus } from './types';
+
+export type StepState = 'done' | 'current' | 'pending' | 'skipped';
+
+export interface StepRow {
+  /** 1-based, as rampart shows steps everywhere. */
+  number: number;
+  weight: number;
+  holdMs: number;
+  state: StepState;
+  /** Milliseconds left in the current step's hold (current step only). */
+  remainingMs: number | null;
+}
+
+const TERMINAL = ['succeeded', 'rolled_back', 'failed', 'aborted'];
+
+export function isTerminal(state: string): boolean {
+  return TERMINAL.includes(state);
+}
+
+export function stepRows(detail: DeploymentDetail, now: number): StepRow[] {
+  const rollout = detail.record.rollout;
+  const phase = rollout.phase;
+  const current = typeof phase.step === 'number' ? phase.step : null;
+  const state = detail.summary.state;
+  return rollout.spec.steps.map((step, i) => {
+    let rowState: StepState;
+    if (current !== null) {
+      rowState = i < current ? 'done' : i === current ? 'current' : 'pending';
+    } else if (state === 'succeeded' || state === 'promoting') {
+      rowState = 'done';
+    } else if (isTerminal(state)) {
+      rowState = reachedStep(detail, i) ? 'done' : 'skipped';
+    } else {
+      rowState = 'pending';
+    }
+    const remainingMs =
+      rowState === 'current' && phase.state === 'progressing'
+        ? Math.max(0, rollout.step_started_at + step.hold_ms - now)
+        : null;
+    return { number: i + 1, weight: step.weight, holdMs: step.hold_ms, state: rowState, remainingMs };
+  });
+}
+
+/** Whether the rollout's history shows it at step `index` (0-based) at some time. */
+function reachedStep(detail: DeploymentDetail, index: number): boolean {
+  return detail.record.rollout.history.some(
+    (t) => typeof t.to.step === 'number' && t.to.step >= index,
+  );
+}
+
+export type Action = 'promote' | 'pause' | 'resume' | 'abort' | 'rollback';
+
+/** The operator actions that apply to a rollout in `state` (none for a viewer). */
+export function actionsFor(state: string, canOperate: boolean): Action[] {
+  if (!canOperate) return [];
+  switch (state) {
+    case 'progressing':
+      return ['promote', 'pause', 'abort', 'rollback'];
+    case 'paused':
+      return ['resume', 'promote', 'abort', 'rollback'];
+    case 'validating':
+    case 'starting':
+      return ['abort', 'rollback'];
+    default:
+      return [];
+  }
+}
+
+/**
+ * What an emergency rollback of the service would do, in words for the
+ * confirmation: during a rollout the canary goes to 0 %; after a promotion the
+ * previous version comes back. `null` when there is nothing to roll back.
+ */
+export function rollbackPlan(
+  status: ServiceStatus,
+): { from: string; to: string; during: boolean } | null {
+  if (status.active && !isTerminal(status.active.state)) {
+    return { from: status.active.version, to: status.stable_version, during: true };
+  }
+  if (status.rollback_target) {
+    return { from: status.stable_version, to: status.rollback_target, during: false };
+  }
+  return null;
+}
