@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use support::receiver::{Mode, Receiver};
 use support::{LoadGen, RampartServer, free_addr, run_cli_timeout, sample_app_service};
 
 const SERVICE: &str = "shop";
@@ -81,21 +82,38 @@ fn timeline_actions(detail: &Value) -> Vec<Value> {
 #[test]
 fn ten_percent_errors_fire_the_rule_roll_back_shed_load_and_resolve_when_errors_stop() {
     let listen = free_addr();
-    let rules = r#"
+    let slack = Receiver::start(Mode::Answer(200));
+    let pagerduty = Receiver::start(Mode::Answer(202));
+    let rules = format!(
+        r#"
 [[incident_rule]]
 name = "high_error_rate"
 severity = "critical"
 when = "service.error_rate > 5% for 2s"
 actions = ["rollback", "shed_load"]
-notify = ["oncall"]
+notify = ["oncall", "pagerduty"]
 resolve_after = "3s"
 
 [[incident_action]]
 name = "shed_load"
 kind = "shed_load"
 lift_every = "1s"
-"#;
-    let server = RampartServer::start_serving(&shop(listen, rules));
+
+[[notifier]]
+name = "oncall"
+kind = "slack"
+url = "{}"
+
+[[notifier]]
+name = "pagerduty"
+kind = "pagerduty"
+routing_key = "0123456789abcdef0123456789abcdef"
+url = "{}"
+"#,
+        slack.url("/services/T0/B0/X"),
+        pagerduty.url("/v2/enqueue")
+    );
+    let server = RampartServer::start_serving(&shop(listen, &rules));
     let load = LoadGen::start(format!("http://{listen}/version"), 100);
     // Half the traffic to a version failing 20 %: the service fails 10 %.
     let id = server.deploy(SERVICE, "v2", json!({ "SAMPLE_APP_ERROR_RATE": "0.2" }));
@@ -170,6 +188,27 @@ lift_every = "1s"
         },
     );
     assert!(resolved["closed_at"].is_string(), "{resolved}");
+
+    // The receivers got them: Slack a Block Kit message naming the rule, PagerDuty a
+    // trigger and then a resolve of the same alert (dedup_key = the incident).
+    slack.wait_until("the incident on Slack", |got| {
+        got.iter().any(|(_, body)| {
+            body["blocks"].is_array()
+                && body["text"].is_string()
+                && body["blocks"].to_string().contains("high_error_rate")
+        })
+    });
+    pagerduty.wait_until("a trigger and a resolve on PagerDuty", |got| {
+        let actions: Vec<&str> = got
+            .iter()
+            .filter(|(_, e)| e["dedup_key"] == format!("incident-{incident_id}").as_str())
+            .filter_map(|(_, e)| e["event_action"].as_str())
+            .collect();
+        actions.first() == Some(&"trigger") && actions.contains(&"resolve")
+    });
+    let trigger = &pagerduty.delivered()[0].1;
+    assert_eq!(trigger["payload"]["severity"], "critical", "{trigger}");
+    assert_eq!(trigger["payload"]["source"], SERVICE, "{trigger}");
     // The shed limit is lifted in steps, back to none.
     wait_for(
         &server,

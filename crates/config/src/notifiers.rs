@@ -96,6 +96,17 @@ pub(crate) fn check(config: &Config, at: &Locator<'_, '_>) -> Vec<Finding> {
             );
         }
     }
+    for (index, rule) in config.incident_rules.iter().enumerate() {
+        for (position, target) in rule.notify.iter().enumerate() {
+            reference(
+                &mut findings,
+                at,
+                &names,
+                target,
+                &format!("incident_rule.{index}.notify.{position}"),
+            );
+        }
+    }
     let policies: Vec<&str> = config.escalations.iter().map(|e| e.name.as_str()).collect();
     for (index, policy) in config.escalations.iter().enumerate() {
         let path = format!("escalation.{index}");

@@ -1,6 +1,8 @@
 //! Runs the real `rampart` binary on loopback for end-to-end tests.
 #![allow(dead_code)]
 
+pub mod receiver;
+
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -1,9 +1,9 @@
 //! Where incident notifications leave: one [`Message`] per notifier of the rule,
-//! written in the same transaction as the change it reports.
-//!
-//! Until the store's notification outbox exists (`Tx::enqueue_notification`, built
-//! alongside), the message is recorded on the incident's timeline as a
-//! `notification` event with status `pending`: the one call to swap when it lands.
+//! written to the store's outbox in the same transaction as the change it reports,
+//! so a committed change always has its notifications and a rolled-back one never
+//! does. The delivery worker (`rampart_notify`) sends them at least once; the
+//! incident's timeline names each queued notification, whose delivery status is in
+//! `GET /api/v1/notifications`.
 
 use rampart_core::notify::Message;
 use rampart_store::{Result, Tx};
@@ -19,13 +19,15 @@ pub(crate) fn notify(
     message: &Message,
 ) -> Result<()> {
     for notifier in notifiers {
+        let notification_id = tx.enqueue_notification(notifier, message)?;
         tx.add_incident_event(
             incident_id,
             "notification",
             SYSTEM_ACTOR,
             &json!({
                 "notifier": notifier,
-                "status": "pending",
+                "notification_id": notification_id,
+                "status": "queued",
                 "message": message,
             }),
         )?;
