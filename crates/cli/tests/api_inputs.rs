@@ -179,7 +179,10 @@ fn viewers_see_the_names_of_per_deploy_environment_values_only() {
     assert!(!audit.to_string().contains("hunter2"));
 }
 
-/// The per-deploy environment of the running instances of `version`.
+/// The value of `name` in the environment of every running sample-app instance of
+/// `version` that has it. Only instances with the variable count: other tests (and
+/// other test runs on the machine) run `--version v2` sample apps of their own, and a
+/// revert that forgot the environment shows as no instance at all.
 fn instance_env(version: &str, name: &str) -> Vec<Option<String>> {
     processes_matching(&format!("--version {version}"))
         .into_iter()
@@ -191,6 +194,7 @@ fn instance_env(version: &str, name: &str) -> Vec<Option<String>> {
                 .filter_map(|kv| std::str::from_utf8(kv).ok())
                 .find_map(|kv| kv.strip_prefix(&format!("{name}=")).map(str::to_string))
         })
+        .filter(Option::is_some)
         .collect()
 }
 

@@ -252,9 +252,19 @@ impl ServiceRuntime {
         self.routes.apply(table)
     }
 
-    /// Replaces the whole table (a manual traffic change).
+    /// Replaces the whole table (a manual traffic change); refused while a rollout
+    /// owns the split, checked under the same lock as the swap so a deploy that
+    /// claimed the service meanwhile wins.
     pub(crate) fn swap(&self, table: RouteTable) -> Result<Vec<SocketAddr>, EngineError> {
-        let _state = self.write();
+        let state = self.write();
+        if let Some(active) = &state.active {
+            return Err(EngineError::Conflict(format!(
+                "rollout {} of {} started meanwhile and owns the traffic split of `{}`; nothing was changed",
+                active.id,
+                active.version,
+                self.name()
+            )));
+        }
         self.routes.apply(table)
     }
 

@@ -64,12 +64,13 @@ impl Controller {
             }
         }
         if let Some(weight) = weight {
-            let has_canary = self.svc.table().canary.is_some();
-            if has_canary && (table.canary_weight - weight).abs() > 1e-9 {
+            // As it is now, after a canary set repaired above.
+            let current = self.svc.table();
+            if current.canary.is_some() && (current.canary_weight - weight).abs() > 1e-9 {
                 match self.svc.route(|t| t.canary_weight = weight) {
                     Ok(_) => repairs.push(format!(
                         "canary weight {} % -> {weight} %",
-                        table.canary_weight
+                        current.canary_weight
                     )),
                     Err(e) => failed = Some(e),
                 }
