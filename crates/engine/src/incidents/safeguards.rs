@@ -24,12 +24,13 @@ impl Safeguards {
             .insert(incident.to_string());
     }
 
-    /// Lifts `incident`'s freezes; returns the services it no longer holds.
+    /// Lifts `incident`'s freezes; returns the services that are deployable again
+    /// (no other incident still freezes them).
     pub fn unfreeze(&self, incident: &str) -> Vec<String> {
         let mut freezes = lock(&self.freezes);
         let mut lifted = Vec::new();
         freezes.retain(|service, holders| {
-            if holders.remove(incident) {
+            if holders.remove(incident) && holders.is_empty() {
                 lifted.push(service.clone());
             }
             !holders.is_empty()
