@@ -299,4 +299,36 @@ fn an_operator_scale_holds_as_the_minimum_and_bad_requests_are_refused() {
     );
     let audit = server.wait_audit("scale.up", Duration::from_secs(5));
     assert_eq!(audit[0]["actor"], "admin", "{audit:?}");
+
+    // `rampart top` renders the host, the service's version and its three instances.
+    let out = support::run_cli(
+        &[
+            "top",
+            "--once",
+            "--api",
+            &server.api,
+            "--token",
+            &server.admin_token,
+        ],
+        &server.data_dir(),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.starts_with("host  cpu "), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("api") && l.contains("v1 (stable)")),
+        "{text}"
+    );
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.trim_start().starts_with("v1-"))
+            .count(),
+        3,
+        "{text}"
+    );
 }
