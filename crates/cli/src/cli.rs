@@ -78,6 +78,21 @@ pub enum Command {
     /// Show, acknowledge, escalate or resolve one incident.
     #[command(subcommand)]
     Incident(IncidentCommand),
+    /// A live view of the host, services, versions and instances (from the telemetry API).
+    Top(TopArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    /// Between two refreshes.
+    #[arg(long, value_name = "DURATION", default_value = "2s",
+          value_parser = rampart_config::duration::parse_positive)]
+    pub interval: rampart_config::Duration,
+    /// Print one frame and exit (also when stdout is not a terminal).
+    #[arg(long)]
+    pub once: bool,
+    #[command(flatten)]
+    pub api: ApiArgs,
 }
 
 #[derive(Debug, Args)]
@@ -162,7 +177,11 @@ impl Command {
     pub fn prints_and_exits(&self) -> bool {
         !matches!(
             self,
-            Command::Serve(_) | Command::Demo(_) | Command::SampleApp(_) | Command::Load(_)
+            Command::Serve(_)
+                | Command::Demo(_)
+                | Command::SampleApp(_)
+                | Command::Load(_)
+                | Command::Top(_)
         )
     }
 }

@@ -91,6 +91,7 @@ async fn run(cli: Cli) -> CliResult {
         Command::Incidents(args) => commands::incidents::list(args).await,
         Command::Incident(cmd) => commands::incidents::run(cmd).await,
         Command::Notifications(args) => commands::notifications::run(args).await,
+        Command::Top(args) => commands::top::run(args).await,
     }
 }
 

@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 
 use support::{LoadGen, RampartServer};
 
-/// 10 requests per second per instance, decisions every second, a 5 s scale-down
-/// window, telemetry every second.
+/// `per_instance` requests per second per instance (low rates, so a busy test machine still sends
+/// them), decisions every second, a 5 s scale-down window, telemetry every second.
 fn autoscaled(
+    per_instance: u32,
     name: &str,
     listen: std::net::SocketAddr,
     instances: u32,
@@ -26,7 +27,7 @@ fn autoscaled(
             r#"[service.autoscale]
 min = 1
 max = {max}
-targets = [{{ metric = "rps_per_instance", value = 10 }}]
+targets = [{{ metric = "rps_per_instance", value = {per_instance} }}]
 sync = "1s"
 scale_down_stabilization = "5s"
 
@@ -76,6 +77,7 @@ fn a_service_scales_up_under_load_and_back_down_draining_without_a_failed_reques
     let listen = support::free_addr();
     // Every answer takes 150 ms, so requests are in flight whenever an instance leaves.
     let service = autoscaled(
+        4,
         "web",
         listen,
         1,
@@ -85,14 +87,16 @@ fn a_service_scales_up_under_load_and_back_down_draining_without_a_failed_reques
     let server = RampartServer::start_with_server(TELEMETRY, &service);
     assert_eq!(scaling(&server, "web")["stable"]["instances"], 1);
 
-    // 30 requests per second need 3 instances at 10 each.
-    let load = LoadGen::start(format!("http://{listen}/"), 30);
+    // 14 requests per second need at least 3 instances at 4 each.
+    let load = LoadGen::start(format!("http://{listen}/"), 14);
     let up = wait_scaling(
         &server,
         "web",
         Duration::from_secs(60),
         "scale-up to 3",
-        |v| v["stable"]["instances"] == 3 && v["stable"]["ready"] == 3,
+        |v| {
+            v["stable"]["instances"].as_u64() >= Some(3) && v["stable"]["ready"].as_u64() >= Some(3)
+        },
     );
     let decision = up["decisions"]
         .as_array()
@@ -126,7 +130,7 @@ fn a_service_scales_up_under_load_and_back_down_draining_without_a_failed_reques
     }
 
     // Load falls to a trickle: back to one instance, draining the others.
-    load.set_rps(4);
+    load.set_rps(2);
     let down = wait_scaling(
         &server,
         "web",
@@ -145,7 +149,7 @@ fn a_service_scales_up_under_load_and_back_down_draining_without_a_failed_reques
     // Keep sending a little longer, then count: not one request failed.
     std::thread::sleep(Duration::from_secs(2));
     let report = load.stop();
-    assert!(report.ok > 100, "{report:?}");
+    assert!(report.ok > 20, "{report:?}");
     assert_eq!(
         report.failed, 0,
         "requests failed across scale-up and scale-down: {report:?}"
@@ -186,6 +190,7 @@ fn a_service_scales_up_under_load_and_back_down_draining_without_a_failed_reques
 fn during_a_rollout_stable_and_canary_are_sized_each_from_its_own_load() {
     let listen = support::free_addr();
     let service = autoscaled(
+        1,
         "shop",
         listen,
         2,
@@ -200,21 +205,27 @@ max_latency_regression = 1000.0
 "#,
     );
     let server = RampartServer::start_with_server(TELEMETRY, &service);
-    let load = LoadGen::start(format!("http://{listen}/"), 60);
+    let load = LoadGen::start(format!("http://{listen}/"), 12);
     let id = server.deploy("shop", "v2", serde_json::json!({}));
     server.wait_state(&id, "progressing", Duration::from_secs(30));
-    // 60 req/s: stable takes 48 (→ 5 instances), the canary 12 (→ 2), each from its
-    // own numbers; an average over both would size them alike.
+    // 12 req/s (fewer if the machine is busy): stable takes 80 % (→ about 5 instances
+    // at 1 each), the canary 20 % (→ 1 or 2), each from its own numbers; an average
+    // over both would size them alike.
     let view = wait_scaling(
         &server,
         "shop",
         Duration::from_secs(60),
         "independent sizes",
         |v| {
-            v["stable"]["instances"].as_u64() >= Some(4)
+            let stable = v["stable"]["instances"].as_u64().unwrap_or(0);
+            let canary_decided = v["decisions"]
+                .as_array()
+                .is_some_and(|all| all.iter().any(|d| d["set"] == "canary"));
+            stable >= 3
+                && canary_decided
                 && v["canary"]["instances"]
                     .as_u64()
-                    .is_some_and(|c| (1..=3).contains(&c))
+                    .is_some_and(|c| (1..=3).contains(&c) && c < stable)
         },
     );
     let decisions = view["decisions"].as_array().cloned().unwrap_or_default();
@@ -227,13 +238,13 @@ max_latency_regression = 1000.0
         .as_f64()
         .unwrap_or(0.0);
     assert!(
-        observed < 20.0,
+        observed < 4.0,
         "the canary's own rate per instance: {canary:#}"
     );
     let stable = decisions
         .iter()
-        .find(|d| d["set"] == "stable" && d["status"] == "applied")
-        .unwrap_or_else(|| panic!("no stable scale-up: {view:#}"));
+        .find(|d| d["set"] == "stable")
+        .unwrap_or_else(|| panic!("no stable decision: {view:#}"));
     assert_eq!(stable["version"], "v1");
     // The canary is never below its weight's share of the stable size.
     let bounds = &canary["decision"]["bounds"];
@@ -250,7 +261,8 @@ max_latency_regression = 1000.0
 #[test]
 fn an_operator_scale_holds_as_the_minimum_and_bad_requests_are_refused() {
     let listen = support::free_addr();
-    let server = RampartServer::start_with_server(TELEMETRY, &autoscaled("api", listen, 1, 3, ""));
+    let server =
+        RampartServer::start_with_server(TELEMETRY, &autoscaled(4, "api", listen, 1, 3, ""));
     let (status, body) = server.post_json(
         "/api/v1/services/api/scale",
         &serde_json::json!({ "instances": 3, "for": "10m", "reason": "sale at noon" }),
@@ -287,4 +299,36 @@ fn an_operator_scale_holds_as_the_minimum_and_bad_requests_are_refused() {
     );
     let audit = server.wait_audit("scale.up", Duration::from_secs(5));
     assert_eq!(audit[0]["actor"], "admin", "{audit:?}");
+
+    // `rampart top` renders the host, the service's version and its three instances.
+    let out = support::run_cli(
+        &[
+            "top",
+            "--once",
+            "--api",
+            &server.api,
+            "--token",
+            &server.admin_token,
+        ],
+        &server.data_dir(),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.starts_with("host  cpu "), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("api") && l.contains("v1 (stable)")),
+        "{text}"
+    );
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.trim_start().starts_with("v1-"))
+            .count(),
+        3,
+        "{text}"
+    );
 }

@@ -15,4 +15,5 @@ pub mod scaling;
 pub mod serve;
 pub mod target;
 pub mod token;
+pub mod top;
 pub mod watch;

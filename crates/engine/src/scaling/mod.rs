@@ -42,6 +42,9 @@ use sizing::SetScaler;
 pub const DEFAULT_HOLD: Duration = Duration::from_secs(30 * 60);
 /// The longest an operator's minimum may hold.
 pub const MAX_HOLD: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Rate and p95 are read over the last 5 s (the telemetry's default interval), so a
+/// load step shows at the first sync after it.
+pub const RATE_WINDOW: Duration = Duration::from_secs(5);
 /// The most instances an operator may ask for on a service without autoscaling.
 pub const MAX_MANUAL_INSTANCES: u32 = 256;
 
@@ -166,7 +169,7 @@ impl Engine {
         let latest = telemetry.latest();
         let fresh =
             latest.filter(|l| now.since(l.at) <= telemetry.settings().interval() * 3 + spec.sync);
-        let window = spec.sync.max(Duration::from_secs(5));
+        let window = RATE_WINDOW.min(spec.sync.max(Duration::from_secs(1)));
         history::record_minute(&shared, svc, fresh.as_deref(), window, now).await;
 
         let _changing = svc.sizing.lock().await;

@@ -163,3 +163,111 @@ pub(crate) fn judge(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use rampart_core::Timestamp;
+    use rampart_core::autoscale::{
+        AutoscaleSpec, Autoscaler, Extra, InstanceSample, MetricKind, Observation, Target,
+    };
+
+    use super::*;
+
+    fn spec(min: u32) -> AutoscaleSpec {
+        AutoscaleSpec::hpa_defaults(
+            min,
+            20,
+            vec![Target {
+                metric: MetricKind::Cpu,
+                value: 50.0,
+            }],
+        )
+    }
+
+    /// A stored record of a decision on `current` instances each at `cpu`.
+    fn record(min: u32, current: u32, cpu: f64, to: u32) -> ScalingRecord {
+        let obs = Observation {
+            current,
+            instances: (0..current)
+                .map(|i| InstanceSample {
+                    id: format!("v1-{i}"),
+                    ready: true,
+                    cpu_percent: Some(cpu),
+                    memory_mib: None,
+                })
+                .collect(),
+            ..Observation::default()
+        };
+        let mut decision = Autoscaler::new(spec(min)).decide(Timestamp(0), &obs, &Extra::default());
+        decision.desired = to;
+        ScalingRecord::new("web", SetKind::Stable, "v1", "rampart", decision, None)
+    }
+
+    #[test]
+    fn a_min_the_metrics_never_reach_is_too_high_with_evidence() {
+        // 4 instances at 10 % of a 50 % target: the metrics ask for 1 all day.
+        let records: Vec<_> = (0..60).map(|_| record(4, 4, 10.0, 4)).collect();
+        let found = judge("web", &spec(4), &records);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].kind, RecommendationKind::MinTooHigh);
+        assert_eq!(found[0].evidence["highest_recommendation"], 1);
+        assert!(
+            found[0].message.contains("min = 1 would have done"),
+            "{}",
+            found[0].message
+        );
+    }
+
+    #[test]
+    fn a_min_below_what_the_metrics_always_ask_is_too_low() {
+        let records: Vec<_> = (0..60).map(|_| record(1, 4, 100.0, 8)).collect();
+        let found = judge("web", &spec(1), &records);
+        assert_eq!(found[0].kind, RecommendationKind::MinTooLow);
+        assert_eq!(found[0].evidence["p10_recommendation"], 8);
+    }
+
+    #[test]
+    fn a_size_that_keeps_changing_direction_is_flapping() {
+        let records: Vec<_> = (0..10)
+            .map(|i| {
+                if i % 2 == 0 {
+                    record(1, 4, 100.0, 8)
+                } else {
+                    record(1, 8, 10.0, 4)
+                }
+            })
+            .collect();
+        let found = judge("web", &spec(1), &records);
+        let flapping = found
+            .iter()
+            .find(|r| r.kind == RecommendationKind::FlappingTarget)
+            .expect("flapping");
+        assert!(flapping.evidence["direction_changes"].as_u64() >= Some(6));
+        assert_eq!(flapping.evidence["driving_metrics"][0], "cpu");
+        // Too few decisions to judge min.
+        assert!(
+            found
+                .iter()
+                .all(|r| r.kind == RecommendationKind::FlappingTarget)
+        );
+    }
+
+    #[test]
+    fn a_stored_record_reads_back_the_same() {
+        let record = record(1, 2, 100.0, 4);
+        let row = rampart_store::ScalingDecision {
+            id: 7,
+            service: "web".into(),
+            at: chrono::Utc::now(),
+            from_instances: 2,
+            to_instances: 4,
+            reason: record.reason.clone(),
+            status: record.status.clone(),
+            data: serde_json::to_value(&record).unwrap(),
+        };
+        let back = ScalingRecord::from_row(&row).unwrap();
+        assert_eq!(back.id, Some(7));
+        assert_eq!(back.decision, record.decision);
+        assert_eq!((back.from, back.to, back.set), (2, 4, SetKind::Stable));
+    }
+}
