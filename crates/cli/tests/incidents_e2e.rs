@@ -571,3 +571,60 @@ fn a_generic_webhook_alert_opens_repeats_and_resolves() {
     );
     assert_eq!(status, 400, "{bad}");
 }
+
+#[test]
+fn scale_up_adds_instances_through_the_owner_of_instance_counts() {
+    let listen = free_addr();
+    let rules = r#"
+[[incident_rule]]
+name = "busy"
+severity = "medium"
+when = "service.request_rate > 5/s"
+actions = ["scale_up"]
+resolve_after = "10m"
+
+[[incident_action]]
+name = "scale_up"
+kind = "scale_up"
+by = 1
+max = 3
+"#;
+    let server = RampartServer::start_serving(&shop(listen, rules));
+    let load = LoadGen::start(format!("http://{listen}/version"), 50);
+    let detail = wait_for(
+        &server,
+        "the scale-up action done",
+        Duration::from_secs(60),
+        || {
+            let open = incidents(&server, "?state=open");
+            let id = open.iter().find(|i| i["rule"] == "busy")?["id"]
+                .as_str()?
+                .to_string();
+            let d = server.get_json(&format!("/api/v1/incidents/{id}"));
+            timeline_actions(&d)
+                .iter()
+                .any(|a| a["kind"] == "scale_up" && a["result"] == "done")
+                .then_some(d)
+        },
+    );
+    let scaling = wait_for(
+        &server,
+        "a third instance serving",
+        Duration::from_secs(60),
+        || {
+            let s = server.get_json(&format!("/api/v1/services/{SERVICE}/scaling"));
+            (s["stable"]["ready"] == 3).then_some(s)
+        },
+    );
+    assert_eq!(scaling["stable"]["instances"], 3, "{scaling}");
+    let decision = &scaling["decisions"][0];
+    assert!(
+        decision["actor"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("incident:")),
+        "the resize names the incident: {decision}\n{}",
+        detail["timeline"]
+    );
+    let report = load.stop();
+    assert_eq!(report.failed, 0, "scaling up fails no request: {report:?}");
+}

@@ -7,6 +7,7 @@ mod guard;
 mod rollback;
 mod run;
 mod safety;
+mod scale;
 mod traffic;
 
 use std::collections::HashMap;
@@ -73,11 +74,7 @@ async fn attempt(cx: &Context<'_>) -> Result<Done, String> {
         ActionKind::FreezeDeploys => Ok(safety::freeze(cx)),
         ActionKind::LockDown => safety::lock_down(cx).await,
         ActionKind::Run => run::run(cx).await,
-        ActionKind::ScaleUp | ActionKind::EmergencyScaleUp => Err(format!(
-            "`{}` changes instance counts through the autoscaler, which this build does not have yet; \
-             nothing was changed",
-            cx.action.kind.as_str()
-        )),
+        ActionKind::ScaleUp | ActionKind::EmergencyScaleUp => scale::scale_up(cx).await,
     }
 }
 
