@@ -30,6 +30,7 @@ impl Config {
             out.push('\n');
             service_summary(&mut out, service);
         }
+        notification_summary(&mut out, self);
         out
     }
 }
@@ -92,5 +93,37 @@ fn service_summary(out: &mut String, service: &ServiceConfig) {
             .collect::<Vec<_>>()
             .join(", ");
         let _ = write!(out, "\n    checks: {checks}");
+    }
+    if !service.notify_rollouts.is_empty() {
+        let _ = write!(
+            out,
+            "\n    rollouts notified to: {}",
+            service.notify_rollouts.join(", ")
+        );
+    }
+}
+
+/// Notifiers (never their URLs or keys: a Slack URL is a secret) and escalation.
+fn notification_summary(out: &mut String, config: &Config) {
+    if !config.notifiers.is_empty() {
+        let notifiers = config
+            .notifiers
+            .iter()
+            .map(|n| format!("{} ({}, {}/s)", n.name(), n.kind_name(), n.rate_limit()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let _ = write!(out, "\nnotifiers: {notifiers}");
+    }
+    for policy in &config.escalations {
+        let steps = policy
+            .steps
+            .iter()
+            .map(|step| format!("after {}: {}", step.after, step.notify.join(", ")))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let _ = write!(out, "\nescalation {}: {steps}", policy.name);
+        if policy.repeat > 0 {
+            let _ = write!(out, "; repeated {} more time(s)", policy.repeat);
+        }
     }
 }
