@@ -83,21 +83,26 @@ python3 "$WORK/viewers.py" "$API" "$VIEWER" "$VIEWER_RPS" "$DURATION" "$WORK/vie
 ( while true; do curl -sf -H "Authorization: Bearer $VIEWER" "http://127.0.0.1:$API/api/v1/audit/verify" >>"$WORK/verify.log" && echo >>"$WORK/verify.log"; done ) & PIDS+=($!)
 wrk -t1 -c8 -d${DURATION}s "http://127.0.0.1:$ROUTER/" >"$WORK/wrk.log" 2>&1 & PIDS+=($!)
 
-# Readiness probes over the whole run, sequential on one keep-alive connection.
+# Readiness probes over the whole run, sequential on one keep-alive connection,
+# alternating with /health/live: live does no work at all, so its latency is the
+# floor this machine and client set (scheduling, Python, the HTTP stack), and the
+# difference is what readiness itself costs.
 cat > "$WORK/ready.py" <<'PY'
 import http.client, sys, time
 api, seconds, out = sys.argv[1], float(sys.argv[2]), sys.argv[3]
 conn = http.client.HTTPConnection("127.0.0.1", int(api), timeout=10)
-samples = []
+samples = {"/health/ready": [], "/health/live": []}
 end = time.monotonic() + seconds
 while time.monotonic() < end:
-    t0 = time.perf_counter()
-    conn.request("GET", "/health/ready")
-    r = conn.getresponse(); r.read()
-    samples.append((time.perf_counter() - t0) * 1000 if r.status == 200 else float("inf"))
-    time.sleep(0.01)
+    for path, kept in samples.items():
+        t0 = time.perf_counter()
+        conn.request("GET", path)
+        r = conn.getresponse(); r.read()
+        kept.append((time.perf_counter() - t0) * 1000 if r.status == 200 else float("inf"))
+        time.sleep(0.005)
 with open(out, "w") as f:
-    f.write(" ".join(f"{s:.3f}" for s in samples))
+    f.write(" ".join(f"{s:.3f}" for s in samples["/health/ready"]) + "\n")
+    f.write(" ".join(f"{s:.3f}" for s in samples["/health/live"]) + "\n")
 PY
 python3 "$WORK/ready.py" "$API" "$((DURATION - 5))" "$WORK/ready.out" & READY_PID=$!; PIDS+=($READY_PID)
 sleep 3
@@ -118,7 +123,7 @@ while [ ! -s "$WORK/viewers.out" ]; do sleep 1; done
 VERIFIES=$(grep -c '"ok":true' "$WORK/verify.log" || true)
 ENTRIES=$(grep '"ok":true' "$WORK/verify.log" | tail -n 1 | json 'd["entries_checked"]' 2>/dev/null || echo "?")
 
-python3 - "${CALLS[*]}" "${LAST[*]}" "$(cat "$WORK/ready.out")" "$(cat "$WORK/viewers.out")" "$VERIFIES" "$ENTRIES" <<'PY'
+python3 - "${CALLS[*]}" "${LAST[*]}" "$(sed -n 1p "$WORK/ready.out")" "$(cat "$WORK/viewers.out")" "$VERIFIES" "$ENTRIES" "$(sed -n 2p "$WORK/ready.out")" <<'PY'
 import statistics, sys
 calls = [float(x) * 1000 for x in sys.argv[1].split()]
 last = [int(x) for x in sys.argv[2].split()]
@@ -130,6 +135,8 @@ print("|---|---|---|---|---|---|")
 print(f"| rollback API call (answers once the weight is 0) | {len(calls)} | {statistics.median(calls):.1f} ms | — | {max(calls):.1f} ms | ≤ 100 ms |")
 print(f"| rollback call → last request at the canary | {len(last)} | {statistics.median(last)} ms | — | {max(last)} ms | ≤ 100 ms |")
 print(f"| `/health/ready` (client-side, one keep-alive connection) | {len(ready)} | {pct(ready, 50):.2f} ms | {pct(ready, 99):.2f} ms | {ready[-1]:.2f} ms | p99 ≤ 1 ms |")
+live = sorted(float(x) for x in sys.argv[7].split())
+print(f"| `/health/live`, same connection, alternating (the floor: no work) | {len(live)} | {pct(live, 50):.2f} ms | {pct(live, 99):.2f} ms | {live[-1]:.2f} ms | — |")
 print()
 print(f"Load meanwhile: {int(ok) / float(secs):.0f} viewer requests/s answered ({ok} ok, {err} failed), "
       f"{sys.argv[5]} audit verifications of {sys.argv[6]} entries, wrk with 8 connections through the router.")

@@ -127,6 +127,12 @@ fn rollouts_and_rollbacks_back_to_back_under_load_fail_no_request_and_leak_nothi
         }
 
         let (rss, fds) = (rss_kb(pid), open_fds(pid));
+        if cycle.is_multiple_of(100) {
+            eprintln!(
+                "soak: {} s, cycle {cycle}: RSS {rss} kB, {fds} fds",
+                started.elapsed().as_secs()
+            );
+        }
         if started.elapsed() >= WARM_UP {
             let (base_rss, base_fds) = *baseline.get_or_insert((rss, fds));
             peak_rss = peak_rss.max(rss);

@@ -277,7 +277,8 @@ impl Tx<'_> {
         };
         let mut params: Vec<Box<dyn rusqlite::ToSql>> = vec![Box::new(after)];
         if let Some(before) = query.before_seq {
-            params.push(Box::new(seq_to_sql(before)?));
+            // Every sequence number lies below a bound past i64::MAX.
+            params.push(Box::new(i64::try_from(before).unwrap_or(i64::MAX)));
             sql.push_str(&format!(" AND seq < ?{}", params.len()));
         }
         if let Some(subject) = &query.subject {

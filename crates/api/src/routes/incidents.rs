@@ -6,7 +6,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::{Extension, Json};
 use rampart_store::IncidentQuery;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
@@ -31,7 +31,7 @@ pub struct IncidentParams {
 }
 
 /// An incident as listed. (The document's shape; the handlers return the store's.)
-#[derive(Debug, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 #[allow(dead_code)]
 pub struct IncidentSchema {
     id: String,
@@ -59,7 +59,7 @@ pub struct IncidentSchema {
 }
 
 /// One entry of an incident's timeline.
-#[derive(Debug, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 #[allow(dead_code)]
 pub struct IncidentEventSchema {
     id: i64,
@@ -72,11 +72,12 @@ pub struct IncidentEventSchema {
     details: (),
 }
 
-/// An incident with its timeline, oldest event first.
-#[derive(Debug, ToSchema)]
+/// An incident with its timeline, oldest event first: the incident's own fields at
+/// the top level (the engine's `IncidentDetail` flattens it), then `timeline`.
+#[derive(Debug, Serialize, ToSchema)]
 #[allow(dead_code)]
 pub struct IncidentDetailSchema {
-    #[schema(inline)]
+    #[serde(flatten)]
     incident: IncidentSchema,
     timeline: Vec<IncidentEventSchema>,
 }
