@@ -628,3 +628,74 @@ max = 3
     let report = load.stop();
     assert_eq!(report.failed, 0, "scaling up fails no request: {report:?}");
 }
+
+#[test]
+fn a_burst_of_failed_logins_locks_the_api_down_until_an_admin_resolves_it() {
+    let listen = free_addr();
+    // The default rule, as shipped: security.failed_auth > 100/min → lock_down.
+    let server = RampartServer::start_serving(&shop(listen, ""));
+    let (status, created) = server.post_json(
+        "/api/v1/tokens",
+        &json!({ "name": "new-operator", "role": "operator" }),
+    );
+    assert_eq!(status, 201, "{created}");
+    let fresh = created["secret"].as_str().expect("secret").to_string();
+
+    // 150 wrong tokens, each from its own loopback address so the per-address
+    // limiter answers 401 (counted) rather than 429.
+    for i in 0..150u32 {
+        let http = support::client_from([127, 0, 3, (i % 250) as u8 + 1]);
+        let status = http
+            .get(format!("{}/api/v1/services", server.api))
+            .bearer_auth(format!("rpt_guess{i}"))
+            .send()
+            .expect("request")
+            .status()
+            .as_u16();
+        assert!(status == 401 || status == 429, "{status}");
+    }
+    let incident = wait_for(
+        &server,
+        "security_breach_detected opened",
+        Duration::from_secs(30),
+        || {
+            incidents(&server, "?state=open")
+                .into_iter()
+                .find(|i| i["rule"] == "security_breach_detected")
+        },
+    );
+    assert_eq!(incident["severity"], "critical", "{incident}");
+    let id = incident["id"].as_str().expect("id").to_string();
+    wait_for(
+        &server,
+        "the lock-down done",
+        Duration::from_secs(30),
+        || {
+            let d = server.get_json(&format!("/api/v1/incidents/{id}"));
+            timeline_actions(&d)
+                .iter()
+                .any(|a| a["kind"] == "lock_down" && a["result"] == "done")
+                .then_some(d)
+        },
+    );
+    // The token made minutes ago is revoked; the admin still acts, and resolving
+    // the incident lifts the lock-down.
+    let refused = support::client()
+        .get(format!("{}/api/v1/services", server.api))
+        .bearer_auth(&fresh)
+        .send()
+        .expect("request")
+        .status()
+        .as_u16();
+    assert_eq!(refused, 401, "a token created just before is revoked");
+    let (status, resolved) = server.post_json(
+        &format!("/api/v1/incidents/{id}/resolve"),
+        &json!({ "reason": "pen test" }),
+    );
+    assert_eq!(status, 200, "{resolved}");
+    let (status, body) = server.post_json(
+        "/api/v1/tokens",
+        &json!({ "name": "after-lockdown", "role": "operator" }),
+    );
+    assert_eq!(status, 201, "tokens can be made again: {body}");
+}
