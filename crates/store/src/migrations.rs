@@ -145,6 +145,8 @@ ALTER TABLE incidents ADD COLUMN last_seen_at TEXT;
 CREATE UNIQUE INDEX incidents_one_open ON incidents(rule, service)
     WHERE closed_at IS NULL AND rule IS NOT NULL;
 CREATE INDEX incidents_status ON incidents(status, opened_at);
+-- Severities are critical | high | medium | low (rampart_core::notify::Severity).
+UPDATE incidents SET severity = 'medium' WHERE severity = 'warning';
 
 CREATE TABLE incident_events (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
