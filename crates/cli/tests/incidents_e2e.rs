@@ -274,8 +274,17 @@ name = "busy"
 severity = "medium"
 when = "service.request_rate > 5/s"
 actions = ["freeze_deploys"]
-escalate_after = "1s"
+escalation = "pager"
 resolve_after = "10m"
+
+[[escalation]]
+name = "pager"
+steps = [{ after = "1s", notify = ["oncall"] }, { after = "2s", notify = ["oncall"] }]
+
+[[notifier]]
+name = "oncall"
+kind = "webhook"
+url = "http://127.0.0.1:9/hook"
 "#;
     let server = RampartServer::start_serving(&shop(listen, rules));
     let load = LoadGen::start(format!("http://{listen}/version"), 50);
@@ -286,7 +295,7 @@ resolve_after = "10m"
         || {
             let list = incidents(&server, "?state=open");
             list.into_iter()
-                .find(|i| i["rule"] == "busy" && i["escalations"] == 1)
+                .find(|i| i["rule"] == "busy" && i["escalations"] == 2)
         },
     );
     let id = incident["id"].as_str().expect("id").to_string();
@@ -367,6 +376,18 @@ resolve_after = "10m"
     for kind in ["opened", "escalated", "acknowledged", "resolved", "action"] {
         assert!(kinds.contains(&kind), "{kind} missing from {kinds:?}");
     }
+    // Both policy steps told `oncall`, through the outbox: two escalation messages
+    // queued, with the incident's key.
+    let queued = server.get_json(&format!("/api/v1/notifications?key=incident-{id}&limit=50"));
+    let escalated = queued
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .filter(|n| n["topic"] == "incident_escalated")
+                .count()
+        })
+        .unwrap_or_default();
+    assert_eq!(escalated, 2, "{queued}");
 }
 
 /// The real Alertmanager (Debian's `prometheus-alertmanager`), started here, with
