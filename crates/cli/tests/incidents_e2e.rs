@@ -780,3 +780,43 @@ retries = 1
             .any(|e| e["actor"] == "rampart")
     );
 }
+
+/// `scale_up` goes through the engine's owner of instance counts: one more stable
+/// instance, routed.
+#[test]
+fn scale_up_adds_an_instance_through_the_owner_of_instance_counts() {
+    let listen = free_addr();
+    let service = sample_app_service(SERVICE, listen, 1, "");
+    let rules = r#"
+[[incident_rule]]
+name = "busy"
+when = "service.request_rate > 5/s"
+actions = ["scale_up"]
+resolve_after = "10m"
+"#;
+    let server = RampartServer::start_serving(&format!("{service}\n{rules}"));
+    let load = LoadGen::start(format!("http://{listen}/version"), 50);
+    let detail = wait_for(&server, "scale_up done", Duration::from_secs(60), || {
+        let found = incidents(&server, "")
+            .into_iter()
+            .find(|i| i["rule"] == "busy")?;
+        let d = server.get_json(&format!("/api/v1/incidents/{}", found["id"].as_str()?));
+        timeline_actions(&d)
+            .into_iter()
+            .find(|a| a["action"] == "scale_up")
+    });
+    assert_eq!(detail["result"], "done", "{detail}");
+    assert_eq!(detail["effect"]["scaled"][0]["from"], 1, "{detail}");
+    assert_eq!(detail["effect"]["scaled"][0]["to"], 2, "{detail}");
+    wait_for(
+        &server,
+        "two routed instances",
+        Duration::from_secs(30),
+        || {
+            let traffic = server.get_json(&format!("/api/v1/services/{SERVICE}/traffic"));
+            (traffic["stable"]["instances"].as_array().map(Vec::len) == Some(2)).then_some(traffic)
+        },
+    );
+    let report = load.stop();
+    assert_eq!(report.failed, 0, "{report:?}");
+}

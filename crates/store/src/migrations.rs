@@ -145,8 +145,6 @@ ALTER TABLE incidents ADD COLUMN last_seen_at TEXT;
 CREATE UNIQUE INDEX incidents_one_open ON incidents(rule, service)
     WHERE closed_at IS NULL AND rule IS NOT NULL;
 CREATE INDEX incidents_status ON incidents(status, opened_at);
--- Severities are critical | high | medium | low (rampart_core::notify::Severity).
-UPDATE incidents SET severity = 'medium' WHERE severity = 'warning';
 
 CREATE TABLE incident_events (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -185,6 +183,11 @@ CREATE INDEX notifications_pending_key ON notifications(notifier, key, id)
     WHERE state = 'pending';
 CREATE INDEX notifications_state ON notifications(state, id);
 CREATE INDEX notifications_notifier ON notifications(notifier, id);
+"#,
+    // 5: severities are critical | high | medium | low (rampart_core::notify::Severity);
+    // incidents of rolled-back rollouts were written as `warning` before.
+    r#"
+UPDATE incidents SET severity = 'medium' WHERE severity = 'warning';
 "#,
 ];
 
