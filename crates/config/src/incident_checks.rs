@@ -99,18 +99,6 @@ impl Checker<'_, '_> {
                 };
                 self.push(Finding::new(span, message, "not an action").help(help));
             }
-            let notifiers: Vec<&str> = config.notifiers.iter().map(|n| n.name()).collect();
-            let mut unknown = Vec::new();
-            for (i, notifier) in rule.notify.iter().enumerate() {
-                crate::notifiers::reference(
-                    &mut unknown,
-                    &self.at,
-                    &notifiers,
-                    notifier,
-                    &format!("{path}.notify.{i}"),
-                );
-            }
-            unknown.into_iter().for_each(|f| self.push(f));
             if let Some(policy) = &rule.escalation
                 && config.escalation(policy).is_none()
             {
