@@ -274,8 +274,17 @@ name = "busy"
 severity = "medium"
 when = "service.request_rate > 5/s"
 actions = ["freeze_deploys"]
-escalate_after = "1s"
+escalation = "pager"
 resolve_after = "10m"
+
+[[escalation]]
+name = "pager"
+steps = [{ after = "1s", notify = ["oncall"] }, { after = "2s", notify = ["oncall"] }]
+
+[[notifier]]
+name = "oncall"
+kind = "webhook"
+url = "http://127.0.0.1:9/hook"
 "#;
     let server = RampartServer::start_serving(&shop(listen, rules));
     let load = LoadGen::start(format!("http://{listen}/version"), 50);
@@ -286,7 +295,7 @@ resolve_after = "10m"
         || {
             let list = incidents(&server, "?state=open");
             list.into_iter()
-                .find(|i| i["rule"] == "busy" && i["escalations"] == 1)
+                .find(|i| i["rule"] == "busy" && i["escalations"] == 2)
         },
     );
     let id = incident["id"].as_str().expect("id").to_string();
@@ -367,6 +376,18 @@ resolve_after = "10m"
     for kind in ["opened", "escalated", "acknowledged", "resolved", "action"] {
         assert!(kinds.contains(&kind), "{kind} missing from {kinds:?}");
     }
+    // Both policy steps told `oncall`, through the outbox: two escalation messages
+    // queued, with the incident's key.
+    let queued = server.get_json(&format!("/api/v1/notifications?key=incident-{id}&limit=50"));
+    let escalated = queued
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .filter(|n| n["topic"] == "incident_escalated")
+                .count()
+        })
+        .unwrap_or_default();
+    assert_eq!(escalated, 2, "{queued}");
 }
 
 /// The real Alertmanager (Debian's `prometheus-alertmanager`), started here, with
@@ -698,4 +719,133 @@ fn a_burst_of_failed_logins_locks_the_api_down_until_an_admin_resolves_it() {
         &json!({ "name": "after-lockdown", "role": "operator" }),
     );
     assert_eq!(status, 201, "tokens can be made again: {body}");
+/// Failed authentications fire a security rule: `lock_down` turns the API read-only
+/// below admin and revokes the recent operator token, the `run` command pages
+/// (writing the incident id), a failing `run` is retried then escalates the
+/// incident; resolving it lifts the lock-down.
+#[test]
+fn failed_authentications_lock_the_api_down_run_commands_and_escalate_a_failing_action() {
+    let rules = r#"
+[[incident_rule]]
+name = "security_breach_detected"
+when = "security.failed_auth > 100/min"
+enabled = false
+
+[[incident_rule]]
+name = "intrusion"
+severity = "critical"
+when = "security.failed_auth > 10/min"
+actions = ["lock_down", "page", "broken"]
+resolve_after = "10m"
+
+[[incident_action]]
+name = "page"
+kind = "run"
+command = "echo \"$RAMPART_INCIDENT_ID $RAMPART_INCIDENT_RULE\" > paged.txt"
+timeout = "10s"
+
+[[incident_action]]
+name = "broken"
+kind = "run"
+command = "echo no pager >&2; exit 3"
+retries = 1
+"#;
+    let server = RampartServer::start_serving(&shop(free_addr(), rules));
+    let (status, bot) = server.post_json(
+        "/api/v1/tokens",
+        &json!({ "name": "ci-bot", "role": "operator" }),
+    );
+    assert_eq!(status, 201, "{bot}");
+    let bot = bot["secret"].as_str().expect("secret").to_string();
+
+    // From another loopback address: the failed-auth limiter blocks the address
+    // that guesses, and the test's own requests come from 127.0.0.1.
+    let guesser = support::client_from([127, 0, 0, 2]);
+    for _ in 0..25 {
+        let _ = guesser
+            .get(format!("{}/api/v1/services", server.api))
+            .bearer_auth("rp_wrong")
+            .send();
+    }
+    let client = support::client();
+    let detail = wait_for(
+        &server,
+        "the intrusion incident with its actions",
+        Duration::from_secs(60),
+        || {
+            let found = incidents(&server, "")
+                .into_iter()
+                .find(|i| i["rule"] == "intrusion")?;
+            let d = server.get_json(&format!("/api/v1/incidents/{}", found["id"].as_str()?));
+            (timeline_actions(&d).len() >= 3 && d["escalations"].as_u64() >= Some(1)).then_some(d)
+        },
+    );
+    let id = detail["id"].as_str().expect("id").to_string();
+    let actions = timeline_actions(&detail);
+    assert_eq!(actions[0]["action"], "lock_down");
+    assert_eq!(actions[0]["result"], "done", "{actions:?}");
+    assert_eq!(
+        actions[0]["effect"]["revoked_tokens"],
+        json!(["ci-bot"]),
+        "{actions:?}"
+    );
+    assert_eq!(actions[1]["result"], "done", "{actions:?}");
+    assert_eq!(actions[2]["result"], "failed", "{actions:?}");
+    assert_eq!(actions[2]["attempts"], 2, "one retry: {actions:?}");
+    let paged = std::fs::read_to_string(server.dir.path().join("paged.txt"))
+        .expect("the run command wrote paged.txt");
+    assert_eq!(paged.trim(), format!("{id} intrusion"));
+
+    // The recent operator token is revoked; a newer one may read but not change.
+    let revoked = client
+        .get(format!("{}/api/v1/services", server.api))
+        .bearer_auth(&bot)
+        .send()
+        .expect("GET");
+    assert_eq!(revoked.status().as_u16(), 401);
+    let (_, late) = server.post_json(
+        "/api/v1/tokens",
+        &json!({ "name": "late", "role": "operator" }),
+    );
+    let late = late["secret"].as_str().expect("secret").to_string();
+    let read = client
+        .get(format!("{}/api/v1/incidents", server.api))
+        .bearer_auth(&late)
+        .send()
+        .expect("GET");
+    assert_eq!(read.status().as_u16(), 200);
+    let change = client
+        .post(format!("{}/api/v1/incidents/{id}/acknowledge", server.api))
+        .bearer_auth(&late)
+        .send()
+        .expect("POST");
+    assert_eq!(change.status().as_u16(), 403);
+    assert!(change.text().unwrap_or_default().contains("lock-down"));
+
+    // An admin resolves it: the API is read-write again.
+    let (status, resolved) = server.post_json(
+        &format!("/api/v1/incidents/{id}/resolve"),
+        &json!({ "reason": "rotated credentials" }),
+    );
+    assert_eq!(status, 200, "{resolved}");
+    wait_for(
+        &server,
+        "the lock-down lifted",
+        Duration::from_secs(30),
+        || {
+            let answer = client
+                .post(format!("{}/api/v1/incidents/{id}/acknowledge", server.api))
+                .bearer_auth(&late)
+                .send()
+                .ok()?;
+            // 409: the incident is resolved; no longer 403.
+            (answer.status().as_u16() == 409).then_some(Value::Null)
+        },
+    );
+    assert!(
+        server
+            .audit_actions("token.revoke")
+            .iter()
+            .any(|e| e["actor"] == "rampart")
+    );
 }

@@ -99,17 +99,25 @@ impl Checker<'_, '_> {
                 };
                 self.push(Finding::new(span, message, "not an action").help(help));
             }
-            for (i, notifier) in rule.notify.iter().enumerate() {
-                if !rules::is_valid_name(notifier) {
-                    self.push(
-                        Finding::new(
-                            self.at.span(&format!("{path}.notify.{i}")),
-                            format!("invalid notifier name `{notifier}`"),
-                            "not a notifier name",
-                        )
-                        .help("list the names of [[notifier]] tables"),
-                    );
-                }
+            if let Some(policy) = &rule.escalation
+                && config.escalation(policy).is_none()
+            {
+                let known: Vec<&str> = config.escalations.iter().map(|e| e.name.as_str()).collect();
+                let help = match closest(policy, &known) {
+                    Some(near) => format!("did you mean `{near}`?"),
+                    None if known.is_empty() => {
+                        "no [[escalation]] is configured; add one with this name".into()
+                    }
+                    None => format!("the escalation policies are: {}", known.join(", ")),
+                };
+                self.push(
+                    Finding::new(
+                        self.at.span(&format!("{path}.escalation")),
+                        format!("unknown escalation policy `{policy}`"),
+                        "no [[escalation]] has this name",
+                    )
+                    .help(help),
+                );
             }
         }
     }

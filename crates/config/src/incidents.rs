@@ -33,6 +33,10 @@ pub struct IncidentRuleConfig {
     pub notify: Vec<String>,
     /// An incident still unacknowledged this long after opening escalates.
     pub escalate_after: Option<Duration>,
+    /// An `[[escalation]]` policy: its steps notify their notifiers while the
+    /// incident stays unacknowledged (instead of `escalate_after`'s single step).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalation: Option<String>,
     /// The condition must stay clear this long before the incident resolves itself.
     #[serde(default = "default_resolve_after")]
     pub resolve_after: Duration,
@@ -233,6 +237,7 @@ impl Config {
                 actions: d.actions.iter().map(|a| a.to_string()).collect(),
                 notify: Vec::new(),
                 escalate_after: Some(Duration::from_secs(15 * 60)),
+                escalation: None,
                 resolve_after: default_resolve_after(),
                 enabled: true,
                 dry_run: false,

@@ -160,6 +160,7 @@ pub(crate) static INCIDENT_RULE: Table = Table {
         ),
         optional("notify", Ty::List(&Ty::String), "[\"slack\"]"),
         optional("escalate_after", Ty::Duration, "\"15m\""),
+        optional("escalation", Ty::String, "\"default\""),
         optional("resolve_after", Ty::Duration, "\"1m\""),
         optional("enabled", Ty::Bool, "true"),
         optional("dry_run", Ty::Bool, "false"),

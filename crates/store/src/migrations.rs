@@ -184,6 +184,11 @@ CREATE INDEX notifications_pending_key ON notifications(notifier, key, id)
 CREATE INDEX notifications_state ON notifications(state, id);
 CREATE INDEX notifications_notifier ON notifications(notifier, id);
 "#,
+    // 5: severities are critical | high | medium | low (rampart_core::notify::Severity);
+    // incidents of rolled-back rollouts were written as `warning` before.
+    r#"
+UPDATE incidents SET severity = 'medium' WHERE severity = 'warning';
+"#,
 ];
 
 /// The newest schema version this binary knows.

@@ -696,7 +696,7 @@ impl Controller {
             updated_at: now,
             closed_at: None,
             status: "open".into(),
-            severity: "warning".into(),
+            severity: "medium".into(),
             title: title.clone(),
             details: serde_json::json!({
                 "deployment_id": self.record.id,

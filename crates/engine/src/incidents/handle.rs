@@ -30,6 +30,8 @@ pub(crate) enum Command {
     Resolved(Incident),
     /// Opened by an external source: run the rule's actions.
     ExternalOpened(Incident, Vec<String>),
+    /// Acknowledged: escalation stops.
+    Acknowledged(String),
 }
 
 /// A cheap, cloneable handle on the incidents.
@@ -112,6 +114,12 @@ impl Incidents {
             Transition::Resolve => "resolved",
         };
         self.publish(&incident, name, None);
+        if change == Transition::Acknowledge {
+            let _ = self
+                .inner
+                .commands
+                .send(Command::Acknowledged(incident.id.clone()));
+        }
         if change == Transition::Resolve {
             let _ = self
                 .inner

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use rampart_config::{Config, IncidentActionConfig, IncidentRuleConfig};
 use rampart_core::Timestamp;
+use rampart_core::escalation::{Escalation, EscalationPolicy, EscalationState, next_escalation};
 use rampart_core::incident::{self, Change, Condition, Observation, Tracker};
 use rampart_store::{Incident, IncidentQuery, NewIncident, Opened};
 use serde_json::json;
@@ -21,10 +22,21 @@ use super::record::{self, Transition};
 use crate::Engine;
 use crate::shared::SYSTEM_ACTOR;
 
+/// An unacknowledged incident's escalation: its rule, when it opened, and how
+/// many escalation steps it has had (the store's `escalations`).
+#[derive(Debug, Clone, Copy)]
+struct Watch {
+    rule: usize,
+    opened: Timestamp,
+    sent: u32,
+}
+
 /// One rule, parsed, with a tracker per scope (`None`: host-wide).
 struct RuleRuntime {
     config: IncidentRuleConfig,
     condition: Condition,
+    /// Its `[[escalation]]` policy, if it names one.
+    policy: Option<EscalationPolicy>,
     trackers: HashMap<Option<String>, Tracker>,
 }
 
@@ -47,8 +59,8 @@ struct Responder {
     shared: Arc<Shared>,
     failed_auth: CounterRate,
     rate_limited: CounterRate,
-    /// Open incidents the loop watches for escalation: id → (rule index, opened at).
-    escalation: HashMap<String, (usize, Timestamp)>,
+    /// Open incidents the loop watches for escalation.
+    escalation: HashMap<String, Watch>,
 }
 
 pub(super) fn start(engine: &Engine, config: &Config, sources: Arc<dyn Sources>) -> Incidents {
@@ -77,7 +89,13 @@ pub(super) fn start(engine: &Engine, config: &Config, sources: Arc<dyn Sources>)
             .collect();
         rule_services.insert(rule.name.clone(), targets);
         rule_dry_run.insert(rule.name.clone(), rule.dry_run);
+        let policy = rule
+            .escalation
+            .as_deref()
+            .and_then(|name| config.escalation(name))
+            .map(|e| e.policy());
         rules.push(RuleRuntime {
+            policy,
             config: rule,
             condition,
             trackers: HashMap::new(),
@@ -162,9 +180,15 @@ impl Responder {
                 .entry(incident.service.clone())
                 .or_insert_with(|| Tracker::new(&rule.condition));
             tracker.resume_firing();
-            if incident.status == "open" && incident.escalations == 0 {
-                self.escalation
-                    .insert(incident.id.clone(), (index, timestamp(&incident)));
+            if incident.status == "open" {
+                self.escalation.insert(
+                    incident.id.clone(),
+                    Watch {
+                        rule: index,
+                        opened: timestamp(&incident),
+                        sent: incident.escalations,
+                    },
+                );
             }
             let detail = self.shared.handle.get(&incident.id).await?;
             for event in detail
@@ -268,9 +292,14 @@ impl Responder {
                 match opened {
                     Opened::New(incident) => {
                         publish(&self.engine, &incident, "opened", None);
-                        if rule.escalate_after.is_some() {
-                            self.escalation.insert(incident.id.clone(), (index, now));
-                        }
+                        self.escalation.insert(
+                            incident.id.clone(),
+                            Watch {
+                                rule: index,
+                                opened: now,
+                                sent: 0,
+                            },
+                        );
                         let actions = rule.actions.clone();
                         spawn_actions(self.engine.clone(), self.shared.clone(), incident, actions);
                     }
@@ -304,40 +333,89 @@ impl Responder {
         Ok(())
     }
 
-    /// Escalates open incidents unacknowledged for their rule's `escalate_after`.
+    /// Escalates unacknowledged incidents: the steps of their rule's escalation
+    /// policy as they fall due, or once after `escalate_after`.
     async fn escalate_due(&mut self, now: Timestamp) {
-        let due: Vec<(String, usize)> = self
-            .escalation
-            .iter()
-            .filter(|(_, (index, opened))| {
-                self.rules[*index]
-                    .config
-                    .escalate_after
-                    .is_some_and(|after| now.since(*opened) >= after.get())
-            })
-            .map(|(id, (index, _))| (id.clone(), *index))
-            .collect();
-        for (id, index) in due {
-            self.escalation.remove(&id);
-            let rule = &self.rules[index].config;
-            let after = rule
-                .escalate_after
-                .map(|d| d.to_string())
-                .unwrap_or_default();
-            let reason = format!("not acknowledged within {after}");
+        let ids: Vec<String> = self.escalation.keys().cloned().collect();
+        for id in ids {
+            let Some(watch) = self.escalation.get(&id).copied() else {
+                continue;
+            };
+            let rule = &self.rules[watch.rule];
+            let (notifiers, reason, last) = match &rule.policy {
+                Some(policy) => {
+                    let state = EscalationState {
+                        opened_at: watch.opened,
+                        acknowledged_at: None,
+                        resolved_at: None,
+                        sent: watch.sent,
+                    };
+                    match next_escalation(policy, &state, now) {
+                        Escalation::Due(step) => (
+                            step.notify.to_vec(),
+                            format!(
+                                "not acknowledged: escalation policy `{}`, step {} of round {}",
+                                policy.name,
+                                step.step + 1,
+                                step.round + 1
+                            ),
+                            step.sequence + 1 >= policy.total_steps(),
+                        ),
+                        Escalation::WaitUntil(_) => continue,
+                        Escalation::Finished => {
+                            self.escalation.remove(&id);
+                            continue;
+                        }
+                    }
+                }
+                None => match rule.config.escalate_after {
+                    Some(after) if watch.sent == 0 && now.since(watch.opened) >= after.get() => (
+                        rule.config.notify.clone(),
+                        format!("not acknowledged within {after}"),
+                        true,
+                    ),
+                    Some(_) if watch.sent == 0 => continue,
+                    _ => {
+                        self.escalation.remove(&id);
+                        continue;
+                    }
+                },
+            };
+            // Only an incident nobody has acknowledged escalates on its own.
+            let store = &self.engine.shared().store;
+            let key = id.clone();
+            match store.read(move |tx| tx.incident(&key)).await {
+                Ok(Some(incident)) if incident.status == "open" => {}
+                Ok(_) => {
+                    self.escalation.remove(&id);
+                    continue;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, incident = id, "cannot read an incident to escalate");
+                    continue;
+                }
+            }
             match record::transition(
-                &self.engine.shared().store,
+                store,
                 &id,
                 Transition::Escalate,
                 SYSTEM_ACTOR,
                 reason,
-                rule.notify.clone(),
+                notifiers,
             )
             .await
             {
-                Ok(incident) => publish(&self.engine, &incident, "escalated", None),
-                // Acknowledged or resolved meanwhile: nothing to escalate.
-                Err(crate::EngineError::Conflict(_)) => {}
+                Ok(incident) => {
+                    publish(&self.engine, &incident, "escalated", None);
+                    if last {
+                        self.escalation.remove(&id);
+                    } else if let Some(watch) = self.escalation.get_mut(&id) {
+                        watch.sent += 1;
+                    }
+                }
+                Err(crate::EngineError::Conflict(_)) => {
+                    self.escalation.remove(&id);
+                }
                 Err(e) => tracing::error!(error = %e, incident = id, "cannot escalate"),
             }
         }
@@ -362,13 +440,7 @@ impl Responder {
             Command::ExternalOpened(incident, actions) => {
                 spawn_actions(self.engine.clone(), self.shared.clone(), incident, actions);
             }
-        }
-        // Acknowledged incidents leave the escalation watch when their state says so.
-        let ids: Vec<String> = self.escalation.keys().cloned().collect();
-        for id in ids {
-            if let Ok(detail) = self.shared.handle.get(&id).await
-                && detail.incident.status != "open"
-            {
+            Command::Acknowledged(id) => {
                 self.escalation.remove(&id);
             }
         }
