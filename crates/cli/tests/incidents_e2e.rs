@@ -719,6 +719,8 @@ fn a_burst_of_failed_logins_locks_the_api_down_until_an_admin_resolves_it() {
         &json!({ "name": "after-lockdown", "role": "operator" }),
     );
     assert_eq!(status, 201, "tokens can be made again: {body}");
+}
+
 /// Failed authentications fire a security rule: `lock_down` turns the API read-only
 /// below admin and revokes the recent operator token, the `run` command pages
 /// (writing the incident id), a failing `run` is retried then escalates the
