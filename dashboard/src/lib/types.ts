@@ -326,7 +326,7 @@ export interface IncidentEvent {
   details: unknown;
 }
 
-export interface IncidentDetail {
-  incident: Incident;
+/** The incident's fields and its timeline, oldest event first. */
+export interface IncidentDetail extends Incident {
   timeline: IncidentEvent[];
 }
