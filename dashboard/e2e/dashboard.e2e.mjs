@@ -213,6 +213,23 @@ async function run(browser) {
   assert(/autoscaled/i.test(scaling) && /instances ready/.test(scaling), `the scaling card shows the size: ${scaling}`);
   await shot(page, 'service-after-rollback');
 
+  // --- The incident the rolled-back rollout opened: listed, its timeline, acknowledged.
+  await page.click('nav >> text=Incidents');
+  await page.waitForSelector('[data-testid=incidents-table] tr[data-incident]', { timeout: 20_000 });
+  await shot(page, 'incidents');
+  const incidentId = await page.getAttribute('[data-testid=incidents-table] tr[data-incident]', 'data-incident');
+  await page.click(`tr[data-incident="${incidentId}"] a`);
+  await page.waitForSelector('[data-testid=incident-timeline] tbody tr');
+  await page.click('[data-testid=incident-acknowledge]');
+  await page.click('dialog[open] [data-testid=confirm]');
+  await page.waitForFunction(
+    () => document.querySelector('[data-testid=incident-status]')?.textContent === 'acknowledged',
+    null,
+    { timeout: 5_000 },
+  );
+  await shot(page, 'incident');
+  figures.incident_acknowledged = true;
+
   // --- Audit with the chain verified.
   await page.click('nav >> text=Audit');
   await page.waitForSelector('[data-testid=audit-table] tbody tr td.num');
@@ -336,6 +353,9 @@ async function run(browser) {
   await viewer.page.goto(`${API}/rollouts/${v3.id}`);
   await viewer.page.waitForSelector('[data-testid=rollout-state]');
   assert((await buttons()) === 0, 'no actions for a viewer (rollout)');
+  await viewer.page.goto(`${API}/incidents/${incidentId}`);
+  await viewer.page.waitForSelector('[data-testid=incident-status]');
+  assert((await viewer.page.$$('[data-testid=incident-actions]')).length === 0, 'no incident actions for a viewer');
   await viewer.page.goto(`${API}/services/${SHOP}`);
   await viewer.page.waitForSelector('[data-testid=stable-version]');
   assert((await buttons()) === 0, 'no actions for a viewer (service)');

@@ -187,3 +187,32 @@ describe('scale form', () => {
     expect(change(3, 3)).toBe('3 (unchanged)');
   });
 });
+
+import { countBySeverity, incidentActions, eventSummary } from '../src/lib/incidents';
+import type { Incident, IncidentEvent } from '../src/lib/types';
+
+describe('incidents', () => {
+  const incident = (severity: string, status: string) => ({ id: severity + status, severity, status }) as unknown as Incident;
+  it('counts unresolved incidents by severity', () => {
+    expect(
+      countBySeverity([incident('critical', 'open'), incident('critical', 'acknowledged'), incident('low', 'resolved'), incident('medium', 'open')]),
+    ).toEqual({ critical: 2, high: 0, medium: 1, low: 0 });
+  });
+  it('offers what the status allows, nothing to a viewer', () => {
+    expect(incidentActions(incident('high', 'open'), true)).toEqual(['acknowledge', 'escalate', 'resolve']);
+    expect(incidentActions(incident('high', 'acknowledged'), true)).toEqual(['escalate', 'resolve']);
+    expect(incidentActions(incident('high', 'resolved'), true)).toEqual([]);
+    expect(incidentActions(incident('high', 'open'), false)).toEqual([]);
+  });
+  it('sums a timeline entry up', () => {
+    const event = { details: { action: 'rollback', outcome: 'done', ignored: 1 } } as unknown as IncidentEvent;
+    expect(eventSummary(event)).toBe('action rollback; outcome done');
+  });
+});
+
+describe('incident routes', () => {
+  it('parses the list and one incident', () => {
+    expect(parseRoute('/incidents')).toEqual({ view: 'incidents' });
+    expect(parseRoute('/incidents/inc-1')).toEqual({ view: 'incident', id: 'inc-1' });
+  });
+});

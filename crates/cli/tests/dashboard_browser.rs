@@ -90,6 +90,10 @@ fn the_dashboard_works_in_a_real_browser() {
     let mut services = short_rollout_service(SHOP, listen, ["4s", "4s"], "2m");
     services.push('\n');
     services.push_str(&statics);
+    // The emergency rollback of v3 opens an incident, for the incident views.
+    services.push_str(
+        "[[incident_rule]]\nname = \"shop_rollout_failed\"\nseverity = \"high\"\nwhen = \"service.rollout_failed\"\nservice = \"shop\"\nactions = []\n",
+    );
     let server = RampartServer::start_serving(&services);
     // Steady traffic so that the judge has evidence on every step.
     let load = LoadGen::start(format!("http://{listen}/version"), 80);
@@ -131,6 +135,8 @@ fn the_dashboard_works_in_a_real_browser() {
         "rollout",
         "service",
         "audit",
+        "incidents",
+        "incident",
         "overview-viewer",
         "overview-phone-dark",
     ] {

@@ -67,7 +67,8 @@ const stream = new LiveStream({
 stream.onStatus = (status) => (app.live = status);
 stream.onEvent = (event) => {
   app.changes += 1;
-  refreshService(event.service);
+  // Host-wide incidents name no service.
+  if (event.service && app.order.includes(event.service)) refreshService(event.service);
   for (const listener of listeners) listener(event);
 };
 stream.onResync = () => {

@@ -10,8 +10,9 @@
 export type LiveStatus = 'connecting' | 'live' | 'reconnecting' | 'paused' | 'stopped';
 
 export interface LiveEvent {
-  /** `transition`, `analysis`, `traffic`, `version_stopped`, `scaling`. */
+  /** `transition`, `analysis`, `traffic`, `version_stopped`, `scaling`, `incident`. */
   type: string;
+  /** Empty for a host-wide incident. */
   service: string;
   deployment_id: string | null;
   data: Record<string, unknown>;
@@ -32,7 +33,7 @@ export interface LiveDeps {
   clearTimeout: (handle: unknown) => void;
 }
 
-export const EVENT_TYPES = ['transition', 'analysis', 'traffic', 'version_stopped', 'scaling'];
+export const EVENT_TYPES = ['transition', 'analysis', 'traffic', 'version_stopped', 'scaling', 'incident'];
 export const FIRST_RETRY_MS = 500;
 export const MAX_RETRY_MS = 10_000;
 

@@ -7,6 +7,8 @@ export type Route =
   | { view: 'rollout'; id: string }
   | { view: 'deploy'; service: string | null }
   | { view: 'audit' }
+  | { view: 'incidents' }
+  | { view: 'incident'; id: string }
   | { view: 'not-found'; path: string };
 
 export function parseRoute(path: string, search = ''): Route {
@@ -18,6 +20,8 @@ export function parseRoute(path: string, search = ''): Route {
     return { view: 'deploy', service: new URLSearchParams(search).get('service') };
   }
   if (parts[0] === 'audit' && parts.length === 1) return { view: 'audit' };
+  if (parts[0] === 'incidents' && parts.length === 1) return { view: 'incidents' };
+  if (parts[0] === 'incidents' && parts.length === 2) return { view: 'incident', id: parts[1] };
   return { view: 'not-found', path };
 }
 
@@ -33,6 +37,10 @@ export function href(route: Route): string {
       return route.service ? `/deploy?service=${encodeURIComponent(route.service)}` : '/deploy';
     case 'audit':
       return '/audit';
+    case 'incidents':
+      return '/incidents';
+    case 'incident':
+      return `/incidents/${encodeURIComponent(route.id)}`;
     case 'not-found':
       return route.path;
   }

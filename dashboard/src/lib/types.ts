@@ -296,3 +296,37 @@ export interface Recommendation {
   message: string;
   evidence: unknown;
 }
+
+export type Severity = 'critical' | 'high' | 'medium' | 'low';
+
+export interface Incident {
+  id: string;
+  rule: string | null;
+  service: string | null;
+  status: 'open' | 'acknowledged' | 'resolved';
+  severity: Severity;
+  title: string;
+  opened_at: string;
+  updated_at: string;
+  acknowledged_at: string | null;
+  escalated_at: string | null;
+  escalations: number;
+  closed_at: string | null;
+  repeats: number;
+  last_seen_at: string | null;
+  details: unknown;
+}
+
+export interface IncidentEvent {
+  id: number;
+  incident_id: string;
+  at: string;
+  kind: string;
+  actor: string;
+  details: unknown;
+}
+
+/** The incident's fields and its timeline, oldest event first. */
+export interface IncidentDetail extends Incident {
+  timeline: IncidentEvent[];
+}
