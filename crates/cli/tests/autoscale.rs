@@ -136,7 +136,15 @@ fn a_service_scales_up_under_load_and_back_down_draining_without_a_failed_reques
         "web",
         Duration::from_secs(60),
         "scale-down to 1",
-        |v| v["stable"]["instances"] == 1,
+        // The size changes before the decision that made it is stored: wait for both.
+        |v| {
+            v["stable"]["instances"] == 1
+                && v["decisions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|d| d["status"] == "applied" && d["to"] == 1)
+        },
     );
     assert!(
         down["decisions"]

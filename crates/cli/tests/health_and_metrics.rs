@@ -100,12 +100,20 @@ fn readiness_fails_with_the_failing_check_when_the_store_is_gone() {
         .send()
         .expect("ready");
     assert_eq!(ready.status(), 200);
-    // Someone removes the data dir under the running server.
+    // Someone removes the data dir under the running server. Readiness reads the
+    // store's last ping (every 500 ms, off the request path): it fails by the next.
     std::fs::remove_dir_all(server.data_dir()).expect("remove data dir");
-    let response = client()
-        .get(format!("{}/health/ready", server.api))
-        .send()
-        .expect("ready");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let response = loop {
+        let response = client()
+            .get(format!("{}/health/ready", server.api))
+            .send()
+            .expect("ready");
+        if response.status() == 503 || std::time::Instant::now() > deadline {
+            break response;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
     assert_eq!(response.status(), 503);
     assert_eq!(
         response.headers()["content-type"],
