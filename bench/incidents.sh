@@ -16,21 +16,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 TRIALS=${1:-60}
 
-if [ -z "${RAMPART_BIN:-}" ]; then
-    cargo build --release -q -p rampart
-    RAMPART_BIN=$PWD/target/release/rampart
-fi
-BIN=$RAMPART_BIN
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+# The binary, a work dir cleaned up on exit, free_port, json, now_ms, api.
+source bench/lib.sh
 
 APP=$(free_port); ROUTER=$(free_port); API=$(free_port)
 "$BIN" sample-app --listen "127.0.0.1:$APP" --version v1 --latency-ms 1500 >/dev/null 2>&1 & PIDS+=($!)

@@ -1,6 +1,7 @@
-# Shared set-up of the rollback-style benchmarks (bench/rollback.sh and
-# bench/store.sh): the binary, a work dir cleaned up on exit, a static service whose
-# stable (v1) and canary (v2) are sample-apps run by the script, and the API helpers.
+# Shared set-up of the benchmarks that run the real binary (rollback, store, notify,
+# incidents): the binary, a work dir cleaned up on exit, the API helpers, and for the
+# rollback-style ones a static service whose stable (v1) and canary (v2) are
+# sample-apps run by the script.
 #
 # Source it after `set -euo pipefail` and `cd` to the repository root. It sets BIN,
 # WORK, PIDS, and (after start_static_bench_service) STABLE, CANARY, ROUTER, API,

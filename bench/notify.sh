@@ -13,22 +13,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-20}
 
-if [ -z "${RAMPART_BIN:-}" ]; then
-    cargo build --release -q -p rampart
-    RAMPART_BIN=$PWD/target/release/rampart
-fi
-BIN=$RAMPART_BIN
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+# The binary, a work dir cleaned up on exit, free_port, json, now_ms, api.
+source bench/lib.sh
 
 STABLE=$(free_port); CANARY=$(free_port); ROUTER=$(free_port); API=$(free_port); HOOK=$(free_port)
 "$BIN" sample-app --listen "127.0.0.1:$STABLE" --version v1 >/dev/null 2>&1 & PIDS+=($!)
@@ -83,7 +69,6 @@ TOML
 "$BIN" serve --config "$WORK/rampart.toml" >"$WORK/serve.log" 2>&1 & PIDS+=($!)
 for _ in $(seq 100); do [ -s "$WORK/data/admin.token" ] && curl -sf "http://127.0.0.1:$API/health/ready" >/dev/null && break; sleep 0.1; done
 TOKEN=$(cat "$WORK/data/admin.token")
-api() { curl -sf -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' "$@"; }
 
 for i in $(seq "$RUNS"); do
     ID=$(api -X POST "http://127.0.0.1:$API/api/v1/services/bench/deployments" \

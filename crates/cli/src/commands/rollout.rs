@@ -51,15 +51,20 @@ pub async fn deploy(args: DeployArgs) -> CliResult {
             args.service, args.version
         );
     }
-    let detail = follow(
-        &client,
-        &args.service,
-        &id,
-        Progress::for_output(args.api.output),
-    )
-    .await?;
+    follow_to_the_end(&client, &args.service, &id, args.api.output).await
+}
+
+/// Follows deployment `id` until it ends, prints its outcome, and exits by it: 0
+/// promoted, 1 otherwise (`deploy --wait`, `status --watch`).
+pub async fn follow_to_the_end(
+    client: &ApiClient,
+    service: &str,
+    id: &str,
+    output: OutputFormat,
+) -> CliResult {
+    let detail = follow(client, service, id, Progress::for_output(output)).await?;
     let state = detail["summary"]["state"].as_str().unwrap_or("unknown");
-    match args.api.output {
+    match output {
         OutputFormat::Json => print_json(&detail),
         OutputFormat::Table => println!("{}", outcome_line(&detail)),
     }

@@ -10,9 +10,9 @@ use serde_json::Value;
 
 use crate::cli::{ApiOnlyArgs, DeploymentsArgs, EventsArgs, OutputFormat, StatusArgs};
 use crate::client::ApiClient;
-use crate::commands::rollout::{Progress, follow, outcome_line, print_status};
-use crate::exit::{CliError, CliResult, FAILURE};
-use crate::output::{emit, print_json, print_table};
+use crate::commands::rollout::{follow_to_the_end, print_status};
+use crate::exit::CliResult;
+use crate::output::{emit, print_table};
 
 pub async fn services(args: ApiOnlyArgs) -> CliResult {
     let client = ApiClient::new(&args.api, None)?;
@@ -125,26 +125,7 @@ pub async fn status(args: StatusArgs) -> CliResult {
         print_status(&status);
         println!("following rollout {id} (Ctrl-C stops following, not the rollout)");
     }
-    let detail = follow(
-        &client,
-        &args.service,
-        &id,
-        Progress::for_output(args.api.output),
-    )
-    .await?;
-    match args.api.output {
-        OutputFormat::Json => print_json(&detail),
-        OutputFormat::Table => println!("{}", outcome_line(&detail)),
-    }
-    let state = detail["summary"]["state"].as_str().unwrap_or("unknown");
-    if state == "succeeded" {
-        Ok(())
-    } else {
-        Err(CliError {
-            code: FAILURE,
-            error: anyhow!("deployment {id} ended {state}"),
-        })
-    }
+    follow_to_the_end(&client, &args.service, &id, args.api.output).await
 }
 
 /// Prints the event stream until the server ends it or Ctrl-C.
