@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 
 use crate::error::EngineError;
 use crate::record::DeploymentRecord;
+use crate::rollout_metrics::{OUTCOMES, OutcomeCounts, RolloutSnapshot, ServiceRollouts};
 use crate::routes::RouteWriter;
 
 /// A version serving (or having served) a service's stable traffic.
@@ -77,6 +78,11 @@ pub(crate) struct ServiceState {
     pub stopping: BTreeMap<String, PendingStop>,
     /// The last record the active controller persisted, for status without a store read.
     pub last_record: Option<DeploymentRecord>,
+    /// What `/metrics` shows of the rollout in flight, or of the last one (seeded from
+    /// the store at start, unlike `last_record`).
+    rollout_view: Option<RolloutSnapshot>,
+    /// Rollouts that ended, by outcome (seeded from the store at start).
+    ended: OutcomeCounts,
     next_generation: u64,
 }
 
@@ -114,6 +120,8 @@ impl ServiceRuntime {
                 active: None,
                 stopping: BTreeMap::new(),
                 last_record: None,
+                rollout_view: None,
+                ended: OutcomeCounts::default(),
                 next_generation: 0,
             }),
             sizing: crate::scaling::Sizing::default(),
@@ -215,6 +223,7 @@ impl ServiceRuntime {
             state.active = None;
         }
         if let Some(record) = last {
+            note_record(&mut state, &record);
             state.last_record = Some(record);
         }
     }
@@ -225,7 +234,27 @@ impl ServiceRuntime {
 
     /// The record the controller last committed, for status.
     pub(crate) fn set_record(&self, record: DeploymentRecord) {
-        self.write().last_record = Some(record);
+        let mut state = self.write();
+        note_record(&mut state, &record);
+        state.last_record = Some(record);
+    }
+
+    /// At start, before any rollout is recovered: the service's latest deployment in
+    /// the store and how many ended in each outcome.
+    pub(crate) fn seed_rollouts(&self, latest: Option<&DeploymentRecord>, ended: OutcomeCounts) {
+        let mut state = self.write();
+        state.rollout_view = latest.map(RolloutSnapshot::of);
+        state.ended = ended;
+    }
+
+    /// The rollout metrics' view of this service.
+    pub(crate) fn rollouts(&self) -> ServiceRollouts {
+        let state = self.lock();
+        ServiceRollouts {
+            service: self.name().to_string(),
+            current: state.rollout_view.clone(),
+            ended: state.ended.clone(),
+        }
     }
 
     /// After a revert made `stable` the serving version again.
@@ -360,6 +389,25 @@ impl ServiceRuntime {
             pending.task.abort();
         }
     }
+}
+
+/// Keeps the metrics' snapshot current and counts a rollout once, when a record of
+/// it first reaches a terminal phase.
+fn note_record(state: &mut ServiceState, record: &DeploymentRecord) {
+    let snapshot = RolloutSnapshot::of(record);
+    let ended_now = record.rollout.phase.is_terminal()
+        && state
+            .rollout_view
+            .as_ref()
+            .is_none_or(|seen| seen.deployment != record.id || !is_outcome(&seen.phase));
+    if ended_now {
+        state.ended.add(&snapshot.phase, 1);
+    }
+    state.rollout_view = Some(snapshot);
+}
+
+fn is_outcome(phase: &str) -> bool {
+    OUTCOMES.contains(&phase)
 }
 
 /// The addresses of the ready instances, or of all of them when none is ready (so

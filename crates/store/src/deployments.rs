@@ -226,6 +226,25 @@ impl Tx<'_> {
         Ok(rows)
     }
 
+    /// How many deployments ended in each state, per service: `(service, state, n)`
+    /// (the rollout counters' starting values after a restart).
+    pub fn finished_deployment_counts(&self) -> Result<Vec<(String, String, u64)>> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT service, state, COUNT(*) FROM deployments \
+             WHERE finished_at IS NOT NULL GROUP BY service, state ORDER BY service, state",
+        )?;
+        let rows = stmt
+            .query_map([], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    u64::try_from(row.get::<_, i64>(2)?).unwrap_or(0),
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
     /// Adds an event to a deployment's timeline, stamped with now.
     pub fn append_deployment_event(&self, event: &NewDeploymentEvent) -> Result<DeploymentEvent> {
         let at = self.now();

@@ -131,6 +131,7 @@ pub async fn run_server(
         store.audit_appended_counter(),
     );
     registry.register_collector(Box::new(engine.router_collector()));
+    registry.register_collector(Box::new(engine.rollout_collector()));
     delivery_metrics.register(&mut registry);
     registry.register_collector(Box::new(rampart_telemetry::TelemetryCollector(
         telemetry.clone(),

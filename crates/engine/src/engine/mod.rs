@@ -68,6 +68,7 @@ struct Inner {
     services: BTreeMap<String, Arc<ServiceRuntime>>,
     router: Mutex<Option<Router>>,
     collector: RouterCollector,
+    rollout_collector: crate::rollout_metrics::RolloutCollector,
     watchers: Mutex<Vec<JoinHandle<()>>>,
     /// Deploy freezes and the API lock-down that incident actions set.
     safeguards: Arc<crate::incidents::Safeguards>,
@@ -158,10 +159,14 @@ impl Engine {
             )));
             services.insert(runtime.name().to_string(), runtime);
         }
+        crate::rollout_metrics::seed(&shared.store, services.values()).await?;
+        let rollout_collector =
+            crate::rollout_metrics::RolloutCollector::new(services.values().cloned().collect());
         let engine = Engine {
             inner: Arc::new(Inner {
                 own_listeners,
                 collector: router.collector(),
+                rollout_collector,
                 shared,
                 services,
                 router: Mutex::new(Some(router)),
@@ -182,6 +187,11 @@ impl Engine {
     /// The router's Prometheus collector (per-version request metrics).
     pub fn router_collector(&self) -> RouterCollector {
         self.inner.collector.clone()
+    }
+
+    /// The rollouts' Prometheus collector (`rampart_rollout_*`, `rampart_rollouts_total`).
+    pub fn rollout_collector(&self) -> crate::rollout_metrics::RolloutCollector {
+        self.inner.rollout_collector.clone()
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<EngineEvent> {
