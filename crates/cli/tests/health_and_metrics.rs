@@ -213,6 +213,27 @@ fn metrics_are_valid_prometheus_text_and_count_requests_and_auth_failures() {
     promtool_check(&text);
 }
 
+/// Scrapes `/metrics` until `done` holds for the exposition; panics with the last
+/// one after 20 s.
+fn metrics_when(server: &RampartServer, done: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let text = client()
+            .get(format!("{}/metrics", server.api))
+            .send()
+            .and_then(|r| r.text())
+            .expect("metrics");
+        if done(&text) {
+            return text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the expected series did not appear:\n{text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 /// Scrapes `/metrics` until `needle` appears (the first collection runs as rampart
 /// starts, alongside the first requests).
 fn metrics_with(server: &RampartServer, needle: &str) -> String {
@@ -275,6 +296,124 @@ fn metrics_carry_host_and_instance_families_that_promtool_accepts() {
         "a running sample app uses over 1 MB: {rss}"
     );
     promtool_check(&text);
+}
+
+/// The value of the sample whose line starts with `series` (name and labels).
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[test]
+fn rollout_metrics_follow_a_rollout_and_its_counters_survive_a_restart() {
+    let listen = support::free_addr();
+    let mut server = RampartServer::start_with_server(
+        "",
+        &support::short_rollout_service("web", listen, ["3s", "3s"], "60s"),
+    );
+    let timeout = std::time::Duration::from_secs(90);
+    // Before any rollout: only the counters, at 0.
+    let text = metrics_with(&server, "rampart_rollouts_total{");
+    assert_eq!(
+        sample(
+            &text,
+            "rampart_rollouts_total{service=\"web\",outcome=\"succeeded\"}"
+        ),
+        Some(0.0),
+        "{text}"
+    );
+    assert!(!text.contains("rampart_rollout_phase{"), "{text}");
+
+    let load = support::LoadGen::start(format!("http://{listen}/version"), 100);
+    let id = server.deploy("web", "v2", serde_json::json!({}));
+    server.wait_state(&id, "progressing", timeout);
+    // During the rollout: progressing at a step's weight, with the judge's e-values.
+    let during = metrics_when(&server, |t| {
+        t.contains("rampart_rollout_phase{service=\"web\",phase=\"progressing\"} 1")
+            && t.contains("rampart_rollout_e_value{service=\"web\"")
+    });
+    let phase = |text: &str, phase: &str| {
+        sample(
+            text,
+            &format!("rampart_rollout_phase{{service=\"web\",phase=\"{phase}\"}}"),
+        )
+    };
+    assert_eq!(phase(&during, "progressing"), Some(1.0), "{during}");
+    assert_eq!(phase(&during, "reverting"), Some(0.0), "{during}");
+    let step = sample(&during, "rampart_rollout_step{service=\"web\"}").expect("a step");
+    let weight = sample(
+        &during,
+        "rampart_rollout_canary_weight_percent{service=\"web\"}",
+    )
+    .expect("a weight");
+    assert!(
+        (step, weight) == (1.0, 20.0) || (step, weight) == (2.0, 50.0),
+        "step {step} weight {weight}\n{during}"
+    );
+    let info = format!(
+        "rampart_rollout_info{{service=\"web\",deployment=\"{id}\",version=\"v2\",previous_version=\"v1\"}}"
+    );
+    assert_eq!(sample(&during, &info), Some(1.0), "{during}");
+    let verdicts: f64 = ["pass", "fail", "inconclusive"]
+        .iter()
+        .filter_map(|o| {
+            sample(
+                &during,
+                &format!("rampart_rollout_verdict{{service=\"web\",outcome=\"{o}\"}}"),
+            )
+        })
+        .sum();
+    assert_eq!(verdicts, 1.0, "one verdict outcome is current\n{during}");
+    let threshold = sample(
+        &during,
+        "rampart_rollout_e_value_threshold{service=\"web\",test=\"error_rate_pct\"}",
+    )
+    .expect("the error test's threshold");
+    assert!(threshold > 1.0, "{during}");
+    promtool_check(&during);
+
+    let detail = server.wait_terminal(&id, timeout);
+    load.stop();
+    assert_eq!(
+        detail["summary"]["state"],
+        "succeeded",
+        "{}",
+        support::history(&detail)
+    );
+    let after = metrics_with(&server, "phase=\"succeeded\"} 1");
+    assert_eq!(phase(&after, "succeeded"), Some(1.0), "{after}");
+    assert_eq!(phase(&after, "progressing"), Some(0.0), "{after}");
+    assert_eq!(
+        sample(&after, "rampart_rollout_step{service=\"web\"}"),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(
+            &after,
+            "rampart_rollouts_total{service=\"web\",outcome=\"succeeded\"}"
+        ),
+        Some(1.0),
+        "{after}"
+    );
+    promtool_check(&after);
+
+    // Counted from the store at start: the same after a restart.
+    let status = server.terminate();
+    assert!(status.success(), "exit status {status}");
+    server.restart();
+    let restarted = metrics_with(&server, "rampart_rollouts_total{");
+    assert_eq!(
+        sample(
+            &restarted,
+            "rampart_rollouts_total{service=\"web\",outcome=\"succeeded\"}"
+        ),
+        Some(1.0),
+        "{restarted}"
+    );
+    assert_eq!(phase(&restarted, "succeeded"), Some(1.0), "{restarted}");
+    assert_eq!(sample(&restarted, &info), Some(1.0), "{restarted}");
+    promtool_check(&restarted);
 }
 
 /// Runs `promtool check metrics` on the exposition; CI installs promtool and sets

@@ -259,7 +259,10 @@ fn encode(rows: &[ServiceRollouts], mut encoder: DescriptorEncoder) -> Result<()
             ("service", service),
             ("deployment", &c.deployment),
             ("version", &c.version),
-            ("previous_version", c.previous_version.as_deref().unwrap_or("")),
+            (
+                "previous_version",
+                c.previous_version.as_deref().unwrap_or(""),
+            ),
         ];
         family.encode_family(&labels)?.encode_gauge(&1i64)?;
     }
