@@ -408,6 +408,43 @@ mod tests {
     }
 
     #[test]
+    fn every_phase_of_the_state_machine_is_exported() {
+        use rampart_core::rollout::{PauseCause, RollbackEnd};
+        let all = [
+            Phase::Pending,
+            Phase::Validating,
+            Phase::Starting { resume: None },
+            Phase::Progressing {
+                step: 0,
+                weight: 1.0,
+            },
+            Phase::Paused {
+                step: 0,
+                weight: 1.0,
+                cause: PauseCause::Operator,
+            },
+            Phase::Promoting,
+            Phase::Reverting,
+            Phase::RollingBack {
+                ends_as: RollbackEnd::RolledBack,
+            },
+            Phase::Succeeded,
+            Phase::RolledBack,
+            Phase::Failed,
+            Phase::Aborted,
+        ];
+        let names: Vec<String> = all.iter().map(state_name).collect();
+        assert_eq!(names, PHASES);
+        let terminal: Vec<&String> = all
+            .iter()
+            .zip(&names)
+            .filter(|(p, _)| p.is_terminal())
+            .map(|(_, n)| n)
+            .collect();
+        assert_eq!(terminal, OUTCOMES);
+    }
+
+    #[test]
     fn a_service_without_rollouts_has_only_zero_counters() {
         let out = text(vec![ServiceRollouts {
             service: "api".into(),
