@@ -414,6 +414,61 @@ fn rollout_metrics_follow_a_rollout_and_its_counters_survive_a_restart() {
     assert_eq!(phase(&restarted, "succeeded"), Some(1.0), "{restarted}");
     assert_eq!(sample(&restarted, &info), Some(1.0), "{restarted}");
     promtool_check(&restarted);
+
+    // An operator rolls the next rollout back: counted as rolled back, by an operator.
+    let id = server.deploy("web", "v3", serde_json::json!({}));
+    server.wait_state(&id, "progressing", timeout);
+    let (status, body) = server.post_json(
+        "/api/v1/services/web/rollback",
+        &serde_json::json!({ "reason": "end-to-end test" }),
+    );
+    assert!((200..300).contains(&status), "{status}: {body}");
+    let detail = server.wait_terminal(&id, timeout);
+    assert_eq!(detail["summary"]["state"], "rolled_back", "{detail}");
+    let rolled_back = metrics_with(&server, "phase=\"rolled_back\"} 1");
+    for (series, value) in [
+        (
+            "rampart_rollouts_total{service=\"web\",outcome=\"rolled_back\"}",
+            1.0,
+        ),
+        (
+            "rampart_rollouts_total{service=\"web\",outcome=\"succeeded\"}",
+            1.0,
+        ),
+        (
+            "rampart_rollout_rollbacks_total{service=\"web\",cause=\"operator\"}",
+            1.0,
+        ),
+        (
+            "rampart_rollout_rollbacks_total{service=\"web\",cause=\"automatic\"}",
+            0.0,
+        ),
+        (
+            "rampart_rollout_phase{service=\"web\",phase=\"rolled_back\"}",
+            1.0,
+        ),
+    ] {
+        assert_eq!(
+            sample(&rolled_back, series),
+            Some(value),
+            "{series}\n{rolled_back}"
+        );
+    }
+    promtool_check(&rolled_back);
+
+    // The rollback's cause is read back from the store's record after a restart.
+    let status = server.terminate();
+    assert!(status.success(), "exit status {status}");
+    server.restart();
+    let again = metrics_with(&server, "rampart_rollout_rollbacks_total{");
+    assert_eq!(
+        sample(
+            &again,
+            "rampart_rollout_rollbacks_total{service=\"web\",cause=\"operator\"}"
+        ),
+        Some(1.0),
+        "{again}"
+    );
 }
 
 /// Runs `promtool check metrics` on the exposition; CI installs promtool and sets

@@ -13,7 +13,7 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use rampart_core::judge::Outcome;
-use rampart_core::rollout::Phase;
+use rampart_core::rollout::{Actor, Phase};
 
 use crate::record::{DeploymentRecord, state_name};
 use crate::service::ServiceRuntime;
@@ -36,6 +36,22 @@ pub const PHASES: [&str; 12] = [
 
 /// The terminal phases, as `rampart_rollouts_total` names them.
 pub const OUTCOMES: [&str; 4] = ["succeeded", "rolled_back", "failed", "aborted"];
+
+/// Who rolled a canary back, as `rampart_rollout_rollbacks_total` names it.
+pub const ROLLBACK_CAUSES: [&str; 2] = ["automatic", "operator"];
+
+/// `operator` when a person (or token) started the rollback, `automatic` when
+/// rampart did (failed analysis, a deadline, a crashed canary, a restart).
+pub fn rollback_cause(record: &DeploymentRecord) -> &'static str {
+    let by_operator = record
+        .rollout
+        .history
+        .iter()
+        .rev()
+        .find(|t| matches!(t.to, Phase::RollingBack { .. }))
+        .is_some_and(|t| matches!(t.actor, Actor::User(_)));
+    if by_operator { "operator" } else { "automatic" }
+}
 
 const VERDICTS: [(Outcome, &str); 3] = [
     (Outcome::Pass, "pass"),
@@ -128,6 +144,8 @@ pub struct ServiceRollouts {
     pub service: String,
     pub current: Option<RolloutSnapshot>,
     pub ended: OutcomeCounts,
+    /// Rolled-back rollouts by [`rollback_cause`].
+    pub rollbacks: OutcomeCounts,
 }
 
 /// Exports `rampart_rollout_*` and `rampart_rollouts_total`, labelled `service`.
@@ -166,6 +184,9 @@ pub(crate) async fn seed<'a>(
     services: impl Iterator<Item = &'a Arc<ServiceRuntime>>,
 ) -> Result<(), crate::EngineError> {
     let counts = store.read(|tx| tx.finished_deployment_counts()).await?;
+    let rolled_back = store
+        .read(|tx| tx.finished_deployment_records("rolled_back"))
+        .await?;
     for svc in services {
         let name = svc.name().to_string();
         let latest = store
@@ -178,7 +199,14 @@ pub(crate) async fn seed<'a>(
         for (_, state, n) in counts.iter().filter(|(s, _, _)| s == svc.name()) {
             ended.add(state, *n);
         }
-        svc.seed_rollouts(latest.as_ref(), ended);
+        let mut rollbacks = OutcomeCounts::default();
+        for (_, record) in rolled_back.iter().filter(|(s, _)| s == svc.name()) {
+            // A record this rampart cannot read was still a rollback.
+            let cause = serde_json::from_value::<DeploymentRecord>(record.clone())
+                .map_or("automatic", |r| rollback_cause(&r));
+            rollbacks.add(cause, 1);
+        }
+        svc.seed_rollouts(latest.as_ref(), ended, rollbacks);
     }
     Ok(())
 }
@@ -321,6 +349,19 @@ fn encode(rows: &[ServiceRollouts], mut encoder: DescriptorEncoder) -> Result<()
             Counter(row.ended.get(outcome)).encode(family.encode_family(&labels)?)?;
         }
     }
+
+    let mut family = encoder.encode_descriptor(
+        "rampart_rollout_rollbacks",
+        "Rollouts of the service that were rolled back, by cause: automatic (analysis, a deadline, a crashed canary, a restart) or operator.",
+        None,
+        MetricType::Counter,
+    )?;
+    for row in rows {
+        for cause in ROLLBACK_CAUSES {
+            let labels: Labels = vec![("service", &row.service), ("cause", cause)];
+            Counter(row.rollbacks.get(cause)).encode(family.encode_family(&labels)?)?;
+        }
+    }
     Ok(())
 }
 
@@ -373,6 +414,7 @@ mod tests {
             service: "web".into(),
             current: Some(progressing()),
             ended,
+            rollbacks: OutcomeCounts::default(),
         }]);
         for line in [
             "# TYPE rampart_rollout_phase gauge",
@@ -390,6 +432,9 @@ mod tests {
             "rampart_rollouts_total{service=\"web\",outcome=\"succeeded\"} 3",
             "rampart_rollouts_total{service=\"web\",outcome=\"rolled_back\"} 1",
             "rampart_rollouts_total{service=\"web\",outcome=\"aborted\"} 0",
+            "# TYPE rampart_rollout_rollbacks counter",
+            "rampart_rollout_rollbacks_total{service=\"web\",cause=\"automatic\"} 0",
+            "rampart_rollout_rollbacks_total{service=\"web\",cause=\"operator\"} 0",
         ] {
             assert!(out.lines().any(|l| l == line), "{line} missing from\n{out}");
         }
@@ -450,6 +495,7 @@ mod tests {
             service: "api".into(),
             current: None,
             ended: OutcomeCounts::default(),
+            rollbacks: OutcomeCounts::default(),
         }]);
         assert!(!out.contains("rampart_rollout_phase{"), "{out}");
         assert!(!out.contains("rampart_rollout_info{"), "{out}");
@@ -469,6 +515,7 @@ mod tests {
             service: "web".into(),
             current: Some(first),
             ended: OutcomeCounts::default(),
+            rollbacks: OutcomeCounts::default(),
         }]);
         assert!(out.contains("previous_version=\"\"} 1"), "{out}");
         assert!(!out.contains("rampart_rollout_verdict{"), "{out}");

@@ -19,8 +19,11 @@ use tokio::task::JoinHandle;
 
 use crate::error::EngineError;
 use crate::record::DeploymentRecord;
-use crate::rollout_metrics::{OUTCOMES, OutcomeCounts, RolloutSnapshot, ServiceRollouts};
+use crate::rollout_metrics::{
+    OUTCOMES, OutcomeCounts, RolloutSnapshot, ServiceRollouts, rollback_cause,
+};
 use crate::routes::RouteWriter;
+use rampart_core::rollout::Phase;
 
 /// A version serving (or having served) a service's stable traffic.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,6 +86,8 @@ pub(crate) struct ServiceState {
     rollout_view: Option<RolloutSnapshot>,
     /// Rollouts that ended, by outcome (seeded from the store at start).
     ended: OutcomeCounts,
+    /// Rolled-back rollouts by cause (seeded from the store at start).
+    rollbacks: OutcomeCounts,
     next_generation: u64,
 }
 
@@ -122,6 +127,7 @@ impl ServiceRuntime {
                 last_record: None,
                 rollout_view: None,
                 ended: OutcomeCounts::default(),
+                rollbacks: OutcomeCounts::default(),
                 next_generation: 0,
             }),
             sizing: crate::scaling::Sizing::default(),
@@ -241,10 +247,16 @@ impl ServiceRuntime {
 
     /// At start, before any rollout is recovered: the service's latest deployment in
     /// the store and how many ended in each outcome.
-    pub(crate) fn seed_rollouts(&self, latest: Option<&DeploymentRecord>, ended: OutcomeCounts) {
+    pub(crate) fn seed_rollouts(
+        &self,
+        latest: Option<&DeploymentRecord>,
+        ended: OutcomeCounts,
+        rollbacks: OutcomeCounts,
+    ) {
         let mut state = self.write();
         state.rollout_view = latest.map(RolloutSnapshot::of);
         state.ended = ended;
+        state.rollbacks = rollbacks;
     }
 
     /// The rollout metrics' view of this service.
@@ -254,6 +266,7 @@ impl ServiceRuntime {
             service: self.name().to_string(),
             current: state.rollout_view.clone(),
             ended: state.ended.clone(),
+            rollbacks: state.rollbacks.clone(),
         }
     }
 
@@ -402,6 +415,9 @@ fn note_record(state: &mut ServiceState, record: &DeploymentRecord) {
             .is_none_or(|seen| seen.deployment != record.id || !is_outcome(&seen.phase));
     if ended_now {
         state.ended.add(&snapshot.phase, 1);
+        if matches!(record.rollout.phase, Phase::RolledBack) {
+            state.rollbacks.add(rollback_cause(record), 1);
+        }
     }
     state.rollout_view = Some(snapshot);
 }

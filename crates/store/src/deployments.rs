@@ -245,6 +245,20 @@ impl Tx<'_> {
         Ok(rows)
     }
 
+    /// The records of the deployments that ended in `state`, as `(service, record)`.
+    pub fn finished_deployment_records(&self, state: &str) -> Result<Vec<(String, Value)>> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT service, record FROM deployments \
+             WHERE finished_at IS NOT NULL AND state = ?1 ORDER BY created_at, rowid",
+        )?;
+        let rows = stmt
+            .query_map(params![state], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, SqlJson>(1)?.0))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
     /// Adds an event to a deployment's timeline, stamped with now.
     pub fn append_deployment_event(&self, event: &NewDeploymentEvent) -> Result<DeploymentEvent> {
         let at = self.now();
