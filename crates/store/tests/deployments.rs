@@ -70,6 +70,47 @@ fn deployment_crud_round_trip() {
 }
 
 #[test]
+fn finished_deployments_are_counted_per_service_and_state() {
+    let (_dir, store) = open_temp();
+    let ended = [
+        ("checkout", "succeeded"),
+        ("checkout", "succeeded"),
+        ("checkout", "rolled_back"),
+        ("search", "failed"),
+    ];
+    for (service, state) in ended {
+        let row = deployment(&store, service, "v2");
+        store.insert_deployment(&row).unwrap();
+        let record = json!({ "state": state });
+        store
+            .update_deployment(&row.id, state, &record, true)
+            .unwrap();
+    }
+    // In flight: not counted.
+    store
+        .insert_deployment(&deployment(&store, "checkout", "v3"))
+        .unwrap();
+    let counts = store
+        .read_blocking(|tx| tx.finished_deployment_counts())
+        .unwrap();
+    assert_eq!(
+        counts,
+        [
+            ("checkout".to_string(), "rolled_back".to_string(), 1),
+            ("checkout".to_string(), "succeeded".to_string(), 2),
+            ("search".to_string(), "failed".to_string(), 1),
+        ]
+    );
+    let rolled_back = store
+        .read_blocking(|tx| tx.finished_deployment_records("rolled_back"))
+        .unwrap();
+    assert_eq!(
+        rolled_back,
+        [("checkout".to_string(), json!({ "state": "rolled_back" }))]
+    );
+}
+
+#[test]
 fn deployment_errors_name_what_is_wrong() {
     let (_dir, store) = open_temp();
     let row = deployment(&store, "checkout", "v2");
