@@ -45,7 +45,7 @@ fn every_api_route_requires_the_right_role() {
     // down and revoke the tokens made here. Its own tests are in incidents_e2e.
     let server = RampartServer::start(&format!(
         "[[service]]\nname = \"web\"\nlisten = \"{}\"\n[service.backend]\nkind = \"static\"\nstable = [\"{}\"]\n\n\
-         [[incident_rule]]\nname = \"security_breach_detected\"\nenabled = false\n",
+         [[incident_rule]]\nname = \"security_breach_detected\"\nwhen = \"security.failed_auth > 100/min\"\nenabled = false\n",
         support::free_addr(),
         support::free_addr()
     ));
