@@ -43,13 +43,7 @@ pub(crate) async fn record_minute(
             .filter_map(|u| u.cpu_percent)
             .sum()
     });
-    let sample = svc.router.window(window);
-    let secs = sample
-        .end
-        .since(sample.start)
-        .as_secs_f64()
-        .max(window.as_secs_f64())
-        .max(1.0);
+    let (sample, secs) = super::observe::completed_seconds(svc, window, now);
     let rps = (sample.stable.requests + sample.canary.requests) as f64 / secs;
     let minute = minute_of(now);
     let finished = {

@@ -190,6 +190,7 @@ impl Engine {
             SetKind::Stable,
             &stable_version,
             window,
+            now,
         );
         let forecast = if spec.mode == rampart_core::autoscale::Mode::Reactive {
             None
@@ -230,6 +231,7 @@ impl Engine {
             SetKind::Canary,
             &canary_version,
             window,
+            now,
         );
         if canary_obs.current == 0 {
             return;
@@ -394,6 +396,7 @@ impl Engine {
             SetKind::Stable,
             &stable_version,
             spec.sync.max(Duration::from_secs(5)),
+            now,
         );
         let extra = Extra {
             forecast: None,
