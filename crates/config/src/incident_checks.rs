@@ -42,7 +42,18 @@ impl Checker<'_, '_> {
                         .help("each [[incident_rule]] needs its own name; a rule named like a default replaces the default"),
                 );
             }
-            self.condition(&rule.when, &format!("{path}.when"));
+            if !rule.when.is_empty() {
+                self.condition(&rule.when, &format!("{path}.when"));
+            } else if rule.enabled {
+                self.push(
+                    Finding::new(
+                        self.at.span(&path),
+                        format!("missing key `when` in [[incident_rule]] `{}`", rule.name),
+                        "an enabled rule needs a condition",
+                    )
+                    .help("add `when = \"service.error_rate > 5% for 30s\"`, or `enabled = false` to remove a default rule of this name"),
+                );
+            }
             if rule.service != "*" && config.service(&rule.service).is_none() {
                 let known: Vec<&str> = config.services.iter().map(|s| s.name.as_str()).collect();
                 let help = match closest(&rule.service, &known) {

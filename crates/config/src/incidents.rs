@@ -18,7 +18,9 @@ pub struct IncidentRuleConfig {
     #[serde(default = "default_severity")]
     pub severity: Severity,
     /// The condition, such as "service.error_rate > 5% for 30s" (see
-    /// `rampart_core::incident`).
+    /// `rampart_core::incident`). Required unless `enabled = false`: removing a
+    /// default rule needs only its name.
+    #[serde(default)]
     pub when: String,
     /// A service name, or "*" for every service (rules on host or security metrics
     /// run once, whatever this says).
@@ -298,6 +300,28 @@ mod tests {
         assert_eq!(names, ["security_breach_detected", "high_error_rate"]);
         assert_eq!(rules[1].when, "service.error_rate > 2%");
         assert_eq!(rules[1].severity, Severity::Critical);
+    }
+
+    #[test]
+    fn a_default_rule_is_removed_by_its_name_alone_but_an_enabled_rule_needs_when() {
+        let names: Vec<String> =
+            rules("[[incident_rule]]\nname = \"system_overload\"\nenabled = false\n")
+                .into_iter()
+                .map(|r| r.name)
+                .collect();
+        assert_eq!(names, ["high_error_rate", "security_breach_detected"]);
+
+        let error = crate::parse(
+            &format!("{SERVICE}[[incident_rule]]\nname = \"slow\"\n"),
+            "t.toml",
+        )
+        .expect_err("an enabled rule without a condition");
+        let text = error.to_string();
+        assert!(
+            text.contains("missing key `when` in [[incident_rule]] `slow`"),
+            "{text}"
+        );
+        assert!(text.contains("enabled = false"), "{text}");
     }
 
     #[test]

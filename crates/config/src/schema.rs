@@ -151,7 +151,7 @@ pub(crate) static INCIDENT_RULE: Table = Table {
             Ty::OneOf(&["critical", "high", "medium", "low"]),
             "\"high\"",
         ),
-        required("when", Ty::String, "\"service.error_rate > 5% for 30s\""),
+        optional("when", Ty::String, "\"service.error_rate > 5% for 30s\""),
         optional("service", Ty::String, "\"*\""),
         optional(
             "actions",
