@@ -31,6 +31,9 @@ use crate::registry::ChannelRegistry;
 
 /// Rows claimed per trip to the store.
 const CLAIM_BATCH: u32 = 100;
+/// Rows a notifier's sender may hold before its next ones are left in the store:
+/// a slow or rate-limited receiver's backlog must not move into memory.
+const SENDER_QUEUE: usize = 2 * CLAIM_BATCH as usize;
 /// The longest the worker sleeps without looking at the outbox, in case a row
 /// was written by a process whose commit could not wake it.
 const POLL_AT_LEAST_EVERY: Duration = Duration::from_secs(5);
@@ -152,7 +155,7 @@ impl DeliveryWorker {
         let mut tasks = JoinSet::new();
         let mut queues = BTreeMap::new();
         for (name, slot) in &self.notifiers.slots {
-            let (queue, rows) = mpsc::unbounded_channel();
+            let (queue, rows) = mpsc::channel(SENDER_QUEUE);
             queues.insert(name.clone(), queue);
             let sender = Sender {
                 store: self.store.clone(),
@@ -169,9 +172,16 @@ impl DeliveryWorker {
                 next_prune += PRUNE_EVERY;
                 prune(&self.store).await;
             }
+            // A sender that could not take a whole batch more is skipped this trip.
+            let busy: Vec<String> = queues
+                .iter()
+                .filter(|(_, queue)| queue.capacity() < CLAIM_BATCH as usize)
+                .map(|(name, _)| name.clone())
+                .collect();
+            let claim_busy = busy.clone();
             let claimed = match self
                 .store
-                .write(|tx| tx.claim_due_notifications(CLAIM_BATCH))
+                .write(move |tx| tx.claim_due_notifications_except(CLAIM_BATCH, &claim_busy))
                 .await
             {
                 Ok(rows) => rows,
@@ -184,7 +194,9 @@ impl DeliveryWorker {
             for row in claimed {
                 match queues.get(&row.notifier) {
                     Some(queue) => {
-                        if queue.send(row).is_err() {
+                        // Never full: only this loop sends, and it skips a sender
+                        // without room for a whole batch.
+                        if queue.try_send(row).is_err() {
                             tracing::error!(
                                 "a notifier's sender stopped; its rows wait for a restart"
                             );
@@ -211,7 +223,11 @@ impl DeliveryWorker {
             if full_batch {
                 continue;
             }
-            let wait = match self.store.read(|tx| tx.next_notification_due()).await {
+            let wait = match self
+                .store
+                .read(move |tx| tx.next_notification_due_except(&busy))
+                .await
+            {
                 Ok(Some(due)) => (due - self.store.now())
                     .to_std()
                     .unwrap_or(Duration::ZERO)
@@ -245,7 +261,7 @@ struct Sender {
 }
 
 impl Sender {
-    async fn run(self, mut rows: mpsc::UnboundedReceiver<Notification>) {
+    async fn run(self, mut rows: mpsc::Receiver<Notification>) {
         let mut limiter = RateLimiter::new(self.slot.rate);
         while let Some(row) = rows.recv().await {
             limiter.acquire().await;

@@ -272,3 +272,31 @@ async fn claims_of_a_crashed_worker_are_sent_after_the_restart() {
     assert_eq!(hook.received().len(), 3);
     worker.stop().await;
 }
+
+#[tokio::test]
+async fn a_slow_receivers_backlog_stays_in_the_store() {
+    let hook = Receiver::start().await;
+    let store = Store::open_in_memory().unwrap();
+    store
+        .with_tx(|tx| {
+            for n in 0..1000 {
+                tx.enqueue_notification(
+                    "hook",
+                    &message(Topic::RolloutStarted, &format!("rollout-{n}")),
+                )?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    let worker = run_worker(&store, &webhook(&hook, "rate_limit = 1.0"));
+    hook.wait_for(1).await;
+    // However long the worker runs, it holds at most its sender's queue and one
+    // batch; before, it claimed the whole outbox into memory at once.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let unclaimed = store
+        .with_tx(|tx| tx.claim_due_notifications(10_000))
+        .unwrap()
+        .len();
+    assert!(unclaimed >= 1000 - 2 * 100 - 100, "{unclaimed} left unclaimed");
+    worker.stop().await;
+}

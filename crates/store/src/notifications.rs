@@ -193,17 +193,29 @@ impl Tx<'_> {
     /// the oldest pending row of each notifier and key is due, so messages about one
     /// incident reach each receiver in the order they were written.
     pub fn claim_due_notifications(&self, limit: u32) -> Result<Vec<Notification>> {
+        self.claim_due_notifications_except(limit, &[])
+    }
+
+    /// [`Tx::claim_due_notifications`] leaving out the rows of the notifiers in
+    /// `busy` (those whose senders hold enough already), so a slow receiver's backlog
+    /// stays in the store instead of in memory.
+    pub fn claim_due_notifications_except(
+        &self,
+        limit: u32,
+        busy: &[String],
+    ) -> Result<Vec<Notification>> {
         let now = SqlTime(self.now());
         let mut stmt = self.conn().prepare_cached(&format!(
             "SELECT {COLUMNS} FROM notifications AS n \
              WHERE n.state = 'pending' AND n.claimed_at IS NULL AND n.next_attempt_at <= ?1 \
+             AND n.notifier NOT IN (SELECT value FROM json_each(?3)) \
              AND NOT EXISTS (SELECT 1 FROM notifications AS e \
                  WHERE e.state = 'pending' AND e.notifier = n.notifier AND e.key = n.key \
                  AND e.id < n.id) \
              ORDER BY n.next_attempt_at, n.id LIMIT ?2"
         ))?;
         let rows = stmt
-            .query_map(params![now, limit_param(limit)], from_row)?
+            .query_map(params![now, limit_param(limit), names_json(busy)], from_row)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         let mut claim = self
             .conn()
@@ -228,16 +240,22 @@ impl Tx<'_> {
     /// behind an earlier one about the same key does not count: it becomes
     /// claimable when that one is recorded).
     pub fn next_notification_due(&self) -> Result<Option<DateTime<Utc>>> {
+        self.next_notification_due_except(&[])
+    }
+
+    /// [`Tx::next_notification_due`] among the notifiers not in `busy`.
+    pub fn next_notification_due_except(&self, busy: &[String]) -> Result<Option<DateTime<Utc>>> {
         let next = self
             .conn()
             .prepare_cached(
                 "SELECT MIN(n.next_attempt_at) FROM notifications AS n \
                  WHERE n.state = 'pending' AND n.claimed_at IS NULL \
+                 AND n.notifier NOT IN (SELECT value FROM json_each(?1)) \
                  AND NOT EXISTS (SELECT 1 FROM notifications AS e \
                      WHERE e.state = 'pending' AND e.notifier = n.notifier AND e.key = n.key \
                      AND e.id < n.id)",
             )?
-            .query_row([], |row| row.get::<_, Option<SqlTime>>(0))?;
+            .query_row([names_json(busy)], |row| row.get::<_, Option<SqlTime>>(0))?;
         Ok(next.map(|t| t.0))
     }
 
@@ -394,4 +412,10 @@ impl Store {
     pub fn get_notification(&self, id: i64) -> Result<Option<Notification>> {
         self.read_blocking(|tx| tx.get_notification(id))
     }
+}
+
+/// Notifier names as a JSON array, for `json_each` (one cached statement for any
+/// number of names).
+fn names_json(names: &[String]) -> String {
+    serde_json::Value::from(names.to_vec()).to_string()
 }
