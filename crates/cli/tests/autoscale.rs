@@ -269,7 +269,7 @@ max_latency_regression = 1000.0
 #[test]
 fn an_operator_scale_holds_as_the_minimum_and_bad_requests_are_refused() {
     let listen = support::free_addr();
-    let server =
+    let mut server =
         RampartServer::start_with_server(TELEMETRY, &autoscaled(4, "api", listen, 1, 3, ""));
     let (status, body) = server.post_json(
         "/api/v1/services/api/scale",
@@ -339,4 +339,16 @@ fn an_operator_scale_holds_as_the_minimum_and_bad_requests_are_refused() {
         3,
         "{text}"
     );
+
+    // And across a restart: the config says 1 instance, the floor still says 3.
+    server.terminate();
+    server.restart();
+    let view = wait_scaling(
+        &server,
+        "api",
+        Duration::from_secs(60),
+        "the floor restored after a restart",
+        |v| v["operator_floor"]["instances"] == 3 && v["stable"]["instances"] == 3,
+    );
+    assert_eq!(view["operator_floor"]["actor"], "admin", "{view:#}");
 }

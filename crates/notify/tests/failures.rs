@@ -297,6 +297,9 @@ async fn a_slow_receivers_backlog_stays_in_the_store() {
         .with_tx(|tx| tx.claim_due_notifications(10_000))
         .unwrap()
         .len();
-    assert!(unclaimed >= 1000 - 2 * 100 - 100, "{unclaimed} left unclaimed");
+    assert!(
+        unclaimed >= 1000 - 2 * 100 - 100,
+        "{unclaimed} left unclaimed"
+    );
     worker.stop().await;
 }

@@ -42,6 +42,9 @@ pub struct ScalingDecisionDoc {
     /// stabilized, desired, bounds, limited_by, cost, reason.
     #[schema(value_type = Object)]
     pub decision: Value,
+    /// {instances, until (ms), actor}: the operator's minimum in force then.
+    #[schema(value_type = Option<Object>)]
+    pub operator_floor: Option<Value>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -142,6 +142,7 @@ impl Engine {
             let svc = svc.clone();
             let telemetry = telemetry.clone();
             let task = tokio::spawn(async move {
+                engine.restore_operator_floor(&svc).await;
                 let mut ticks = tokio::time::interval(spec.sync);
                 ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
@@ -150,6 +151,34 @@ impl Engine {
                 }
             });
             self.add_task(task);
+        }
+    }
+
+    /// An operator's minimum that still holds survives a restart: it is read back from
+    /// the newest stored decision, which carries the floor in force.
+    async fn restore_operator_floor(&self, svc: &Arc<ServiceRuntime>) {
+        let name = svc.name().to_string();
+        let newest = match self
+            .shared()
+            .store
+            .read(move |tx| tx.list_scaling_decisions(Some(&name), 1))
+            .await
+        {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(service = svc.name(), error = %e, "cannot read the last scaling decision; an operator's minimum set before the restart is not restored");
+                return;
+            }
+        };
+        let now = self.shared().clock.now();
+        let floor = newest
+            .first()
+            .and_then(ScalingRecord::from_row)
+            .and_then(|r| r.operator_floor)
+            .filter(|f| f.until > now);
+        if let Some(floor) = floor {
+            tracing::info!(service = svc.name(), instances = floor.instances, actor = %floor.actor, "an operator's minimum still holds after the restart");
+            svc.sizing.state().floor = Some(floor);
         }
     }
 
@@ -287,7 +316,9 @@ impl Engine {
                 s.scaler.applied(now, from, to);
             }
         }
-        let record = ScalingRecord::new(svc.name(), set, version, actor, decision, result.err());
+        let mut record =
+            ScalingRecord::new(svc.name(), set, version, actor, decision, result.err());
+        record.operator_floor = svc.sizing.floor_at(shared.clock.now());
         record::store(&shared, svc, record).await
     }
 

@@ -4,11 +4,13 @@
 
 use std::time::Duration;
 
+use rampart_core::Timestamp;
 use rampart_core::autoscale::{Action, Decision, Limit};
 use rampart_store::{NewAuditEvent, NewScalingDecision};
 use serde::Serialize;
 
 use super::SetKind;
+use super::sizing::OperatorFloor;
 use crate::error::EngineError;
 use crate::service::ServiceRuntime;
 use crate::shared::{EngineEvent, EngineEventKind, Shared};
@@ -34,6 +36,10 @@ pub struct ScalingRecord {
     pub error: Option<String>,
     /// Inputs, each metric's numbers, stabilisation, limits, forecast and cost.
     pub decision: Decision,
+    /// The operator's minimum in force when it was decided. Stored with every
+    /// decision, so the newest one restores the floor after a restart.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operator_floor: Option<OperatorFloor>,
 }
 
 impl ScalingRecord {
@@ -63,6 +69,7 @@ impl ScalingRecord {
             reason: decision.reason.clone(),
             error: error.map(|e| e.to_string()),
             decision,
+            operator_floor: None,
         }
     }
 
@@ -91,6 +98,8 @@ impl<'de> serde::Deserialize<'de> for StoredData {
             reason: String,
             error: Option<String>,
             decision: Decision,
+            #[serde(default)]
+            operator_floor: Option<OperatorFloor>,
         }
         let raw = Raw::deserialize(d)?;
         Ok(StoredData(ScalingRecord {
@@ -106,6 +115,7 @@ impl<'de> serde::Deserialize<'de> for StoredData {
             reason: raw.reason,
             error: raw.error,
             decision: raw.decision,
+            operator_floor: raw.operator_floor,
         }))
     }
 }
@@ -117,6 +127,7 @@ pub(crate) struct Fingerprint {
     recommendation: Option<u32>,
     desired: u32,
     limited_by: Option<Limit>,
+    operator_floor: Option<(u32, Timestamp)>,
 }
 
 pub(crate) async fn store(
@@ -131,6 +142,10 @@ pub(crate) async fn store(
         recommendation: record.decision.recommendation,
         desired: record.decision.desired,
         limited_by: record.decision.limited_by,
+        operator_floor: record
+            .operator_floor
+            .as_ref()
+            .map(|f| (f.instances, f.until)),
     };
     {
         let mut state = svc.sizing.state();

@@ -11,7 +11,7 @@ use rampart_core::Timestamp;
 use rampart_core::autoscale::Autoscaler;
 
 /// A floor an operator set for a while.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct OperatorFloor {
     pub instances: u32,
     pub until: Timestamp,
