@@ -4,6 +4,7 @@
 //! so every decision (judges, the rollout state machine, later the autoscaler and
 //! incident rules) is unit-testable and replayable.
 
+pub mod analysis;
 pub mod autoscale;
 pub mod clock;
 pub mod escalation;

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::phase::Actor;
+use super::phase::{Actor, PauseCause};
 use crate::judge::Verdict;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -64,6 +64,22 @@ pub enum Input {
     PromotionDone,
     /// The engine finished [`super::Command::StopCanary`] after a rollback.
     RollbackDone,
+    /// A metric of the user's own (Prometheus) cannot be judged: hold the step
+    /// (Progressing to Paused for `cause`); nothing changes if already paused.
+    AnalysisHeld {
+        cause: PauseCause,
+        reason: String,
+    },
+    /// The metric provider answers again: a rollout paused for
+    /// [`PauseCause::AnalysisUnavailable`] resumes with a fresh step window.
+    AnalysisRestored {
+        reason: String,
+    },
+    /// A metric of the user's own failed past its `failure_limit`, or its provider
+    /// stayed unavailable past the limit: roll back.
+    AnalysisFailed {
+        reason: String,
+    },
     /// rampart restarted; this rollout was loaded from the store.
     Recovered {
         policy: RecoveryPolicy,
@@ -101,6 +117,9 @@ impl Input {
             Input::PromotionDone => "finish promotion",
             Input::RollbackDone => "finish rollback",
             Input::Recovered { .. } => "recover",
+            Input::AnalysisHeld { .. } => "hold for analysis",
+            Input::AnalysisRestored { .. } => "resume after analysis",
+            Input::AnalysisFailed { .. } => "fail analysis",
         }
     }
 }

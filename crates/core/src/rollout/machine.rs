@@ -67,6 +67,16 @@ impl Rollout {
             Input::PromotionDone => self.promotion_done(now),
             Input::RollbackDone => self.rollback_done(now),
             Input::Recovered { policy } => self.recovered(policy, now),
+            Input::AnalysisHeld { cause, reason } => self.analysis_held(cause, reason, now),
+            Input::AnalysisRestored { reason } => self.analysis_restored(reason, now),
+            Input::AnalysisFailed { reason } => {
+                self.expect(
+                    matches!(self.phase, Phase::Progressing { .. } | Phase::Paused { .. }),
+                    action,
+                    "Progressing or Paused",
+                )?;
+                Ok(self.roll_back_automatically(reason, now))
+            }
         }
     }
 
@@ -359,6 +369,60 @@ impl Rollout {
                 Ok(self.deadline_check(progressing, now))
             }
             Outcome::Inconclusive => Ok(self.deadline_check(progressing, now)),
+        }
+    }
+
+    /// Metrics that cannot be judged hold the step as a pause with its cause, so the
+    /// progress deadline does not turn a provider outage into a rollback.
+    fn analysis_held(
+        &mut self,
+        cause: PauseCause,
+        reason: String,
+        now: Timestamp,
+    ) -> Result<Vec<Command>, TransitionError> {
+        match self.phase {
+            Phase::Progressing { step, weight } => {
+                let paused = Phase::Paused {
+                    step,
+                    weight,
+                    cause,
+                };
+                Ok(self.transition(paused, now, reason, Actor::System, Vec::new()))
+            }
+            // Already held (by an operator, the deadline or analysis): stays so.
+            Phase::Paused { .. } => Ok(Vec::new()),
+            _ => Err(self.wrong_phase("hold for analysis", "Progressing or Paused")),
+        }
+    }
+
+    /// Only the pause the provider caused ends on its own; any other waits for an
+    /// operator.
+    fn analysis_restored(
+        &mut self,
+        reason: String,
+        now: Timestamp,
+    ) -> Result<Vec<Command>, TransitionError> {
+        match self.phase {
+            Phase::Paused {
+                step,
+                weight,
+                cause: PauseCause::AnalysisUnavailable,
+            } => {
+                self.restart_step_window(now);
+                let reason = format!(
+                    "{reason}; step {} restarts its hold with a fresh analysis window",
+                    step + 1
+                );
+                Ok(self.transition(
+                    Phase::Progressing { step, weight },
+                    now,
+                    reason,
+                    Actor::System,
+                    vec![Command::ResetAnalysis],
+                ))
+            }
+            Phase::Progressing { .. } | Phase::Paused { .. } => Ok(Vec::new()),
+            _ => Err(self.wrong_phase("resume after analysis", "Progressing or Paused")),
         }
     }
 

@@ -91,6 +91,19 @@
 //! analysis window. Only Progressing can be paused; before traffic flows there is
 //! nothing to hold (abort instead).
 //!
+//! # Metrics of the user's own
+//!
+//! The engine runs the service's Prometheus (or other provider) metrics beside the
+//! judge ([`crate::analysis`]) and reports what the router's judge cannot:
+//! - [`Input::AnalysisHeld`]: Progressing goes to Paused with the cause
+//!   (`analysis_unavailable`: the provider does not answer; `analysis_inconclusive`:
+//!   too much no-data); already Paused stays as it is. No progress deadline runs
+//!   while paused, so an outage of the provider never rolls a canary back by itself.
+//! - [`Input::AnalysisRestored`]: Paused for `analysis_unavailable` resumes the step
+//!   with a restarted hold and a fresh window; any other phase is left alone.
+//! - [`Input::AnalysisFailed`]: a failed metric (or a provider unavailable past its
+//!   limit) rolls back from Progressing or Paused, with an incident.
+//!
 //! # Revert
 //!
 //! An emergency rollback with no rollout in flight is a rollout of its own, created

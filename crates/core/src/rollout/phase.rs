@@ -58,6 +58,11 @@ pub enum PauseCause {
     Operator,
     /// The step's analysis did not pass within the progress deadline.
     Deadline,
+    /// A metric provider (Prometheus) does not answer: the step holds until it does,
+    /// then the rollout resumes on its own.
+    AnalysisUnavailable,
+    /// A metric returned no data more often in a row than its `inconclusive_limit`.
+    AnalysisInconclusive,
 }
 
 /// The terminal state a rollback ends in once the engine reports `RollbackDone`.
@@ -116,6 +121,8 @@ impl fmt::Display for Phase {
                 let by = match cause {
                     PauseCause::Operator => "by an operator",
                     PauseCause::Deadline => "at the progress deadline",
+                    PauseCause::AnalysisUnavailable => "while the analysis provider is unavailable",
+                    PauseCause::AnalysisInconclusive => "on inconclusive analysis",
                 };
                 write!(f, "Paused {by} (step {}, {weight}%)", step + 1)
             }

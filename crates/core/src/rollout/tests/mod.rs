@@ -4,6 +4,7 @@
 mod analysis;
 mod deadlines;
 mod lifecycle;
+mod metric_analysis;
 mod operator;
 mod recovery;
 mod serde_json_shape;
