@@ -42,6 +42,14 @@ pub struct Config {
         skip_serializing_if = "Vec::is_empty"
     )]
     pub incident_actions: Vec<crate::incidents::IncidentActionConfig>,
+    /// `[[metric_provider]]` tables: where analysis metrics of the user's own are
+    /// queried (Prometheus).
+    #[serde(
+        default,
+        rename = "metric_provider",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub metric_providers: Vec<crate::metric_analysis::MetricProviderConfig>,
 }
 
 /// How often host and instance metrics are collected, how long their history is
@@ -404,6 +412,10 @@ pub struct AnalysisConfig {
     /// not make confidence impossible).
     #[serde(default = "default_error_rate_margin")]
     pub error_rate_margin: f64,
+    /// `[[service.analysis.metric]]`: queries to a metric provider judged beside the
+    /// router's own measurements.
+    #[serde(default, rename = "metric", skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<crate::metric_analysis::AnalysisMetricConfig>,
 }
 
 impl Default for AnalysisConfig {
@@ -424,6 +436,7 @@ impl Default for AnalysisConfig {
             warmup: default_warmup(),
             require_confidence: false,
             error_rate_margin: default_error_rate_margin(),
+            metrics: Vec::new(),
         }
     }
 }

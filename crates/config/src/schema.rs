@@ -139,6 +139,50 @@ pub(crate) static ROOT: Table = Table {
             Ty::Tables(&Ty::Table(&INCIDENT_ACTION)),
             "[{ name = \"page\", kind = \"run\", command = \"./page.sh\" }]",
         ),
+        optional(
+            "metric_provider",
+            Ty::Tables(&Ty::Tagged(&METRIC_PROVIDER)),
+            "[{ name = \"prometheus\", kind = \"prometheus\", address = \"http://127.0.0.1:9090\" }]",
+        ),
+    ],
+};
+
+pub(crate) static METRIC_PROVIDER: Tagged = Tagged {
+    name: "in [[metric_provider]]",
+    what: "metric provider kind",
+    common: &[required("name", Ty::String, "\"prometheus\"")],
+    variants: &[Variant {
+        kind: "prometheus",
+        keys: &[
+            required("address", Ty::String, "\"http://127.0.0.1:9090\""),
+            optional("timeout", Ty::Duration, "\"5s\""),
+        ],
+    }],
+};
+
+pub(crate) static ANALYSIS_METRIC: Table = Table {
+    name: "in [[service.analysis.metric]]",
+    keys: &[
+        required("name", Ty::String, "\"error_ratio\""),
+        required("provider", Ty::String, "\"prometheus\""),
+        required(
+            "query",
+            Ty::String,
+            "'sum(rate(http_requests_total{version=\"{canary}\",code=~\"5..\"}[1m])) / sum(rate(http_requests_total{version=\"{canary}\"}[1m]))'",
+        ),
+        optional("success", Ty::String, "\"result < 0.05\""),
+        optional(
+            "compare",
+            Ty::OneOf(&["lower_is_better", "higher_is_better"]),
+            "\"lower_is_better\"",
+        ),
+        optional("tolerance_pct", Ty::Number, "10.0"),
+        optional("tolerance", Ty::Number, "0.01"),
+        optional("interval", Ty::Duration, "\"30s\""),
+        optional("failure_limit", U32, "0"),
+        optional("inconclusive_limit", U32, "5"),
+        optional("error_limit", U32, "4"),
+        optional("unavailable_limit", Ty::Duration, "\"10m\""),
     ],
 };
 
@@ -405,6 +449,11 @@ pub(crate) static ANALYSIS: Table = Table {
         optional("warmup", Ty::Duration, "\"5s\""),
         optional("require_confidence", Ty::Bool, "false"),
         optional("error_rate_margin", Ty::Number, "1.0"),
+        optional(
+            "metric",
+            Ty::Tables(&Ty::Table(&ANALYSIS_METRIC)),
+            "[{ name = \"error_ratio\", provider = \"prometheus\", query = 'x{version=\"{canary}\"}', success = \"result < 0.05\" }]",
+        ),
     ],
 };
 

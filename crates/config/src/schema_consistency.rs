@@ -108,6 +108,21 @@ fn schema_tables_have_exactly_the_model_fields() {
 }
 
 #[test]
+fn schema_metric_analysis_has_exactly_the_model_keys() {
+    let mut provider = variant_keys(&schema::METRIC_PROVIDER, "prometheus");
+    provider.extend(names(schema::METRIC_PROVIDER.common));
+    assert_eq!(
+        provider,
+        serde_fields::<crate::metric_analysis::PrometheusProviderConfig>()
+    );
+    assert_eq!(schema::METRIC_PROVIDER.kinds().len(), 1);
+    assert_eq!(
+        names(schema::ANALYSIS_METRIC.keys),
+        serde_fields::<crate::metric_analysis::AnalysisMetricConfig>()
+    );
+}
+
+#[test]
 fn schema_notifiers_have_exactly_the_model_keys_per_kind() {
     let common = names(schema::NOTIFIER.common);
     let with_common = |kind: &str| {

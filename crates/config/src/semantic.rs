@@ -41,6 +41,10 @@ pub(crate) fn check(
         config,
         &Locator::new(source, document),
     ));
+    findings.extend(crate::metric_analysis::check(
+        config,
+        &Locator::new(source, document),
+    ));
     findings
 }
 
