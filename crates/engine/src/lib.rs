@@ -13,6 +13,7 @@
 //! and retried until done. After a crash it reads the store and drives every rollout
 //! to a safe, documented state.
 
+mod analysis;
 mod backoff;
 mod controller;
 mod engine;

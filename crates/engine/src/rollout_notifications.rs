@@ -53,6 +53,13 @@ pub(crate) fn rollout_message(
             let (severity, why) = match cause {
                 PauseCause::Operator => (Severity::Low, "paused by an operator"),
                 PauseCause::Deadline => (Severity::Medium, "paused at the progress deadline"),
+                PauseCause::AnalysisUnavailable => (
+                    Severity::Medium,
+                    "paused: the analysis provider is unavailable",
+                ),
+                PauseCause::AnalysisInconclusive => {
+                    (Severity::Medium, "paused on inconclusive analysis")
+                }
             };
             (
                 Topic::RolloutPaused,

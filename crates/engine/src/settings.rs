@@ -50,6 +50,19 @@ pub fn rollout_spec(service: &ServiceConfig) -> RolloutSpec {
     }
 }
 
+/// The service's `[[service.analysis.metric]]`s, checked (the config check reported
+/// every error already; this is the last line of defence).
+pub fn metric_specs(
+    service: &ServiceConfig,
+) -> Result<Vec<rampart_core::analysis::MetricSpec>, String> {
+    service
+        .analysis
+        .metrics
+        .iter()
+        .map(|metric| metric.spec(service.analysis.interval))
+        .collect()
+}
+
 pub fn analysis_settings(service: &ServiceConfig) -> AnalysisSettings {
     let a = &service.analysis;
     AnalysisSettings {

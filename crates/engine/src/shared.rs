@@ -54,6 +54,8 @@ pub(crate) struct Shared {
     /// Where each rollout's judged samples are kept (`data_dir/samples`).
     pub samples_dir: PathBuf,
     pub on_restart: RecoveryPolicy,
+    /// The `[[metric_provider]]`s, by name.
+    pub metric_providers: crate::analysis::Providers,
 }
 
 impl Shared {

@@ -68,6 +68,8 @@ pub(crate) struct Controller {
     record: DeploymentRecord,
     judge: Box<dyn Judge>,
     sequential: bool,
+    /// Metrics of the user's own (Prometheus), judged beside the judge.
+    metrics: crate::analysis::RolloutMetrics,
     /// Traffic up to this whole second has been fed to the judge.
     observed_until: Timestamp,
     /// The canary's traffic before this second is its warm-up: served, not judged.
@@ -100,7 +102,13 @@ impl Controller {
             .map_err(|e| EngineError::Internal(format!("analysis settings: {e}")))?;
         let backend_events = svc.backend.subscribe();
         let now = shared.clock.now();
+        let metrics = crate::analysis::RolloutMetrics::new(
+            settings::metric_specs(&svc.config).map_err(EngineError::Internal)?,
+            &shared.metric_providers,
+        )
+        .map_err(EngineError::Internal)?;
         Ok(Self {
+            metrics,
             sequential: analysis.kind == rampart_core::judge::JudgeKind::Sequential,
             observed_until: floor_second(now),
             judged_from: None,
@@ -161,6 +169,11 @@ impl Controller {
                 finished = wait_action(&mut self.action) => {
                     if let Some(action) = self.action.take() {
                         self.action_finished(action.command, finished).await;
+                    }
+                }
+                report = self.metrics.next_report() => {
+                    if let Some(input) = self.metrics.record(report, &self.record.rollout) {
+                        self.pending.push_back(input);
                     }
                 }
                 event = self.backend_events.recv() => {
@@ -360,6 +373,7 @@ impl Controller {
                     let from = self.shared.clock.now().as_millis() + warmup.as_millis() as u64;
                     // Whole seconds only: the judge is fed one second at a time.
                     self.judged_from = Some(Timestamp(from.div_ceil(1_000) * 1_000));
+                    self.start_metrics(warmup);
                 }
                 if let Err(e) = self.svc.route(|table| table.canary_weight = percent) {
                     // The next tick's repair sets it (retried with backoff).
@@ -383,7 +397,10 @@ impl Controller {
             Command::EvaluateAnalysis => {
                 self.observe();
                 let now = self.shared.clock.now();
-                let mut verdict = self.judge.evaluate(now);
+                let verdict = self.judge.evaluate(now);
+                let mut verdict = self
+                    .metrics
+                    .combine(verdict, self.record.rollout.step_started_at);
                 if let Some(from) = self.judged_from.filter(|from| *from > now)
                     && verdict.outcome == Outcome::Inconclusive
                 {
@@ -617,6 +634,21 @@ impl Controller {
         if let Some(action) = self.action.take() {
             action.handle.abort();
         }
+    }
+
+    /// Starts querying the service's metrics of its own once the canary's warm-up
+    /// has passed (a rollout without a previous version has no canary analysis).
+    fn start_metrics(&mut self, warmup: Duration) {
+        if self.metrics.is_empty() {
+            return;
+        }
+        let rollout = &self.record.rollout;
+        let Some(stable) = rollout.previous_version.clone() else {
+            return;
+        };
+        let canary = rollout.version.clone();
+        self.metrics
+            .start(&canary, &stable, warmup, self.shared.clock.clone());
     }
 
     /// Feeds the judge every whole second of traffic it has not seen yet, while the

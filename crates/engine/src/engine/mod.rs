@@ -95,6 +95,8 @@ impl Engine {
         base_dir: PathBuf,
         parts: Parts,
     ) -> Result<Engine, EngineError> {
+        let metric_providers =
+            crate::analysis::build_providers(config).map_err(EngineError::InvalidRequest)?;
         let shared = Arc::new(Shared {
             store,
             clock: clock.clone(),
@@ -105,6 +107,7 @@ impl Engine {
                 RestartPolicy::Rollback => RecoveryPolicy::Rollback,
                 RestartPolicy::Resume => RecoveryPolicy::Resume,
             },
+            metric_providers,
         });
         let data_dir = config.server.data_dir.clone();
 
