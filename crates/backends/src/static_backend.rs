@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use rampart_config::StaticBackendConfig;
+use rampart_config::{StaticBackendConfig, UpstreamAddress};
 use tokio::net::TcpStream;
 use tokio::sync::broadcast;
 
@@ -24,13 +24,17 @@ pub struct StaticBackend {
 
 impl StaticBackend {
     /// The stable set from the config is known from the start (it runs already);
-    /// `connect_timeout` bounds the reachability check of `start`.
+    /// `connect_timeout` bounds the reachability check of `start`. Host names in the
+    /// config must have been resolved into IP addresses already (the engine does so
+    /// at start, `rampart_engine`'s `resolve`); a name left in is not an address and
+    /// is skipped.
     pub fn new(config: StaticBackendConfig, connect_timeout: Duration) -> Self {
         let mut versions = BTreeMap::new();
-        if !config.stable.is_empty() {
+        let stable = ip_addresses(&config.stable);
+        if !stable.is_empty() {
             versions.insert(
                 config.stable_version.clone(),
-                instances_of(&config.stable_version, &config.stable),
+                instances_of(&config.stable_version, &stable),
             );
         }
         Self {
@@ -52,11 +56,13 @@ impl StaticBackend {
         if !spec.addresses.is_empty() {
             return Ok(spec.addresses.clone());
         }
-        if spec.version == self.config.stable_version && !self.config.stable.is_empty() {
-            return Ok(self.config.stable.clone());
+        let stable = ip_addresses(&self.config.stable);
+        if spec.version == self.config.stable_version && !stable.is_empty() {
+            return Ok(stable);
         }
-        if !self.config.canary.is_empty() {
-            return Ok(self.config.canary.clone());
+        let canary = ip_addresses(&self.config.canary);
+        if !canary.is_empty() {
+            return Ok(canary);
         }
         Err(BackendError::InvalidSpec {
             version: spec.version.clone(),
@@ -87,6 +93,10 @@ impl StaticBackend {
             instances,
         });
     }
+}
+
+fn ip_addresses(addresses: &[UpstreamAddress]) -> Vec<SocketAddr> {
+    addresses.iter().filter_map(UpstreamAddress::ip).collect()
 }
 
 fn instances_of(version: &str, addresses: &[SocketAddr]) -> Vec<Instance> {

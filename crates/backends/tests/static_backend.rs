@@ -22,9 +22,10 @@ async fn closed_address() -> SocketAddr {
 fn backend(stable: Vec<SocketAddr>, canary: Vec<SocketAddr>) -> StaticBackend {
     StaticBackend::new(
         StaticBackendConfig {
-            stable,
-            canary,
+            stable: stable.into_iter().map(Into::into).collect(),
+            canary: canary.into_iter().map(Into::into).collect(),
             stable_version: "v1".into(),
+            resolve_every: rampart_config::Duration::from_secs(30),
         },
         Duration::from_secs(2),
     )

@@ -26,6 +26,7 @@ mod structure;
 mod suggest;
 mod summary;
 mod syntax;
+mod upstream_address;
 
 pub use diagnostic::{ConfigError, Diagnostic};
 pub use duration::Duration;
@@ -33,3 +34,4 @@ pub use incidents::{ActionKind, IncidentActionConfig, IncidentRuleConfig};
 pub use load::{check, load, parse};
 pub use metric_analysis::{AnalysisMetricConfig, MetricProviderConfig, PrometheusProviderConfig};
 pub use model::*;
+pub use upstream_address::UpstreamAddress;

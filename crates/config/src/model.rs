@@ -244,12 +244,24 @@ fn default_initial_version() -> String {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StaticBackendConfig {
-    pub stable: Vec<SocketAddr>,
+    /// IP addresses or host names with ports; names are resolved at start and every
+    /// `resolve_every`.
+    pub stable: Vec<crate::UpstreamAddress>,
+    /// Where a deployed version runs when the deploy names no addresses; names are
+    /// resolved when the deploy is requested.
     #[serde(default)]
-    pub canary: Vec<SocketAddr>,
+    pub canary: Vec<crate::UpstreamAddress>,
     /// Version label of the stable set, for metrics and status.
     #[serde(default = "default_initial_version")]
     pub stable_version: String,
+    /// How often host names in `stable` are resolved again; a changed set is routed
+    /// at once.
+    #[serde(default = "default_resolve_every")]
+    pub resolve_every: Duration,
+}
+
+fn default_resolve_every() -> Duration {
+    Duration::from_secs(30)
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

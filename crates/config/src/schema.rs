@@ -19,6 +19,8 @@ pub(crate) enum Ty {
     Duration,
     /// A string such as "127.0.0.1:8080".
     SocketAddr,
+    /// An IP address or a host name, with a port: "127.0.0.1:9001", "api.internal:9001".
+    Upstream,
     /// A network in CIDR notation such as "10.0.0.0/8".
     IpNetwork,
     /// One of these strings.
@@ -392,8 +394,9 @@ pub(crate) static BACKEND: Tagged = Tagged {
         Variant {
             kind: "static",
             keys: &[
-                required("stable", Ty::List(&Ty::SocketAddr), "[\"127.0.0.1:9001\"]"),
-                optional("canary", Ty::List(&Ty::SocketAddr), "[\"127.0.0.1:9002\"]"),
+                required("stable", Ty::List(&Ty::Upstream), "[\"127.0.0.1:9001\"]"),
+                optional("canary", Ty::List(&Ty::Upstream), "[\"127.0.0.1:9002\"]"),
+                optional("resolve_every", Ty::Duration, "\"30s\""),
                 optional("stable_version", Ty::String, "\"v1\""),
             ],
         },

@@ -16,6 +16,7 @@ use crate::model::{
 };
 use crate::rules;
 use crate::suggest::closest;
+use crate::upstream_address::UpstreamAddress;
 
 const NAME_RULE: &str = "names may use only lowercase letters a-z, digits, `-` and `_`, because they appear in URLs and metric labels";
 const PLACEHOLDERS: &[&str] = &["version", "port", "instance", "rampart"];
@@ -318,13 +319,13 @@ impl Checker<'_, '_> {
             .stable
             .iter()
             .enumerate()
-            .map(|(i, addr)| (format!("{backend}.stable.{i}"), *addr))
+            .map(|(i, addr)| (format!("{backend}.stable.{i}"), addr))
             .chain(
                 upstreams
                     .canary
                     .iter()
                     .enumerate()
-                    .map(|(i, addr)| (format!("{backend}.canary.{i}"), *addr)),
+                    .map(|(i, addr)| (format!("{backend}.canary.{i}"), addr)),
             )
             .collect::<Vec<_>>();
         for (position, (at, addr)) in listed.iter().enumerate() {
@@ -341,7 +342,16 @@ impl Checker<'_, '_> {
                         .help(format!("it is already listed {earlier}; each upstream may appear once, in stable or canary")),
                 );
             }
-            if let Some(owner) = listener_at(config, *addr) {
+            // `localhost` is loopback wherever it resolves; other names are checked
+            // when rampart resolves them.
+            let literal = match addr {
+                UpstreamAddress::Ip(ip) => Some(*ip),
+                UpstreamAddress::Name { host, port } if host == "localhost" => {
+                    Some(SocketAddr::from(([127, 0, 0, 1], *port)))
+                }
+                UpstreamAddress::Name { .. } => None,
+            };
+            if let Some(owner) = literal.and_then(|addr| listener_at(config, addr)) {
                 self.push(
                     Finding::new(
                         span,

@@ -295,6 +295,18 @@ impl Walker<'_> {
                     );
                 }
             }
+            (Ty::Upstream, DeValue::String(text)) => {
+                if let Err(problem) = crate::UpstreamAddress::parse(text) {
+                    self.findings.push(
+                        Finding::new(
+                            span,
+                            format!("invalid upstream address for {}", place.describe()),
+                            problem,
+                        )
+                        .help("write an IP address or a host name with a port, such as \"127.0.0.1:9001\" or \"localhost:9001\""),
+                    );
+                }
+            }
             (Ty::IpNetwork, DeValue::String(text)) => {
                 if text.parse::<ipnet::IpNet>().is_err() {
                     self.findings.push(
@@ -471,7 +483,7 @@ impl Walker<'_> {
                 Some(format!("write it without quotes: `{}`", assign(text)))
             }
             (
-                Ty::String | Ty::SocketAddr | Ty::IpNetwork | Ty::Duration,
+                Ty::String | Ty::SocketAddr | Ty::Upstream | Ty::IpNetwork | Ty::Duration,
                 DeValue::Integer(_) | DeValue::Float(_) | DeValue::Boolean(_),
             ) => Some(format!(
                 "put it in quotes: `{}`",
@@ -514,6 +526,7 @@ fn expected(ty: &Ty) -> String {
         Ty::Number => "a number".into(),
         Ty::Duration => "a duration string such as \"30s\"".into(),
         Ty::SocketAddr => "an address string such as \"127.0.0.1:8080\"".into(),
+        Ty::Upstream => "an address string such as \"127.0.0.1:9001\" or \"localhost:9001\"".into(),
         Ty::IpNetwork => "a network string such as \"10.0.0.0/8\"".into(),
         Ty::OneOf(allowed) => format!("one of the strings {}", allowed.join(", ")),
         Ty::List(_) => "an array".into(),

@@ -50,7 +50,7 @@ fn service_summary(out: &mut String, service: &ServiceConfig) {
             );
         }
         BackendConfig::Static(upstreams) => {
-            let list = |addrs: &[std::net::SocketAddr]| {
+            let list = |addrs: &[crate::UpstreamAddress]| {
                 if addrs.is_empty() {
                     "none".to_string()
                 } else {

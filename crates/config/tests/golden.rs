@@ -52,6 +52,7 @@ macro_rules! golden_cases {
 golden_cases!(
     bad_incident_condition,
     bad_analysis_metric,
+    bad_upstream_address,
     toml_syntax_error,
     unquoted_text,
     unknown_key_suggestion,

@@ -22,6 +22,7 @@ pub mod incidents;
 mod observe;
 mod own_listeners;
 mod record;
+mod resolve;
 mod retire;
 mod rollout_metrics;
 mod rollout_notifications;

@@ -155,7 +155,11 @@ impl Engine {
         let addresses = match &svc.config.backend {
             BackendConfig::Static(s) => {
                 let addrs = if request.canary.is_empty() {
-                    s.canary.clone()
+                    crate::resolve::resolve(&s.canary).await.map_err(|e| {
+                        EngineError::InvalidRequest(format!(
+                            "`{service}`'s configured canary addresses: {e}"
+                        ))
+                    })?
                 } else {
                     request.canary.clone()
                 };

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 use rampart_backends::{Backend, BackendEvent, BackendEventKind, VersionSpec};
-use rampart_config::{BackendConfig, ServiceConfig};
+use rampart_config::{BackendConfig, ServiceConfig, UpstreamAddress};
 use rampart_core::rollout::Input;
 use rampart_store::{NewAuditEvent, Store};
 use tokio::sync::{broadcast, mpsc};
@@ -127,7 +127,8 @@ pub(super) async fn serving_versions(
         },
         BackendConfig::Static(s) => ServingVersion {
             version: s.stable_version.clone(),
-            addresses: s.stable.clone(),
+            // Resolved at start (`resolve::resolved_service`): IP addresses only.
+            addresses: s.stable.iter().filter_map(UpstreamAddress::ip).collect(),
             env: BTreeMap::new(),
         },
     };

@@ -113,9 +113,12 @@ impl Engine {
 
         let mut prepared = Vec::new();
         for service in &config.services {
-            let backend = (parts.backend)(service, &data_dir)?;
-            let (stable, previous) = serving_versions(&shared.store, service).await?;
-            let stable = start_stable(service, backend.as_ref(), stable).await?;
+            // The backend and the first table see addresses; the runtime keeps the
+            // names, resolved again on a schedule and at each deploy.
+            let resolved = crate::resolve::resolved_service(service).await?;
+            let backend = (parts.backend)(&resolved, &data_dir)?;
+            let (stable, previous) = serving_versions(&shared.store, &resolved).await?;
+            let stable = start_stable(&resolved, backend.as_ref(), stable).await?;
             prepared.push((service.clone(), backend, stable, previous));
         }
 
@@ -157,6 +160,10 @@ impl Engine {
                 service, handle, routes, backend, stable, previous,
             ));
             watchers.push(tokio::spawn(supervise_stable_watcher(
+                shared.clone(),
+                runtime.clone(),
+            )));
+            watchers.push(tokio::spawn(crate::resolve::watch_stable_names(
                 shared.clone(),
                 runtime.clone(),
             )));

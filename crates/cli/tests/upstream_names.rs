@@ -1,0 +1,112 @@
+//! Static upstreams named by host name: resolved at start and at each deploy, routed
+//! like IP addresses; a name that does not resolve stops the start with an error
+//! naming it. Loopback only: `localhost`.
+
+mod support;
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::json;
+use support::*;
+
+/// Sample apps answering as `version` on every address `localhost:port` resolves
+/// to here (127.0.0.1, and ::1 where the hosts file says so).
+fn on_localhost(port: u16, version: &str) -> Vec<SampleApp> {
+    let addrs: Vec<SocketAddr> = ("localhost", port)
+        .to_socket_addrs()
+        .expect("localhost resolves")
+        .collect();
+    assert!(addrs.iter().all(|a| a.ip().is_loopback()), "{addrs:?}");
+    let mut seen = Vec::new();
+    addrs
+        .into_iter()
+        .filter(|a| {
+            let new = !seen.contains(a);
+            seen.push(*a);
+            new
+        })
+        .map(|addr| sample_app(addr, version))
+        .collect()
+}
+
+#[test]
+fn upstreams_named_by_host_name_serve_and_deploy() {
+    let stable_port = free_addr().port();
+    let canary_port = free_addr().port();
+    let _stable = on_localhost(stable_port, "v1");
+    let _canary = on_localhost(canary_port, "v2");
+    let listen = free_addr();
+    let server = RampartServer::start_serving(&format!(
+        r#"[[service]]
+name = "web"
+listen = "{listen}"
+
+[service.backend]
+kind = "static"
+stable = ["localhost:{stable_port}"]
+canary = ["localhost:{canary_port}"]
+resolve_every = "1s"
+
+[service.strategy]
+steps = [{{ weight = 50, hold = "1s" }}]
+scale_down_delay = "1s"
+
+[service.analysis]
+judge = "threshold"
+interval = "1s"
+min_requests = 1
+warmup = "1s"
+
+[service.router]
+drain_grace = "1s"
+"#
+    ));
+    let url = format!("http://{listen}/version");
+    // Resolved at start; the re-resolution every second finds the same set and
+    // changes nothing.
+    assert_serves(&url, "v1", "the stable upstream named localhost:PORT");
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_serves(&url, "v1", "after re-resolutions of an unchanged name");
+    assert!(
+        server.audit_actions("upstreams.changed").is_empty(),
+        "an unchanged name must not change the set"
+    );
+    // The configured canary name is resolved at the deploy.
+    let load = LoadGen::start(url.clone(), 50);
+    let id = server.deploy("web", "v2", json!({}));
+    let done = server.wait_terminal(&id, Duration::from_secs(60));
+    assert_eq!(done["summary"]["state"], "succeeded", "{}", history(&done));
+    let addresses = done["record"]["addresses"].to_string();
+    assert!(
+        addresses.contains(&format!("127.0.0.1:{canary_port}")),
+        "{addresses}"
+    );
+    assert_serves(&url, "v2", "the promoted canary named localhost:PORT");
+    let report = load.stop();
+    assert_eq!(report.failed, 0, "{:?}", report.failures);
+}
+
+#[test]
+fn a_name_that_does_not_resolve_at_start_is_a_clear_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = format!(
+        "[server]\nlisten = \"{}\"\ndata_dir = \"data\"\n\n[[service]]\nname = \"web\"\nlisten = \"{}\"\nbackend = {{ kind = \"static\", stable = [\"nowhere.invalid:8080\"] }}\n",
+        free_addr(),
+        free_addr()
+    );
+    let path = dir.path().join("rampart.toml");
+    std::fs::write(&path, config).expect("write config");
+    let output = Command::new(rampart_bin())
+        .args(["serve", "--config"])
+        .arg(&path)
+        .output()
+        .expect("run rampart serve");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("backend.stable") && stderr.contains("`nowhere.invalid:8080` does not resolve"),
+        "{stderr}"
+    );
+}
