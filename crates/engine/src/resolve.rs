@@ -4,7 +4,9 @@
 //! writer; a name that stops resolving keeps the last good addresses and is audited),
 //! and at each deploy for the configured canary set.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use rampart_config::{BackendConfig, ServiceConfig, UpstreamAddress};
@@ -13,6 +15,19 @@ use rampart_store::NewAuditEvent;
 use crate::error::EngineError;
 use crate::service::ServiceRuntime;
 use crate::shared::{SYSTEM_ACTOR, Shared};
+
+/// Turns addresses into socket addresses: [`resolve`] (the system resolver), or a
+/// test's stand-in whose answers change on cue.
+pub(crate) type Resolver = Arc<
+    dyn Fn(Vec<UpstreamAddress>) -> Pin<Box<dyn Future<Output = Result<Vec<SocketAddr>, String>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// The system resolver.
+pub(crate) fn system() -> Resolver {
+    Arc::new(|addresses: Vec<UpstreamAddress>| Box::pin(async move { resolve(&addresses).await }))
+}
 
 /// Every address, names through the system resolver; in order, without repeats.
 pub(crate) async fn resolve(addresses: &[UpstreamAddress]) -> Result<Vec<SocketAddr>, String> {
@@ -45,7 +60,10 @@ pub(crate) async fn resolve(addresses: &[UpstreamAddress]) -> Result<Vec<SocketA
 
 /// The service's config with the static backend's host names replaced by what they
 /// resolve to now: what the backend and the first routing table are built from.
-pub(crate) async fn resolved_service(service: &ServiceConfig) -> Result<ServiceConfig, EngineError> {
+pub(crate) async fn resolved_service(
+    service: &ServiceConfig,
+    resolver: &Resolver,
+) -> Result<ServiceConfig, EngineError> {
     let BackendConfig::Static(upstreams) = &service.backend else {
         return Ok(service.clone());
     };
@@ -63,10 +81,10 @@ pub(crate) async fn resolved_service(service: &ServiceConfig) -> Result<ServiceC
             "service `{name}`: backend.{list}: {e}; fix the name or write the IP address in the config"
         ))
     };
-    let stable = resolve(&upstreams.stable)
+    let stable = resolver(upstreams.stable.clone())
         .await
         .map_err(|e| failed("stable", e))?;
-    let canary = resolve(&upstreams.canary)
+    let canary = resolver(upstreams.canary.clone())
         .await
         .map_err(|e| failed("canary", e))?;
     let mut resolved = upstreams.clone();
@@ -98,7 +116,7 @@ pub(crate) async fn watch_stable_names(shared: Arc<Shared>, svc: Arc<ServiceRunt
             // A deployed version serves; its addresses came with its deploy.
             continue;
         }
-        match resolve(&upstreams.stable).await {
+        match (shared.resolver)(upstreams.stable.clone()).await {
             Ok(addrs) => {
                 if failing {
                     failing = false;
@@ -153,10 +171,107 @@ async fn audit(shared: &Shared, svc: &ServiceRuntime, action: &str, details: ser
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use crate::engine::{Engine, Parts};
+    use crate::fault_injection::TokioClock;
+
+    fn at(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    type Answer = Arc<Mutex<Result<Vec<SocketAddr>, String>>>;
+
+    /// An engine with one static service whose stable upstream is the name
+    /// `app.internal:9001`, resolved by `answer` every second.
+    async fn engine(answer: &Answer) -> Result<(Engine, rampart_store::Store, tempfile::TempDir), EngineError> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        let toml = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n\n[[service]]\nname = \"web\"\nlisten = \"127.0.0.1:0\"\n\n[service.backend]\nkind = \"static\"\nstable = [\"app.internal:9001\"]\nresolve_every = \"1s\"\n",
+            data.display()
+        );
+        let config = rampart_config::parse(&toml, "test.toml").expect("valid config");
+        let store = rampart_store::Store::open(&data).expect("store");
+        let answer = answer.clone();
+        let parts = Parts {
+            resolver: Arc::new(move |_| {
+                let reply = answer.lock().expect("answer").clone();
+                Box::pin(async move { reply })
+            }),
+            ..Parts::real()
+        };
+        let engine = Engine::start_with(
+            &config,
+            store.clone(),
+            Arc::new(TokioClock::new()),
+            dir.path().to_path_buf(),
+            parts,
+        )
+        .await?;
+        Ok((engine, store, dir))
+    }
+
+    async fn audited(store: &rampart_store::Store, action: &str) -> usize {
+        let action = action.to_string();
+        store
+            .read(move |tx| {
+                tx.list_audit(&rampart_store::AuditQuery {
+                    action: Some(action),
+                    ..Default::default()
+                })
+            })
+            .await
+            .expect("audit")
+            .len()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_changed_set_is_routed_and_a_name_that_stops_resolving_keeps_the_last_good_one() {
+        let answer: Answer = Arc::new(Mutex::new(Ok(vec![at(9001)])));
+        let (engine, store, _dir) = engine(&answer).await.expect("engine starts");
+        let svc = engine.runtime("web").expect("service").clone();
+        assert_eq!(svc.table().stable.instances, vec![at(9001)]);
+
+        *answer.lock().expect("answer") = Ok(vec![at(9001), at(9002)]);
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(svc.table().stable.instances, vec![at(9001), at(9002)]);
+        assert_eq!(svc.stable().addresses, vec![at(9001), at(9002)]);
+        assert_eq!(audited(&store, "upstreams.changed").await, 1);
+
+        *answer.lock().expect("answer") = Err("`app.internal:9001` does not resolve: no such host".into());
+        tokio::time::sleep(Duration::from_millis(3500)).await;
+        assert_eq!(
+            svc.table().stable.instances,
+            vec![at(9001), at(9002)],
+            "the last good addresses stay routed"
+        );
+        assert_eq!(audited(&store, "upstreams.unresolved").await, 1, "audited once, not every look");
+
+        *answer.lock().expect("answer") = Ok(vec![at(9003)]);
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(svc.table().stable.instances, vec![at(9003)]);
+        assert_eq!(audited(&store, "upstreams.resolved").await, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_name_that_does_not_resolve_at_start_stops_the_start() {
+        let answer: Answer = Arc::new(Mutex::new(Err(
+            "`app.internal:9001` does not resolve: no such host".into(),
+        )));
+        let Err(error) = engine(&answer).await else {
+            panic!("the engine started with an unresolvable upstream");
+        };
+        let text = error.to_string();
+        assert!(
+            text.contains("service `web`: backend.stable: `app.internal:9001` does not resolve"),
+            "{text}"
+        );
+    }
 
     #[tokio::test]
-    async fn localhost_resolves_to_loopback_and_ips_stay_as_written() {
-        let addresses: Vec<UpstreamAddress> = ["localhost:8081", "127.0.0.1:8082", "127.0.0.1:8082"]
+    async fn localhost_resolves_to_loopback_and_ips_stay_as_written() {        let addresses: Vec<UpstreamAddress> = ["localhost:8081", "127.0.0.1:8082", "127.0.0.1:8082"]
             .iter()
             .map(|a| UpstreamAddress::parse(a).unwrap())
             .collect();

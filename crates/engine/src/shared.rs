@@ -56,6 +56,8 @@ pub(crate) struct Shared {
     pub on_restart: RecoveryPolicy,
     /// The `[[metric_provider]]`s, by name.
     pub metric_providers: crate::analysis::Providers,
+    /// Resolves host names in static upstream addresses.
+    pub resolver: crate::resolve::Resolver,
 }
 
 impl Shared {

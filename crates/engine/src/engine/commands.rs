@@ -155,7 +155,7 @@ impl Engine {
         let addresses = match &svc.config.backend {
             BackendConfig::Static(s) => {
                 let addrs = if request.canary.is_empty() {
-                    crate::resolve::resolve(&s.canary).await.map_err(|e| {
+                    (self.inner.shared.resolver)(s.canary.clone()).await.map_err(|e| {
                         EngineError::InvalidRequest(format!(
                             "`{service}`'s configured canary addresses: {e}"
                         ))

@@ -41,6 +41,8 @@ pub use requests::{DeployRequest, Operation, TrafficChange};
 pub(crate) struct Parts {
     pub backend: BackendFactory,
     pub routes: RoutesFactory,
+    /// Host names of static upstreams (tests answer on cue).
+    pub resolver: crate::resolve::Resolver,
 }
 
 pub(crate) type BackendFactory =
@@ -53,6 +55,7 @@ impl Parts {
         Self {
             backend: Box::new(rampart_backends::build),
             routes: Box::new(|handle| Arc::new(handle)),
+            resolver: crate::resolve::system(),
         }
     }
 }
@@ -108,6 +111,7 @@ impl Engine {
                 RestartPolicy::Resume => RecoveryPolicy::Resume,
             },
             metric_providers,
+            resolver: parts.resolver.clone(),
         });
         let data_dir = config.server.data_dir.clone();
 
@@ -115,7 +119,7 @@ impl Engine {
         for service in &config.services {
             // The backend and the first table see addresses; the runtime keeps the
             // names, resolved again on a schedule and at each deploy.
-            let resolved = crate::resolve::resolved_service(service).await?;
+            let resolved = crate::resolve::resolved_service(service, &shared.resolver).await?;
             let backend = (parts.backend)(&resolved, &data_dir)?;
             let (stable, previous) = serving_versions(&shared.store, &resolved).await?;
             let stable = start_stable(&resolved, backend.as_ref(), stable).await?;

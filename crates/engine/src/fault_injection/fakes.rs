@@ -336,6 +336,7 @@ drain_grace = "1s"
                 *slot.lock().expect("slot") = Some(routes.clone());
                 routes as Arc<dyn RouteWriter>
             }),
+            resolver: crate::resolve::system(),
         }
     };
     let engine = Engine::start_with(

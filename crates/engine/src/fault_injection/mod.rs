@@ -6,6 +6,8 @@
 
 mod fakes;
 
+pub(crate) use fakes::TokioClock;
+
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
