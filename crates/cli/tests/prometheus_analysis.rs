@@ -77,7 +77,10 @@ impl Prometheus {
                 "--config.file={}",
                 dir.join("prometheus.yml").display()
             ))
-            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
             .arg(format!("--web.listen-address={}", self.addr))
             .stdout(Stdio::null())
             .stderr(log)
@@ -234,7 +237,12 @@ fn a_prometheus_metric_promotes_a_good_canary() {
     let s = setup(binary, "2m");
     let id = s.server.deploy(SERVICE, "v2", json!({}));
     let done = s.server.wait_terminal(&id, Duration::from_secs(90));
-    assert_eq!(done["summary"]["state"], "succeeded", "{}", support::history(&done));
+    assert_eq!(
+        done["summary"]["state"],
+        "succeeded",
+        "{}",
+        support::history(&done)
+    );
     // The verdicts carried the metric's evidence.
     let text = done.to_string();
     assert!(text.contains("error_ratio"), "{}", support::history(&done));
@@ -253,7 +261,12 @@ fn a_prometheus_metric_rolls_back_a_bad_canary() {
         .server
         .deploy(SERVICE, "v2", json!({ "SAMPLE_APP_ERROR_RATE": "0.3" }));
     let done = s.server.wait_terminal(&id, Duration::from_secs(90));
-    assert_eq!(done["summary"]["state"], "rolled_back", "{}", support::history(&done));
+    assert_eq!(
+        done["summary"]["state"],
+        "rolled_back",
+        "{}",
+        support::history(&done)
+    );
     let history = support::history(&done);
     assert!(history.contains("metric error_ratio"), "{history}");
     assert!(history.contains("fails `result < 0.05`"), "{history}");
@@ -273,17 +286,33 @@ fn a_prometheus_that_is_down_pauses_the_rollout_until_it_is_back() {
     s.prometheus.stop();
     let paused = s.server.wait_state(&id, "paused", Duration::from_secs(20));
     let rollout = &paused["record"]["rollout"];
-    assert_eq!(rollout["phase"]["cause"], "analysis_unavailable", "{rollout}");
+    assert_eq!(
+        rollout["phase"]["cause"], "analysis_unavailable",
+        "{rollout}"
+    );
     let history = support::history(&paused);
-    assert!(history.contains("analysis provider unavailable"), "{history}");
+    assert!(
+        history.contains("analysis provider unavailable"),
+        "{history}"
+    );
     // Down for longer than the progress deadline: still paused, nothing rolled back.
     std::thread::sleep(Duration::from_secs(12));
     let still = s.server.deployment(&id);
-    assert_eq!(still["summary"]["state"], "paused", "{}", support::history(&still));
+    assert_eq!(
+        still["summary"]["state"],
+        "paused",
+        "{}",
+        support::history(&still)
+    );
     // Back: the rollout resumes on its own and promotes.
     s.prometheus.run();
     let done = s.server.wait_terminal(&id, Duration::from_secs(90));
-    assert_eq!(done["summary"]["state"], "succeeded", "{}", support::history(&done));
+    assert_eq!(
+        done["summary"]["state"],
+        "succeeded",
+        "{}",
+        support::history(&done)
+    );
     assert!(
         support::history(&done).contains("analysis provider answers again"),
         "{}",
@@ -292,4 +321,3 @@ fn a_prometheus_that_is_down_pauses_the_rollout_until_it_is_back() {
     let report = s.load.stop();
     assert_eq!(report.failed, 0, "{:?}", report.failures);
 }
-

@@ -106,7 +106,8 @@ fn a_name_that_does_not_resolve_at_start_is_a_clear_error() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("backend.stable") && stderr.contains("`nowhere.invalid:8080` does not resolve"),
+        stderr.contains("backend.stable")
+            && stderr.contains("`nowhere.invalid:8080` does not resolve"),
         "{stderr}"
     );
 }

@@ -21,7 +21,9 @@ impl UpstreamAddress {
             return Ok(Self::Ip(addr));
         }
         let Some((host, port)) = text.rsplit_once(':') else {
-            return Err("expected a host and a port, such as \"127.0.0.1:9001\" or \"api.internal:9001\"");
+            return Err(
+                "expected a host and a port, such as \"127.0.0.1:9001\" or \"api.internal:9001\"",
+            );
         };
         let port: u16 = port
             .parse()
@@ -30,7 +32,9 @@ impl UpstreamAddress {
             return Err("the port must be a number from 1 to 65535");
         }
         if !is_host_name(host) {
-            return Err("the host must be an IP address (IPv6 in brackets) or a host name of letters, digits, `-` and `.`");
+            return Err(
+                "the host must be an IP address (IPv6 in brackets) or a host name of letters, digits, `-` and `.`",
+            );
         }
         Ok(Self::Name {
             host: host.to_ascii_lowercase(),

@@ -36,7 +36,9 @@ fn quickstart_is_a_static_service_that_needs_nothing_else() {
         BackendConfig::Static(upstreams) => {
             assert_eq!(
                 upstreams.stable,
-                vec![rampart_config::UpstreamAddress::Ip("127.0.0.1:9001".parse().unwrap())]
+                vec![rampart_config::UpstreamAddress::Ip(
+                    "127.0.0.1:9001".parse().unwrap()
+                )]
             );
         }
         other => panic!("quickstart must not start processes, got {other:?}"),

@@ -19,7 +19,9 @@ use crate::shared::{SYSTEM_ACTOR, Shared};
 /// Turns addresses into socket addresses: [`resolve`] (the system resolver), or a
 /// test's stand-in whose answers change on cue.
 pub(crate) type Resolver = Arc<
-    dyn Fn(Vec<UpstreamAddress>) -> Pin<Box<dyn Future<Output = Result<Vec<SocketAddr>, String>> + Send>>
+    dyn Fn(
+            Vec<UpstreamAddress>,
+        ) -> Pin<Box<dyn Future<Output = Result<Vec<SocketAddr>, String>> + Send>>
         + Send
         + Sync,
 >;
@@ -120,18 +122,28 @@ pub(crate) async fn watch_stable_names(shared: Arc<Shared>, svc: Arc<ServiceRunt
             Ok(addrs) => {
                 if failing {
                     failing = false;
-                    audit(&shared, &svc, "upstreams.resolved", serde_json::json!({
-                        "addresses": addrs, "reason": "the stable upstream names resolve again",
-                    }))
+                    audit(
+                        &shared,
+                        &svc,
+                        "upstreams.resolved",
+                        serde_json::json!({
+                            "addresses": addrs, "reason": "the stable upstream names resolve again",
+                        }),
+                    )
                     .await;
                 }
                 let before = svc.stable().addresses;
                 match svc.stable_instances_changed(version, addrs.clone()) {
                     Ok(true) => {
                         tracing::info!(service = %svc.name(), ?before, after = ?addrs, "stable upstream names resolve to a new set; routed");
-                        audit(&shared, &svc, "upstreams.changed", serde_json::json!({
-                            "before": before, "after": addrs,
-                        }))
+                        audit(
+                            &shared,
+                            &svc,
+                            "upstreams.changed",
+                            serde_json::json!({
+                                "before": before, "after": addrs,
+                            }),
+                        )
                         .await;
                     }
                     Ok(false) => {}
@@ -145,10 +157,15 @@ pub(crate) async fn watch_stable_names(shared: Arc<Shared>, svc: Arc<ServiceRunt
                 tracing::warn!(service = %svc.name(), error = %e, "a stable upstream name no longer resolves; keeping the last good addresses");
                 if !failing {
                     failing = true;
-                    audit(&shared, &svc, "upstreams.unresolved", serde_json::json!({
-                        "error": e,
-                        "kept": svc.stable().addresses,
-                    }))
+                    audit(
+                        &shared,
+                        &svc,
+                        "upstreams.unresolved",
+                        serde_json::json!({
+                            "error": e,
+                            "kept": svc.stable().addresses,
+                        }),
+                    )
                     .await;
                 }
             }
@@ -185,7 +202,9 @@ mod tests {
 
     /// An engine with one static service whose stable upstream is the name
     /// `app.internal:9001`, resolved by `answer` every second.
-    async fn engine(answer: &Answer) -> Result<(Engine, rampart_store::Store, tempfile::TempDir), EngineError> {
+    async fn engine(
+        answer: &Answer,
+    ) -> Result<(Engine, rampart_store::Store, tempfile::TempDir), EngineError> {
         let dir = tempfile::tempdir().expect("tempdir");
         let data = dir.path().join("data");
         let toml = format!(
@@ -240,14 +259,19 @@ mod tests {
         assert_eq!(svc.stable().addresses, vec![at(9001), at(9002)]);
         assert_eq!(audited(&store, "upstreams.changed").await, 1);
 
-        *answer.lock().expect("answer") = Err("`app.internal:9001` does not resolve: no such host".into());
+        *answer.lock().expect("answer") =
+            Err("`app.internal:9001` does not resolve: no such host".into());
         tokio::time::sleep(Duration::from_millis(3500)).await;
         assert_eq!(
             svc.table().stable.instances,
             vec![at(9001), at(9002)],
             "the last good addresses stay routed"
         );
-        assert_eq!(audited(&store, "upstreams.unresolved").await, 1, "audited once, not every look");
+        assert_eq!(
+            audited(&store, "upstreams.unresolved").await,
+            1,
+            "audited once, not every look"
+        );
 
         *answer.lock().expect("answer") = Ok(vec![at(9003)]);
         tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -271,13 +295,23 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn localhost_resolves_to_loopback_and_ips_stay_as_written() {        let addresses: Vec<UpstreamAddress> = ["localhost:8081", "127.0.0.1:8082", "127.0.0.1:8082"]
-            .iter()
-            .map(|a| UpstreamAddress::parse(a).unwrap())
-            .collect();
+    async fn localhost_resolves_to_loopback_and_ips_stay_as_written() {
+        let addresses: Vec<UpstreamAddress> =
+            ["localhost:8081", "127.0.0.1:8082", "127.0.0.1:8082"]
+                .iter()
+                .map(|a| UpstreamAddress::parse(a).unwrap())
+                .collect();
         let resolved = resolve(&addresses).await.unwrap();
-        assert!(resolved.iter().any(|a| *a == SocketAddr::from(([127, 0, 0, 1], 8081))), "{resolved:?}");
-        assert!(resolved.iter().all(|a| a.ip().is_loopback()), "{resolved:?}");
+        assert!(
+            resolved
+                .iter()
+                .any(|a| *a == SocketAddr::from(([127, 0, 0, 1], 8081))),
+            "{resolved:?}"
+        );
+        assert!(
+            resolved.iter().all(|a| a.ip().is_loopback()),
+            "{resolved:?}"
+        );
         // Repeats are dropped.
         assert_eq!(resolved.iter().filter(|a| a.port() == 8082).count(), 1);
     }
@@ -287,6 +321,9 @@ mod tests {
         // `.invalid` never resolves (RFC 2606).
         let addresses = [UpstreamAddress::parse("nowhere.invalid:80").unwrap()];
         let error = resolve(&addresses).await.unwrap_err();
-        assert!(error.contains("`nowhere.invalid:80` does not resolve"), "{error}");
+        assert!(
+            error.contains("`nowhere.invalid:80` does not resolve"),
+            "{error}"
+        );
     }
 }

@@ -89,9 +89,10 @@ impl SuccessCondition {
     }
 
     pub fn holds(&self, result: f64) -> bool {
-        self.any
-            .iter()
-            .any(|all| all.iter().all(|&(op, threshold)| op.holds(result, threshold)))
+        self.any.iter().any(|all| {
+            all.iter()
+                .all(|&(op, threshold)| op.holds(result, threshold))
+        })
     }
 }
 
@@ -168,7 +169,10 @@ fn tokenize(text: &str) -> Result<Vec<(Token, Range<usize>)>, CriterionError> {
                 (_, b'>') => (Op::Gt, 1),
                 (_, b'<') => (Op::Lt, 1),
                 _ => {
-                    let end = text[i..].chars().next().map_or(i + 1, |ch| i + ch.len_utf8());
+                    let end = text[i..]
+                        .chars()
+                        .next()
+                        .map_or(i + 1, |ch| i + ch.len_utf8());
                     return Err(CriterionError {
                         message: format!(
                             "unexpected `{}`; write comparisons such as `result < 0.05`",

@@ -17,7 +17,9 @@ pub struct QueryTemplate(String);
 pub enum TemplateError {
     #[error("unknown placeholder `{{{name}}}`; the placeholders are {{canary}} and {{stable}}")]
     UnknownPlaceholder { name: String, span: Range<usize> },
-    #[error("the query has no `{{canary}}`; without it the query cannot tell the canary's numbers from stable's")]
+    #[error(
+        "the query has no `{{canary}}`; without it the query cannot tell the canary's numbers from stable's"
+    )]
     NoCanary,
     #[error("the query is empty")]
     Empty,
@@ -90,8 +92,7 @@ fn placeholders(text: &str) -> Vec<(&str, Range<usize>)> {
         if bytes[i] == b'{' {
             let start = i + 1;
             let mut end = start;
-            while end < bytes.len() && (bytes[end].is_ascii_alphanumeric() || bytes[end] == b'_')
-            {
+            while end < bytes.len() && (bytes[end].is_ascii_alphanumeric() || bytes[end] == b'_') {
                 end += 1;
             }
             if end > start && end < bytes.len() && bytes[end] == b'}' {

@@ -80,7 +80,11 @@ fn success_conditions_compare_the_result() {
     assert!(band.holds(0.995) && !band.holds(0.98) && !band.holds(1.01));
     let either = SuccessCondition::parse("result < 1 or result > 5 and result < 6").unwrap();
     assert!(either.holds(0.5) && either.holds(5.5) && !either.holds(3.0) && !either.holds(7.0));
-    assert!(SuccessCondition::parse("result != -1.5e-3").unwrap().holds(0.0));
+    assert!(
+        SuccessCondition::parse("result != -1.5e-3")
+            .unwrap()
+            .holds(0.0)
+    );
 }
 
 #[test]
@@ -132,7 +136,10 @@ fn failures_beyond_the_limit_roll_back() {
     let Some(Signal::RollBack { reason }) = m.record(value(0.3), at(40)) else {
         panic!("expected a rollback");
     };
-    assert!(reason.contains("2 failed measurement(s), limit 1"), "{reason}");
+    assert!(
+        reason.contains("2 failed measurement(s), limit 1"),
+        "{reason}"
+    );
     assert_eq!(m.state(), MetricState::Failed);
     assert_eq!(m.outcome_since(at(0)), Outcome::Fail);
 }
@@ -149,7 +156,10 @@ fn no_data_is_inconclusive_and_too_much_of_it_pauses() {
     let Some(Signal::Pause { reason }) = m.record(none(), at(30)) else {
         panic!("expected a pause");
     };
-    assert!(reason.contains("3 inconclusive measurements in a row (limit 2)"), "{reason}");
+    assert!(
+        reason.contains("3 inconclusive measurements in a row (limit 2)"),
+        "{reason}"
+    );
     // After the pause the allowance starts again.
     assert_eq!(m.record(none(), at(40)), None);
     // A value in between resets the run.
@@ -187,8 +197,14 @@ fn a_provider_unavailable_past_the_limit_rolls_back_without_a_verdict() {
     let Some(Signal::RollBack { reason }) = m.record(error(), at(70)) else {
         panic!("expected a rollback at the unavailable limit");
     };
-    assert!(reason.contains("unavailable for 60s (limit 60s)"), "{reason}");
-    assert!(reason.contains("without a verdict on the canary"), "{reason}");
+    assert!(
+        reason.contains("unavailable for 60s (limit 60s)"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("without a verdict on the canary"),
+        "{reason}"
+    );
 }
 
 #[test]
@@ -234,7 +250,12 @@ fn a_step_passes_only_when_every_metric_passed_within_it() {
     // Not measured yet: the judge's Pass waits.
     let v = combine(verdict(Outcome::Pass), std::slice::from_ref(&m), at(50));
     assert_eq!(v.outcome, Outcome::Inconclusive);
-    assert!(v.reason.contains("waiting for a measurement of metric error_ratio"), "{}", v.reason);
+    assert!(
+        v.reason
+            .contains("waiting for a measurement of metric error_ratio"),
+        "{}",
+        v.reason
+    );
     // Measured before the step started: still waiting.
     m.record(value(0.01), at(40));
     let v = combine(verdict(Outcome::Pass), std::slice::from_ref(&m), at(50));

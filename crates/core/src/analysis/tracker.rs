@@ -184,9 +184,13 @@ impl MetricTracker {
                                 super::Direction::HigherIsBetter => "below",
                             };
                             let reason = if ok {
-                                format!("metric {name}: canary {canary} within tolerance of stable {stable} (bound {bound})")
+                                format!(
+                                    "metric {name}: canary {canary} within tolerance of stable {stable} (bound {bound})"
+                                )
                             } else {
-                                format!("metric {name}: canary {canary} {worse} stable {stable} beyond the tolerance (bound {bound})")
+                                format!(
+                                    "metric {name}: canary {canary} {worse} stable {stable} beyond the tolerance (bound {bound})"
+                                )
                             };
                             (ok, canary, Some(stable), Some(bound), reason)
                         }
@@ -263,9 +267,7 @@ impl MetricTracker {
             return Outcome::Fail;
         }
         match &self.last {
-            Some((at, evidence, _))
-                if *at >= step_started && evidence.outcome == Outcome::Pass =>
-            {
+            Some((at, evidence, _)) if *at >= step_started && evidence.outcome == Outcome::Pass => {
                 Outcome::Pass
             }
             _ => Outcome::Inconclusive,
@@ -276,7 +278,11 @@ impl MetricTracker {
 /// The router judge's verdict with the metrics' say added: their evidence is listed;
 /// a failed metric fails the verdict; a step passes only when the judge and every
 /// metric (measured within the step) pass.
-pub fn combine(mut verdict: Verdict, metrics: &[MetricTracker], step_started: Timestamp) -> Verdict {
+pub fn combine(
+    mut verdict: Verdict,
+    metrics: &[MetricTracker],
+    step_started: Timestamp,
+) -> Verdict {
     let mut waiting = Vec::new();
     for metric in metrics {
         if let Some((_, evidence, _)) = &metric.last {
@@ -302,7 +308,10 @@ pub fn combine(mut verdict: Verdict, metrics: &[MetricTracker], step_started: Ti
         verdict.outcome = Outcome::Inconclusive;
         verdict.reason = match metric.last_reason() {
             Some(last) if metric.state != MetricState::Passing => {
-                format!("{}; waiting for metric {}: {last}", verdict.reason, metric.spec.name)
+                format!(
+                    "{}; waiting for metric {}: {last}",
+                    verdict.reason, metric.spec.name
+                )
             }
             _ => format!(
                 "{}; waiting for a measurement of metric {} in this step",

@@ -40,11 +40,12 @@ impl Prometheus {
             .map_err(|e| describe(&e, &self.endpoint))?;
         let status = response.status();
         let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| format!("Prometheus answered {status}, then reading failed: {}", describe(&e, &self.endpoint)))?
-        {
+        while let Some(chunk) = response.chunk().await.map_err(|e| {
+            format!(
+                "Prometheus answered {status}, then reading failed: {}",
+                describe(&e, &self.endpoint)
+            )
+        })? {
             body.extend_from_slice(&chunk);
             if body.len() > BODY_LIMIT {
                 return Err(format!("Prometheus answered {status} with more than 1 MiB"));
@@ -171,7 +172,8 @@ mod tests {
     fn reads_one_value_no_data_and_errors() {
         let one = br#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1700000000.1,"0.004"]}]}}"#;
         assert_eq!(answer(one), Ok(QueryAnswer::Value(0.004)));
-        let scalar = br#"{"status":"success","data":{"resultType":"scalar","result":[1700000000.1,"2"]}}"#;
+        let scalar =
+            br#"{"status":"success","data":{"resultType":"scalar","result":[1700000000.1,"2"]}}"#;
         assert_eq!(answer(scalar), Ok(QueryAnswer::Value(2.0)));
         let empty = br#"{"status":"success","data":{"resultType":"vector","result":[]}}"#;
         assert!(matches!(answer(empty), Ok(QueryAnswer::NoData(_))));
@@ -181,7 +183,10 @@ mod tests {
         assert_eq!(answer(inf), Ok(QueryAnswer::Value(f64::INFINITY)));
         let bad = br#"{"status":"error","errorType":"bad_data","error":"parse error at char 5"}"#;
         let err = answer(bad).unwrap_err();
-        assert!(err.contains("parse error at char 5") && err.contains("bad_data"), "{err}");
+        assert!(
+            err.contains("parse error at char 5") && err.contains("bad_data"),
+            "{err}"
+        );
         let two = br#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"a":"1"},"value":[1,"1"]},{"metric":{"a":"2"},"value":[1,"2"]}]}}"#;
         assert!(answer(two).unwrap_err().contains("2 series"));
         assert!(answer(b"<html>").is_err());

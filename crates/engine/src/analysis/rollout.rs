@@ -58,13 +58,7 @@ impl RolloutMetrics {
     }
 
     /// Starts querying after `delay` (the canary's warm-up), once per rollout.
-    pub fn start(
-        &mut self,
-        canary: &str,
-        stable: &str,
-        delay: Duration,
-        clock: Arc<dyn Clock>,
-    ) {
+    pub fn start(&mut self, canary: &str, stable: &str, delay: Duration, clock: Arc<dyn Clock>) {
         if !self.tasks.is_empty() {
             return;
         }
@@ -158,8 +152,7 @@ impl RolloutMetrics {
         if self.metrics.is_empty() {
             return verdict;
         }
-        let trackers: Vec<MetricTracker> =
-            self.metrics.iter().map(|(t, _)| t.clone()).collect();
+        let trackers: Vec<MetricTracker> = self.metrics.iter().map(|(t, _)| t.clone()).collect();
         combine(verdict, &trackers, step_started)
     }
 }
@@ -180,7 +173,10 @@ async fn measure(
     stable: &str,
 ) -> Measurement {
     let canary_query = spec.query.render(canary, stable);
-    let compare = matches!(spec.criterion, rampart_core::analysis::Criterion::Compare(_));
+    let compare = matches!(
+        spec.criterion,
+        rampart_core::analysis::Criterion::Compare(_)
+    );
     let (canary_answer, stable_answer) = if compare {
         let stable_query = spec.query.render(stable, stable);
         let (c, s) = tokio::join!(provider.query(&canary_query), provider.query(&stable_query));

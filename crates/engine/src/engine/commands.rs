@@ -155,11 +155,13 @@ impl Engine {
         let addresses = match &svc.config.backend {
             BackendConfig::Static(s) => {
                 let addrs = if request.canary.is_empty() {
-                    (self.inner.shared.resolver)(s.canary.clone()).await.map_err(|e| {
-                        EngineError::InvalidRequest(format!(
-                            "`{service}`'s configured canary addresses: {e}"
-                        ))
-                    })?
+                    (self.inner.shared.resolver)(s.canary.clone())
+                        .await
+                        .map_err(|e| {
+                            EngineError::InvalidRequest(format!(
+                                "`{service}`'s configured canary addresses: {e}"
+                            ))
+                        })?
                 } else {
                     request.canary.clone()
                 };

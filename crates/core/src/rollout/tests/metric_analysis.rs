@@ -38,7 +38,13 @@ fn an_unavailable_provider_pauses_and_its_return_resumes_with_a_fresh_window() {
         s(610),
     );
     assert_eq!(actions(&c), vec![Command::ResetAnalysis]);
-    assert_eq!(r.phase, Phase::Progressing { step: 0, weight: 5.0 });
+    assert_eq!(
+        r.phase,
+        Phase::Progressing {
+            step: 0,
+            weight: 5.0
+        }
+    );
     assert_eq!(r.step_started_at, s(610));
 }
 
@@ -99,12 +105,7 @@ fn a_failed_metric_rolls_back_at_once_with_an_incident() {
     let mut pending = pending();
     assert!(
         pending
-            .handle(
-                Input::AnalysisFailed {
-                    reason: "x".into()
-                },
-                s(1)
-            )
+            .handle(Input::AnalysisFailed { reason: "x".into() }, s(1))
             .is_err()
     );
 }
