@@ -194,6 +194,7 @@ pub(crate) async fn handle(
         };
         (kind, Assignment::Split)
     });
+    state.arrived(kind);
 
     let now_ms = state.clock.now().as_millis();
     // Only a request without a body can be sent twice: a streamed body is consumed.

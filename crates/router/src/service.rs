@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use crate::connection::ConnectionLimit;
 use crate::error::RouterError;
 use crate::limit::ConcurrencyLimit;
+use crate::metrics::arrivals::ArrivalRing;
 use crate::metrics::counters::SetCounters;
 use crate::metrics::status_class;
 use crate::metrics::window::{SetWindow, WindowRing};
@@ -98,6 +99,10 @@ pub(crate) struct ServiceState {
     /// default, and a ring is a few MB).
     client_stable_window: OnceLock<WindowRing>,
     client_canary_window: OnceLock<WindowRing>,
+    /// Requests per set by the second they arrived (all of them, split or chosen by
+    /// the client): the demand the autoscaler sizes for.
+    stable_arrivals: ArrivalRing,
+    canary_arrivals: ArrivalRing,
     /// The header with which a client picks its set, when the config turns it on.
     pub(crate) version_header: Option<HeaderName>,
     pub(crate) cookies: CookieSigner,
@@ -175,6 +180,8 @@ impl ServiceState {
             canary_window: WindowRing::new(),
             client_stable_window: OnceLock::new(),
             client_canary_window: OnceLock::new(),
+            stable_arrivals: ArrivalRing::new(),
+            canary_arrivals: ArrivalRing::new(),
             version_header,
             cookies: CookieSigner::default(),
             workers,
@@ -243,6 +250,18 @@ impl ServiceState {
         let second = self.clock.now().as_secs();
         self.window_ring(kind, assignment)
             .record(second, class, error, latency_us);
+    }
+
+    /// Counts a request assigned to set `kind`, in the second it arrived.
+    pub(crate) fn arrived(&self, kind: SetKind) {
+        if !self.metrics_enabled() {
+            return;
+        }
+        let second = self.clock.now().as_secs();
+        match kind {
+            SetKind::Stable => self.stable_arrivals.record(second),
+            SetKind::Canary => self.canary_arrivals.record(second),
+        }
     }
 
     fn window_ring(&self, kind: SetKind, assignment: Assignment) -> &WindowRing {
@@ -654,6 +673,20 @@ impl ServiceHandle {
                 canary: client(&self.state.client_canary_window),
             },
         }
+    }
+
+    /// Requests that arrived for each set (stable, canary) in the seconds that overlap
+    /// `[start, end)`, however long they took or take: a stall moves none of them
+    /// (the windows above count requests when they finish).
+    pub fn arrivals_between(&self, start: Timestamp, end: Timestamp) -> (u64, u64) {
+        if end <= start {
+            return (0, 0);
+        }
+        let (first, last) = (start.as_secs(), (end.as_millis() - 1) / 1000);
+        (
+            self.state.stable_arrivals.sum(first, last),
+            self.state.canary_arrivals.sum(first, last),
+        )
     }
 
     /// Requests in flight above `limit` get 503 with `Retry-After`; `None` lifts it.

@@ -238,3 +238,42 @@ async fn latency_runs_to_the_end_of_the_body_and_a_body_cut_short_is_an_error() 
     }
     assert_eq!((window.canary.requests, window.canary.errors), (6, 1));
 }
+
+/// Demand is counted when it arrives: requests held up by a stall of every instance
+/// are in the arrivals of the seconds users sent them, while the judge's windows file
+/// them under the second they finished (where a backlog would read as a burst).
+#[tokio::test]
+async fn arrivals_are_counted_in_the_second_they_arrive_whenever_they_finish() {
+    let stable = TestUpstream::start("stable").await;
+    let clock = manual_clock();
+    let t0 = clock.now();
+    let router = start_with_clock(route(settings(), &[&stable], &[], 0.0), clock.clone()).await;
+    let handle = router.service("shop").unwrap();
+    let addr = handle.listen_addr();
+    let client = client();
+    // Five requests arrive in second t0 and are held (the "stall") ...
+    let held: Vec<_> = (0..5)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move { get(&client, addr, "/sleep/400", &[]).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // ... and finish three seconds later.
+    clock.advance(Duration::from_secs(3));
+    for request in held {
+        assert_eq!(request.await.unwrap().status, 200);
+    }
+    let second = |n: u64| {
+        let start = t0.saturating_add(Duration::from_secs(n));
+        (start, start.saturating_add(Duration::from_secs(1)))
+    };
+    let (start, end) = second(0);
+    assert_eq!(handle.arrivals_between(start, end), (5, 0));
+    assert_eq!(handle.window_between(start, end).stable.requests, 0);
+    let (start, end) = second(3);
+    assert_eq!(handle.arrivals_between(start, end), (0, 0));
+    assert_eq!(handle.window_between(start, end).stable.requests, 5);
+    // An empty or reversed span counts nothing.
+    assert_eq!(handle.arrivals_between(end, start), (0, 0));
+}

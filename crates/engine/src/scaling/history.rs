@@ -43,8 +43,9 @@ pub(crate) async fn record_minute(
             .filter_map(|u| u.cpu_percent)
             .sum()
     });
-    let (sample, secs) = super::observe::completed_seconds(svc, window, now);
-    let rps = (sample.stable.requests + sample.canary.requests) as f64 / secs;
+    // Arrivals, as the reactive rate: a stall's backlog is no demand to forecast.
+    let (stable, canary) = super::observe::sample_arrivals(svc, window, now);
+    let rps = (stable + canary) as f64 / window.as_secs().max(1) as f64;
     let minute = minute_of(now);
     let finished = {
         let mut state = svc.sizing.state();

@@ -1,6 +1,7 @@
 //! Per-version request metrics: per-second windows for the judge, cumulative
 //! counters for Prometheus.
 
+pub(crate) mod arrivals;
 pub(crate) mod collector;
 pub(crate) mod counters;
 pub(crate) mod window;
