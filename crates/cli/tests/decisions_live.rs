@@ -47,7 +47,7 @@ fn load_average() -> String {
         .unwrap_or_else(|_| "?".into())
 }
 
-fn report(scenario: &str, round: usize, figures: &str) {
+fn report_line(scenario: &str, round: usize, figures: &str) {
     eprintln!(
         "decisions-live: scenario={scenario} round={round} {figures} load={}",
         load_average().replace(' ', "/")
@@ -454,10 +454,6 @@ fn the_autoscaler_follows_a_ramp_under_a_noisy_neighbour_without_flapping() {
     );
 }
 
-fn report_line(scenario: &str, round: usize, figures: &str) {
-    report(scenario, round, figures);
-}
-
 /// Steady load asking for 2 instances; then every instance is stopped for 8 s (more
 /// than the sync, less than the scale-down window) while users keep sending. The
 /// demand did not change, so the right decision is none: no scale-up when the backlog
@@ -496,12 +492,14 @@ fn a_stall_of_every_instance_does_not_resize_a_rate_scaled_service() {
                     .is_some_and(|at| at >= stalled_at)
             })
             .filter_map(|d| d["decision"]["metrics"][0]["observed"].as_f64())
-            .fold(0.0_f64, f64::max);
+            .reduce(f64::max)
+            // Unchanged decisions are stored only when their numbers change.
+            .map_or_else(|| "-".to_string(), |r| format!("{r:.1}"));
         report_line(
             "autoscale_stall",
             round,
             &format!(
-                "stalled_processes={} resizes_after_stall={} sizes={:?} highest_rate_read={largest_rate:.1} \
+                "stalled_processes={} resizes_after_stall={} sizes={:?} highest_rate_read={largest_rate} \
                  requests={} failed={}",
                 pids.len(),
                 after.len(),
@@ -520,6 +518,98 @@ fn a_stall_of_every_instance_does_not_resize_a_rate_scaled_service() {
         "decisions-live: summary scenario=autoscale_stall rounds={} median_resizes={:.0}",
         rounds(),
         median(&mut resized)
+    );
+}
+
+/// A service sized on p95 latency (250 ms per instance's worth), one instance at
+/// 6 req/s, and the same 8 s stall of every instance. The requests it held really
+/// took seconds, so p95 is far over its target when they finish: with the HPA's
+/// semantics (no scale-up stabilisation by default) the next sync scales up — right
+/// by the metric, though more instances cannot cure a stall they all share. A
+/// `scale_up_stabilization` longer than the stall (the lowest recommendation of the
+/// window wins) is how a service says "not for stalls this short": with 20 s, the
+/// same stall changes nothing.
+#[test]
+fn a_stall_scales_a_latency_scaled_service_only_without_scale_up_stabilisation() {
+    let mut ups = (Vec::new(), Vec::new());
+    for round in 1..=rounds() {
+        for stabilised in [false, true] {
+            let listen = free_addr();
+            let up_window = if stabilised {
+                "scale_up_stabilization = \"20s\"\n"
+            } else {
+                ""
+            };
+            let service = sample_app_service(
+                "web",
+                listen,
+                1,
+                &format!(
+                    r#"[service.autoscale]
+min = 1
+max = 3
+targets = [{{ metric = "p95_ms", value = 250 }}]
+sync = "1s"
+scale_down_stabilization = "{STABILISATION_SECS}s"
+{up_window}
+[service.router]
+drain_grace = "2s"
+"#
+                ),
+            );
+            let server = RampartServer::start_with_server(TELEMETRY, &service);
+            let load = OpenLoad::start(format!("http://{listen}/"), 6);
+            std::thread::sleep(Duration::from_secs(8));
+            let before = applied(&scaling(&server)).len();
+            let pids = instance_pids(&server, "web");
+            {
+                let _stall = Stall::start(pids);
+                std::thread::sleep(Duration::from_secs(8));
+            }
+            std::thread::sleep(Duration::from_secs(8));
+            let report = load.stop();
+            let view = scaling(&server);
+            let after: Vec<_> = applied(&view).into_iter().skip(before).collect();
+            let scaled_up = after.iter().any(|c| c.2 > c.1);
+            report_line(
+                if stabilised {
+                    "autoscale_stall_p95_up_stabilised"
+                } else {
+                    "autoscale_stall_p95_hpa_default"
+                },
+                round,
+                &format!(
+                    "resizes_after_stall={} sizes={:?} requests={} failed={}",
+                    after.len(),
+                    after.iter().map(|c| (c.1, c.2)).collect::<Vec<_>>(),
+                    report.sent,
+                    report.failed
+                ),
+            );
+            if stabilised {
+                ups.1.push(f64::from(u8::from(scaled_up)));
+                assert!(
+                    after.is_empty(),
+                    "a 20 s scale-up window ignores an 8 s stall: {after:?}\n{view:#}"
+                );
+            } else {
+                ups.0.push(f64::from(u8::from(scaled_up)));
+                assert!(
+                    scaled_up,
+                    "p95 over its target scales up at the next sync (HPA): {after:?}\n{view:#}"
+                );
+                assert!(after.iter().all(|c| c.2 <= 3), "max holds: {after:?}");
+            }
+        }
+    }
+    eprintln!(
+        "decisions-live: summary scenario=autoscale_stall_p95 rounds={} scaled_up_hpa_default={}/{} \
+         scaled_up_with_20s_up_window={}/{}",
+        rounds(),
+        ups.0.iter().sum::<f64>(),
+        ups.0.len(),
+        ups.1.iter().sum::<f64>(),
+        ups.1.len()
     );
 }
 
@@ -808,5 +898,86 @@ resolve_after = "5s"
         "decisions-live: summary scenario=incident_cpu_noise rounds={} median_host_incidents={:.0}",
         rounds(),
         median(&mut host_incidents)
+    );
+}
+
+/// The true positive under the same noise: a canary answering 40 % of its requests
+/// with 500 (20 % of the service's) while three busy loops saturate the cores. The
+/// rule opens one incident for the service, repeats are counted on it, not opened
+/// anew, and its actions run once.
+#[test]
+fn injected_errors_under_cpu_noise_open_one_incident() {
+    let mut detect = Vec::new();
+    for round in 1..=rounds() {
+        let listen = free_addr();
+        let server = RampartServer::start_serving(&two_versions(listen));
+        let load = OpenLoad::start(format!("http://{listen}/"), 20);
+        std::thread::sleep(Duration::from_secs(3));
+        let neighbour = NoisyNeighbour::start(3);
+        let id = server.deploy(
+            "shop",
+            "v2",
+            serde_json::json!({ "SAMPLE_APP_ERROR_RATE": "0.4" }),
+        );
+        server.wait_state(&id, "progressing", Duration::from_secs(60));
+        // The canary takes traffic from here.
+        let faulty_at = now_ms();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let incident = loop {
+            let all = incidents(&server);
+            if let Some(found) = of_rule(&all, "high_error_rate").first() {
+                break (*found).clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "20 % errors opened no incident: {all:#?}\n{}",
+                server.log()
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        };
+        // Errors go on for a while: still one incident, its actions once.
+        std::thread::sleep(Duration::from_secs(10));
+        let during = load_average();
+        drop(neighbour);
+        let report = load.stop();
+        let all = incidents(&server);
+        assert_eq!(
+            of_rule(&all, "high_error_rate").len(),
+            1,
+            "one incident for one fault: {all:#?}"
+        );
+        let detail = server.get_json(&format!(
+            "/api/v1/incidents/{}",
+            incident["id"].as_str().unwrap_or("?")
+        ));
+        let done = detail["timeline"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["kind"] == "action" && e["details"]["result"] == "done")
+            .count();
+        assert_eq!(done, 2, "freeze_deploys and scale_up once each: {detail:#}");
+        let opened = incident["opened_at"]
+            .as_str()
+            .and_then(rfc3339_ms)
+            .unwrap_or(f64::NAN);
+        detect.push((opened - faulty_at) / 1000.0);
+        report_line(
+            "incident_errors_under_noise",
+            round,
+            &format!(
+                "incidents={} detect_s={:.1} actions_done={done} load_during={} requests={} failed={}",
+                of_rule(&all, "high_error_rate").len(),
+                (opened - faulty_at) / 1000.0,
+                during.replace(' ', "/"),
+                report.sent,
+                report.failed
+            ),
+        );
+    }
+    eprintln!(
+        "decisions-live: summary scenario=incident_errors_under_noise rounds={} median_detect_s={:.1}",
+        rounds(),
+        median(&mut detect)
     );
 }
