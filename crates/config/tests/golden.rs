@@ -83,6 +83,7 @@ golden_cases!(
     router_timeout_too_long,
     notifier_key_of_another_kind,
     unknown_notifier_reference,
+    bad_steering_steps,
 );
 
 #[test]

@@ -121,9 +121,8 @@ mod tests {
     use rampart_core::rollout::Actor;
 
     fn rollout() -> Rollout {
-        let step = |weight| rampart_core::rollout::Step {
-            weight,
-            hold: std::time::Duration::from_secs(30),
+        let step = |weight| {
+            rampart_core::rollout::Step::weighted(weight, std::time::Duration::from_secs(30))
         };
         let spec = rampart_core::rollout::RolloutSpec {
             steps: vec![step(10.0), step(50.0)],

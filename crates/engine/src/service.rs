@@ -315,11 +315,9 @@ impl ServiceRuntime {
     /// if the router refuses the table.
     pub(crate) fn make_stable(&self, new: ServingVersion) -> Result<Vec<SocketAddr>, EngineError> {
         let mut state = self.write();
-        let draining = self.routes.apply(RouteTable {
-            stable: upstream_set(&new),
-            canary: None,
-            canary_weight: 0.0,
-        })?;
+        let draining = self
+            .routes
+            .apply(RouteTable::stable_only(upstream_set(&new)))?;
         if state.stable.version != new.version {
             let old = std::mem::replace(&mut state.stable, new);
             state.previous = Some(old);

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use rampart_config::{DeadlineAction as ConfigDeadline, JudgeKind as ConfigJudge, ServiceConfig};
 use rampart_core::judge::{AnalysisSettings, JudgeKind};
-use rampart_core::rollout::{DeadlineAction, PhaseDeadlines, RolloutSpec, Step};
+use rampart_core::rollout::{DeadlineAction, PhaseDeadlines, RolloutSpec, Steering, Step};
 
 /// The sequential judge is valid however often it looks, so it looks every second:
 /// that is what makes it fast. `analysis.interval` paces the threshold judge.
@@ -26,6 +26,10 @@ pub fn rollout_spec(service: &ServiceConfig) -> RolloutSpec {
             .map(|s| Step {
                 weight: s.weight,
                 hold: s.hold.get(),
+                steering: Steering {
+                    canary_match: s.route_match.as_ref().and_then(|m| m.to_core()),
+                    mirror_percent: s.mirror.unwrap_or(0.0),
+                },
             })
             .collect(),
         analysis_interval,

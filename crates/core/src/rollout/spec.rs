@@ -5,13 +5,30 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-/// One traffic step: send `weight` percent of traffic to the canary for at least `hold`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+use super::steering::Steering;
+
+/// One traffic step: send `weight` percent of traffic to the canary for at least `hold`,
+/// plus the requests `steering` routes or mirrors to it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Step {
     /// Percent of traffic to the canary, `0.0..=100.0`.
     pub weight: f64,
     #[serde(rename = "hold_ms", with = "super::serde_millis")]
     pub hold: Duration,
+    /// Header or cookie match and mirroring; absent from rollouts stored before them.
+    #[serde(default, skip_serializing_if = "Steering::is_none")]
+    pub steering: Steering,
+}
+
+impl Step {
+    /// A step of `weight` percent for `hold`, with no match and no mirroring.
+    pub fn weighted(weight: f64, hold: Duration) -> Self {
+        Self {
+            weight,
+            hold,
+            steering: Steering::default(),
+        }
+    }
 }
 
 /// What to do with a step whose analysis has not passed within the progress deadline.
@@ -82,6 +99,8 @@ pub enum SpecError {
     NoSteps,
     #[error("step {index}: weight {weight} is not a percentage; use a value from 0 to 100")]
     WeightOutOfRange { index: usize, weight: f64 },
+    #[error("step {index}: mirror {percent} is not a percentage; use a value above 0, up to 100")]
+    MirrorOutOfRange { index: usize, percent: f64 },
     #[error("analysis_interval must be longer than zero")]
     ZeroAnalysisInterval,
     #[error("progress_deadline must be longer than zero")]
@@ -108,6 +127,15 @@ impl RolloutSpec {
             return Err(SpecError::WeightOutOfRange {
                 index,
                 weight: step.weight,
+            });
+        }
+        if let Some((index, step)) = self.steps.iter().enumerate().find(|(_, step)| {
+            let mirror = step.steering.mirror_percent;
+            !(mirror == 0.0 || (mirror > 0.0 && mirror <= 100.0))
+        }) {
+            return Err(SpecError::MirrorOutOfRange {
+                index,
+                percent: step.steering.mirror_percent,
             });
         }
         if self.analysis_interval.is_zero() {

@@ -355,13 +355,20 @@ impl Controller {
                 None
             }
             Command::SetCanaryWeight { percent } => {
-                if percent > 0.0 && self.judged_from.is_none() {
+                // The committed step's match and mirroring go with its weight, in the
+                // same table change.
+                let steering = self.record.rollout.steering();
+                let steered = !steering.is_none();
+                if (percent > 0.0 || steered) && self.judged_from.is_none() {
                     let warmup = self.svc.config.analysis.warmup.get();
                     let from = self.shared.clock.now().as_millis() + warmup.as_millis() as u64;
                     // Whole seconds only: the judge is fed one second at a time.
                     self.judged_from = Some(Timestamp(from.div_ceil(1_000) * 1_000));
                 }
-                if let Err(e) = self.svc.route(|table| table.canary_weight = percent) {
+                if let Err(e) = self.svc.route(|table| {
+                    table.canary_weight = percent;
+                    table.steering = steering;
+                }) {
                     // The next tick's repair sets it (retried with backoff).
                     tracing::warn!(deployment = %self.record.id, error = %e, percent, "the router refused the canary weight; repairing");
                 }
@@ -465,6 +472,7 @@ impl Controller {
     fn stop_canary(&mut self, command: Command, version: String) {
         let routed = self.svc.route(|table| {
             table.canary_weight = 0.0;
+            table.steering = Default::default();
             if table.canary.as_ref().is_some_and(|c| c.version == version) {
                 table.canary = None;
             }

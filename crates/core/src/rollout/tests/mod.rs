@@ -7,6 +7,7 @@ mod lifecycle;
 mod operator;
 mod recovery;
 mod serde_json_shape;
+mod steering;
 
 use std::time::Duration;
 
@@ -25,18 +26,9 @@ pub(super) fn s(secs: u64) -> Timestamp {
 pub(super) fn spec() -> RolloutSpec {
     RolloutSpec {
         steps: vec![
-            Step {
-                weight: 5.0,
-                hold: Duration::from_secs(30),
-            },
-            Step {
-                weight: 25.0,
-                hold: Duration::from_secs(60),
-            },
-            Step {
-                weight: 50.0,
-                hold: Duration::from_secs(60),
-            },
+            Step::weighted(5.0, Duration::from_secs(30)),
+            Step::weighted(25.0, Duration::from_secs(60)),
+            Step::weighted(50.0, Duration::from_secs(60)),
         ],
         analysis_interval: Duration::from_secs(10),
         progress_deadline: Duration::from_secs(120),
