@@ -132,6 +132,7 @@ mod tests {
             failure_limit: 1,
             scale_down_delay: std::time::Duration::from_secs(30),
             deadlines: rampart_core::rollout::PhaseDeadlines::default(),
+            strategy: Default::default(),
         };
         Rollout::new("shop", "v2", Some("v1".into()), spec, Timestamp(0)).expect("valid spec")
     }

@@ -64,6 +64,8 @@ pub enum Input {
     PromotionDone,
     /// The engine finished [`super::Command::StopCanary`] after a rollback.
     RollbackDone,
+    /// The engine finished [`super::Command::SwitchBack`].
+    SwitchedBack,
     /// rampart restarted; this rollout was loaded from the store.
     Recovered {
         policy: RecoveryPolicy,
@@ -100,6 +102,7 @@ impl Input {
             Input::CanaryCrashed { .. } => "handle a canary crash",
             Input::PromotionDone => "finish promotion",
             Input::RollbackDone => "finish rollback",
+            Input::SwitchedBack => "finish switching back",
             Input::Recovered { .. } => "recover",
         }
     }

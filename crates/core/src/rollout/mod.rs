@@ -144,7 +144,9 @@ pub use command::Command;
 pub use error::TransitionError;
 pub use input::{Input, RecoveryPolicy};
 pub use phase::{Actor, PauseCause, Phase, ResumePoint, RollbackEnd, Transition};
-pub use spec::{DeadlineAction, PhaseDeadlines, RolloutSpec, SpecError, Step};
+pub use spec::{
+    BlueGreenSpec, DeadlineAction, PhaseDeadlines, RolloutSpec, SpecError, Step, Strategy,
+};
 pub use steering::{MatchSource, RequestMatch, Steering, ValueMatch};
 
 use crate::clock::Timestamp;

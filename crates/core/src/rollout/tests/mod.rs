@@ -2,6 +2,7 @@
 //! epoch, passed to every `handle` call; nothing sleeps or reads a clock.
 
 mod analysis;
+mod blue_green;
 mod deadlines;
 mod lifecycle;
 mod operator;
@@ -36,6 +37,7 @@ pub(super) fn spec() -> RolloutSpec {
         failure_limit: 3,
         scale_down_delay: Duration::from_secs(30),
         deadlines: PhaseDeadlines::default(),
+        strategy: Strategy::Canary,
     }
 }
 
