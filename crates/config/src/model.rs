@@ -276,6 +276,42 @@ pub struct StrategyConfig {
     /// RollingBack: the canary stopped (it takes no traffic from the start).
     #[serde(default = "default_rollback_deadline")]
     pub rollback_deadline: Duration,
+
+    // Blue-green (docs/STRATEGIES.md); `steps` are not used by it.
+    /// "canary" (the steps, default) or "blue_green".
+    #[serde(default)]
+    pub kind: StrategyKind,
+    /// Blue-green: where the new version is served before the switch (required).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview_listen: Option<SocketAddr>,
+    /// Blue-green: instances of the new version before the switch; the backend's
+    /// `instances` when absent (Argo's previewReplicaCount).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview_instances: Option<u32>,
+    /// Blue-green: switch without an operator once the preview passed (the default);
+    /// false waits for `rampart promote`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_promotion_enabled: Option<bool>,
+    /// Blue-green: with auto promotion, wait this many seconds after the preview
+    /// passed (default 0: switch at once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_promotion_seconds: Option<u32>,
+    /// Blue-green: how long the preview's traffic is judged before the switch;
+    /// absent, only the validation checks run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pre_promotion_analysis: Option<Duration>,
+    /// Blue-green: how long live traffic is judged after the switch, against the
+    /// version before it; a failure switches back. Absent, the switch ends the rollout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_promotion_analysis: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StrategyKind {
+    #[default]
+    Canary,
+    BlueGreen,
 }
 
 impl Default for StrategyConfig {
@@ -290,6 +326,13 @@ impl Default for StrategyConfig {
             start_deadline: default_start_deadline(),
             promotion_deadline: default_promotion_deadline(),
             rollback_deadline: default_rollback_deadline(),
+            kind: StrategyKind::default(),
+            preview_listen: None,
+            preview_instances: None,
+            auto_promotion_enabled: None,
+            auto_promotion_seconds: None,
+            pre_promotion_analysis: None,
+            post_promotion_analysis: None,
         }
     }
 }

@@ -372,6 +372,17 @@ pub(crate) static STRATEGY: Table = Table {
         optional("start_deadline", Ty::Duration, "\"5m\""),
         optional("promotion_deadline", Ty::Duration, "\"5m\""),
         optional("rollback_deadline", Ty::Duration, "\"2m\""),
+        optional(
+            "kind",
+            Ty::OneOf(&["canary", "blue_green"]),
+            "\"blue_green\"",
+        ),
+        optional("preview_listen", Ty::SocketAddr, "\"127.0.0.1:8081\""),
+        optional("preview_instances", Ty::Integer { min: 1, max: 1000 }, "2"),
+        optional("auto_promotion_enabled", Ty::Bool, "true"),
+        optional("auto_promotion_seconds", U32, "30"),
+        optional("pre_promotion_analysis", Ty::Duration, "\"1m\""),
+        optional("post_promotion_analysis", Ty::Duration, "\"1m\""),
     ],
 };
 

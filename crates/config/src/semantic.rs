@@ -12,7 +12,7 @@ use crate::locate::Locator;
 use crate::model::{
     AnalysisConfig, AutoscaleConfig, BackendConfig, CheckConfig, CheckKind, Config, JudgeKind,
     PolicySelect, ProcessBackendConfig, RouterConfig, ScalingRulesConfig, ServiceConfig,
-    StaticBackendConfig, StepConfig, StrategyConfig, TelemetryConfig,
+    StaticBackendConfig, StepConfig, StrategyConfig, StrategyKind, TelemetryConfig,
 };
 use crate::rules;
 use crate::suggest::closest;
@@ -103,6 +103,7 @@ impl Checker<'_, '_> {
                 BackendConfig::Static(upstreams) => self.upstreams(config, upstreams, &path),
             }
             self.strategy(&service.strategy, &path);
+            self.blue_green(config, index, &path);
             self.analysis(&service.analysis, &path);
             self.router(&service.router, &path);
             self.checks(service, &path);
@@ -420,6 +421,75 @@ impl Checker<'_, '_> {
                 .help(
                     "it counts failed analyses in a row before rollback; 1 rolls back on the first",
                 ),
+            );
+        }
+    }
+
+    /// Blue-green's keys: only with `kind = "blue_green"`, which needs a preview
+    /// listener of its own.
+    fn blue_green(&mut self, config: &Config, index: usize, path: &str) {
+        let strategy = &config.services[index].strategy;
+        let strategy_path = format!("{path}.strategy");
+        let blue_green_keys = [
+            "preview_listen",
+            "preview_instances",
+            "auto_promotion_enabled",
+            "auto_promotion_seconds",
+            "pre_promotion_analysis",
+            "post_promotion_analysis",
+        ];
+        if strategy.kind == StrategyKind::Canary {
+            for key in blue_green_keys {
+                let at = format!("{strategy_path}.{key}");
+                if let Some(span) = self.at.find(&at) {
+                    self.push(
+                        Finding::new(
+                            span,
+                            format!("`{key}` is for blue-green rollouts"),
+                            "this strategy is a canary",
+                        )
+                        .help(
+                            "add `kind = \"blue_green\"` to [service.strategy], or remove the key",
+                        ),
+                    );
+                }
+            }
+            return;
+        }
+        let Some(preview) = strategy.preview_listen else {
+            self.push(
+                Finding::new(
+                    self.at.span(&format!("{strategy_path}.kind")),
+                    "a blue-green strategy needs `preview_listen`",
+                    "no preview listener",
+                )
+                .help("the new version is served there before the switch: add `preview_listen = \"127.0.0.1:8081\"` (a port of its own)"),
+            );
+            return;
+        };
+        let span = self.at.span(&format!("{strategy_path}.preview_listen"));
+        let owner = listener_at(config, preview).or_else(|| {
+            config
+                .services
+                .iter()
+                .enumerate()
+                .filter(|(other, _)| *other != index)
+                .find(|(_, s)| {
+                    s.strategy.kind == StrategyKind::BlueGreen
+                        && s.strategy
+                            .preview_listen
+                            .is_some_and(|p| rules::listeners_overlap(p, preview))
+                })
+                .map(|(_, s)| format!("the preview of service `{}`", s.name))
+        });
+        if let Some(owner) = owner {
+            self.push(
+                Finding::new(
+                    span,
+                    format!("`preview_listen` {preview} is taken"),
+                    format!("{owner} listens here"),
+                )
+                .help("give the preview a port of its own"),
             );
         }
     }

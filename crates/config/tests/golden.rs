@@ -84,6 +84,7 @@ golden_cases!(
     notifier_key_of_another_kind,
     unknown_notifier_reference,
     bad_steering_steps,
+    blue_green_keys,
 );
 
 #[test]

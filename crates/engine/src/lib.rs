@@ -20,6 +20,7 @@ mod error;
 pub mod incidents;
 mod observe;
 mod own_listeners;
+mod preview;
 mod record;
 mod retire;
 mod rollout_metrics;

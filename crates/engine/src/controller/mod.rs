@@ -17,6 +17,7 @@
 //!   difference ([`reconcile`]).
 
 mod actions;
+mod blue_green;
 mod reconcile;
 mod supervise;
 
@@ -380,10 +381,14 @@ impl Controller {
             Command::ResetAnalysis => {
                 // The sequential judge's guarantee holds over the whole rollout only if
                 // its evidence is never thrown away; the threshold judge judges each
-                // step's window on its own.
-                if !self.sequential {
+                // step's window on its own. Blue-green's two analyses compare different
+                // things (preview, then live against before the switch): each starts
+                // afresh.
+                let blue_green = self.record.rollout.spec.strategy.blue_green().is_some();
+                if !self.sequential || blue_green {
                     self.judge.reset();
                 }
+                self.sync_preview();
                 self.observed_until = floor_second(self.shared.clock.now());
                 None
             }
@@ -428,7 +433,10 @@ impl Controller {
                 );
                 None
             }
+            Command::SwitchBack => self.switch_back(Command::SwitchBack),
             Command::StopCanary => {
+                // The preview listener goes back to the stable version first.
+                self.sync_preview();
                 let version = self.record.rollout.version.clone();
                 if self.record.rollout.is_terminal() {
                     // The rollout is over (a failed start, a rollback past its
@@ -539,6 +547,7 @@ impl Controller {
                 match self.svc.make_stable(new_stable) {
                     Ok(_) => {
                         self.action_backoff.succeeded();
+                        self.sync_preview();
                         if self.record.kind == DeploymentKind::Revert {
                             // The version reverted from is the one a rollback now
                             // returns to, with how it was deployed.
@@ -634,7 +643,10 @@ impl Controller {
         let until = floor_second(now);
         let analysing = matches!(
             self.record.rollout.phase,
-            Phase::Progressing { .. } | Phase::Paused { .. }
+            Phase::Progressing { .. }
+                | Phase::Paused { .. }
+                | Phase::Previewing
+                | Phase::PostPromotion
         );
         if !analysing {
             self.observed_until = until;
@@ -647,7 +659,9 @@ impl Controller {
         }
         while start < until {
             let end = Timestamp(start.as_millis() + 1000);
-            let sample: WindowSample = self.svc.router.window_between(start, end);
+            let sample: WindowSample = self
+                .blue_green_sample(start, end)
+                .unwrap_or_else(|| self.svc.router.window_between(start, end));
             self.judge.observe(&sample);
             self.samples.record(&sample);
             start = end;

@@ -102,6 +102,7 @@ impl Controller {
             }
         }
 
+        self.sync_preview();
         for repair in &repairs {
             tracing::warn!(deployment = %self.record.id, phase = self.record.rollout.phase.name(), "repaired the routing table: {repair}");
         }
