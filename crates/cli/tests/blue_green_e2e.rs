@@ -184,3 +184,54 @@ fn a_failing_post_promotion_analysis_switches_back_to_the_old_version() {
         .collect();
     assert_eq!(incidents.len(), 1, "one incident for the switch back");
 }
+
+#[test]
+fn a_preview_failing_its_pre_promotion_analysis_is_rolled_back_before_any_user_saw_it() {
+    let (listen, preview) = (free_addr(), free_addr());
+    let server = RampartServer::start_serving(&blue_green(
+        listen,
+        preview,
+        "pre_promotion_analysis = \"30s\"",
+    ));
+    let users = LoadGen::start(format!("http://{listen}/version"), 100);
+    // Testers (or a smoke-test job) on the preview listener.
+    let testers = LoadGen::start(format!("http://{preview}/version"), 100);
+
+    let id = server.deploy(SERVICE, "v2", json!({ "SAMPLE_APP_ERROR_RATE": "0.3" }));
+    let detail = server.wait_terminal(&id, ROLLOUT_TIMEOUT);
+    let users = users.stop();
+    let testers = testers.stop();
+    assert_eq!(
+        detail["summary"]["state"],
+        "rolled_back",
+        "{}",
+        history(&detail)
+    );
+    let rollback = detail["record"]["rollout"]["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .find(|t| t["to"]["state"] == "rolling_back")
+        .cloned()
+        .unwrap_or_else(|| panic!("no rollback:\n{}", history(&detail)));
+    assert_eq!(rollback["from"]["state"], "previewing", "{rollback}");
+    assert!(
+        rollback["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("pre-promotion analysis failed"),
+        "{rollback}"
+    );
+    assert_eq!(users.failed, 0, "users never reached v2: {users:?}");
+    assert_eq!(users.versions.get("v2"), None, "{users:?}");
+    assert!(
+        testers.failed > 0,
+        "the preview served v2's errors: {testers:?}"
+    );
+    // The preview listener serves the stable version again.
+    assert_serves(
+        &format!("http://{preview}/version"),
+        "v1",
+        "the preview is back on stable",
+    );
+}

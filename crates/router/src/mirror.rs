@@ -50,7 +50,7 @@ pub(crate) struct Mirror {
 #[derive(Debug, Default)]
 pub(crate) struct MirrorCounters {
     pub(crate) sent: AtomicU64,
-    /// At the in-flight bound: not copied.
+    /// At the in-flight bound, or no canary instance to take it: not copied.
     pub(crate) dropped: AtomicU64,
     /// Body over the limit (or failed, or cut short), or a method not to repeat.
     pub(crate) skipped: AtomicU64,
@@ -161,21 +161,21 @@ async fn send_copy(local: Arc<LocalService>, table: Arc<ActiveTable>, planned: P
         return;
     };
     let now_ms = state.clock.now().as_millis();
-    let started = Instant::now();
+    // Never the other set: a copy that stable answered would be counted as the
+    // canary's. No instance to take it (all ejected, or the canary leaving the table
+    // meanwhile): the copy is dropped, not charged to the canary.
+    let Some(in_flight) = balance::pick(&canary.instances, now_ms, None).and_then(|u| u.begin())
+    else {
+        counts.dropped.fetch_add(1, Ordering::Relaxed);
+        return;
+    };
     let outcome = Outcome::new(
         Arc::clone(state),
         &table,
         SetKind::Canary,
         Assignment::Mirrored,
-        started,
+        Instant::now(),
     );
-    // Never the other set: a copy that stable answered would be counted as the
-    // canary's.
-    let Some(in_flight) = balance::pick(&canary.instances, now_ms, None).and_then(|u| u.begin())
-    else {
-        outcome.finish(crate::problem::Problem::NoUpstream.status().as_u16(), true);
-        return;
-    };
     let _gauge = SetGauge::new(&canary.mirrored_counters, state.metrics_enabled());
     counts.sent.fetch_add(1, Ordering::Relaxed);
     let upstream = in_flight.upstream();

@@ -54,7 +54,8 @@ pub struct SetStatus {
 pub struct MirrorStatus {
     /// Copies sent to the canary.
     pub sent: u64,
-    /// Not copied: `mirror_max_in_flight` copies were in flight already.
+    /// Not copied: `mirror_max_in_flight` copies were in flight already, or no
+    /// canary instance could take it.
     pub dropped: u64,
     /// Not copied: a body over `mirror_max_body_bytes` (or one that failed), or a
     /// non-idempotent method the service does not allow to mirror.
