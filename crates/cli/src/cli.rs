@@ -40,7 +40,7 @@ pub enum Command {
     Deployments(DeploymentsArgs),
     /// Print rampart's live events (rollout transitions, verdicts, traffic) as they happen.
     Events(EventsArgs),
-    /// Skip the remaining steps and promote the canary.
+    /// Skip the remaining steps and promote the canary (blue-green: switch to the preview).
     Promote(OperateArgs),
     /// Hold the rollout at its current step.
     Pause(OperateArgs),

@@ -296,6 +296,42 @@ pub struct StrategyConfig {
     /// RollingBack: the canary stopped (it takes no traffic from the start).
     #[serde(default = "default_rollback_deadline")]
     pub rollback_deadline: Duration,
+
+    // Blue-green (docs/STRATEGIES.md); `steps` are not used by it.
+    /// "canary" (the steps, default) or "blue_green".
+    #[serde(default)]
+    pub kind: StrategyKind,
+    /// Blue-green: where the new version is served before the switch (required).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview_listen: Option<SocketAddr>,
+    /// Blue-green: instances of the new version before the switch; the backend's
+    /// `instances` when absent (Argo's previewReplicaCount).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview_instances: Option<u32>,
+    /// Blue-green: switch without an operator once the preview passed (the default);
+    /// false waits for `rampart promote`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_promotion_enabled: Option<bool>,
+    /// Blue-green: with auto promotion, wait this many seconds after the preview
+    /// passed (default 0: switch at once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_promotion_seconds: Option<u32>,
+    /// Blue-green: how long the preview's traffic is judged before the switch;
+    /// absent, only the validation checks run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pre_promotion_analysis: Option<Duration>,
+    /// Blue-green: how long live traffic is judged after the switch, against the
+    /// version before it; a failure switches back. Absent, the switch ends the rollout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_promotion_analysis: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StrategyKind {
+    #[default]
+    Canary,
+    BlueGreen,
 }
 
 impl Default for StrategyConfig {
@@ -310,24 +346,22 @@ impl Default for StrategyConfig {
             start_deadline: default_start_deadline(),
             promotion_deadline: default_promotion_deadline(),
             rollback_deadline: default_rollback_deadline(),
+            kind: StrategyKind::default(),
+            preview_listen: None,
+            preview_instances: None,
+            auto_promotion_enabled: None,
+            auto_promotion_seconds: None,
+            pre_promotion_analysis: None,
+            post_promotion_analysis: None,
         }
     }
 }
 
 fn default_steps() -> Vec<StepConfig> {
     vec![
-        StepConfig {
-            weight: 5.0,
-            hold: Duration::from_secs(30),
-        },
-        StepConfig {
-            weight: 25.0,
-            hold: Duration::from_secs(60),
-        },
-        StepConfig {
-            weight: 50.0,
-            hold: Duration::from_secs(60),
-        },
+        StepConfig::weighted(5.0, Duration::from_secs(30)),
+        StepConfig::weighted(25.0, Duration::from_secs(60)),
+        StepConfig::weighted(50.0, Duration::from_secs(60)),
     ]
 }
 fn default_scale_down_delay() -> Duration {
@@ -352,12 +386,75 @@ fn default_rollback_deadline() -> Duration {
     Duration::from_secs(2 * 60)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StepConfig {
-    /// Percent of traffic to the canary, 0..=100; fractions allowed.
+    /// Percent of traffic to the canary, 0..=100; fractions allowed. May be left out
+    /// (0) in a step that matches or mirrors.
+    #[serde(default)]
     pub weight: f64,
     pub hold: Duration,
+    /// Requests with this header or cookie go to the canary, whatever the weight.
+    #[serde(default, rename = "match", skip_serializing_if = "Option::is_none")]
+    pub route_match: Option<MatchConfig>,
+    /// Percent of stable's requests also sent, as a copy, to the canary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<f64>,
+}
+
+impl StepConfig {
+    /// A step of `weight` percent for `hold`, with no match and no mirroring.
+    pub fn weighted(weight: f64, hold: Duration) -> Self {
+        Self {
+            weight,
+            hold,
+            route_match: None,
+            mirror: None,
+        }
+    }
+
+    /// Whether the step sends the canary traffic besides the weight.
+    pub fn steers(&self) -> bool {
+        self.route_match.is_some() || self.mirror.is_some()
+    }
+}
+
+/// `match = { header = "x-tester", value = "yes" }`: exactly one of `header` and
+/// `cookie`; `value` (exact) or `prefix`, or neither for "is present".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatchConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cookie: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+}
+
+impl MatchConfig {
+    /// Core's form; `None` when neither `header` nor `cookie` is set (the semantic
+    /// check reports that with its line).
+    pub fn to_core(&self) -> Option<rampart_core::rollout::RequestMatch> {
+        use rampart_core::rollout::{MatchSource, RequestMatch, ValueMatch};
+        let (source, name) = match (&self.header, &self.cookie) {
+            (Some(name), _) => (MatchSource::Header, name.clone()),
+            (None, Some(name)) => (MatchSource::Cookie, name.clone()),
+            (None, None) => return None,
+        };
+        let value = match (&self.value, &self.prefix) {
+            (Some(text), _) => ValueMatch::Exact(text.clone()),
+            (None, Some(text)) => ValueMatch::Prefix(text.clone()),
+            (None, None) => ValueMatch::Present,
+        };
+        Some(RequestMatch {
+            source,
+            name,
+            value,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -535,6 +632,25 @@ pub struct RouterConfig {
     /// Open connections from one client IP address; more are closed at once.
     #[serde(default = "default_max_connections_per_client")]
     pub max_connections_per_client: u32,
+
+    // Mirror steps (docs/STRATEGIES.md): copies of stable's requests sent to the canary.
+    /// Also mirror POST, PATCH and other non-idempotent requests (the canary then
+    /// repeats their side effects).
+    #[serde(default)]
+    pub mirror_non_idempotent: bool,
+    /// Requests with a larger body are not mirrored (the copy's body is kept in memory).
+    #[serde(default = "default_mirror_max_body_bytes")]
+    pub mirror_max_body_bytes: u64,
+    /// Mirrored copies in flight at once; more are dropped (never delayed).
+    #[serde(default = "default_mirror_max_in_flight")]
+    pub mirror_max_in_flight: u32,
+}
+
+fn default_mirror_max_body_bytes() -> u64 {
+    64 * 1024
+}
+fn default_mirror_max_in_flight() -> u32 {
+    256
 }
 
 /// Upper bounds of the router's timeouts, so that a typo ("10h" for "10s") cannot
@@ -561,6 +677,9 @@ impl Default for RouterConfig {
             max_header_bytes: default_max_header_bytes(),
             max_headers: default_max_headers(),
             max_connections_per_client: default_max_connections_per_client(),
+            mirror_non_idempotent: false,
+            mirror_max_body_bytes: default_mirror_max_body_bytes(),
+            mirror_max_in_flight: default_mirror_max_in_flight(),
         }
     }
 }

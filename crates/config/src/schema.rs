@@ -419,14 +419,41 @@ pub(crate) static STRATEGY: Table = Table {
         optional("start_deadline", Ty::Duration, "\"5m\""),
         optional("promotion_deadline", Ty::Duration, "\"5m\""),
         optional("rollback_deadline", Ty::Duration, "\"2m\""),
+        optional(
+            "kind",
+            Ty::OneOf(&["canary", "blue_green"]),
+            "\"blue_green\"",
+        ),
+        optional("preview_listen", Ty::SocketAddr, "\"127.0.0.1:8081\""),
+        optional("preview_instances", Ty::Integer { min: 1, max: 1000 }, "2"),
+        optional("auto_promotion_enabled", Ty::Bool, "true"),
+        optional("auto_promotion_seconds", U32, "30"),
+        optional("pre_promotion_analysis", Ty::Duration, "\"1m\""),
+        optional("post_promotion_analysis", Ty::Duration, "\"1m\""),
     ],
 };
 
 pub(crate) static STEP: Table = Table {
     name: "in a strategy step",
     keys: &[
-        required("weight", Ty::Number, "5"),
+        optional("weight", Ty::Number, "5"),
         required("hold", Ty::Duration, "\"30s\""),
+        optional(
+            "match",
+            Ty::Table(&STEP_MATCH),
+            "{ header = \"x-tester\", value = \"yes\" }",
+        ),
+        optional("mirror", Ty::Number, "20"),
+    ],
+};
+
+pub(crate) static STEP_MATCH: Table = Table {
+    name: "in a step's match",
+    keys: &[
+        optional("header", Ty::String, "\"x-tester\""),
+        optional("cookie", Ty::String, "\"beta\""),
+        optional("value", Ty::String, "\"yes\""),
+        optional("prefix", Ty::String, "\"beta-\""),
     ],
 };
 
@@ -496,6 +523,23 @@ pub(crate) static ROUTER: Table = Table {
                 max: 1_000_000,
             },
             "1024",
+        ),
+        optional("mirror_non_idempotent", Ty::Bool, "false"),
+        optional(
+            "mirror_max_body_bytes",
+            Ty::Integer {
+                min: 0,
+                max: 64 * 1024 * 1024,
+            },
+            "65536",
+        ),
+        optional(
+            "mirror_max_in_flight",
+            Ty::Integer {
+                min: 1,
+                max: 100_000,
+            },
+            "256",
         ),
     ],
 };

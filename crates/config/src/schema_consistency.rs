@@ -65,6 +65,10 @@ fn schema_tables_have_exactly_the_model_fields() {
     );
     assert_eq!(names(schema::STEP.keys), serde_fields::<StepConfig>());
     assert_eq!(
+        names(schema::STEP_MATCH.keys),
+        serde_fields::<crate::model::MatchConfig>()
+    );
+    assert_eq!(
         names(schema::ANALYSIS.keys),
         serde_fields::<AnalysisConfig>()
     );

@@ -12,7 +12,7 @@ use crate::locate::Locator;
 use crate::model::{
     AnalysisConfig, AutoscaleConfig, BackendConfig, CheckConfig, CheckKind, Config, JudgeKind,
     PolicySelect, ProcessBackendConfig, RouterConfig, ScalingRulesConfig, ServiceConfig,
-    StaticBackendConfig, StrategyConfig, TelemetryConfig,
+    StaticBackendConfig, StepConfig, StrategyConfig, StrategyKind, TelemetryConfig,
 };
 use crate::rules;
 use crate::suggest::closest;
@@ -108,6 +108,7 @@ impl Checker<'_, '_> {
                 BackendConfig::Static(upstreams) => self.upstreams(config, upstreams, &path),
             }
             self.strategy(&service.strategy, &path);
+            self.blue_green(config, index, &path);
             self.analysis(&service.analysis, &path);
             self.router(&service.router, &path);
             self.checks(service, &path);
@@ -389,6 +390,7 @@ impl Checker<'_, '_> {
         }
         let in_range = |weight: f64| (0.0..=100.0).contains(&weight);
         for (index, step) in strategy.steps.iter().enumerate() {
+            self.step_steering(step, &format!("{steps_path}.{index}"));
             let span = self.at.span(&format!("{steps_path}.{index}.weight"));
             if !in_range(step.weight) {
                 self.push(
@@ -401,8 +403,17 @@ impl Checker<'_, '_> {
                 );
             } else if let Some(previous) = index
                 .checked_sub(1)
-                .map(|i| strategy.steps[i].weight)
-                .filter(|&previous| in_range(previous) && step.weight <= previous)
+                .map(|i| &strategy.steps[i])
+                // A match or mirror step may keep the weight of the step before it: it
+                // changes what else reaches the canary.
+                .filter(|previous| {
+                    in_range(previous.weight)
+                        && (step.weight < previous.weight
+                            || (step.weight == previous.weight
+                                && !step.steers()
+                                && !previous.steers()))
+                })
+                .map(|previous| previous.weight)
             {
                 self.push(
                     Finding::new(
@@ -424,6 +435,149 @@ impl Checker<'_, '_> {
                 .help(
                     "it counts failed analyses in a row before rollback; 1 rolls back on the first",
                 ),
+            );
+        }
+    }
+
+    /// Blue-green's keys: only with `kind = "blue_green"`, which needs a preview
+    /// listener of its own.
+    fn blue_green(&mut self, config: &Config, index: usize, path: &str) {
+        let strategy = &config.services[index].strategy;
+        let strategy_path = format!("{path}.strategy");
+        let blue_green_keys = [
+            "preview_listen",
+            "preview_instances",
+            "auto_promotion_enabled",
+            "auto_promotion_seconds",
+            "pre_promotion_analysis",
+            "post_promotion_analysis",
+        ];
+        if strategy.kind == StrategyKind::Canary {
+            for key in blue_green_keys {
+                let at = format!("{strategy_path}.{key}");
+                if let Some(span) = self.at.find(&at) {
+                    self.push(
+                        Finding::new(
+                            span,
+                            format!("`{key}` is for blue-green rollouts"),
+                            "this strategy is a canary",
+                        )
+                        .help(
+                            "add `kind = \"blue_green\"` to [service.strategy], or remove the key",
+                        ),
+                    );
+                }
+            }
+            return;
+        }
+        let Some(preview) = strategy.preview_listen else {
+            self.push(
+                Finding::new(
+                    self.at.span(&format!("{strategy_path}.kind")),
+                    "a blue-green strategy needs `preview_listen`",
+                    "no preview listener",
+                )
+                .help("the new version is served there before the switch: add `preview_listen = \"127.0.0.1:8081\"` (a port of its own)"),
+            );
+            return;
+        };
+        let span = self.at.span(&format!("{strategy_path}.preview_listen"));
+        let owner = listener_at(config, preview).or_else(|| {
+            config
+                .services
+                .iter()
+                .enumerate()
+                .filter(|(other, _)| *other != index)
+                .find(|(_, s)| {
+                    s.strategy.kind == StrategyKind::BlueGreen
+                        && s.strategy
+                            .preview_listen
+                            .is_some_and(|p| rules::listeners_overlap(p, preview))
+                })
+                .map(|(_, s)| format!("the preview of service `{}`", s.name))
+        });
+        if let Some(owner) = owner {
+            self.push(
+                Finding::new(
+                    span,
+                    format!("`preview_listen` {preview} is taken"),
+                    format!("{owner} listens here"),
+                )
+                .help("give the preview a port of its own"),
+            );
+        }
+    }
+
+    /// A step's `match` and `mirror`; a step must send the canary something.
+    fn step_steering(&mut self, step: &StepConfig, path: &str) {
+        if step.weight == 0.0 && !step.steers() {
+            self.push(
+                Finding::new(
+                    self.at.span(path),
+                    "this step sends the canary no traffic",
+                    "no `weight`, `match` or `mirror`",
+                )
+                .help("give it a `weight` (percent of traffic), a `match = { header = \"x-tester\", value = \"yes\" }` or a `mirror = 20` (percent of stable's requests copied)"),
+            );
+        }
+        if let Some(mirror) = step.mirror
+            && !(mirror > 0.0 && mirror <= 100.0)
+        {
+            self.push(
+                Finding::new(
+                    self.at.span(&format!("{path}.mirror")),
+                    format!("mirror {mirror} is out of range"),
+                    "must be above 0 and at most 100",
+                )
+                .help("`mirror` is the percentage of stable's requests also sent, as a copy, to the canary"),
+            );
+        }
+        let Some(rule) = &step.route_match else {
+            return;
+        };
+        let match_path = format!("{path}.match");
+        match (&rule.header, &rule.cookie) {
+            (None, None) | (Some(_), Some(_)) => self.push(
+                Finding::new(
+                    self.at.span(&match_path),
+                    "a match needs exactly one of `header` and `cookie`",
+                    if rule.header.is_some() { "both given" } else { "neither given" },
+                )
+                .help("write `match = { header = \"x-tester\", value = \"yes\" }` or `match = { cookie = \"beta\", value = \"on\" }`"),
+            ),
+            (Some(header), None) if !rules::is_header_name(header) => self.push(
+                Finding::new(
+                    self.at.span(&format!("{match_path}.header")),
+                    format!("invalid header name `{}`", header.escape_debug()),
+                    "not a valid HTTP header name",
+                )
+                .help("use letters, digits and `-`, such as \"x-tester\""),
+            ),
+            (None, Some(cookie))
+                if cookie.is_empty()
+                    || cookie
+                        .chars()
+                        .any(|c| c.is_whitespace() || c.is_control() || "=;,".contains(c)) =>
+            {
+                self.push(
+                    Finding::new(
+                        self.at.span(&format!("{match_path}.cookie")),
+                        format!("invalid cookie name `{}`", cookie.escape_debug()),
+                        "empty, or holds a space, `=`, `;` or `,`",
+                    )
+                    .help("use the cookie's name as the browser sends it, such as \"beta\""),
+                );
+            }
+            _ => {}
+        }
+        if rule.value.is_some() && rule.prefix.is_some() {
+            self.push(
+                Finding::new(
+                    self.at.span(&format!("{match_path}.prefix")),
+                    "a match takes `value` or `prefix`, not both",
+                    "both given",
+                )
+                .help("`value` must equal the whole value, `prefix` its start; leave both out to match any value"),
             );
         }
     }

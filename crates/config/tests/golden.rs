@@ -85,6 +85,8 @@ golden_cases!(
     router_timeout_too_long,
     notifier_key_of_another_kind,
     unknown_notifier_reference,
+    bad_steering_steps,
+    blue_green_keys,
 );
 
 #[test]

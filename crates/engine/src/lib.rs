@@ -21,6 +21,7 @@ mod error;
 pub mod incidents;
 mod observe;
 mod own_listeners;
+mod preview;
 mod record;
 mod resolve;
 mod retire;

@@ -19,14 +19,18 @@ use crate::record::{DeploymentRecord, state_name};
 use crate::service::ServiceRuntime;
 
 /// Every phase of `rampart_core::rollout`, as `rampart_rollout_phase` names them.
-pub const PHASES: [&str; 12] = [
+pub const PHASES: [&str; 16] = [
     "pending",
     "validating",
     "starting",
     "progressing",
     "paused",
+    "previewing",
+    "awaiting_promotion",
     "promoting",
+    "post_promotion",
     "reverting",
+    "switching_back",
     "rolling_back",
     "succeeded",
     "rolled_back",
@@ -468,8 +472,14 @@ mod tests {
                 weight: 1.0,
                 cause: PauseCause::Operator,
             },
+            Phase::Previewing,
+            Phase::AwaitingPromotion { auto_at: None },
             Phase::Promoting,
+            Phase::PostPromotion,
             Phase::Reverting,
+            Phase::SwitchingBack {
+                ends_as: RollbackEnd::RolledBack,
+            },
             Phase::RollingBack {
                 ends_as: RollbackEnd::RolledBack,
             },

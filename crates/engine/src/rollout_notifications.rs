@@ -128,9 +128,8 @@ mod tests {
     use rampart_core::rollout::Actor;
 
     fn rollout() -> Rollout {
-        let step = |weight| rampart_core::rollout::Step {
-            weight,
-            hold: std::time::Duration::from_secs(30),
+        let step = |weight| {
+            rampart_core::rollout::Step::weighted(weight, std::time::Duration::from_secs(30))
         };
         let spec = rampart_core::rollout::RolloutSpec {
             steps: vec![step(10.0), step(50.0)],
@@ -140,6 +139,7 @@ mod tests {
             failure_limit: 1,
             scale_down_delay: std::time::Duration::from_secs(30),
             deadlines: rampart_core::rollout::PhaseDeadlines::default(),
+            strategy: Default::default(),
         };
         Rollout::new("shop", "v2", Some("v1".into()), spec, Timestamp(0)).expect("valid spec")
     }

@@ -70,6 +70,9 @@ pub struct ServiceRuntime {
     pub(crate) state: Mutex<ServiceState>,
     /// The one owner of this service's instance counts (see `scaling`).
     pub(crate) sizing: crate::scaling::Sizing,
+    /// Blue-green: the preview listener's routing (`crate::preview`); written only by
+    /// the rollout's controller.
+    pub(crate) preview: Option<ServiceHandle>,
 }
 
 pub(crate) struct ServiceState {
@@ -131,7 +134,14 @@ impl ServiceRuntime {
                 next_generation: 0,
             }),
             sizing: crate::scaling::Sizing::default(),
+            preview: None,
         }
+    }
+
+    /// With the routing of a blue-green service's preview listener.
+    pub(crate) fn with_preview(mut self, preview: Option<ServiceHandle>) -> Self {
+        self.preview = preview;
+        self
     }
 
     fn write(&self) -> MutexGuard<'_, ServiceState> {
@@ -315,11 +325,9 @@ impl ServiceRuntime {
     /// if the router refuses the table.
     pub(crate) fn make_stable(&self, new: ServingVersion) -> Result<Vec<SocketAddr>, EngineError> {
         let mut state = self.write();
-        let draining = self.routes.apply(RouteTable {
-            stable: upstream_set(&new),
-            canary: None,
-            canary_weight: 0.0,
-        })?;
+        let draining = self
+            .routes
+            .apply(RouteTable::stable_only(upstream_set(&new)))?;
         if state.stable.version != new.version {
             let old = std::mem::replace(&mut state.stable, new);
             state.previous = Some(old);

@@ -2,9 +2,13 @@
 
 use std::time::Duration;
 
-use rampart_config::{DeadlineAction as ConfigDeadline, JudgeKind as ConfigJudge, ServiceConfig};
+use rampart_config::{
+    DeadlineAction as ConfigDeadline, JudgeKind as ConfigJudge, ServiceConfig, StrategyKind,
+};
 use rampart_core::judge::{AnalysisSettings, JudgeKind};
-use rampart_core::rollout::{DeadlineAction, PhaseDeadlines, RolloutSpec, Step};
+use rampart_core::rollout::{
+    BlueGreenSpec, DeadlineAction, PhaseDeadlines, RolloutSpec, Steering, Step, Strategy,
+};
 
 /// The sequential judge is valid however often it looks, so it looks every second:
 /// that is what makes it fast. `analysis.interval` paces the threshold judge.
@@ -26,6 +30,10 @@ pub fn rollout_spec(service: &ServiceConfig) -> RolloutSpec {
             .map(|s| Step {
                 weight: s.weight,
                 hold: s.hold.get(),
+                steering: Steering {
+                    canary_match: s.route_match.as_ref().and_then(|m| m.to_core()),
+                    mirror_percent: s.mirror.unwrap_or(0.0),
+                },
             })
             .collect(),
         analysis_interval,
@@ -36,6 +44,7 @@ pub fn rollout_spec(service: &ServiceConfig) -> RolloutSpec {
         },
         failure_limit: strategy.failure_limit,
         scale_down_delay: strategy.scale_down_delay.get(),
+        strategy: strategy_of(strategy),
         deadlines: PhaseDeadlines {
             validation: strategy.validation_deadline.get(),
             start: strategy.start_deadline.get(),
@@ -61,6 +70,24 @@ pub fn metric_specs(
         .iter()
         .map(|metric| metric.spec(service.analysis.interval))
         .collect()
+}
+
+fn strategy_of(strategy: &rampart_config::StrategyConfig) -> Strategy {
+    match strategy.kind {
+        StrategyKind::Canary => Strategy::Canary,
+        StrategyKind::BlueGreen => Strategy::BlueGreen(BlueGreenSpec {
+            pre_promotion_analysis: strategy
+                .pre_promotion_analysis
+                .map_or(Duration::ZERO, |d| d.get()),
+            auto_promotion_enabled: strategy.auto_promotion_enabled.unwrap_or(true),
+            auto_promotion_after: Duration::from_secs(u64::from(
+                strategy.auto_promotion_seconds.unwrap_or(0),
+            )),
+            post_promotion_analysis: strategy
+                .post_promotion_analysis
+                .map_or(Duration::ZERO, |d| d.get()),
+        }),
+    }
 }
 
 pub fn analysis_settings(service: &ServiceConfig) -> AnalysisSettings {
@@ -90,6 +117,15 @@ pub fn analysis_settings(service: &ServiceConfig) -> AnalysisSettings {
 /// instance does (so the judge compares like with like, not a busier canary), at
 /// least one, at most full size. Promotion brings it to full size.
 pub fn canary_instances(service: &ServiceConfig, full: u32) -> u32 {
+    if service.strategy.kind == StrategyKind::BlueGreen {
+        // The preview runs at full size unless told otherwise (Argo's
+        // previewReplicaCount); the switch scales it to full anyway.
+        return service
+            .strategy
+            .preview_instances
+            .unwrap_or(full)
+            .clamp(1, full.max(1));
+    }
     let max_weight = service
         .strategy
         .steps

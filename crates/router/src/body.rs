@@ -179,11 +179,12 @@ impl Body for ProxyBody {
 }
 
 /// What the router sends to an upstream: the client's body as it arrives, or nothing
-/// (for a retried request whose body was empty).
+/// (for a retried request whose body was empty), or a mirrored copy's whole body.
 #[derive(Debug)]
 pub(crate) enum ForwardBody {
     Client(ClientBody),
     Empty,
+    Buffered(Option<Bytes>),
 }
 
 /// The client's request body, abandoned when it delivers nothing for the service's
@@ -193,6 +194,60 @@ pub(crate) struct ClientBody {
     inner: Incoming,
     timeout: std::time::Duration,
     silence: Pin<Box<tokio::time::Sleep>>,
+    /// Keeps a copy of the frames for a mirrored request.
+    tee: Option<BodyTee>,
+}
+
+/// Collects a request body's frames (shared `Bytes`, no copy) as they pass, and hands
+/// the whole body over once it has ended. A body over `limit`, one that fails, or one
+/// abandoned midway hands over nothing: the mirror is then dropped.
+#[derive(Debug)]
+pub(crate) struct BodyTee {
+    frames: Vec<Bytes>,
+    size: usize,
+    limit: usize,
+    done: Option<tokio::sync::oneshot::Sender<Bytes>>,
+}
+
+impl BodyTee {
+    pub(crate) fn new(limit: usize) -> (Self, tokio::sync::oneshot::Receiver<Bytes>) {
+        let (done, receiver) = tokio::sync::oneshot::channel();
+        let tee = Self {
+            frames: Vec::new(),
+            size: 0,
+            limit,
+            done: Some(done),
+        };
+        (tee, receiver)
+    }
+
+    fn keep(&mut self, frame: &Frame<Bytes>) {
+        if let Some(data) = frame.data_ref() {
+            self.size += data.len();
+            if self.size > self.limit {
+                self.abandon();
+            } else if self.done.is_some() {
+                self.frames.push(data.clone());
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(done) = self.done.take() {
+            let frames = std::mem::take(&mut self.frames);
+            let body = match frames.len() {
+                0 => Bytes::new(),
+                1 => frames.into_iter().next().unwrap_or_default(),
+                _ => Bytes::from(frames.concat()),
+            };
+            let _ = done.send(body);
+        }
+    }
+
+    fn abandon(&mut self) {
+        self.done = None;
+        self.frames = Vec::new();
+    }
 }
 
 /// The client's body stalled; the request is the client's failure, not the upstream's.
@@ -203,11 +258,17 @@ pub(crate) struct BodyReadTimeout(pub(crate) std::time::Duration);
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 impl ForwardBody {
-    pub(crate) fn client(inner: Incoming, timeout: std::time::Duration) -> Self {
+    /// The client's body, with a copy kept for a mirrored request when `tee` is set.
+    pub(crate) fn client(
+        inner: Incoming,
+        timeout: std::time::Duration,
+        tee: Option<BodyTee>,
+    ) -> Self {
         ForwardBody::Client(ClientBody {
             inner,
             timeout,
             silence: Box::pin(tokio::time::sleep(timeout)),
+            tee,
         })
     }
 }
@@ -225,6 +286,18 @@ impl Body for ForwardBody {
                 Poll::Ready(frame) => {
                     let deadline = tokio::time::Instant::now() + body.timeout;
                     body.silence.as_mut().reset(deadline);
+                    if let Some(tee) = body.tee.as_mut() {
+                        match &frame {
+                            Some(Ok(f)) => {
+                                tee.keep(f);
+                                if body.inner.is_end_stream() {
+                                    tee.finish();
+                                }
+                            }
+                            None => tee.finish(),
+                            Some(Err(_)) => tee.abandon(),
+                        }
+                    }
                     Poll::Ready(frame.map(|f| f.map_err(BoxError::from)))
                 }
                 Poll::Pending => match body.silence.as_mut().poll(cx) {
@@ -235,6 +308,7 @@ impl Body for ForwardBody {
                 },
             },
             ForwardBody::Empty => Poll::Ready(None),
+            ForwardBody::Buffered(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
         }
     }
 
@@ -242,6 +316,7 @@ impl Body for ForwardBody {
         match self {
             ForwardBody::Client(body) => body.inner.is_end_stream(),
             ForwardBody::Empty => true,
+            ForwardBody::Buffered(bytes) => bytes.is_none(),
         }
     }
 
@@ -249,6 +324,9 @@ impl Body for ForwardBody {
         match self {
             ForwardBody::Client(body) => body.inner.size_hint(),
             ForwardBody::Empty => SizeHint::with_exact(0),
+            ForwardBody::Buffered(bytes) => {
+                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
+            }
         }
     }
 }

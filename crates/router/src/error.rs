@@ -17,6 +17,12 @@ pub enum RouterError {
     DuplicateService(String),
     #[error("canary weight {0} is not a percentage; use a number from 0 to 100")]
     InvalidWeight(f64),
+    #[error("mirrored share {0} is not a percentage; use a number from 0 to 100")]
+    InvalidMirror(f64),
+    #[error(
+        "`{0}` is not a valid HTTP header name for a canary match; use letters, digits and `-`, such as \"x-tester\""
+    )]
+    InvalidMatch(String),
     #[error("service \"{service}\": {addr} is not an instance of this service")]
     UnknownInstance { service: String, addr: SocketAddr },
     #[error(

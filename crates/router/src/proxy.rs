@@ -18,6 +18,7 @@ use crate::body::{
     BodyReadTimeout, ForwardBody, PendingOutcome, ProxyBody, RequestGuard, SetGauge, UpstreamBody,
 };
 use crate::headers;
+use crate::mirror;
 use crate::outcome::Outcome;
 use crate::pool::{self, Reusable};
 use crate::problem::Problem;
@@ -27,7 +28,7 @@ use crate::upstream::{InFlight, Upstream};
 use crate::worker::LocalService;
 
 /// How an attempt to get a response head from an upstream failed.
-enum Failure {
+pub(crate) enum Failure {
     /// No connection could be made: nothing reached the upstream.
     Connect(String),
     /// The connection closed before any response; for an idempotent request this is
@@ -83,7 +84,7 @@ impl Failure {
     }
 
     /// The problem the router answers with when this failure ends the request.
-    fn problem(&self) -> Problem {
+    pub(crate) fn problem(&self) -> Problem {
         match self {
             Failure::Connect(_) => Problem::UpstreamUnreachable,
             Failure::ClosedEarly(_) | Failure::Other(_) => Problem::UpstreamFailed,
@@ -95,7 +96,7 @@ impl Failure {
 
     /// Whether the upstream is to blame (an error of the chosen set, and a strike for
     /// outlier detection).
-    fn upstream_at_fault(&self) -> bool {
+    pub(crate) fn upstream_at_fault(&self) -> bool {
         !matches!(self, Failure::Client { .. })
     }
 
@@ -128,8 +129,9 @@ fn is_idempotent(method: &Method) -> bool {
     )
 }
 
-/// The set a request asks for by header (only from the networks allowed to), or
-/// holds by a sticky cookie the split issued.
+/// The set a request asks for by header (only from the networks allowed to), is sent
+/// to by the step's header or cookie match, or holds by a sticky cookie the split
+/// issued.
 fn requested_set(
     state: &ServiceState,
     parts: &Parts,
@@ -145,6 +147,12 @@ fn requested_set(
             .and_then(|v| SetKind::parse(v.trim()))
     {
         return Some((kind, Assignment::Client));
+    }
+    // A step's match: testers reach the canary whatever the weight.
+    if let Some(rule) = &table.canary_match
+        && rule.matches(&parts.headers)
+    {
+        return Some((SetKind::Canary, Assignment::Matched));
     }
     let cookie = state.settings.sticky_cookie.as_deref()?;
     state
@@ -200,6 +208,14 @@ pub(crate) async fn handle(
     // Only a request without a body can be sent twice: a streamed body is consumed.
     let retry_possible = !upgrade && body.is_end_stream();
     let idempotent = is_idempotent(&parts.method);
+    let (mut mirror, tee) = if !upgrade && mirror::candidate(&table, kind, assignment) {
+        state
+            .mirror
+            .plan(&table, idempotent, &body)
+            .map_or((None, None), |(planned, tee)| (Some(planned), tee))
+    } else {
+        (None, None)
+    };
     let mut first_pick = None;
     for _ in 0..3 {
         match begin_on(state, &table, kind, assignment, now_ms, None) {
@@ -231,10 +247,14 @@ pub(crate) async fn handle(
     let set = table.set(served).unwrap_or(&table.stable);
     prepare_forward(&mut parts, client);
     let retry_parts = retry_possible.then(|| clone_parts(&parts));
+    if let Some(mut planned) = mirror.take() {
+        planned.set_parts(clone_parts(&parts));
+        planned.spawn(Arc::clone(&local), Arc::clone(&table));
+    }
     let first = send(
         &local,
         parts,
-        ForwardBody::client(body, state.settings.body_read_timeout.get()),
+        ForwardBody::client(body, state.settings.body_read_timeout.get(), tee),
         in_flight.upstream(),
     )
     .await;
@@ -419,7 +439,7 @@ fn clone_parts(parts: &Parts) -> Parts {
 /// Sends the request head (and streams the body) to `upstream` on one of this
 /// worker's pooled connections, or a new one; resolves with the response head and
 /// the connection, bounded by the service's request timeout.
-async fn send(
+pub(crate) async fn send(
     local: &LocalService,
     mut parts: Parts,
     body: ForwardBody,

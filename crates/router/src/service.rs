@@ -10,6 +10,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use http::HeaderName;
 use rampart_config::RouterConfig;
+use rampart_core::rollout::Steering;
 use rampart_core::{Clock, Timestamp, WindowSample};
 use tokio::sync::watch;
 
@@ -20,8 +21,10 @@ use crate::metrics::arrivals::ArrivalRing;
 use crate::metrics::counters::SetCounters;
 use crate::metrics::status_class;
 use crate::metrics::window::{SetWindow, WindowRing};
+use crate::mirror::Mirror;
 use crate::split::{Splitter, canary_step};
-use crate::status::{InstanceStatus, RequestCounts, SetStatus, TrafficStatus};
+use crate::status::{InstanceStatus, MirrorStatus, RequestCounts, SetStatus, TrafficStatus};
+use crate::steering::CanaryMatch;
 use crate::sticky::CookieSigner;
 use crate::table::{ActiveSet, ActiveTable, Assignment, RouteTable, SetKind, UpstreamSet};
 use crate::upstream::{DrainReport, Upstream};
@@ -106,6 +109,7 @@ pub(crate) struct ServiceState {
     /// The header with which a client picks its set, when the config turns it on.
     pub(crate) version_header: Option<HeaderName>,
     pub(crate) cookies: CookieSigner,
+    pub(crate) mirror: Mirror,
     /// Data-plane threads; every instance keeps an idle-connection slot per worker.
     workers: usize,
     runtime: tokio::runtime::Handle,
@@ -149,9 +153,12 @@ impl ServiceState {
             workers,
             None,
             generation,
-            route.stable,
-            route.canary,
-            route.canary_weight,
+            RouteTable {
+                stable: route.stable,
+                canary: route.canary,
+                canary_weight: route.canary_weight,
+                steering: Steering::default(),
+            },
         );
         let threshold = route.settings.outlier_consecutive_failures;
         let version_header = route
@@ -159,8 +166,10 @@ impl ServiceState {
             .version_header
             .as_deref()
             .and_then(|name| HeaderName::from_bytes(name.as_bytes()).ok());
+        let mirror = Mirror::new(&route.settings);
         Ok(Arc::new(Self {
             name: route.name,
+            mirror,
             listen,
             limit: ConcurrencyLimit::new(route.settings.max_concurrency),
             connection_limit: ConnectionLimit::new(route.settings.max_connections_per_client),
@@ -267,7 +276,14 @@ impl ServiceState {
     fn window_ring(&self, kind: SetKind, assignment: Assignment) -> &WindowRing {
         match (kind, assignment) {
             (SetKind::Stable, Assignment::Split) => &self.stable_window,
-            (SetKind::Canary, Assignment::Split) => &self.canary_window,
+            // Matched and mirrored requests are the canary's evidence too: the judge
+            // sees every request the canary served for the rollout, not only the
+            // split's (a match or mirror step may send it nothing else).
+            (SetKind::Canary, Assignment::Split | Assignment::Matched | Assignment::Mirrored) => {
+                &self.canary_window
+            }
+            // Never assigned: matches and mirrors go to the canary.
+            (SetKind::Stable, Assignment::Matched | Assignment::Mirrored) => &self.stable_window,
             (SetKind::Stable, Assignment::Client) => {
                 self.client_stable_window.get_or_init(WindowRing::new)
             }
@@ -311,21 +327,13 @@ impl ServiceState {
         let current = self.table.load_full();
         let mut wanted = current.to_public();
         change(&mut wanted)?;
-        let RouteTable {
-            stable,
-            canary,
-            canary_weight,
-        } = wanted;
-        let generation = next_generation(&current, &stable, canary.as_ref(), self.clock.now());
-        let next = build_table(
-            &mut books,
-            self.workers,
-            Some(&current),
-            generation,
-            stable,
-            canary,
-            canary_weight,
+        let generation = next_generation(
+            &current,
+            &wanted.stable,
+            wanted.canary.as_ref(),
+            self.clock.now(),
         );
+        let next = build_table(&mut books, self.workers, Some(&current), generation, wanted);
         let removed: Vec<Arc<Upstream>> = current
             .stable
             .instances
@@ -368,6 +376,19 @@ fn check_weight(weight: f64) -> Result<(), RouterError> {
     }
 }
 
+fn check_steering(steering: &Steering) -> Result<(), RouterError> {
+    let mirror = steering.mirror_percent;
+    if !(mirror.is_finite() && (0.0..=100.0).contains(&mirror)) {
+        return Err(RouterError::InvalidMirror(mirror));
+    }
+    if let Some(rule) = &steering.canary_match
+        && CanaryMatch::compile(rule).is_none()
+    {
+        return Err(RouterError::InvalidMatch(rule.name.clone()));
+    }
+    Ok(())
+}
+
 fn next_generation(
     current: &ActiveTable,
     stable: &UpstreamSet,
@@ -389,10 +410,14 @@ fn build_table(
     workers: usize,
     current: Option<&ActiveTable>,
     generation: u64,
-    stable: UpstreamSet,
-    canary: Option<UpstreamSet>,
-    weight: f64,
+    wanted: RouteTable,
 ) -> ActiveTable {
+    let RouteTable {
+        stable,
+        canary,
+        canary_weight: weight,
+        steering,
+    } = wanted;
     let mut existing: HashMap<SocketAddr, Arc<Upstream>> = HashMap::new();
     if let Some(table) = current {
         for u in table
@@ -435,12 +460,16 @@ fn build_table(
         };
         let split = counters(Assignment::Split);
         let client = counters(Assignment::Client);
+        let matched = counters(Assignment::Matched);
+        let mirrored = counters(Assignment::Mirrored);
         ActiveSet {
             kind,
             version: set.version,
             instances,
             counters: split,
             client_counters: client,
+            matched_counters: matched,
+            mirrored_counters: mirrored,
         }
     };
     let stable = resolve(SetKind::Stable, stable);
@@ -450,10 +479,22 @@ fn build_table(
         SetKind::Canary => canary.as_ref().is_some_and(|c| c.version == *version),
     });
     let weight = if canary.is_some() { weight } else { 0.0 };
+    // Without a canary there is nothing to match to or mirror to.
+    let steering = if canary.is_some() {
+        steering
+    } else {
+        Steering::default()
+    };
     ActiveTable {
         generation,
         canary_weight: weight,
         canary_step: canary_step(weight),
+        canary_match: steering
+            .canary_match
+            .as_ref()
+            .and_then(CanaryMatch::compile),
+        mirror_step: canary_step(steering.mirror_percent),
+        steering,
         stable,
         canary,
     }
@@ -478,6 +519,16 @@ impl ServiceHandle {
     /// The current table, as the engine would hand it in.
     pub fn table(&self) -> RouteTable {
         self.state.table.load().to_public()
+    }
+
+    /// Sets the canary's header or cookie match and mirrored share, keeping the weight.
+    pub fn set_steering(&self, steering: Steering) -> Result<(), RouterError> {
+        check_steering(&steering)?;
+        self.state.update(|table| {
+            table.steering = steering;
+            Ok::<(), RouterError>(())
+        })?;
+        Ok(())
     }
 
     /// Sets the canary's share of traffic, in percent (0..=100, fractions allowed).
@@ -517,6 +568,7 @@ impl ServiceHandle {
     /// finish where they were sent. Returns the instances now draining.
     pub fn swap(&self, table: RouteTable) -> Result<Vec<SocketAddr>, RouterError> {
         check_weight(table.canary_weight)?;
+        check_steering(&table.steering)?;
         self.state.update(|current| {
             *current = table;
             Ok(())
@@ -599,6 +651,8 @@ impl ServiceHandle {
             instances: s.instances.iter().map(instance).collect(),
             split: RequestCounts::of(&s.counters),
             chosen_by_client: RequestCounts::of(&s.client_counters),
+            matched: RequestCounts::of(&s.matched_counters),
+            mirrored: RequestCounts::of(&s.mirrored_counters),
         };
         let mut removed: Vec<InstanceStatus> =
             state.books().removed.values().map(instance).collect();
@@ -608,6 +662,8 @@ impl ServiceHandle {
             listen: state.listen,
             generation: table.generation,
             canary_weight: table.canary_weight,
+            steering: table.steering.clone(),
+            mirror: MirrorStatus::of(state.mirror.counts()),
             stable: set(&table.stable),
             canary: table.canary.as_ref().map(set),
             removed,

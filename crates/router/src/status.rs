@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 
 use rampart_core::Timestamp;
+use rampart_core::rollout::Steering;
 use serde::Serialize;
 
 use std::sync::atomic::Ordering;
@@ -17,6 +18,11 @@ pub struct TrafficStatus {
     /// Changes when a set's version changes; part of the sticky cookie.
     pub generation: u64,
     pub canary_weight: f64,
+    /// The canary's header or cookie match and mirrored share, besides the weight.
+    #[serde(skip_serializing_if = "Steering::is_none")]
+    pub steering: Steering,
+    /// Requests picked for mirroring and what became of them.
+    pub mirror: MirrorStatus,
     pub stable: SetStatus,
     pub canary: Option<SetStatus>,
     /// Instances removed from the table: draining, or drained with their report.
@@ -37,6 +43,33 @@ pub struct SetStatus {
     pub split: RequestCounts,
     /// Requests whose client picked this set with the version header; never judged.
     pub chosen_by_client: RequestCounts,
+    /// Requests the step's header or cookie match sent here; judged.
+    pub matched: RequestCounts,
+    /// Mirrored copies of stable's requests sent here (responses discarded); judged.
+    pub mirrored: RequestCounts,
+}
+
+/// Cumulative counts of the requests picked for mirroring, since the service started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct MirrorStatus {
+    /// Copies sent to the canary.
+    pub sent: u64,
+    /// Not copied: `mirror_max_in_flight` copies were in flight already, or no
+    /// canary instance could take it.
+    pub dropped: u64,
+    /// Not copied: a body over `mirror_max_body_bytes` (or one that failed), or a
+    /// non-idempotent method the service does not allow to mirror.
+    pub skipped: u64,
+}
+
+impl MirrorStatus {
+    pub(crate) fn of(counts: &crate::mirror::MirrorCounters) -> Self {
+        Self {
+            sent: counts.sent.load(Ordering::Relaxed),
+            dropped: counts.dropped.load(Ordering::Relaxed),
+            skipped: counts.skipped.load(Ordering::Relaxed),
+        }
+    }
 }
 
 /// Cumulative request counts of one set and version.

@@ -6,8 +6,11 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use rampart_core::rollout::Steering;
+
 use crate::balance;
 use crate::metrics::counters::SetCounters;
+use crate::steering::CanaryMatch;
 use crate::upstream::Upstream;
 
 /// Which of a service's two sets.
@@ -44,6 +47,11 @@ pub(crate) enum Assignment {
     Split,
     /// The client, with the version header: counted apart, never judged.
     Client,
+    /// The step's header or cookie match: the canary's, judged with the split's.
+    Matched,
+    /// A copy of a request the split sent to stable, its response discarded: the
+    /// canary's, judged with the split's.
+    Mirrored,
 }
 
 /// Instances that run one version.
@@ -70,6 +78,22 @@ pub struct RouteTable {
     pub canary: Option<UpstreamSet>,
     /// Percent of traffic to the canary, 0..=100; fractions allowed.
     pub canary_weight: f64,
+    /// Requests routed or mirrored to the canary besides the weight; none without a
+    /// canary set.
+    #[serde(default, skip_serializing_if = "Steering::is_none")]
+    pub steering: Steering,
+}
+
+impl RouteTable {
+    /// Stable only, no canary.
+    pub fn stable_only(stable: UpstreamSet) -> Self {
+        Self {
+            stable,
+            canary: None,
+            canary_weight: 0.0,
+            steering: Steering::default(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -81,6 +105,10 @@ pub(crate) struct ActiveSet {
     pub(crate) counters: Arc<SetCounters>,
     /// Requests whose client picked this set.
     pub(crate) client_counters: Arc<SetCounters>,
+    /// Requests the step's match sent here (canary only).
+    pub(crate) matched_counters: Arc<SetCounters>,
+    /// Mirrored copies sent here (canary only).
+    pub(crate) mirrored_counters: Arc<SetCounters>,
 }
 
 impl ActiveSet {
@@ -88,6 +116,8 @@ impl ActiveSet {
         match assignment {
             Assignment::Split => &self.counters,
             Assignment::Client => &self.client_counters,
+            Assignment::Matched => &self.matched_counters,
+            Assignment::Mirrored => &self.mirrored_counters,
         }
     }
 
@@ -110,6 +140,13 @@ pub(crate) struct ActiveTable {
     pub(crate) canary_step: u64,
     pub(crate) stable: ActiveSet,
     pub(crate) canary: Option<ActiveSet>,
+    /// As handed in; what `to_public` gives back.
+    pub(crate) steering: Steering,
+    /// The step's match, ready to test requests; `None` without a canary.
+    pub(crate) canary_match: Option<CanaryMatch>,
+    /// The mirrored share of stable's requests for [`crate::split::Splitter`]; 0
+    /// without a canary.
+    pub(crate) mirror_step: u64,
 }
 
 impl ActiveTable {
@@ -143,6 +180,7 @@ impl ActiveTable {
             stable: self.stable.to_public(),
             canary: self.canary.as_ref().map(ActiveSet::to_public),
             canary_weight: self.canary_weight,
+            steering: self.steering.clone(),
         }
     }
 

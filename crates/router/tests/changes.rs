@@ -126,11 +126,10 @@ async fn weight_changes_drains_and_swaps_under_load_fail_nothing() {
 
     // Promote: v2 becomes stable in one swap, v1 leaves and drains.
     let removed = handle
-        .swap(RouteTable {
-            stable: UpstreamSet::new("v2", vec![v2[0].addr, v2[1].addr]),
-            canary: None,
-            canary_weight: 0.0,
-        })
+        .swap(RouteTable::stable_only(UpstreamSet::new(
+            "v2",
+            vec![v2[0].addr, v2[1].addr],
+        )))
         .unwrap();
     assert_eq!(removed.len(), 2);
     for addr in removed {

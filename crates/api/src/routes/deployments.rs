@@ -325,7 +325,7 @@ operation_route!(
     promote,
     "/api/v1/services/{name}/promote",
     Operation::Promote,
-    "Skips the remaining steps and promotes the canary."
+    "Skips the remaining steps and promotes the canary; for blue-green, switches all traffic to the preview's version."
 );
 operation_route!(
     pause,

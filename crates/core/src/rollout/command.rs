@@ -42,6 +42,9 @@ pub enum Command {
     /// Issued with a terminal transition (a failed start, a rollback past its deadline)
     /// it needs no answer: the engine keeps trying until the version is stopped.
     StopCanary,
+    /// Blue-green: in one routing-table swap, make the version stable before the
+    /// switch (still running) stable again; answer with `SwitchedBack`. Idempotent.
+    SwitchBack,
     /// rampart rolled the canary back on its own; someone should look.
     OpenIncident { reason: String },
     /// A transition happened (the same record as in the rollout's history).

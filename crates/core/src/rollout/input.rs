@@ -80,6 +80,8 @@ pub enum Input {
     AnalysisFailed {
         reason: String,
     },
+    /// The engine finished [`super::Command::SwitchBack`].
+    SwitchedBack,
     /// rampart restarted; this rollout was loaded from the store.
     Recovered {
         policy: RecoveryPolicy,
@@ -116,6 +118,7 @@ impl Input {
             Input::CanaryCrashed { .. } => "handle a canary crash",
             Input::PromotionDone => "finish promotion",
             Input::RollbackDone => "finish rollback",
+            Input::SwitchedBack => "finish switching back",
             Input::Recovered { .. } => "recover",
             Input::AnalysisHeld { .. } => "hold for analysis",
             Input::AnalysisRestored { .. } => "resume after analysis",

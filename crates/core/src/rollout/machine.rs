@@ -13,6 +13,8 @@ use super::spec::DeadlineAction;
 use crate::clock::Timestamp;
 use crate::judge::{Outcome, Verdict};
 
+mod blue_green;
+
 impl Rollout {
     /// Applies one input at time `now`. On success the state (and history) has changed as
     /// documented in the module docs and the returned commands must be executed in order,
@@ -32,6 +34,11 @@ impl Rollout {
                     phase: self.phase.name(),
                 }),
             };
+        }
+        // Blue-green's own phases and reports; the shared ones (validation, start,
+        // promotion's swap, rollback) run below.
+        if let Some(result) = self.blue_green_input(&input, now) {
+            return result;
         }
         match input {
             Input::Begin { actor } => self.begin(actor, now),
@@ -66,6 +73,7 @@ impl Rollout {
             Input::Revert { actor, reason } => self.revert(actor, &reason, now),
             Input::PromotionDone => self.promotion_done(now),
             Input::RollbackDone => self.rollback_done(now),
+            Input::SwitchedBack => Err(self.wrong_phase(action, "SwitchingBack")),
             Input::Recovered { policy } => self.recovered(policy, now),
             Input::AnalysisHeld { cause, reason } => self.analysis_held(cause, reason, now),
             Input::AnalysisRestored { reason } => self.analysis_restored(reason, now),
@@ -84,6 +92,9 @@ impl Rollout {
     /// deadline, or the end of the hold once the step's analysis has passed. `None` when
     /// only an input from outside (a report or an operator) can move the rollout.
     pub fn next_wakeup(&self) -> Option<Timestamp> {
+        if let Some(wakeup) = self.blue_green_wakeup() {
+            return wakeup;
+        }
         match self.phase {
             Phase::Progressing { step, .. } => {
                 let wakeup = self.next_analysis_at.min(self.deadline_at());
@@ -869,7 +880,9 @@ impl Rollout {
         self.phase_deadline_at = match to {
             Phase::Validating => Some(deadlines.validation),
             Phase::Starting { .. } => Some(deadlines.start),
-            Phase::Promoting | Phase::Reverting => Some(deadlines.promotion),
+            Phase::Promoting | Phase::Reverting | Phase::SwitchingBack { .. } => {
+                Some(deadlines.promotion)
+            }
             Phase::RollingBack { .. } => Some(deadlines.rollback),
             _ => None,
         }

@@ -146,6 +146,7 @@ mod machine;
 mod phase;
 mod serde_millis;
 mod spec;
+mod steering;
 
 #[cfg(test)]
 mod tests;
@@ -156,7 +157,10 @@ pub use command::Command;
 pub use error::TransitionError;
 pub use input::{Input, RecoveryPolicy};
 pub use phase::{Actor, PauseCause, Phase, ResumePoint, RollbackEnd, Transition};
-pub use spec::{DeadlineAction, PhaseDeadlines, RolloutSpec, SpecError, Step};
+pub use spec::{
+    BlueGreenSpec, DeadlineAction, PhaseDeadlines, RolloutSpec, SpecError, Step, Strategy,
+};
+pub use steering::{MatchSource, RequestMatch, Steering, ValueMatch};
 
 use crate::clock::Timestamp;
 use crate::judge::{Outcome, Verdict};
@@ -221,6 +225,15 @@ impl Rollout {
 
     pub fn is_terminal(&self) -> bool {
         self.phase.is_terminal()
+    }
+
+    /// The router's canary rules the committed phase wants: the current step's match
+    /// and mirroring while Progressing or Paused, none otherwise (a rollback, a
+    /// promotion and the phases before traffic route by weight alone).
+    pub fn steering(&self) -> Steering {
+        self.current_step()
+            .map(|(_, step)| step.steering.clone())
+            .unwrap_or_default()
     }
 
     /// The step the canary is at (Progressing or Paused), 0-based, with its definition.

@@ -39,6 +39,22 @@ pub enum Phase {
     /// to full size and made stable again; the reverted-from version keeps serving
     /// until the swap.
     Reverting,
+    /// Blue-green: the new version runs at preview size behind the preview listener
+    /// (no user traffic) and its pre-promotion analysis runs.
+    Previewing,
+    /// Blue-green: the preview passed; waits for `promote`, or until `auto_at`.
+    AwaitingPromotion {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        auto_at: Option<Timestamp>,
+    },
+    /// Blue-green: the switch happened; live traffic on the new version is judged
+    /// against the version before it, which stays warm.
+    PostPromotion,
+    /// Blue-green: the version before the switch is being made stable again, in one
+    /// swap; then the new version is stopped and the rollout ends as `ends_as`.
+    SwitchingBack {
+        ends_as: RollbackEnd,
+    },
     /// Canary weight is 0 and the new version is being stopped; ends as `ends_as`.
     RollingBack {
         ends_as: RollbackEnd,
@@ -91,6 +107,10 @@ impl Phase {
             Phase::Paused { .. } => "Paused",
             Phase::Promoting => "Promoting",
             Phase::Reverting => "Reverting",
+            Phase::Previewing => "Previewing",
+            Phase::AwaitingPromotion { .. } => "AwaitingPromotion",
+            Phase::PostPromotion => "PostPromotion",
+            Phase::SwitchingBack { .. } => "SwitchingBack",
             Phase::RollingBack { .. } => "RollingBack",
             Phase::Succeeded => "Succeeded",
             Phase::RolledBack => "RolledBack",

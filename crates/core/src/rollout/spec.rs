@@ -5,13 +5,30 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-/// One traffic step: send `weight` percent of traffic to the canary for at least `hold`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+use super::steering::Steering;
+
+/// One traffic step: send `weight` percent of traffic to the canary for at least `hold`,
+/// plus the requests `steering` routes or mirrors to it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Step {
     /// Percent of traffic to the canary, `0.0..=100.0`.
     pub weight: f64,
     #[serde(rename = "hold_ms", with = "super::serde_millis")]
     pub hold: Duration,
+    /// Header or cookie match and mirroring; absent from rollouts stored before them.
+    #[serde(default, skip_serializing_if = "Steering::is_none")]
+    pub steering: Steering,
+}
+
+impl Step {
+    /// A step of `weight` percent for `hold`, with no match and no mirroring.
+    pub fn weighted(weight: f64, hold: Duration) -> Self {
+        Self {
+            weight,
+            hold,
+            steering: Steering::default(),
+        }
+    }
 }
 
 /// What to do with a step whose analysis has not passed within the progress deadline.
@@ -43,6 +60,56 @@ pub struct RolloutSpec {
     /// up on it. Absent from rollouts stored before deadlines existed: the defaults.
     #[serde(default)]
     pub deadlines: PhaseDeadlines,
+    /// Canary (the steps) or blue-green; absent from rollouts stored before
+    /// strategies existed: canary.
+    #[serde(default, skip_serializing_if = "Strategy::is_canary")]
+    pub strategy: Strategy,
+}
+
+/// How the new version takes over.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Strategy {
+    /// Traffic moves step by step (`steps`), judged at each.
+    #[default]
+    Canary,
+    /// The new version runs beside the old one behind a preview listener, is judged
+    /// there, and takes all traffic in one switch; see [`BlueGreenSpec`].
+    BlueGreen(BlueGreenSpec),
+}
+
+impl Strategy {
+    pub fn is_canary(&self) -> bool {
+        matches!(self, Strategy::Canary)
+    }
+
+    pub fn blue_green(&self) -> Option<&BlueGreenSpec> {
+        match self {
+            Strategy::BlueGreen(spec) => Some(spec),
+            Strategy::Canary => None,
+        }
+    }
+}
+
+/// Blue-green (Argo Rollouts' `blueGreen`): preview, pre-promotion analysis, one
+/// switch, post-promotion analysis that can switch back, the old version kept warm
+/// for `scale_down_delay`. `steps` are not used.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlueGreenSpec {
+    /// How long the preview's traffic is judged before the switch; zero runs no
+    /// analysis (validation checks only).
+    #[serde(rename = "pre_promotion_analysis_ms", with = "super::serde_millis")]
+    pub pre_promotion_analysis: Duration,
+    /// Switch without an operator once the preview is ready and its analysis passed;
+    /// false waits for `promote`.
+    pub auto_promotion_enabled: bool,
+    /// With auto promotion: wait this long after that first (zero: switch at once).
+    #[serde(rename = "auto_promotion_ms", with = "super::serde_millis")]
+    pub auto_promotion_after: Duration,
+    /// How long live traffic is judged after the switch, against the version before
+    /// it; a failure switches back. Zero: the switch ends the rollout.
+    #[serde(rename = "post_promotion_analysis_ms", with = "super::serde_millis")]
+    pub post_promotion_analysis: Duration,
 }
 
 /// The longest each phase that waits on an action of the engine may last; past it, a
@@ -82,6 +149,8 @@ pub enum SpecError {
     NoSteps,
     #[error("step {index}: weight {weight} is not a percentage; use a value from 0 to 100")]
     WeightOutOfRange { index: usize, weight: f64 },
+    #[error("step {index}: mirror {percent} is not a percentage; use a value above 0, up to 100")]
+    MirrorOutOfRange { index: usize, percent: f64 },
     #[error("analysis_interval must be longer than zero")]
     ZeroAnalysisInterval,
     #[error("progress_deadline must be longer than zero")]
@@ -108,6 +177,15 @@ impl RolloutSpec {
             return Err(SpecError::WeightOutOfRange {
                 index,
                 weight: step.weight,
+            });
+        }
+        if let Some((index, step)) = self.steps.iter().enumerate().find(|(_, step)| {
+            let mirror = step.steering.mirror_percent;
+            !(mirror == 0.0 || (mirror > 0.0 && mirror <= 100.0))
+        }) {
+            return Err(SpecError::MirrorOutOfRange {
+                index,
+                percent: step.steering.mirror_percent,
             });
         }
         if self.analysis_interval.is_zero() {

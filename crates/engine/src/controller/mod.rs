@@ -17,6 +17,7 @@
 //!   difference ([`reconcile`]).
 
 mod actions;
+mod blue_green;
 mod reconcile;
 mod supervise;
 
@@ -368,14 +369,21 @@ impl Controller {
                 None
             }
             Command::SetCanaryWeight { percent } => {
-                if percent > 0.0 && self.judged_from.is_none() {
+                // The committed step's match and mirroring go with its weight, in the
+                // same table change.
+                let steering = self.record.rollout.steering();
+                let steered = !steering.is_none();
+                if (percent > 0.0 || steered) && self.judged_from.is_none() {
                     let warmup = self.svc.config.analysis.warmup.get();
                     let from = self.shared.clock.now().as_millis() + warmup.as_millis() as u64;
                     // Whole seconds only: the judge is fed one second at a time.
                     self.judged_from = Some(Timestamp(from.div_ceil(1_000) * 1_000));
                     self.start_metrics(warmup);
                 }
-                if let Err(e) = self.svc.route(|table| table.canary_weight = percent) {
+                if let Err(e) = self.svc.route(|table| {
+                    table.canary_weight = percent;
+                    table.steering = steering;
+                }) {
                     // The next tick's repair sets it (retried with backoff).
                     tracing::warn!(deployment = %self.record.id, error = %e, percent, "the router refused the canary weight; repairing");
                 }
@@ -387,10 +395,14 @@ impl Controller {
             Command::ResetAnalysis => {
                 // The sequential judge's guarantee holds over the whole rollout only if
                 // its evidence is never thrown away; the threshold judge judges each
-                // step's window on its own.
-                if !self.sequential {
+                // step's window on its own. Blue-green's two analyses compare different
+                // things (preview, then live against before the switch): each starts
+                // afresh.
+                let blue_green = self.record.rollout.spec.strategy.blue_green().is_some();
+                if !self.sequential || blue_green {
                     self.judge.reset();
                 }
+                self.sync_preview();
                 self.observed_until = floor_second(self.shared.clock.now());
                 None
             }
@@ -438,7 +450,10 @@ impl Controller {
                 );
                 None
             }
+            Command::SwitchBack => self.switch_back(Command::SwitchBack),
             Command::StopCanary => {
+                // The preview listener goes back to the stable version first.
+                self.sync_preview();
                 let version = self.record.rollout.version.clone();
                 if self.record.rollout.is_terminal() {
                     // The rollout is over (a failed start, a rollback past its
@@ -482,6 +497,7 @@ impl Controller {
     fn stop_canary(&mut self, command: Command, version: String) {
         let routed = self.svc.route(|table| {
             table.canary_weight = 0.0;
+            table.steering = Default::default();
             if table.canary.as_ref().is_some_and(|c| c.version == version) {
                 table.canary = None;
             }
@@ -548,6 +564,7 @@ impl Controller {
                 match self.svc.make_stable(new_stable) {
                     Ok(_) => {
                         self.action_backoff.succeeded();
+                        self.sync_preview();
                         if self.record.kind == DeploymentKind::Revert {
                             // The version reverted from is the one a rollback now
                             // returns to, with how it was deployed.
@@ -658,7 +675,10 @@ impl Controller {
         let until = floor_second(now);
         let analysing = matches!(
             self.record.rollout.phase,
-            Phase::Progressing { .. } | Phase::Paused { .. }
+            Phase::Progressing { .. }
+                | Phase::Paused { .. }
+                | Phase::Previewing
+                | Phase::PostPromotion
         );
         if !analysing {
             self.observed_until = until;
@@ -671,7 +691,9 @@ impl Controller {
         }
         while start < until {
             let end = Timestamp(start.as_millis() + 1000);
-            let sample: WindowSample = self.svc.router.window_between(start, end);
+            let sample: WindowSample = self
+                .blue_green_sample(start, end)
+                .unwrap_or_else(|| self.svc.router.window_between(start, end));
             self.judge.observe(&sample);
             self.samples.record(&sample);
             start = end;

@@ -3,11 +3,11 @@
 //! a canary set lost or out of date, a stable set that names the wrong version, a
 //! canary whose instances are all gone without the crash being heard.
 //!
-//! | phase                          | weight         | canary set                       |
-//! |--------------------------------|----------------|----------------------------------|
-//! | Pending, Validating, Starting  | 0              | left alone (set when ready)      |
-//! | Progressing, Paused            | the step's     | the new version's instances      |
-//! | RollingBack                    | 0              | taken out by the stop            |
+//! | phase                          | weight, steering | canary set                     |
+//! |--------------------------------|------------------|--------------------------------|
+//! | Pending, Validating, Starting  | 0, none          | left alone (set when ready)    |
+//! | Progressing, Paused            | the step's       | the new version's instances    |
+//! | RollingBack                    | 0, none          | taken out by the stop          |
 //! | Promoting, Reverting, terminal | left alone (the swap is the controller's, inline) |
 //!
 //! In every phase the stable set must name the service's stable version.
@@ -76,6 +76,21 @@ impl Controller {
                 }
             }
         }
+        if weight.is_some() {
+            // The committed step's match and mirroring (none outside a step).
+            let wanted = self.record.rollout.steering();
+            let current = self.svc.table();
+            if current.canary.is_some() && current.steering != wanted {
+                match self.svc.route(|t| t.steering = wanted.clone()) {
+                    Ok(_) => repairs.push(format!(
+                        "canary steering {} -> {}",
+                        current.steering.describe().unwrap_or_else(|| "none".into()),
+                        wanted.describe().unwrap_or_else(|| "none".into())
+                    )),
+                    Err(e) => failed = Some(e),
+                }
+            }
+        }
         let stable = self.svc.stable();
         if table.stable.version != stable.version && !stable.addresses.is_empty() {
             match self.svc.route(|t| t.stable = upstream_set(&stable)) {
@@ -87,6 +102,7 @@ impl Controller {
             }
         }
 
+        self.sync_preview();
         for repair in &repairs {
             tracing::warn!(deployment = %self.record.id, phase = self.record.rollout.phase.name(), "repaired the routing table: {repair}");
         }

@@ -101,6 +101,7 @@ impl Engine {
                 stable: current.stable,
                 canary,
                 canary_weight: weight,
+                steering: Default::default(),
             });
         }
         let audit = NewAuditEvent {

@@ -126,7 +126,7 @@ impl Engine {
             prepared.push((service.clone(), backend, stable, previous));
         }
 
-        let routes = prepared
+        let mut routes: Vec<ServiceRoute> = prepared
             .iter()
             .map(|(service, _, stable, _)| ServiceRoute {
                 name: service.name.clone(),
@@ -137,6 +137,11 @@ impl Engine {
                 canary_weight: 0.0,
             })
             .collect();
+        routes.extend(
+            prepared
+                .iter()
+                .filter_map(|(service, _, stable, _)| crate::preview::route(service, stable)),
+        );
         let router = match Router::start(routes, clock).await {
             Ok(router) => router,
             Err(e) => {
@@ -160,9 +165,17 @@ impl Engine {
                 format!("the router of service `{}`", service.name),
             );
             let routes = (parts.routes)(handle.clone());
-            let runtime = Arc::new(ServiceRuntime::with_routes(
-                service, handle, routes, backend, stable, previous,
-            ));
+            let preview = router.service(&crate::preview::route_name(&service.name));
+            if let Some(preview) = &preview {
+                own_listeners.add(
+                    preview.listen_addr(),
+                    format!("the preview of service `{}`", service.name),
+                );
+            }
+            let runtime = Arc::new(
+                ServiceRuntime::with_routes(service, handle, routes, backend, stable, previous)
+                    .with_preview(preview),
+            );
             watchers.push(tokio::spawn(supervise_stable_watcher(
                 shared.clone(),
                 runtime.clone(),

@@ -2,12 +2,14 @@
 //! epoch, passed to every `handle` call; nothing sleeps or reads a clock.
 
 mod analysis;
+mod blue_green;
 mod deadlines;
 mod lifecycle;
 mod metric_analysis;
 mod operator;
 mod recovery;
 mod serde_json_shape;
+mod steering;
 
 use std::time::Duration;
 
@@ -26,18 +28,9 @@ pub(super) fn s(secs: u64) -> Timestamp {
 pub(super) fn spec() -> RolloutSpec {
     RolloutSpec {
         steps: vec![
-            Step {
-                weight: 5.0,
-                hold: Duration::from_secs(30),
-            },
-            Step {
-                weight: 25.0,
-                hold: Duration::from_secs(60),
-            },
-            Step {
-                weight: 50.0,
-                hold: Duration::from_secs(60),
-            },
+            Step::weighted(5.0, Duration::from_secs(30)),
+            Step::weighted(25.0, Duration::from_secs(60)),
+            Step::weighted(50.0, Duration::from_secs(60)),
         ],
         analysis_interval: Duration::from_secs(10),
         progress_deadline: Duration::from_secs(120),
@@ -45,6 +38,7 @@ pub(super) fn spec() -> RolloutSpec {
         failure_limit: 3,
         scale_down_delay: Duration::from_secs(30),
         deadlines: PhaseDeadlines::default(),
+        strategy: Strategy::Canary,
     }
 }
 
