@@ -3,6 +3,7 @@
 
 mod analysis;
 mod deadlines;
+mod gates;
 mod lifecycle;
 mod operator;
 mod recovery;
@@ -25,18 +26,9 @@ pub(super) fn s(secs: u64) -> Timestamp {
 pub(super) fn spec() -> RolloutSpec {
     RolloutSpec {
         steps: vec![
-            Step {
-                weight: 5.0,
-                hold: Duration::from_secs(30),
-            },
-            Step {
-                weight: 25.0,
-                hold: Duration::from_secs(60),
-            },
-            Step {
-                weight: 50.0,
-                hold: Duration::from_secs(60),
-            },
+            Step::timed(5.0, Duration::from_secs(30)),
+            Step::timed(25.0, Duration::from_secs(60)),
+            Step::timed(50.0, Duration::from_secs(60)),
         ],
         analysis_interval: Duration::from_secs(10),
         progress_deadline: Duration::from_secs(120),
@@ -44,6 +36,7 @@ pub(super) fn spec() -> RolloutSpec {
         failure_limit: 3,
         scale_down_delay: Duration::from_secs(30),
         deadlines: PhaseDeadlines::default(),
+        hooks: HookGates::default(),
     }
 }
 
