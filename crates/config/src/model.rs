@@ -177,6 +177,9 @@ pub struct ServiceConfig {
     /// `[service.autoscale]`: instance counts follow the load (process backend).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub autoscale: Option<AutoscaleConfig>,
+    /// `[[service.hook]]` tables: webhooks at the rollout's points, and load tests.
+    #[serde(default, rename = "hook", skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<crate::hooks::HookConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -296,18 +299,9 @@ impl Default for StrategyConfig {
 
 fn default_steps() -> Vec<StepConfig> {
     vec![
-        StepConfig {
-            weight: 5.0,
-            hold: Duration::from_secs(30),
-        },
-        StepConfig {
-            weight: 25.0,
-            hold: Duration::from_secs(60),
-        },
-        StepConfig {
-            weight: 50.0,
-            hold: Duration::from_secs(60),
-        },
+        StepConfig::timed(5.0, Duration::from_secs(30)),
+        StepConfig::timed(25.0, Duration::from_secs(60)),
+        StepConfig::timed(50.0, Duration::from_secs(60)),
     ]
 }
 fn default_scale_down_delay() -> Duration {
@@ -332,12 +326,56 @@ fn default_rollback_deadline() -> Duration {
     Duration::from_secs(2 * 60)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StepConfig {
     /// Percent of traffic to the canary, 0..=100; fractions allowed.
     pub weight: f64,
-    pub hold: Duration,
+    /// Required unless `pause` makes the step wait for an operator instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold: Option<Duration>,
+    /// `"until_promoted"`: once the weight is set, wait (no timer) for `rampart
+    /// resume` or `rampart promote`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause: Option<StepPause>,
+    /// The step is left only after `rampart approve` by a token with this name or role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approve: Option<String>,
+}
+
+impl StepConfig {
+    /// A step with a hold and no gates.
+    pub fn timed(weight: f64, hold: Duration) -> Self {
+        Self {
+            weight,
+            hold: Some(hold),
+            pause: None,
+            approve: None,
+        }
+    }
+
+    /// The hold; a gated step without one holds for no time before its gate.
+    pub fn hold(&self) -> Duration {
+        self.hold.unwrap_or(Duration::from_secs(0))
+    }
+
+    /// "5% for 30s", "25% until promoted", "50% for 1m, approved by release-manager".
+    pub fn describe(&self) -> String {
+        let mut out = match (self.pause, self.hold) {
+            (Some(StepPause::UntilPromoted), _) => format!("{}% until promoted", self.weight),
+            (None, _) => format!("{}% for {}", self.weight, self.hold()),
+        };
+        if let Some(name) = &self.approve {
+            out.push_str(&format!(", approved by {name}"));
+        }
+        out
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepPause {
+    UntilPromoted,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

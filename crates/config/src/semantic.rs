@@ -103,6 +103,8 @@ impl Checker<'_, '_> {
                 BackendConfig::Static(upstreams) => self.upstreams(config, upstreams, &path),
             }
             self.strategy(&service.strategy, &path);
+            self.step_gates(service, &path);
+            self.hooks(service, &path);
             self.analysis(&service.analysis, &path);
             self.router(&service.router, &path);
             self.checks(service, &path);

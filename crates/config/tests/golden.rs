@@ -83,6 +83,8 @@ golden_cases!(
     router_timeout_too_long,
     notifier_key_of_another_kind,
     unknown_notifier_reference,
+    step_gate_errors,
+    hook_key_of_another_kind,
 );
 
 #[test]
