@@ -50,6 +50,9 @@ pub enum Command {
     Abort(OperateArgs),
     /// Emergency rollback: during a rollout, or after a promotion back to the previous version.
     Rollback(OperateArgs),
+    // Gates (issue 15).
+    /// Approve a rollout step that needs a named approval (`approve = NAME` in the step).
+    Approve(ApproveArgs),
     /// Run a service's validation checks without deploying.
     Validate(ServiceArgs),
     /// Show or set a service's traffic split by hand.
@@ -224,6 +227,21 @@ pub struct OperateArgs {
     /// Promote, abort and rollback: return at once instead of waiting for the final state.
     #[arg(long)]
     pub no_wait: bool,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ApproveArgs {
+    /// The service whose rollout to approve.
+    pub service: String,
+    /// The step to approve, counted from 1; default: the step the rollout is at. A
+    /// later step may be approved ahead of time.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub step: Option<u32>,
+    /// Why; recorded in the audit log.
+    #[arg(long)]
+    pub reason: Option<String>,
     #[command(flatten)]
     pub api: ApiArgs,
 }

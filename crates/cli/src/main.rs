@@ -79,6 +79,7 @@ async fn run(cli: Cli) -> CliResult {
         Command::Resume(args) => commands::rollout::operate("resume", args).await,
         Command::Abort(args) => commands::rollout::operate("abort", args).await,
         Command::Rollback(args) => commands::rollout::operate("rollback", args).await,
+        Command::Approve(args) => commands::approve::run(args).await,
         Command::Validate(args) => commands::rollout::validate(args).await,
         Command::Traffic(args) => commands::rollout::traffic(args).await,
         Command::Deployment(args) => commands::rollout::deployment(args).await,

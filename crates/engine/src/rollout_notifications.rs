@@ -12,6 +12,16 @@ pub(crate) fn rollout_message(
     rollout: &Rollout,
     transition: &Transition,
 ) -> Option<Message> {
+    // An approval given ahead or a confirm hook's new answer is recorded in place:
+    // the rollout neither moved nor paused again.
+    if transition.from == transition.to
+        && matches!(
+            transition.to,
+            Phase::Progressing { .. } | Phase::Paused { .. }
+        )
+    {
+        return None;
+    }
     let service = &rollout.service;
     let version = &rollout.version;
     let steps = rollout.spec.steps.len();
@@ -53,7 +63,22 @@ pub(crate) fn rollout_message(
             let (severity, why) = match cause {
                 PauseCause::Operator => (Severity::Low, "paused by an operator"),
                 PauseCause::Deadline => (Severity::Medium, "paused at the progress deadline"),
+                PauseCause::UntilPromoted => (
+                    Severity::Low,
+                    "waits for an operator's resume or promote (pause = until_promoted)",
+                ),
+                PauseCause::Approval => (Severity::Medium, "waits for an approval"),
+                PauseCause::ConfirmTrafficIncrease => (
+                    Severity::Low,
+                    "waits for the confirm_traffic_increase hooks",
+                ),
+                PauseCause::ConfirmPromotion => {
+                    (Severity::Low, "waits for the confirm_promotion hooks")
+                }
             };
+            if let Some(waiting) = rollout.waiting_for().filter(|_| cause.is_gate()) {
+                fields.push(("Waiting for".to_string(), waiting));
+            }
             (
                 Topic::RolloutPaused,
                 severity,

@@ -3,8 +3,9 @@
 use std::time::Duration;
 
 use rampart_config::{DeadlineAction as ConfigDeadline, JudgeKind as ConfigJudge, ServiceConfig};
+use rampart_config::{HookKind, StepPause};
 use rampart_core::judge::{AnalysisSettings, JudgeKind};
-use rampart_core::rollout::{DeadlineAction, PhaseDeadlines, RolloutSpec, Step};
+use rampart_core::rollout::{DeadlineAction, HookGates, PhaseDeadlines, RolloutSpec, Step};
 
 /// The sequential judge is valid however often it looks, so it looks every second:
 /// that is what makes it fast. `analysis.interval` paces the threshold judge.
@@ -25,7 +26,9 @@ pub fn rollout_spec(service: &ServiceConfig) -> RolloutSpec {
             .iter()
             .map(|s| Step {
                 weight: s.weight,
-                hold: s.hold.get(),
+                hold: s.hold().get(),
+                until_promoted: s.pause == Some(StepPause::UntilPromoted),
+                approve: s.approve.clone(),
             })
             .collect(),
         analysis_interval,
@@ -47,7 +50,30 @@ pub fn rollout_spec(service: &ServiceConfig) -> RolloutSpec {
                 .get()
                 .max(service.router.drain_grace.get() + ROLLBACK_STOP_MARGIN),
         },
+        hooks: hook_gates(service),
     }
+}
+
+/// The hook points the rollout waits on; confirm hooks that said no are asked again
+/// at the shortest of their intervals.
+fn hook_gates(service: &ServiceConfig) -> HookGates {
+    let has = |kind| service.hooks.iter().any(|h| h.kind() == kind);
+    let mut gates = HookGates {
+        pre_rollout: has(HookKind::PreRollout),
+        confirm_traffic_increase: has(HookKind::ConfirmTrafficIncrease),
+        confirm_promotion: has(HookKind::ConfirmPromotion),
+        ..HookGates::default()
+    };
+    if let Some(interval) = service
+        .hooks
+        .iter()
+        .filter_map(|h| h.confirm_interval())
+        .map(|i| i.get())
+        .min()
+    {
+        gates.confirm_interval = interval;
+    }
+    gates
 }
 
 pub fn analysis_settings(service: &ServiceConfig) -> AnalysisSettings {

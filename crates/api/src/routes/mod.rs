@@ -1,6 +1,7 @@
 //! `/api/v1` handlers, one file per resource.
 
 pub mod alerts;
+pub mod approvals;
 pub mod audit;
 pub mod dashboard_api;
 pub mod deployments;

@@ -1,5 +1,6 @@
 //! One file per command.
 
+pub mod approve;
 pub mod audit;
 pub mod bootstrap;
 pub mod check_config;

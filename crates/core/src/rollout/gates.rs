@@ -164,13 +164,10 @@ impl Rollout {
         ))
     }
 
-    pub(super) fn approve(
-        &mut self,
-        actor: Actor,
-        step: Option<usize>,
-        why: &str,
-        now: Timestamp,
-    ) -> Result<Vec<Command>, TransitionError> {
+    /// The step an approval would be for (`step`, else the current one) and the name
+    /// it needs, or why there is nothing to approve there. The engine asks first, to
+    /// match the caller's token against the name.
+    pub fn approval_target(&self, step: Option<usize>) -> Result<(usize, &str), TransitionError> {
         let current = match self.phase {
             Phase::Progressing { step, .. } | Phase::Paused { step, .. } => Some(step),
             Phase::Starting { resume, .. } => resume.map(|point| point.step),
@@ -195,7 +192,7 @@ impl Rollout {
         if current.is_some_and(|current| target < current) {
             return Err(TransitionError::StepPassed { step: target });
         }
-        let Some(name) = self.spec.steps[target].approve.clone() else {
+        let Some(name) = self.spec.steps[target].approve.as_deref() else {
             return Err(TransitionError::NoApprovalNeeded {
                 step: target,
                 needing: self.steps_needing_approval(),
@@ -207,6 +204,18 @@ impl Rollout {
                 by: given.by.clone(),
             });
         }
+        Ok((target, name))
+    }
+
+    pub(super) fn approve(
+        &mut self,
+        actor: Actor,
+        step: Option<usize>,
+        why: &str,
+        now: Timestamp,
+    ) -> Result<Vec<Command>, TransitionError> {
+        let (target, name) = self.approval_target(step)?;
+        let name = name.to_string();
         self.approvals.push(Approval {
             step: target,
             name: name.clone(),
