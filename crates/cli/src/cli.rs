@@ -48,11 +48,14 @@ pub enum Command {
     Resume(OperateArgs),
     /// Roll the canary back and end the rollout as aborted.
     Abort(OperateArgs),
-    /// Emergency rollback: during a rollout, or after a promotion back to the previous version.
-    Rollback(OperateArgs),
+    /// Emergency rollback: during a rollout, or after a promotion back to the previous
+    /// version; with --to, a rollout back to an earlier revision.
+    Rollback(RollbackArgs),
     // Gates (issue 15).
     /// Approve a rollout step that needs a named approval (`approve = NAME` in the step).
     Approve(ApproveArgs),
+    /// The versions a service ran: revision, version, when, who, outcome.
+    History(ServiceArgs),
     /// Run a service's validation checks without deploying.
     Validate(ServiceArgs),
     /// Show or set a service's traffic split by hand.
@@ -229,6 +232,17 @@ pub struct OperateArgs {
     pub no_wait: bool,
     #[command(flatten)]
     pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    #[command(flatten)]
+    pub operate: OperateArgs,
+    /// Roll out an earlier revision again, through the steps and the judge: a
+    /// revision number or a version from `rampart history` (its addresses and
+    /// per-deploy environment are re-used).
+    #[arg(long, value_name = "VERSION|REVISION")]
+    pub to: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -37,7 +37,9 @@ mod views;
 #[cfg(test)]
 mod fault_injection;
 
-pub use engine::{ApprovalNeeded, DeployRequest, Engine, LIVE_WINDOW, Operation, TrafficChange};
+pub use engine::{
+    ApprovalNeeded, DeployRequest, Engine, LIVE_WINDOW, Operation, Revision, TrafficChange,
+};
 pub use error::EngineError;
 pub use record::{DeploymentKind, DeploymentRecord};
 pub use rollout_metrics::RolloutCollector;

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod dashboard_api;
 pub mod deployments;
 pub mod events;
+pub mod history;
 pub mod incidents;
 pub mod notifications;
 pub mod scaling;

@@ -7,6 +7,7 @@
 
 mod approvals;
 mod commands;
+mod history;
 mod lifecycle;
 mod queries;
 mod requests;
@@ -37,6 +38,7 @@ use lifecycle::{serving_versions, start_stable, supervise_stable_watcher};
 pub const LIVE_WINDOW: Duration = Duration::from_secs(10);
 
 pub use approvals::ApprovalNeeded;
+pub use history::Revision;
 pub use requests::{DeployRequest, Operation, TrafficChange};
 
 /// How the engine gets each service's backend and routing writer.
