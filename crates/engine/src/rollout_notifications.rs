@@ -146,10 +146,8 @@ mod tests {
     use rampart_core::rollout::Actor;
 
     fn rollout() -> Rollout {
-        let step = |weight| rampart_core::rollout::Step {
-            weight,
-            hold: std::time::Duration::from_secs(30),
-        };
+        let step =
+            |weight| rampart_core::rollout::Step::timed(weight, std::time::Duration::from_secs(30));
         let spec = rampart_core::rollout::RolloutSpec {
             steps: vec![step(10.0), step(50.0)],
             analysis_interval: std::time::Duration::from_secs(10),
@@ -158,6 +156,7 @@ mod tests {
             failure_limit: 1,
             scale_down_delay: std::time::Duration::from_secs(30),
             deadlines: rampart_core::rollout::PhaseDeadlines::default(),
+            hooks: rampart_core::rollout::HookGates::default(),
         };
         Rollout::new("shop", "v2", Some("v1".into()), spec, Timestamp(0)).expect("valid spec")
     }
@@ -183,7 +182,10 @@ mod tests {
         );
         assert_eq!(
             topic(
-                Phase::Starting { resume: None },
+                Phase::Starting {
+                    resume: None,
+                    pre_rollout: false,
+                },
                 Phase::Progressing {
                     step: 0,
                     weight: 10.0
@@ -223,7 +225,13 @@ mod tests {
         );
         // Intermediate states are not news.
         assert_eq!(
-            topic(Phase::Validating, Phase::Starting { resume: None }),
+            topic(
+                Phase::Validating,
+                Phase::Starting {
+                    resume: None,
+                    pre_rollout: false,
+                }
+            ),
             None
         );
         assert_eq!(

@@ -729,9 +729,9 @@ impl Rollout {
         let until_promoted = self.spec.steps.get(step).is_some_and(|s| s.until_promoted);
         let paused = match paused {
             None if until_promoted => {
-                reason.push_str(&format!(
-                    "; waits for an operator's resume or promote (pause = until_promoted)"
-                ));
+                reason.push_str(
+                    "; waits for an operator's resume or promote (pause = until_promoted)",
+                );
                 Some(PauseCause::UntilPromoted)
             }
             other => other,
