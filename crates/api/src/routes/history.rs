@@ -19,7 +19,7 @@ use crate::state::AppState;
 #[utoipa::path(get, path = "/api/v1/services/{name}/history", tag = "deployments",
     security(("bearer" = [])),
     params(("name" = String, Path, description = "service name")),
-    responses((status = 200, description = "revisions, oldest first", body = Object),
+    responses((status = 200, description = "revisions, oldest first", body = Vec<Object>),
               (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn history(
     State(state): State<AppState>,
