@@ -32,11 +32,22 @@ pub fn required_role(method: &Method, path: &str) -> Role {
         Role::Admin
     } else if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
         || (path == EVENTS_TICKET_PATH && *method == Method::POST)
+        || is_approval(method, path)
     {
         Role::Viewer
     } else {
         Role::Operator
     }
+}
+
+/// An approval needs no right to deploy: its handler matches the token against the
+/// approval the step names (`routes::approvals`).
+fn is_approval(method: &Method, path: &str) -> bool {
+    *method == Method::POST
+        && path
+            .strip_prefix("/api/v1/services/")
+            .and_then(|rest| rest.strip_suffix("/approve"))
+            .is_some_and(|name| !name.is_empty() && !name.contains('/'))
 }
 
 pub async fn require_token(

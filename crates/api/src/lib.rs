@@ -60,6 +60,11 @@ pub fn app(state: AppState) -> (axum::Router, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::deployments::abort))
         .routes(routes!(routes::deployments::rollback))
         .routes(routes!(routes::deployments::validate))
+        // Gates and approvals (issue 15).
+        .routes(routes!(routes::approvals::approve))
+        // Revisions (issue 15).
+        .routes(routes!(routes::history::history))
+        .routes(routes!(routes::history::rollback_to))
         .routes(routes!(routes::events::events))
         .routes(routes!(routes::telemetry::get_telemetry))
         // Autoscaling (issue 14).

@@ -86,6 +86,7 @@ pub fn event_name(event: &EngineEvent) -> &'static str {
         EngineEventKind::VersionStopped { .. } => "version_stopped",
         EngineEventKind::Scaling { .. } => "scaling",
         EngineEventKind::Incident { .. } => "incident",
+        EngineEventKind::Hook { .. } => "hook",
     }
 }
 

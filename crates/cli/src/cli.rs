@@ -48,8 +48,14 @@ pub enum Command {
     Resume(OperateArgs),
     /// Roll the canary back and end the rollout as aborted.
     Abort(OperateArgs),
-    /// Emergency rollback: during a rollout, or after a promotion back to the previous version.
-    Rollback(OperateArgs),
+    /// Emergency rollback: during a rollout, or after a promotion back to the previous
+    /// version; with --to, a rollout back to an earlier revision.
+    Rollback(RollbackArgs),
+    // Gates (issue 15).
+    /// Approve a rollout step that needs a named approval (`approve = NAME` in the step).
+    Approve(ApproveArgs),
+    /// The versions a service ran: revision, version, when, who, outcome.
+    History(ServiceArgs),
     /// Run a service's validation checks without deploying.
     Validate(ServiceArgs),
     /// Show or set a service's traffic split by hand.
@@ -224,6 +230,32 @@ pub struct OperateArgs {
     /// Promote, abort and rollback: return at once instead of waiting for the final state.
     #[arg(long)]
     pub no_wait: bool,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    #[command(flatten)]
+    pub operate: OperateArgs,
+    /// Roll out an earlier revision again, through the steps and the judge: a
+    /// revision number or a version from `rampart history` (its addresses and
+    /// per-deploy environment are re-used).
+    #[arg(long, value_name = "VERSION|REVISION")]
+    pub to: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ApproveArgs {
+    /// The service whose rollout to approve.
+    pub service: String,
+    /// The step to approve, counted from 1; default: the step the rollout is at. A
+    /// later step may be approved ahead of time.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub step: Option<u32>,
+    /// Why; recorded in the audit log.
+    #[arg(long)]
+    pub reason: Option<String>,
     #[command(flatten)]
     pub api: ApiArgs,
 }

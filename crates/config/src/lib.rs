@@ -10,6 +10,8 @@
 mod check_serde;
 mod diagnostic;
 pub mod duration;
+mod hook_checks;
+pub mod hooks;
 mod incident_checks;
 mod incidents;
 mod load;
@@ -30,6 +32,7 @@ mod upstream_address;
 
 pub use diagnostic::{ConfigError, Diagnostic};
 pub use duration::Duration;
+pub use hooks::{ConfirmHook, HookConfig, HookKind, LoadTestHook, WebhookHook};
 pub use incidents::{ActionKind, IncidentActionConfig, IncidentRuleConfig};
 pub use load::{check, load, parse};
 pub use metric_analysis::{AnalysisMetricConfig, MetricProviderConfig, PrometheusProviderConfig};

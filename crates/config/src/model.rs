@@ -185,6 +185,9 @@ pub struct ServiceConfig {
     /// `[service.autoscale]`: instance counts follow the load (process backend).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub autoscale: Option<AutoscaleConfig>,
+    /// `[[service.hook]]` tables: webhooks at the rollout's points, and load tests.
+    #[serde(default, rename = "hook", skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<crate::hooks::HookConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -359,9 +362,9 @@ impl Default for StrategyConfig {
 
 fn default_steps() -> Vec<StepConfig> {
     vec![
-        StepConfig::weighted(5.0, Duration::from_secs(30)),
-        StepConfig::weighted(25.0, Duration::from_secs(60)),
-        StepConfig::weighted(50.0, Duration::from_secs(60)),
+        StepConfig::timed(5.0, Duration::from_secs(30)),
+        StepConfig::timed(25.0, Duration::from_secs(60)),
+        StepConfig::timed(50.0, Duration::from_secs(60)),
     ]
 }
 fn default_scale_down_delay() -> Duration {
@@ -393,7 +396,16 @@ pub struct StepConfig {
     /// (0) in a step that matches or mirrors.
     #[serde(default)]
     pub weight: f64,
-    pub hold: Duration,
+    /// Required unless `pause` makes the step wait for an operator instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold: Option<Duration>,
+    /// `"until_promoted"`: once the weight is set, wait (no timer) for `rampart
+    /// resume` or `rampart promote`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause: Option<StepPause>,
+    /// The step is left only after `rampart approve` by a token with this name or role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approve: Option<String>,
     /// Requests with this header or cookie go to the canary, whatever the weight.
     #[serde(default, rename = "match", skip_serializing_if = "Option::is_none")]
     pub route_match: Option<MatchConfig>,
@@ -403,20 +415,45 @@ pub struct StepConfig {
 }
 
 impl StepConfig {
-    /// A step of `weight` percent for `hold`, with no match and no mirroring.
-    pub fn weighted(weight: f64, hold: Duration) -> Self {
+    /// A step of `weight` percent with a hold: no gates, no match, no mirroring.
+    pub fn timed(weight: f64, hold: Duration) -> Self {
         Self {
             weight,
-            hold,
+            hold: Some(hold),
+            pause: None,
+            approve: None,
             route_match: None,
             mirror: None,
         }
+    }
+
+    /// The hold; a gated step without one holds for no time before its gate.
+    pub fn hold(&self) -> Duration {
+        self.hold.unwrap_or(Duration::from_secs(0))
     }
 
     /// Whether the step sends the canary traffic besides the weight.
     pub fn steers(&self) -> bool {
         self.route_match.is_some() || self.mirror.is_some()
     }
+
+    /// "5% for 30s", "25% until promoted", "50% for 1m, approved by release-manager".
+    pub fn describe(&self) -> String {
+        let mut out = match (self.pause, self.hold) {
+            (Some(StepPause::UntilPromoted), _) => format!("{}% until promoted", self.weight),
+            (None, _) => format!("{}% for {}", self.weight, self.hold()),
+        };
+        if let Some(name) = &self.approve {
+            out.push_str(&format!(", approved by {name}"));
+        }
+        out
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepPause {
+    UntilPromoted,
 }
 
 /// `match = { header = "x-tester", value = "yes" }`: exactly one of `header` and

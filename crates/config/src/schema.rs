@@ -292,6 +292,7 @@ pub(crate) static SERVICE: Table = Table {
             "{ request_timeout = \"30s\" }",
         ),
         optional("check", Ty::Tables(&Ty::Tagged(&CHECK)), "[]"),
+        optional("hook", Ty::Tables(&Ty::Tagged(&HOOK)), "[]"),
         optional("notify_rollouts", Ty::List(&Ty::String), "[\"slack\"]"),
         optional(
             "autoscale",
@@ -437,7 +438,13 @@ pub(crate) static STEP: Table = Table {
     name: "in a strategy step",
     keys: &[
         optional("weight", Ty::Number, "5"),
-        required("hold", Ty::Duration, "\"30s\""),
+        optional("hold", Ty::Duration, "\"30s\""),
+        optional(
+            "pause",
+            Ty::OneOf(&["until_promoted"]),
+            "\"until_promoted\"",
+        ),
+        optional("approve", Ty::String, "\"release-manager\""),
         optional(
             "match",
             Ty::Table(&STEP_MATCH),
@@ -454,6 +461,64 @@ pub(crate) static STEP_MATCH: Table = Table {
         optional("cookie", Ty::String, "\"beta\""),
         optional("value", Ty::String, "\"yes\""),
         optional("prefix", Ty::String, "\"beta-\""),
+    ],
+};
+
+/// A webhook's keys, shared by every kind that POSTs.
+static WEBHOOK_KEYS: [Key; 4] = [
+    required("url", Ty::String, "\"http://127.0.0.1:9100/hooks/rollout\""),
+    optional("timeout", Ty::Duration, "\"10s\""),
+    optional("retries", U32, "2"),
+    optional("headers", Ty::StringMap, "{ Authorization = \"Bearer …\" }"),
+];
+
+static CONFIRM_KEYS: [Key; 5] = [
+    required("url", Ty::String, "\"http://127.0.0.1:9100/hooks/confirm\""),
+    optional("timeout", Ty::Duration, "\"10s\""),
+    optional("retries", U32, "2"),
+    optional("headers", Ty::StringMap, "{ Authorization = \"Bearer …\" }"),
+    optional("interval", Ty::Duration, "\"10s\""),
+];
+
+pub(crate) static HOOK: Tagged = Tagged {
+    name: "in [[service.hook]]",
+    what: "hook kind",
+    common: &[required("name", Ty::String, "\"smoke-tests\"")],
+    variants: &[
+        Variant {
+            kind: "pre_rollout",
+            keys: &WEBHOOK_KEYS,
+        },
+        Variant {
+            kind: "rollout_step",
+            keys: &WEBHOOK_KEYS,
+        },
+        Variant {
+            kind: "confirm_traffic_increase",
+            keys: &CONFIRM_KEYS,
+        },
+        Variant {
+            kind: "confirm_promotion",
+            keys: &CONFIRM_KEYS,
+        },
+        Variant {
+            kind: "post_rollout",
+            keys: &WEBHOOK_KEYS,
+        },
+        Variant {
+            kind: "rollback",
+            keys: &WEBHOOK_KEYS,
+        },
+        Variant {
+            kind: "load_test",
+            keys: &[
+                optional("rate", Ty::Number, "10"),
+                optional("duration", Ty::Duration, "\"5m\""),
+                optional("path", Ty::String, "\"/\""),
+                optional("timeout", Ty::Duration, "\"10s\""),
+                optional("headers", Ty::StringMap, "{ Host = \"shop.example.com\" }"),
+            ],
+        },
     ],
 };
 

@@ -171,6 +171,27 @@ fn schema_checks_have_exactly_the_model_keys_per_kind() {
     );
 }
 
+#[test]
+fn schema_hooks_have_exactly_the_model_keys_per_kind() {
+    use crate::hooks::{ConfirmHook, LoadTestHook, WebhookHook};
+    for variant in schema::HOOK.variants {
+        let mut keys = names(schema::HOOK.common);
+        keys.extend(names(variant.keys));
+        let model = match variant.kind {
+            "confirm_traffic_increase" | "confirm_promotion" => serde_fields::<ConfirmHook>(),
+            "load_test" => serde_fields::<LoadTestHook>(),
+            _ => serde_fields::<WebhookHook>(),
+        };
+        assert_eq!(keys, model, "{}", variant.kind);
+    }
+    let kinds: BTreeSet<&str> = crate::hooks::HookKind::ALL
+        .iter()
+        .map(|kind| kind.name())
+        .collect();
+    let schema_kinds: BTreeSet<&str> = schema::HOOK.variants.iter().map(|v| v.kind).collect();
+    assert_eq!(schema_kinds, kinds);
+}
+
 /// Every key the schema knows, as (table path in the example, key, present there).
 fn keys_in_example(
     keys: &[&'static Key],

@@ -109,6 +109,8 @@ impl Checker<'_, '_> {
             }
             self.strategy(&service.strategy, &path);
             self.blue_green(config, index, &path);
+            self.step_gates(service, &path);
+            self.hooks(service, &path);
             self.analysis(&service.analysis, &path);
             self.router(&service.router, &path);
             self.checks(service, &path);

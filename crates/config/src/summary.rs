@@ -74,7 +74,7 @@ fn service_summary(out: &mut String, service: &ServiceConfig) {
         .strategy
         .steps
         .iter()
-        .map(|step| format!("{}% for {}", step.weight, step.hold))
+        .map(|step| step.describe())
         .collect::<Vec<_>>()
         .join(", ");
     let _ = write!(out, "    steps: {steps}, then promote to 100%");

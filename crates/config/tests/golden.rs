@@ -87,6 +87,8 @@ golden_cases!(
     unknown_notifier_reference,
     bad_steering_steps,
     blue_green_keys,
+    step_gate_errors,
+    hook_key_of_another_kind,
 );
 
 #[test]

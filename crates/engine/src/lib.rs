@@ -18,6 +18,7 @@ mod backoff;
 mod controller;
 mod engine;
 mod error;
+mod hooks;
 pub mod incidents;
 mod observe;
 mod own_listeners;
@@ -39,7 +40,9 @@ mod views;
 #[cfg(test)]
 mod fault_injection;
 
-pub use engine::{DeployRequest, Engine, LIVE_WINDOW, Operation, TrafficChange};
+pub use engine::{
+    ApprovalNeeded, DeployRequest, Engine, LIVE_WINDOW, Operation, Revision, TrafficChange,
+};
 pub use error::EngineError;
 pub use record::{DeploymentKind, DeploymentRecord};
 pub use rollout_metrics::RolloutCollector;

@@ -38,6 +38,17 @@ pub const PHASES: [&str; 16] = [
     "aborted",
 ];
 
+/// What a paused rollout waits for, as `rampart_rollout_waiting` names it
+/// (`PauseCause::name`).
+pub const WAITS: [&str; 6] = [
+    "operator",
+    "deadline",
+    "until_promoted",
+    "approval",
+    "confirm_traffic_increase",
+    "confirm_promotion",
+];
+
 /// The terminal phases, as `rampart_rollouts_total` names them.
 pub const OUTCOMES: [&str; 4] = ["succeeded", "rolled_back", "failed", "aborted"];
 
@@ -81,6 +92,8 @@ pub struct RolloutSnapshot {
     pub verdict: Option<Outcome>,
     /// `(test, e-value, rollback threshold)` of the latest verdict, sequential judge only.
     pub e_values: Vec<EValue>,
+    /// While paused: what for, one of [`WAITS`].
+    pub waiting: Option<&'static str>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -124,6 +137,10 @@ impl RolloutSnapshot {
             canary_weight_percent: weight,
             verdict: verdict.map(|v| v.outcome),
             e_values,
+            waiting: match rollout.phase {
+                Phase::Paused { cause, .. } => Some(cause.name()),
+                _ => None,
+            },
         }
     }
 }
@@ -281,6 +298,21 @@ fn encode(rows: &[ServiceRollouts], mut encoder: DescriptorEncoder) -> Result<()
     }
 
     let mut family = encoder.encode_descriptor(
+        "rampart_rollout_waiting",
+        "1 for what the service's paused rollout waits for (an operator, the progress deadline's pause, an until_promoted gate, an approval, a confirm hook), 0 for the others; all 0 when not paused.",
+        None,
+        MetricType::Gauge,
+    )?;
+    for (service, c) in current() {
+        for on in WAITS {
+            let labels: Labels = vec![("service", service), ("on", on)];
+            family
+                .encode_family(&labels)?
+                .encode_gauge(&i64::from(c.waiting == Some(on)))?;
+        }
+    }
+
+    let mut family = encoder.encode_descriptor(
         "rampart_rollout_info",
         "The service's rollout in flight (or its last one): deployment id, version deployed and the version it replaces.",
         None,
@@ -406,7 +438,29 @@ mod tests {
                 value: 3.5,
                 threshold: 20.0,
             }],
+            waiting: None,
         }
+    }
+
+    #[test]
+    fn a_rollout_at_a_gate_shows_what_it_waits_for() {
+        let mut at_gate = progressing();
+        at_gate.phase = "paused".into();
+        at_gate.waiting = Some("approval");
+        let out = text(vec![ServiceRollouts {
+            service: "web".into(),
+            current: Some(at_gate),
+            ended: OutcomeCounts::default(),
+            rollbacks: OutcomeCounts::default(),
+        }]);
+        assert!(
+            out.contains("rampart_rollout_waiting{service=\"web\",on=\"approval\"} 1"),
+            "{out}"
+        );
+        assert!(
+            out.contains("rampart_rollout_waiting{service=\"web\",on=\"until_promoted\"} 0"),
+            "{out}"
+        );
     }
 
     #[test]
@@ -462,7 +516,10 @@ mod tests {
         let all = [
             Phase::Pending,
             Phase::Validating,
-            Phase::Starting { resume: None },
+            Phase::Starting {
+                resume: None,
+                pre_rollout: false,
+            },
             Phase::Progressing {
                 step: 0,
                 weight: 1.0,

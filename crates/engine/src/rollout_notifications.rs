@@ -12,6 +12,16 @@ pub(crate) fn rollout_message(
     rollout: &Rollout,
     transition: &Transition,
 ) -> Option<Message> {
+    // An approval given ahead or a confirm hook's new answer is recorded in place:
+    // the rollout neither moved nor paused again.
+    if transition.from == transition.to
+        && matches!(
+            transition.to,
+            Phase::Progressing { .. } | Phase::Paused { .. }
+        )
+    {
+        return None;
+    }
     let service = &rollout.service;
     let version = &rollout.version;
     let steps = rollout.spec.steps.len();
@@ -60,7 +70,22 @@ pub(crate) fn rollout_message(
                 PauseCause::AnalysisInconclusive => {
                     (Severity::Medium, "paused on inconclusive analysis")
                 }
+                PauseCause::UntilPromoted => (
+                    Severity::Low,
+                    "waits for an operator's resume or promote (pause = until_promoted)",
+                ),
+                PauseCause::Approval => (Severity::Medium, "waits for an approval"),
+                PauseCause::ConfirmTrafficIncrease => (
+                    Severity::Low,
+                    "waits for the confirm_traffic_increase hooks",
+                ),
+                PauseCause::ConfirmPromotion => {
+                    (Severity::Low, "waits for the confirm_promotion hooks")
+                }
             };
+            if let Some(waiting) = rollout.waiting_for().filter(|_| cause.is_gate()) {
+                fields.push(("Waiting for".to_string(), waiting));
+            }
             (
                 Topic::RolloutPaused,
                 severity,
@@ -128,9 +153,8 @@ mod tests {
     use rampart_core::rollout::Actor;
 
     fn rollout() -> Rollout {
-        let step = |weight| {
-            rampart_core::rollout::Step::weighted(weight, std::time::Duration::from_secs(30))
-        };
+        let step =
+            |weight| rampart_core::rollout::Step::timed(weight, std::time::Duration::from_secs(30));
         let spec = rampart_core::rollout::RolloutSpec {
             steps: vec![step(10.0), step(50.0)],
             analysis_interval: std::time::Duration::from_secs(10),
@@ -140,6 +164,7 @@ mod tests {
             scale_down_delay: std::time::Duration::from_secs(30),
             deadlines: rampart_core::rollout::PhaseDeadlines::default(),
             strategy: Default::default(),
+            hooks: rampart_core::rollout::HookGates::default(),
         };
         Rollout::new("shop", "v2", Some("v1".into()), spec, Timestamp(0)).expect("valid spec")
     }
@@ -165,7 +190,10 @@ mod tests {
         );
         assert_eq!(
             topic(
-                Phase::Starting { resume: None },
+                Phase::Starting {
+                    resume: None,
+                    pre_rollout: false,
+                },
                 Phase::Progressing {
                     step: 0,
                     weight: 10.0
@@ -205,7 +233,13 @@ mod tests {
         );
         // Intermediate states are not news.
         assert_eq!(
-            topic(Phase::Validating, Phase::Starting { resume: None }),
+            topic(
+                Phase::Validating,
+                Phase::Starting {
+                    resume: None,
+                    pre_rollout: false,
+                }
+            ),
             None
         );
         assert_eq!(

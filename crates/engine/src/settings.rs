@@ -3,11 +3,12 @@
 use std::time::Duration;
 
 use rampart_config::{
-    DeadlineAction as ConfigDeadline, JudgeKind as ConfigJudge, ServiceConfig, StrategyKind,
+    DeadlineAction as ConfigDeadline, HookKind, JudgeKind as ConfigJudge, ServiceConfig, StepPause,
+    StrategyKind,
 };
 use rampart_core::judge::{AnalysisSettings, JudgeKind};
 use rampart_core::rollout::{
-    BlueGreenSpec, DeadlineAction, PhaseDeadlines, RolloutSpec, Steering, Step, Strategy,
+    BlueGreenSpec, DeadlineAction, HookGates, PhaseDeadlines, RolloutSpec, Steering, Step, Strategy,
 };
 
 /// The sequential judge is valid however often it looks, so it looks every second:
@@ -29,11 +30,13 @@ pub fn rollout_spec(service: &ServiceConfig) -> RolloutSpec {
             .iter()
             .map(|s| Step {
                 weight: s.weight,
-                hold: s.hold.get(),
+                hold: s.hold().get(),
                 steering: Steering {
                     canary_match: s.route_match.as_ref().and_then(|m| m.to_core()),
                     mirror_percent: s.mirror.unwrap_or(0.0),
                 },
+                until_promoted: s.pause == Some(StepPause::UntilPromoted),
+                approve: s.approve.clone(),
             })
             .collect(),
         analysis_interval,
@@ -56,6 +59,7 @@ pub fn rollout_spec(service: &ServiceConfig) -> RolloutSpec {
                 .get()
                 .max(service.router.drain_grace.get() + ROLLBACK_STOP_MARGIN),
         },
+        hooks: hook_gates(service),
     }
 }
 
@@ -88,6 +92,28 @@ fn strategy_of(strategy: &rampart_config::StrategyConfig) -> Strategy {
                 .map_or(Duration::ZERO, |d| d.get()),
         }),
     }
+}
+
+/// The hook points the rollout waits on; confirm hooks that said no are asked again
+/// at the shortest of their intervals.
+fn hook_gates(service: &ServiceConfig) -> HookGates {
+    let has = |kind| service.hooks.iter().any(|h| h.kind() == kind);
+    let mut gates = HookGates {
+        pre_rollout: has(HookKind::PreRollout),
+        confirm_traffic_increase: has(HookKind::ConfirmTrafficIncrease),
+        confirm_promotion: has(HookKind::ConfirmPromotion),
+        ..HookGates::default()
+    };
+    if let Some(interval) = service
+        .hooks
+        .iter()
+        .filter_map(|h| h.confirm_interval())
+        .map(|i| i.get())
+        .min()
+    {
+        gates.confirm_interval = interval;
+    }
+    gates
 }
 
 pub fn analysis_settings(service: &ServiceConfig) -> AnalysisSettings {

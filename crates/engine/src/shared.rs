@@ -43,6 +43,13 @@ pub enum EngineEventKind {
     Incident {
         incident: crate::incidents::IncidentChange,
     },
+    /// A notification hook answered or failed (`[[service.hook]]`).
+    Hook {
+        hook: String,
+        kind: String,
+        ok: bool,
+        answer: String,
+    },
 }
 
 pub(crate) struct Shared {

@@ -54,6 +54,9 @@ pub struct ActiveRolloutView {
     pub canary_weight: f64,
     pub last_verdict: Option<Verdict>,
     pub last_transition: Option<Transition>,
+    /// At a gate: what it waits for ("approval by release-manager: …").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_for: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -13,8 +13,12 @@ use crate::state::AppState;
 pub struct StepView {
     /// Percent of traffic to the canary.
     pub weight: f64,
-    /// How long the step holds, e.g. "30s".
+    /// How long the step holds, e.g. "30s" ("0s" for a step that waits for an operator).
     pub hold: String,
+    /// The step waits for `rampart resume` or `rampart promote` (pause = until_promoted).
+    pub until_promoted: bool,
+    /// The approval (token name or role) the step needs before it is left.
+    pub approve: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -47,7 +51,9 @@ impl From<&ServiceConfig> for ServiceView {
                 .iter()
                 .map(|st| StepView {
                     weight: st.weight,
-                    hold: st.hold.to_string(),
+                    hold: st.hold().to_string(),
+                    until_promoted: st.pause.is_some(),
+                    approve: st.approve.clone(),
                 })
                 .collect(),
             judge: match s.analysis.judge {

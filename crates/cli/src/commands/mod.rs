@@ -1,10 +1,12 @@
 //! One file per command.
 
+pub mod approve;
 pub mod audit;
 pub mod bootstrap;
 pub mod check_config;
 pub mod data_dir_lock;
 pub mod demo;
+pub mod history;
 pub mod incident_sources;
 pub mod incidents;
 pub mod load;

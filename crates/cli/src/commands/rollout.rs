@@ -180,6 +180,9 @@ fn ms(v: &Value) -> String {
 /// so it agrees with the reason a rollback gives.
 pub fn progress_line(state: &str, active: Option<&Value>, verdict: &Value, live: &Value) -> String {
     let mut line = step_text(state, active);
+    if let Some(waiting) = active.and_then(|a| a["waiting_for"].as_str()) {
+        line.push_str(&format!(" | waiting for {waiting}"));
+    }
     if active.is_some_and(|a| a["step"].is_u64()) {
         line.push_str(&format!(
             " | last {}s: {}, {}",
@@ -318,6 +321,9 @@ pub fn print_status(status: &Value) {
                 text(&a["version"]),
                 step_text(&text(&a["state"]), Some(a))
             );
+            if let Some(waiting) = a["waiting_for"].as_str() {
+                println!("waiting for  {waiting}");
+            }
             if let Some(judge) = judge_text(&a["last_verdict"]) {
                 println!("judge        {}", judge.trim_start_matches("judge: "));
                 if let Some(reason) = a["last_verdict"]["reason"].as_str() {
@@ -737,6 +743,16 @@ mod tests {
         let line = progress_line("progressing", Some(&progressing), &Value::Null, &live);
         assert!(
             line.starts_with("progressing step 1/3 at 5% | last 4s: canary 7 req"),
+            "{line}"
+        );
+        // At a gate: what it waits for, right after the step.
+        let gated = json!({ "step": 2, "steps": 3, "canary_weight": 25.0,
+                            "waiting_for": "approval by release-manager" });
+        let line = progress_line("paused", Some(&gated), &Value::Null, &live);
+        assert!(
+            line.starts_with(
+                "paused step 2/3 at 25% | waiting for approval by release-manager | last 4s"
+            ),
             "{line}"
         );
         // Over: the state and the verdict, never another rollout's numbers.

@@ -245,6 +245,16 @@ pub fn event_line(event: &SseEvent) -> String {
             data["canary_weight"].as_f64().unwrap_or(0.0)
         ),
         "version_stopped" => format!("{} stopped", data["version"].as_str().unwrap_or("?")),
+        "hook" => format!(
+            "{} hook {}: {}",
+            data["kind"].as_str().unwrap_or("?"),
+            if data["ok"].as_bool() == Some(true) {
+                "answered"
+            } else {
+                "failed"
+            },
+            data["answer"].as_str().unwrap_or("")
+        ),
         _ => data.to_string(),
     };
     format!("{:<16} {service:<16} {what}", event.name)

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::input::ConfirmPoint;
 use super::phase::Transition;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -17,6 +18,12 @@ pub enum Command {
     /// Make sure the new version's instances run, starting those that do not (idempotent:
     /// it is re-issued after a restart); answer with `InstancesReady` or `InstancesFailed`.
     StartCanary,
+    /// Run the pre-rollout hooks against the ready canary (it takes no traffic yet);
+    /// answer with `PreRolloutFinished`.
+    RunPreRolloutHooks,
+    /// Ask the confirm hooks at `point`; answer with `Confirmation`. Re-issued every
+    /// confirm interval while they say no.
+    AskConfirmation { point: ConfirmPoint },
     /// Route `percent` of traffic to the canary.
     SetCanaryWeight { percent: f64 },
     /// Start a fresh analysis window (judge reset): the traffic mix changed.

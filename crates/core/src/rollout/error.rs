@@ -29,6 +29,25 @@ pub enum TransitionError {
         verdict_at: Timestamp,
         window_start: Timestamp,
     },
+    /// A step at or after the current one waits for an approval that was not given.
+    #[error(
+        "cannot {action}: step {} needs approval by {name}; run `rampart approve SERVICE --step {}` with a token named {name} or holding that role",
+        .step + 1,
+        .step + 1
+    )]
+    ApprovalRequired {
+        action: &'static str,
+        step: usize,
+        name: String,
+    },
+    #[error("cannot approve: step {} needs no approval ({needing})", .step + 1)]
+    NoApprovalNeeded { step: usize, needing: String },
+    #[error("cannot approve: step {} was already approved by {by}", .step + 1)]
+    AlreadyApproved { step: usize, by: String },
+    #[error("cannot approve: the rollout is past step {}", .step + 1)]
+    StepPassed { step: usize },
+    #[error("cannot approve: the rollout is {phase}, not at a step; name the step to approve")]
+    NoCurrentStep { phase: &'static str },
     #[error(
         "rollout state names step {} but its spec has only {steps} step(s); the stored rollout is inconsistent",
         .step + 1

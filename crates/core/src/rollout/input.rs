@@ -56,6 +56,24 @@ pub enum Input {
         actor: Actor,
         reason: String,
     },
+    /// A named approval for `step` (0-based; `None`: the current step), given by
+    /// `actor`, whose token the engine has already matched against the step's name.
+    Approve {
+        actor: Actor,
+        step: Option<usize>,
+        reason: String,
+    },
+    /// The confirm hooks at `point` answered: all 2xx (`accepted`) or not.
+    Confirmation {
+        point: ConfirmPoint,
+        accepted: bool,
+        answer: String,
+    },
+    /// The engine finished [`super::Command::RunPreRolloutHooks`].
+    PreRolloutFinished {
+        ok: bool,
+        summary: String,
+    },
     /// A canary instance died while serving traffic.
     CanaryCrashed {
         reason: String,
@@ -88,6 +106,25 @@ pub enum Input {
     },
 }
 
+/// Where confirm hooks are asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConfirmPoint {
+    /// Before the canary's weight goes up to the next step.
+    TrafficIncrease,
+    /// Before the canary is promoted.
+    Promotion,
+}
+
+impl ConfirmPoint {
+    pub fn name(self) -> &'static str {
+        match self {
+            ConfirmPoint::TrafficIncrease => "confirm_traffic_increase",
+            ConfirmPoint::Promotion => "confirm_promotion",
+        }
+    }
+}
+
 /// What to do with a rollout that was in flight when rampart stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -115,6 +152,9 @@ impl Input {
             Input::Abort { .. } => "abort",
             Input::Rollback { .. } => "roll back",
             Input::Revert { .. } => "revert",
+            Input::Approve { .. } => "approve",
+            Input::Confirmation { .. } => "record a confirmation",
+            Input::PreRolloutFinished { .. } => "finish the pre-rollout hooks",
             Input::CanaryCrashed { .. } => "handle a canary crash",
             Input::PromotionDone => "finish promotion",
             Input::RollbackDone => "finish rollback",

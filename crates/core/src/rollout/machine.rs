@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::Rollout;
 use super::command::Command;
 use super::error::TransitionError;
+use super::gates::confirm_point;
 use super::input::{Input, RecoveryPolicy};
 use super::phase::{Actor, PauseCause, Phase, ResumePoint, RollbackEnd, Transition};
 use super::spec::DeadlineAction;
@@ -71,6 +72,19 @@ impl Rollout {
                 self.stop_by_operator(RollbackEnd::RolledBack, action, actor, &reason, now)
             }
             Input::Revert { actor, reason } => self.revert(actor, &reason, now),
+            Input::Approve {
+                actor,
+                step,
+                reason,
+            } => self.approve(actor, step, &reason, now),
+            Input::Confirmation {
+                point,
+                accepted,
+                answer,
+            } => self.confirmation(point, accepted, answer, now),
+            Input::PreRolloutFinished { ok, summary } => {
+                self.pre_rollout_finished(ok, &summary, now)
+            }
             Input::PromotionDone => self.promotion_done(now),
             Input::RollbackDone => self.rollback_done(now),
             Input::SwitchedBack => Err(self.wrong_phase(action, "SwitchingBack")),
@@ -106,7 +120,10 @@ impl Rollout {
                 Some(hold_end.map_or(wakeup, |end| wakeup.min(end)))
             }
             // Analysis keeps running while paused so that failures still roll back.
-            Phase::Paused { .. } => Some(self.next_analysis_at),
+            Phase::Paused { .. } => Some(
+                self.next_confirmation_at
+                    .map_or(self.next_analysis_at, |at| at.min(self.next_analysis_at)),
+            ),
             // Every phase that waits on the engine gives up at its deadline.
             _ => self.phase_deadline_at,
         }
@@ -141,7 +158,10 @@ impl Rollout {
         Ok(if can_deploy {
             let reason = format!("validation passed ({summary}); starting {}", self.version);
             self.transition(
-                Phase::Starting { resume: None },
+                Phase::Starting {
+                    resume: None,
+                    pre_rollout: false,
+                },
                 now,
                 reason,
                 Actor::System,
@@ -154,7 +174,11 @@ impl Rollout {
     }
 
     fn instances_ready(&mut self, now: Timestamp) -> Result<Vec<Command>, TransitionError> {
-        let Phase::Starting { resume } = self.phase else {
+        let Phase::Starting {
+            resume,
+            pre_rollout: false,
+        } = self.phase
+        else {
             return Err(self.wrong_phase("mark instances ready", "Starting"));
         };
         let Some(point) = resume else {
@@ -169,6 +193,22 @@ impl Rollout {
                     reason,
                     Actor::System,
                     vec![Command::PromoteCanary],
+                ));
+            }
+            if self.spec.hooks.pre_rollout {
+                let reason = format!(
+                    "{} is ready; running the pre-rollout hooks before any traffic moves",
+                    self.version
+                );
+                return Ok(self.transition(
+                    Phase::Starting {
+                        resume: None,
+                        pre_rollout: true,
+                    },
+                    now,
+                    reason,
+                    Actor::System,
+                    vec![Command::RunPreRolloutHooks],
                 ));
             }
             let weight = self.step_weight(0)?;
@@ -193,7 +233,7 @@ impl Rollout {
     ) -> Result<Vec<Command>, TransitionError> {
         match self.phase {
             // Never served traffic: clean up what did start and end Failed.
-            Phase::Starting { resume: None } => {
+            Phase::Starting { resume: None, .. } => {
                 let reason = format!("{reason}; no traffic had reached {}", self.version);
                 Ok(self.transition(
                     Phase::Failed,
@@ -204,7 +244,9 @@ impl Rollout {
                 ))
             }
             // Served traffic before a restart, or serves it now: roll back.
-            Phase::Starting { resume: Some(_) }
+            Phase::Starting {
+                resume: Some(_), ..
+            }
             | Phase::Progressing { .. }
             | Phase::Paused { .. }
             | Phase::Promoting => Ok(self.roll_back_automatically(reason.to_string(), now)),
@@ -246,7 +288,11 @@ impl Rollout {
                 }
                 self.schedule_analysis(now)
             }
-            Phase::Paused { .. } => self.schedule_analysis(now),
+            Phase::Paused { cause, .. } => {
+                let mut commands = self.schedule_analysis(now);
+                commands.extend(self.ask_again_if_due(cause, now));
+                commands
+            }
             _ => match self.phase_deadline_at {
                 Some(at) if now >= at => self.phase_deadline_reached(now),
                 _ => Vec::new(),
@@ -277,9 +323,17 @@ impl Rollout {
                     vec![Command::CancelValidation],
                 )
             }
-            Phase::Starting { resume: None } => {
+            Phase::Starting {
+                resume: None,
+                pre_rollout,
+            } => {
+                let what = if pre_rollout {
+                    "the pre-rollout hooks did not finish"
+                } else {
+                    "instances were not ready"
+                };
                 let reason = format!(
-                    "{version}'s instances were not ready within {} (start deadline); no traffic had reached {version}",
+                    "{version}'s {what} within {} (start deadline); no traffic had reached {version}",
                     human_duration(d.start)
                 );
                 self.transition(
@@ -290,7 +344,9 @@ impl Rollout {
                     vec![Command::StopCanary],
                 )
             }
-            Phase::Starting { resume: Some(_) } => {
+            Phase::Starting {
+                resume: Some(_), ..
+            } => {
                 let reason = format!(
                     "{version}'s instances were not ready again within {} (start deadline)",
                     human_duration(d.start)
@@ -448,6 +504,7 @@ impl Rollout {
             "promote",
             "Progressing or Paused",
         )?;
+        self.refuse_if_unapproved("promote")?;
         let reason = with_operator_reason(
             format!("promoted by {actor}, skipping the remaining steps"),
             why,
@@ -485,9 +542,17 @@ impl Rollout {
         why: &str,
         now: Timestamp,
     ) -> Result<Vec<Command>, TransitionError> {
-        let Phase::Paused { step, weight, .. } = self.phase else {
+        let Phase::Paused {
+            step,
+            weight,
+            cause,
+        } = self.phase
+        else {
             return Err(self.wrong_phase("resume", "Paused"));
         };
+        if cause.is_gate() {
+            return self.release_gate(step, cause, actor, why, now);
+        }
         self.restart_step_window(now);
         let reason = with_operator_reason(
             format!(
@@ -642,14 +707,20 @@ impl Rollout {
                     vec![Command::RunValidation],
                     "running validation again",
                 ),
-                starting @ Phase::Starting { .. } => (
-                    starting,
+                // The instances may have died with rampart: start (adopt) them again,
+                // then run the pre-rollout hooks again if they were running.
+                Phase::Starting { resume, .. } => (
+                    Phase::Starting {
+                        resume,
+                        pre_rollout: false,
+                    },
                     vec![Command::StartCanary],
                     "making sure the new version's instances run",
                 ),
                 Phase::Progressing { step, .. } => (
                     Phase::Starting {
                         resume: Some(ResumePoint { step, paused: None }),
+                        pre_rollout: false,
                     },
                     vec![Command::StartCanary],
                     "making sure the new version's instances run, then re-establishing the step",
@@ -660,6 +731,7 @@ impl Rollout {
                             step,
                             paused: Some(cause),
                         }),
+                        pre_rollout: false,
                     },
                     vec![Command::StartCanary],
                     "making sure the new version's instances run, then re-establishing the paused step",
@@ -719,7 +791,7 @@ impl Rollout {
 
     /// Puts the rollout at `step` (paused if `paused` says so) with the step's weight, a
     /// restarted hold and a fresh analysis window.
-    fn enter_step(
+    pub(super) fn enter_step(
         &mut self,
         step: usize,
         weight: f64,
@@ -728,6 +800,17 @@ impl Rollout {
         reason: String,
     ) -> Vec<Command> {
         self.restart_step_window(now);
+        let mut reason = reason;
+        let until_promoted = self.spec.steps.get(step).is_some_and(|s| s.until_promoted);
+        let paused = match paused {
+            None if until_promoted => {
+                reason.push_str(
+                    "; waits for an operator's resume or promote (pause = until_promoted)",
+                );
+                Some(PauseCause::UntilPromoted)
+            }
+            other => other,
+        };
         let to = match paused {
             Some(cause) => Phase::Paused {
                 step,
@@ -736,15 +819,23 @@ impl Rollout {
             },
             None => Phase::Progressing { step, weight },
         };
-        let commands = vec![
+        let mut commands = vec![
             Command::SetCanaryWeight { percent: weight },
             Command::ResetAnalysis,
         ];
-        self.transition(to, now, reason, Actor::System, commands)
+        // Re-established at a confirm gate (after a restart): ask the hooks again.
+        if let Some(point) = paused.and_then(confirm_point) {
+            commands.push(Command::AskConfirmation { point });
+        }
+        let commands = self.transition(to, now, reason, Actor::System, commands);
+        if paused.and_then(confirm_point).is_some() {
+            self.waiting_on_hooks(now);
+        }
+        commands
     }
 
     /// A restored rollout whose spec lost steps must not index past the end.
-    fn step_weight(&self, step: usize) -> Result<f64, TransitionError> {
+    pub(super) fn step_weight(&self, step: usize) -> Result<f64, TransitionError> {
         self.spec
             .steps
             .get(step)
@@ -762,8 +853,17 @@ impl Rollout {
         self.step_outcome = None;
     }
 
-    /// The current step passed: next step, or promotion after the last one.
+    /// The current step passed its hold and analysis (or an operator released it):
+    /// through its gates (module docs, "Gates"), then on.
     fn advance(&mut self, step: usize, now: Timestamp) -> Vec<Command> {
+        if let Some(waiting) = self.stop_at_gate(step, now) {
+            return waiting;
+        }
+        self.move_on(step, now)
+    }
+
+    /// Next step, or promotion after the last one: every gate of `step` is passed.
+    pub(super) fn move_on(&mut self, step: usize, now: Timestamp) -> Vec<Command> {
         let total = self.spec.steps.len();
         let next = step + 1;
         match self.spec.steps.get(next) {
@@ -842,7 +942,11 @@ impl Rollout {
         }
     }
 
-    fn roll_back_automatically(&mut self, reason: String, now: Timestamp) -> Vec<Command> {
+    pub(super) fn roll_back_automatically(
+        &mut self,
+        reason: String,
+        now: Timestamp,
+    ) -> Vec<Command> {
         let mut commands = rollback_commands();
         commands.push(Command::OpenIncident {
             reason: format!("{} of {} rolled back: {reason}", self.version, self.service),
@@ -868,7 +972,7 @@ impl Rollout {
     }
 
     /// Records the transition and appends its notification after `commands`.
-    fn transition(
+    pub(super) fn transition(
         &mut self,
         to: Phase,
         now: Timestamp,
@@ -887,6 +991,12 @@ impl Rollout {
             _ => None,
         }
         .map(|deadline| now.saturating_add(deadline));
+        // A confirm hook's "no" belongs to the wait it held; the caller sets it again
+        // when the new phase waits on hooks too.
+        if to != self.phase {
+            self.confirmation = None;
+            self.next_confirmation_at = None;
+        }
         let record = Transition {
             at: now,
             from: std::mem::replace(&mut self.phase, to.clone()),
@@ -899,7 +1009,7 @@ impl Rollout {
         commands
     }
 
-    fn expect(
+    pub(super) fn expect(
         &self,
         ok: bool,
         action: &'static str,
@@ -912,7 +1022,11 @@ impl Rollout {
         }
     }
 
-    fn wrong_phase(&self, action: &'static str, expected: &'static str) -> TransitionError {
+    pub(super) fn wrong_phase(
+        &self,
+        action: &'static str,
+        expected: &'static str,
+    ) -> TransitionError {
         TransitionError::WrongPhase {
             action,
             phase: self.phase.name(),
@@ -922,14 +1036,14 @@ impl Rollout {
 }
 
 /// Weight 0 first, so no user request reaches the canary while it is being stopped.
-fn rollback_commands() -> Vec<Command> {
+pub(super) fn rollback_commands() -> Vec<Command> {
     vec![
         Command::SetCanaryWeight { percent: 0.0 },
         Command::StopCanary,
     ]
 }
 
-fn with_operator_reason(what: String, why: &str) -> String {
+pub(super) fn with_operator_reason(what: String, why: &str) -> String {
     let why = why.trim();
     if why.is_empty() {
         what

@@ -104,6 +104,35 @@
 //! - [`Input::AnalysisFailed`]: a failed metric (or a provider unavailable past its
 //!   limit) rolls back from Progressing or Paused, with an incident.
 //!
+//! # Gates
+//!
+//! A step is left only through its gates, checked in this order once its hold has
+//! elapsed with a passing analysis (or an operator released it):
+//!
+//! 1. `until_promoted`: entering the step sets the weight and pauses at once
+//!    (`PauseCause::UntilPromoted`), with no timer. `resume` releases the gate (the
+//!    step's remaining gates follow); `promote` skips the remaining steps as always.
+//! 2. `approve = NAME`: the step waits (`PauseCause::Approval`) until
+//!    [`Input::Approve`] for it; an approval may be given ahead, for any step not yet
+//!    left, and is recorded in [`Rollout::approvals`]. Neither resume nor promote
+//!    passes an approval: promote is refused while any step from the current one on
+//!    lacks its approval.
+//! 3. confirm hooks: before the next step `AskConfirmation { TrafficIncrease }`,
+//!    before promotion `AskConfirmation { Promotion }` (`PauseCause::Confirm…`). A
+//!    "no" keeps the rollout there, records the answer ([`Rollout::confirmation`])
+//!    and asks again every `hooks.confirm_interval`; a "yes" moves on. An operator's
+//!    resume or promote overrides a "no" (recorded with the actor).
+//!
+//! Every gate is a `Paused` phase, so the judge keeps watching: analysis runs and
+//! failures still roll the canary back while a gate waits, and there is no progress
+//! deadline (a gate waits for people or hooks, not for evidence).
+//!
+//! Pre-rollout hooks: with `hooks.pre_rollout`, ready instances (first start, with a
+//! stable version) go to `Starting { pre_rollout: true }` with `RunPreRolloutHooks`;
+//! [`Input::PreRolloutFinished`] either enters step 1 or ends `Failed` with
+//! `StopCanary`: no traffic ever reached the canary. They count against the start
+//! deadline.
+//!
 //! # Revert
 //!
 //! An emergency rollback with no rollout in flight is a rollout of its own, created
@@ -141,6 +170,7 @@
 
 mod command;
 mod error;
+mod gates;
 mod input;
 mod machine;
 mod phase;
@@ -155,10 +185,11 @@ use serde::{Deserialize, Serialize};
 
 pub use command::Command;
 pub use error::TransitionError;
-pub use input::{Input, RecoveryPolicy};
+pub use input::{ConfirmPoint, Input, RecoveryPolicy};
 pub use phase::{Actor, PauseCause, Phase, ResumePoint, RollbackEnd, Transition};
 pub use spec::{
-    BlueGreenSpec, DeadlineAction, PhaseDeadlines, RolloutSpec, SpecError, Step, Strategy,
+    BlueGreenSpec, DeadlineAction, HookGates, PhaseDeadlines, RolloutSpec, SpecError, Step,
+    Strategy,
 };
 pub use steering::{MatchSource, RequestMatch, Steering, ValueMatch};
 
@@ -193,6 +224,32 @@ pub struct Rollout {
     /// rollouts stored before deadlines existed: recovery re-enters the phase and sets it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase_deadline_at: Option<Timestamp>,
+    /// Approvals given so far, ahead of their step or at it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvals: Vec<Approval>,
+    /// The latest "no" of the confirm hooks the rollout waits on; cleared on moving on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmation: Option<ConfirmationAnswer>,
+    /// When the confirm hooks are asked again (while waiting on them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_confirmation_at: Option<Timestamp>,
+}
+
+/// One approval: `name` (the step's `approve`) for `step` (0-based), given by `by`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    pub step: usize,
+    pub name: String,
+    pub by: String,
+    pub at: Timestamp,
+}
+
+/// What the confirm hooks said when they last said no.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfirmationAnswer {
+    pub point: ConfirmPoint,
+    pub answer: String,
+    pub at: Timestamp,
 }
 
 impl Rollout {
@@ -220,6 +277,9 @@ impl Rollout {
             last_verdict: None,
             history: Vec::new(),
             phase_deadline_at: None,
+            approvals: Vec::new(),
+            confirmation: None,
+            next_confirmation_at: None,
         })
     }
 
@@ -234,6 +294,51 @@ impl Rollout {
         self.current_step()
             .map(|(_, step)| step.steering.clone())
             .unwrap_or_default()
+    }
+
+    /// What a waiting rollout waits for, in words for `status` and events ("approval
+    /// by release-manager: `rampart approve checkout`"); `None` when not at a gate.
+    pub fn waiting_for(&self) -> Option<String> {
+        let Phase::Paused { step, cause, .. } = self.phase else {
+            return None;
+        };
+        let service = &self.service;
+        Some(match cause {
+            PauseCause::Operator | PauseCause::Deadline => {
+                format!("an operator: `rampart resume {service}` or `rampart promote {service}`")
+            }
+            PauseCause::AnalysisUnavailable => {
+                "the analysis provider to answer again (the rollout resumes on its own)".to_string()
+            }
+            PauseCause::AnalysisInconclusive => format!(
+                "conclusive analysis, or an operator: `rampart resume {service}` or `rampart abort {service}`"
+            ),
+            PauseCause::UntilPromoted => format!(
+                "an operator (pause = until_promoted): `rampart resume {service}` for the next step or `rampart promote {service}`"
+            ),
+            PauseCause::Approval => {
+                let name = self
+                    .spec
+                    .steps
+                    .get(step)
+                    .and_then(|s| s.approve.clone())
+                    .unwrap_or_default();
+                format!(
+                    "approval by {name}: `rampart approve {service}` with a token named {name} or holding that role"
+                )
+            }
+            PauseCause::ConfirmTrafficIncrease | PauseCause::ConfirmPromotion => {
+                let point = if cause == PauseCause::ConfirmPromotion {
+                    "confirm_promotion"
+                } else {
+                    "confirm_traffic_increase"
+                };
+                match &self.confirmation {
+                    Some(no) => format!("the {point} hooks, which last answered: {}", no.answer),
+                    None => format!("the {point} hooks' answer"),
+                }
+            }
+        })
     }
 
     /// The step the canary is at (Progressing or Paused), 0-based, with its definition.

@@ -20,6 +20,10 @@ pub enum Phase {
         /// Set when re-establishing a step after a restart: where to go once ready.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         resume: Option<ResumePoint>,
+        /// The instances are ready and the pre-rollout hooks run against them; still no
+        /// traffic reaches them.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        pre_rollout: bool,
     },
     /// `weight` percent of traffic goes to the canary at step `step` (0-based).
     Progressing {
@@ -67,7 +71,7 @@ pub enum Phase {
     Aborted,
 }
 
-/// Why a rollout is paused; an operator resumes either kind.
+/// Why a rollout is paused (module docs, "Gates", say who may end each wait).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PauseCause {
@@ -79,6 +83,42 @@ pub enum PauseCause {
     AnalysisUnavailable,
     /// A metric returned no data more often in a row than its `inconclusive_limit`.
     AnalysisInconclusive,
+    /// A `pause = "until_promoted"` step: waits for promote or resume, no timer.
+    UntilPromoted,
+    /// The step needs its named approval (`rampart approve`).
+    Approval,
+    /// A confirm-traffic-increase hook has not said yes to the next step yet.
+    ConfirmTrafficIncrease,
+    /// A confirm-promotion hook has not said yes to promotion yet.
+    ConfirmPromotion,
+}
+
+impl PauseCause {
+    /// Whether this wait is a gate of the step (rather than a hold on the rollout):
+    /// ending it moves the rollout on instead of restarting the step.
+    pub fn is_gate(self) -> bool {
+        !matches!(
+            self,
+            PauseCause::Operator
+                | PauseCause::Deadline
+                | PauseCause::AnalysisUnavailable
+                | PauseCause::AnalysisInconclusive
+        )
+    }
+
+    /// Snake-case name, as in the JSON and the metrics' labels.
+    pub fn name(self) -> &'static str {
+        match self {
+            PauseCause::Operator => "operator",
+            PauseCause::Deadline => "deadline",
+            PauseCause::AnalysisUnavailable => "analysis_unavailable",
+            PauseCause::AnalysisInconclusive => "analysis_inconclusive",
+            PauseCause::UntilPromoted => "until_promoted",
+            PauseCause::Approval => "approval",
+            PauseCause::ConfirmTrafficIncrease => "confirm_traffic_increase",
+            PauseCause::ConfirmPromotion => "confirm_promotion",
+        }
+    }
 }
 
 /// The terminal state a rollback ends in once the engine reports `RollbackDone`.
@@ -139,13 +179,24 @@ impl fmt::Display for Phase {
                 cause,
             } => {
                 let by = match cause {
-                    PauseCause::Operator => "by an operator",
-                    PauseCause::Deadline => "at the progress deadline",
-                    PauseCause::AnalysisUnavailable => "while the analysis provider is unavailable",
-                    PauseCause::AnalysisInconclusive => "on inconclusive analysis",
+                    PauseCause::Operator => "Paused by an operator",
+                    PauseCause::Deadline => "Paused at the progress deadline",
+                    PauseCause::AnalysisUnavailable => {
+                        "Paused while the analysis provider is unavailable"
+                    }
+                    PauseCause::AnalysisInconclusive => "Paused on inconclusive analysis",
+                    PauseCause::UntilPromoted => "Paused until promoted",
+                    PauseCause::Approval => "Waiting for approval",
+                    PauseCause::ConfirmTrafficIncrease => {
+                        "Waiting for the confirm-traffic-increase hook"
+                    }
+                    PauseCause::ConfirmPromotion => "Waiting for the confirm-promotion hook",
                 };
-                write!(f, "Paused {by} (step {}, {weight}%)", step + 1)
+                write!(f, "{by} (step {}, {weight}%)", step + 1)
             }
+            Phase::Starting {
+                pre_rollout: true, ..
+            } => f.write_str("Starting (pre-rollout hooks running)"),
             Phase::RollingBack { ends_as } => {
                 let end = match ends_as {
                     RollbackEnd::RolledBack => "RolledBack",

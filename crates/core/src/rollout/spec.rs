@@ -8,7 +8,8 @@ use thiserror::Error;
 use super::steering::Steering;
 
 /// One traffic step: send `weight` percent of traffic to the canary for at least `hold`,
-/// plus the requests `steering` routes or mirrors to it.
+/// plus the requests `steering` routes or mirrors to it, then pass the step's gates
+/// (module docs, "Gates") before moving on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Step {
     /// Percent of traffic to the canary, `0.0..=100.0`.
@@ -18,15 +19,49 @@ pub struct Step {
     /// Header or cookie match and mirroring; absent from rollouts stored before them.
     #[serde(default, skip_serializing_if = "Steering::is_none")]
     pub steering: Steering,
+    /// Wait, with no timer, for an operator's promote or resume once the weight is set.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub until_promoted: bool,
+    /// The step is left only once this approval (a token name or role) was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approve: Option<String>,
 }
 
 impl Step {
-    /// A step of `weight` percent for `hold`, with no match and no mirroring.
-    pub fn weighted(weight: f64, hold: Duration) -> Self {
+    /// A step of `weight` percent for `hold`: no gates, no match, no mirroring.
+    pub fn timed(weight: f64, hold: Duration) -> Self {
         Self {
             weight,
             hold,
             steering: Steering::default(),
+            until_promoted: false,
+            approve: None,
+        }
+    }
+}
+
+/// The hook points the state machine waits on; the engine runs the hooks themselves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HookGates {
+    /// Hooks run against the ready canary before any traffic moves; a failure ends the
+    /// rollout `Failed`.
+    pub pre_rollout: bool,
+    /// Hooks asked before each weight increase; a "no" holds the step.
+    pub confirm_traffic_increase: bool,
+    /// Hooks asked before promotion; a "no" holds the last step.
+    pub confirm_promotion: bool,
+    /// How often a confirm hook that said no is asked again.
+    #[serde(rename = "confirm_interval_ms", with = "super::serde_millis")]
+    pub confirm_interval: Duration,
+}
+
+impl Default for HookGates {
+    fn default() -> Self {
+        Self {
+            pre_rollout: false,
+            confirm_traffic_increase: false,
+            confirm_promotion: false,
+            confirm_interval: Duration::from_secs(10),
         }
     }
 }
@@ -60,6 +95,9 @@ pub struct RolloutSpec {
     /// up on it. Absent from rollouts stored before deadlines existed: the defaults.
     #[serde(default)]
     pub deadlines: PhaseDeadlines,
+    /// Absent from rollouts stored before hooks existed: none.
+    #[serde(default)]
+    pub hooks: HookGates,
     /// Canary (the steps) or blue-green; absent from rollouts stored before
     /// strategies existed: canary.
     #[serde(default, skip_serializing_if = "Strategy::is_canary")]
@@ -159,6 +197,10 @@ pub enum SpecError {
     ZeroFailureLimit,
     #[error("the {phase} deadline must be longer than zero")]
     ZeroPhaseDeadline { phase: &'static str },
+    #[error("the confirm hooks' interval must be longer than zero")]
+    ZeroConfirmInterval,
+    #[error("step {index}: an approval needs a name (a token name or role)")]
+    BlankApproval { index: usize },
 }
 
 impl RolloutSpec {
@@ -207,6 +249,16 @@ impl RolloutSpec {
             if deadline.is_zero() {
                 return Err(SpecError::ZeroPhaseDeadline { phase });
             }
+        }
+        if self.hooks.confirm_interval.is_zero() {
+            return Err(SpecError::ZeroConfirmInterval);
+        }
+        if let Some(index) = self
+            .steps
+            .iter()
+            .position(|step| step.approve.as_ref().is_some_and(|a| a.trim().is_empty()))
+        {
+            return Err(SpecError::BlankApproval { index });
         }
         Ok(())
     }

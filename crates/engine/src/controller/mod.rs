@@ -360,6 +360,23 @@ impl Controller {
                 self.cancel_action();
                 None
             }
+            Command::RunPreRolloutHooks => {
+                let action = crate::hooks::run_pre_rollout(self.svc.clone(), self.record.clone());
+                self.spawn_action(command, async move { ActionResult::Input(action.await) });
+                None
+            }
+            Command::AskConfirmation { point } => {
+                // A slow hook still being asked is not asked twice.
+                if self.action.is_none() {
+                    let ask = crate::hooks::ask_confirmation(
+                        self.svc.clone(),
+                        self.record.clone(),
+                        point,
+                    );
+                    self.spawn_action(command, async move { ActionResult::Input(ask.await) });
+                }
+                None
+            }
             Command::StartCanary => {
                 // A background stop of this version (an earlier rollout of it) must not
                 // stop what starts now.
@@ -485,6 +502,7 @@ impl Controller {
                     reason = %transition.reason,
                     "rollout transition"
                 );
+                crate::hooks::on_transition(&self.shared, &self.svc, &self.record, &transition);
                 self.publish(EngineEventKind::Transition { transition });
                 None
             }

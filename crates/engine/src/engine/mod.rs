@@ -5,7 +5,9 @@
 //! `commands` (deploy, operate, revert, traffic, validate), `queries` (status,
 //! deployments, measurements).
 
+mod approvals;
 mod commands;
+mod history;
 mod lifecycle;
 mod queries;
 mod requests;
@@ -35,6 +37,8 @@ use lifecycle::{serving_versions, start_stable, supervise_stable_watcher};
 /// How far back the live numbers in a status look.
 pub const LIVE_WINDOW: Duration = Duration::from_secs(10);
 
+pub use approvals::ApprovalNeeded;
+pub use history::Revision;
 pub use requests::{DeployRequest, Operation, TrafficChange};
 
 /// How the engine gets each service's backend and routing writer.

@@ -242,6 +242,7 @@ fn active_view(record: &DeploymentRecord) -> ActiveRolloutView {
         canary_weight,
         last_verdict: rollout.last_verdict.clone(),
         last_transition: rollout.history.last().cloned(),
+        waiting_for: rollout.waiting_for(),
     }
 }
 

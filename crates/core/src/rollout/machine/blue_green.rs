@@ -470,7 +470,10 @@ impl Rollout {
                 "stopping the preview",
             ),
             (RecoveryPolicy::Resume, Phase::Previewing | Phase::AwaitingPromotion { .. }) => (
-                Phase::Starting { resume: None },
+                Phase::Starting {
+                    resume: None,
+                    pre_rollout: false,
+                },
                 vec![Command::StartCanary],
                 "making sure the preview's instances run, then previewing again",
             ),

@@ -286,7 +286,13 @@ fn restarts_bring_blue_green_to_the_safe_side() {
         },
         s(5),
     );
-    assert_eq!(r.phase, Phase::Starting { resume: None });
+    assert_eq!(
+        r.phase,
+        Phase::Starting {
+            resume: None,
+            pre_rollout: false,
+        }
+    );
     assert_eq!(actions(&commands), vec![Command::StartCanary]);
     apply(&mut r, Input::InstancesReady, s(6));
     assert_eq!(r.phase, Phase::Previewing);

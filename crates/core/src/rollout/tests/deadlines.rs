@@ -91,7 +91,13 @@ fn a_restart_that_hangs_after_recovery_rolls_back() {
         },
         s(10),
     );
-    assert!(matches!(r.phase, Phase::Starting { resume: Some(_) }));
+    assert!(matches!(
+        r.phase,
+        Phase::Starting {
+            resume: Some(_),
+            ..
+        }
+    ));
     let c = apply(&mut r, Input::Tick, s(310));
     assert_eq!(
         r.phase,

@@ -38,7 +38,13 @@ fn a_healthy_rollout_walks_every_step_then_promotes_and_schedules_scale_down() {
     };
     let c = apply(&mut r, ok, s(1));
     assert_eq!(actions(&c), vec![Command::StartCanary]);
-    assert_eq!(r.phase, Phase::Starting { resume: None });
+    assert_eq!(
+        r.phase,
+        Phase::Starting {
+            resume: None,
+            pre_rollout: false
+        }
+    );
 
     let c = apply(&mut r, Input::InstancesReady, s(2));
     assert_eq!(

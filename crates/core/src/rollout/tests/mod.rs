@@ -4,6 +4,7 @@
 mod analysis;
 mod blue_green;
 mod deadlines;
+mod gates;
 mod lifecycle;
 mod metric_analysis;
 mod operator;
@@ -28,9 +29,9 @@ pub(super) fn s(secs: u64) -> Timestamp {
 pub(super) fn spec() -> RolloutSpec {
     RolloutSpec {
         steps: vec![
-            Step::weighted(5.0, Duration::from_secs(30)),
-            Step::weighted(25.0, Duration::from_secs(60)),
-            Step::weighted(50.0, Duration::from_secs(60)),
+            Step::timed(5.0, Duration::from_secs(30)),
+            Step::timed(25.0, Duration::from_secs(60)),
+            Step::timed(50.0, Duration::from_secs(60)),
         ],
         analysis_interval: Duration::from_secs(10),
         progress_deadline: Duration::from_secs(120),
@@ -39,6 +40,7 @@ pub(super) fn spec() -> RolloutSpec {
         scale_down_delay: Duration::from_secs(30),
         deadlines: PhaseDeadlines::default(),
         strategy: Strategy::Canary,
+        hooks: HookGates::default(),
     }
 }
 

@@ -28,6 +28,7 @@ fn the_default_policy_is_rollback() {
 fn every_non_terminal_state_recovers_as_documented_under_both_policies() {
     let resume_at = |paused| Phase::Starting {
         resume: Some(ResumePoint { step: 0, paused }),
+        pre_rollout: false,
     };
     let cases: Vec<(Rollout, RecoveryPolicy, Phase, Vec<Command>)> = vec![
         (pending(), RecoveryPolicy::Resume, Phase::Pending, vec![]),
@@ -40,7 +41,10 @@ fn every_non_terminal_state_recovers_as_documented_under_both_policies() {
         (
             starting(),
             RecoveryPolicy::Resume,
-            Phase::Starting { resume: None },
+            Phase::Starting {
+                resume: None,
+                pre_rollout: false,
+            },
             vec![Command::StartCanary],
         ),
         (

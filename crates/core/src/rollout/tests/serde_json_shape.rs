@@ -76,6 +76,12 @@ fn the_json_shape_is_plain_and_stable() {
                 "start_ms": 300_000,
                 "promotion_ms": 300_000,
                 "rollback_ms": 120_000
+            },
+            "hooks": {
+                "pre_rollout": false,
+                "confirm_traffic_increase": false,
+                "confirm_promotion": false,
+                "confirm_interval_ms": 10_000
             }
         })
     );

@@ -21,16 +21,16 @@ fn steered_spec() -> RolloutSpec {
                 canary_match: Some(tester_match()),
                 mirror_percent: 0.0,
             },
-            ..Step::weighted(0.0, Duration::from_secs(30))
+            ..Step::timed(0.0, Duration::from_secs(30))
         },
         Step {
             steering: Steering {
                 canary_match: None,
                 mirror_percent: 20.0,
             },
-            ..Step::weighted(0.0, Duration::from_secs(30))
+            ..Step::timed(0.0, Duration::from_secs(30))
         },
-        Step::weighted(50.0, Duration::from_secs(30)),
+        Step::timed(50.0, Duration::from_secs(30)),
     ];
     spec
 }
@@ -97,7 +97,7 @@ fn a_mirror_share_outside_0_to_100_is_refused() {
 fn steps_stored_before_steering_existed_still_load() {
     let old = r#"{"weight":5.0,"hold_ms":30000}"#;
     let step: Step = serde_json::from_str(old).expect("old step");
-    assert_eq!(step, Step::weighted(5.0, Duration::from_secs(30)));
+    assert_eq!(step, Step::timed(5.0, Duration::from_secs(30)));
     // And a plain step is stored as before.
     assert_eq!(serde_json::to_string(&step).expect("json"), old);
 }
