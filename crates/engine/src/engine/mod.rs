@@ -135,6 +135,7 @@ impl Engine {
                 stable: upstream_set(stable),
                 canary: None,
                 canary_weight: 0.0,
+                tls: service.tls.clone(),
             })
             .collect();
         routes.extend(
