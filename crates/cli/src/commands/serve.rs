@@ -143,6 +143,7 @@ pub async fn run_server(
     registry.register_collector(Box::new(engine.router_collector()));
     registry.register_collector(Box::new(engine.rollout_collector()));
     delivery_metrics.register(&mut registry);
+    registry.register_collector(Box::new(rampart_api::store_memory::SqliteMemory));
     registry.register_collector(Box::new(rampart_telemetry::TelemetryCollector(
         telemetry.clone(),
     )));
