@@ -9,6 +9,7 @@ mod commands;
 mod lifecycle;
 mod queries;
 mod requests;
+mod settling;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
