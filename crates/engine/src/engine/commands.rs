@@ -391,7 +391,7 @@ impl Engine {
         };
         let id = record.id.clone();
         let (requests, receiver) = mpsc::channel(16);
-        self.claim_settled(&svc, &id, &previous.version, requests)
+        self.claim_settled(svc, &id, &previous.version, requests)
             .await?;
         // Committed before anything moves: a crash from here on finishes the revert
         // at the next start.
