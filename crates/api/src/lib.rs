@@ -13,6 +13,8 @@ pub mod problem;
 pub mod routes;
 pub mod state;
 pub mod store_health;
+pub mod store_memory;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

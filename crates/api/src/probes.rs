@@ -72,6 +72,11 @@ impl ReadinessProbe for ServiceErrorsProbe {
         format!("service:{}:error_rate", self.service)
     }
 
+    /// At worst `warn`: never makes rampart unready.
+    fn decides_readiness(&self) -> bool {
+        false
+    }
+
     fn check(&self) -> CheckResult {
         let (status, rate, output) = match self.engine.window(&self.service, ERROR_WINDOW) {
             Ok(window) => {

@@ -210,6 +210,10 @@ pub struct LoadArgs {
     #[arg(long, value_name = "DURATION", default_value = "10s",
           value_parser = rampart_config::duration::parse_positive)]
     pub timeout: rampart_config::Duration,
+    /// PEM file of a CA to trust for an https URL (a private CA, a self-signed
+    /// certificate), besides the public ones.
+    #[arg(long, value_name = "FILE", env = "RAMPART_CA")]
+    pub ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -426,6 +430,10 @@ pub struct ApiArgs {
         hide_env_values = true
     )]
     pub token: Option<String>,
+    /// PEM file of a CA to trust for an https --api (a private CA, a self-signed
+    /// certificate), besides the public ones.
+    #[arg(long, value_name = "FILE", env = "RAMPART_CA")]
+    pub ca: Option<PathBuf>,
     /// How to print the result.
     #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,

@@ -10,6 +10,53 @@ use serde::de::DeserializeOwned;
 use crate::cli::ApiArgs;
 use crate::exit::{CliError, USAGE};
 
+/// A client builder that trusts the CA in `ca` (PEM, one or more certificates)
+/// besides the public CAs, for an https API or service with a private certificate.
+pub fn http_client(ca: Option<&Path>) -> Result<reqwest::ClientBuilder, CliError> {
+    let builder = reqwest::Client::builder();
+    let Some(ca) = ca else {
+        return Ok(builder);
+    };
+    let pem = std::fs::read(ca).map_err(|e| {
+        CliError::usage(anyhow!(
+            "cannot read --ca {}: {e}; give the PEM file of the CA that signed the server's certificate",
+            ca.display()
+        ))
+    })?;
+    let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+        .ok()
+        .filter(|certs| !certs.is_empty())
+        .ok_or_else(|| {
+            CliError::usage(anyhow!(
+                "--ca {} holds no PEM certificate (`-----BEGIN CERTIFICATE-----`); give the CA's certificate, not its key",
+                ca.display()
+            ))
+        })?;
+    Ok(certificates
+        .into_iter()
+        .fold(builder, reqwest::ClientBuilder::add_root_certificate))
+}
+
+/// Why the API could not be reached, with the causes reqwest keeps underneath (a
+/// TLS failure says which), and what to try.
+fn unreachable(base: &str, error: &reqwest::Error) -> anyhow::Error {
+    let mut detail = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        detail.push_str(": ");
+        detail.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    let hint = if detail.contains("certificate") || detail.contains("UnknownIssuer") {
+        "if the API's certificate comes from a private CA, pass it with --ca FILE (or RAMPART_CA)"
+    } else if base.starts_with("http://") && detail.contains("connection closed") {
+        "if the API serves TLS, use an https:// --api"
+    } else {
+        "is `rampart serve` running there? (set --api)"
+    };
+    anyhow!("cannot reach the rampart API at {base}: {detail}; {hint}")
+}
+
 pub struct ApiClient {
     base: String,
     token: String,
@@ -36,7 +83,7 @@ impl ApiClient {
                     })?
             }
         };
-        let http = reqwest::Client::builder()
+        let http = http_client(args.ca.as_deref())?
             .connect_timeout(std::time::Duration::from_secs(5))
             .build()
             .context("cannot build HTTP client")?;
@@ -69,9 +116,7 @@ impl ApiClient {
             .header(reqwest::header::ACCEPT, "text/event-stream")
             .send()
             .await
-            .map_err(|e| {
-                anyhow!("cannot reach the rampart API at {}: {e}; is `rampart serve` running there? (set --api)", self.base)
-            })?;
+            .map_err(|e| unreachable(&self.base, &e))?;
         let status = response.status();
         if !status.is_success() {
             let text = response.text().await.unwrap_or_default();
@@ -95,9 +140,7 @@ impl ApiClient {
         if let Some(body) = body {
             req = req.json(body);
         }
-        let response = req.send().await.map_err(|e| {
-            anyhow!("cannot reach the rampart API at {}: {e}; is `rampart serve` running there? (set --api)", self.base)
-        })?;
+        let response = req.send().await.map_err(|e| unreachable(&self.base, &e))?;
         let status = response.status();
         let text = response.text().await.context("reading the API response")?;
         if !status.is_success() {

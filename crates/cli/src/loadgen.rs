@@ -133,9 +133,18 @@ const MAX_WORKERS: u32 = 16;
 
 impl LoadGenerator {
     pub fn start(plan: LoadPlan) -> Result<Self, reqwest::Error> {
+        Self::start_with(plan, reqwest::Client::builder())
+    }
+
+    /// Like [`LoadGenerator::start`], with a client set up by the caller (a CA to
+    /// trust for an https URL).
+    pub fn start_with(
+        plan: LoadPlan,
+        http: reqwest::ClientBuilder,
+    ) -> Result<Self, reqwest::Error> {
         let rate = plan.rate.max(1);
         let workers_count = MAX_WORKERS.min(rate);
-        let client = reqwest::Client::builder()
+        let client = http
             .timeout(plan.timeout)
             .pool_max_idle_per_host(workers_count as usize)
             .build()?;

@@ -4,6 +4,7 @@ mod cli;
 mod client;
 mod commands;
 mod exit;
+mod hangup;
 mod loadgen;
 mod output;
 mod shutdown;

@@ -28,6 +28,7 @@ mod structure;
 mod suggest;
 mod summary;
 mod syntax;
+pub mod tls_files;
 mod upstream_address;
 
 pub use diagnostic::{ConfigError, Diagnostic};

@@ -13,8 +13,10 @@ use crate::{semantic, structure, syntax};
 /// Reads and validates the config file at `path`.
 ///
 /// A relative `server.data_dir` is resolved against the folder holding the file, so
-/// the store lands in the same place whatever the working directory. Other paths
-/// (commands, `working_dir`) are left as written.
+/// the store lands in the same place whatever the working directory; so are the
+/// `tls` certificate and key paths, whose files are then read and checked (a missing,
+/// unreadable or mismatched file is reported at its `cert` or `key` line). Other
+/// paths (commands, `working_dir`) are left as written.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let source = std::fs::read_to_string(path).map_err(|io| ConfigError::Read {
         path: path.to_path_buf(),
@@ -27,6 +29,8 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     if let Some(folder) = folder {
         config.server.data_dir = folder.join(&config.server.data_dir);
     }
+    crate::tls_files::resolve_paths(&mut config, path.parent().unwrap_or(Path::new("")));
+    crate::tls_files::check(&config, &source, &path.display().to_string())?;
     Ok(config)
 }
 

@@ -129,6 +129,21 @@ pub struct ServerConfig {
     /// Where people reach rampart's API (behind a proxy, say); notifications turn
     /// their links into absolute URLs with it. Without it they carry no link.
     pub public_url: Option<String>,
+    /// `[server.tls]`: the API serves HTTPS only, and may then listen beyond loopback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
+}
+
+/// A certificate and its private key, both PEM files, for a listener that terminates
+/// TLS. Relative paths are resolved against the config file's folder. Both are read
+/// again on SIGHUP, so a renewed certificate is served without a restart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificate chain: the server's certificate first, then intermediates.
+    pub cert: PathBuf,
+    /// The private key of the first certificate (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
 }
 
 impl Default for ServerConfig {
@@ -139,6 +154,7 @@ impl Default for ServerConfig {
             on_restart: RestartPolicy::default(),
             insecure_listen: false,
             public_url: None,
+            tls: None,
         }
     }
 }
@@ -188,6 +204,9 @@ pub struct ServiceConfig {
     /// `[[service.hook]]` tables: webhooks at the rollout's points, and load tests.
     #[serde(default, rename = "hook", skip_serializing_if = "Vec::is_empty")]
     pub hooks: Vec<crate::hooks::HookConfig>,
+    /// `[service.tls]`: the router serves HTTPS (HTTP/1.1 and h2 by ALPN) on `listen`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -271,6 +271,19 @@ pub(crate) static SERVER: Table = Table {
         ),
         optional("insecure_listen", Ty::Bool, "false"),
         optional("public_url", Ty::String, "\"https://rampart.example.com\""),
+        optional(
+            "tls",
+            Ty::Table(&TLS),
+            "{ cert = \"/etc/rampart/tls/cert.pem\", key = \"/etc/rampart/tls/key.pem\" }",
+        ),
+    ],
+};
+
+pub(crate) static TLS: Table = Table {
+    name: "in a tls table",
+    keys: &[
+        required("cert", Ty::String, "\"/etc/rampart/tls/cert.pem\""),
+        required("key", Ty::String, "\"/etc/rampart/tls/key.pem\""),
     ],
 };
 
@@ -298,6 +311,11 @@ pub(crate) static SERVICE: Table = Table {
             "autoscale",
             Ty::Table(&AUTOSCALE),
             "{ max = 10, targets = [{ metric = \"cpu\", value = 70 }] }",
+        ),
+        optional(
+            "tls",
+            Ty::Table(&TLS),
+            "{ cert = \"/etc/rampart/tls/cert.pem\", key = \"/etc/rampart/tls/key.pem\" }",
         ),
     ],
 };

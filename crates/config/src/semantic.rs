@@ -59,11 +59,12 @@ impl Checker<'_, '_> {
         self.findings.push(finding);
     }
 
-    /// Tokens travel in plain HTTP: the API stays on loopback unless the config says
-    /// the network is trusted.
+    /// Without TLS tokens travel in plain HTTP: the API then stays on loopback unless
+    /// the config says the network is trusted.
     fn server(&mut self, config: &Config) {
         let listen = config.server.listen;
-        if listen.ip().is_loopback() || config.server.insecure_listen {
+        if listen.ip().is_loopback() || config.server.tls.is_some() || config.server.insecure_listen
+        {
             return;
         }
         let span = match self.at.find("server.listen") {
@@ -77,7 +78,7 @@ impl Checker<'_, '_> {
                 "not a loopback address",
             )
             .help(format!(
-                "bearer tokens would cross the network in plain text; listen on 127.0.0.1:{port} and put a TLS-terminating proxy in front, or set `insecure_listen = true` in [server] if the network is trusted",
+                "bearer tokens would cross the network in plain text; configure TLS with `tls = {{ cert = \"cert.pem\", key = \"key.pem\" }}` in [server], or listen on 127.0.0.1:{port} behind a TLS-terminating proxy, or set `insecure_listen = true` in [server] if the network is trusted",
                 port = listen.port()
             )),
         );

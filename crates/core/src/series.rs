@@ -103,6 +103,15 @@ fn minute_of(at: Timestamp) -> Timestamp {
 }
 
 impl Series {
+    /// When the series last received a point.
+    pub fn last_at(&self) -> Option<Timestamp> {
+        self.full
+            .back()
+            .map(|p| p.at)
+            .or_else(|| self.open.map(|o| o.start))
+            .or_else(|| self.summaries.back().map(|s| s.start))
+    }
+
     /// Adds a point. Points must come in time order; an older or equal time, or a
     /// value that is not a number, is dropped (a clock step back must not corrupt
     /// the history).
@@ -280,12 +289,28 @@ impl SeriesKey {
     }
 }
 
+/// Series kept at most. A series per version and per instance lives as long as its
+/// summaries (24 h by default) after its last point, so versions and instances that
+/// come and go (a deploy every few minutes, autoscaled instances on new ports) would
+/// otherwise add series all day: a soak deploying a version a second grew rampart's
+/// RSS by megabytes per minute this way. Far above what a live setup has (20
+/// services, each with two versions of ten instances, hold about 1 200).
+pub const MAX_SERIES: usize = 4096;
+
 /// Every series, keyed. Series that stop receiving points (a stopped instance) age
-/// out with their data, so the set stays bounded by what currently exists.
-#[derive(Debug, Clone, Default)]
+/// out with their data; past [`MAX_SERIES`] those that went quiet longest go first,
+/// so the set stays bounded by what currently exists.
+#[derive(Debug, Clone)]
 pub struct SeriesStore {
     retention: Retention,
     series: BTreeMap<SeriesKey, Series>,
+    max_series: usize,
+}
+
+impl Default for SeriesStore {
+    fn default() -> Self {
+        Self::new(Retention::default())
+    }
 }
 
 impl SeriesStore {
@@ -293,7 +318,14 @@ impl SeriesStore {
         Self {
             retention,
             series: BTreeMap::new(),
+            max_series: MAX_SERIES,
         }
+    }
+
+    /// The same store keeping at most `max_series` series (at least one).
+    pub fn with_max_series(mut self, max_series: usize) -> Self {
+        self.max_series = max_series.max(1);
+        self
     }
 
     pub fn retention(&self) -> Retention {
@@ -307,13 +339,30 @@ impl SeriesStore {
             .push(at, value, &self.retention);
     }
 
-    /// Prunes every series and drops the empty ones.
+    /// Prunes every series and drops the empty ones; past the cap, drops the series
+    /// whose last point is oldest.
     pub fn prune(&mut self, now: Timestamp) {
         let retention = self.retention;
         self.series.retain(|_, series| {
             series.prune(now, &retention);
             !series.is_empty()
         });
+        let excess = self.series.len().saturating_sub(self.max_series);
+        if excess > 0 {
+            let mut by_age: Vec<(Option<Timestamp>, &SeriesKey)> = self
+                .series
+                .iter()
+                .map(|(key, series)| (series.last_at(), key))
+                .collect();
+            by_age.select_nth_unstable_by_key(excess - 1, |(at, _)| *at);
+            let stalest: Vec<SeriesKey> = by_age[..excess]
+                .iter()
+                .map(|(_, key)| (*key).clone())
+                .collect();
+            for key in stalest {
+                self.series.remove(&key);
+            }
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -347,6 +396,28 @@ mod tests {
 
     fn retention() -> Retention {
         Retention::default()
+    }
+
+    #[test]
+    fn past_the_cap_the_series_quiet_longest_are_dropped() {
+        let mut store = SeriesStore::new(retention()).with_max_series(3);
+        let at = |s: u64| Timestamp(T0 + s * 1000);
+        for (i, version) in ["v1", "v2", "v3", "v4", "v5"].into_iter().enumerate() {
+            let key = SeriesKey::service("web", "rps", &[("version", version)]);
+            store.record(at(i as u64 * 5), key, 1.0);
+        }
+        // v1 keeps receiving points: it is not the stalest although the oldest.
+        store.record(
+            at(30),
+            SeriesKey::service("web", "rps", &[("version", "v1")]),
+            2.0,
+        );
+        store.prune(at(30));
+        let kept: Vec<&str> = store
+            .iter()
+            .map(|(key, _)| key.labels[0].1.as_str())
+            .collect();
+        assert_eq!(kept, ["v1", "v4", "v5"]);
     }
 
     #[test]

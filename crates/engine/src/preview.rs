@@ -26,5 +26,7 @@ pub(crate) fn route(service: &ServiceConfig, stable: &ServingVersion) -> Option<
         stable: upstream_set(stable),
         canary: None,
         canary_weight: 0.0,
+        // Testers reach the new version as users will: over TLS when the service is.
+        tls: service.tls.clone(),
     })
 }

@@ -38,6 +38,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         stable: UpstreamSet::new("v1", vec![stable.parse()?]),
         canary: Some(UpstreamSet::new("v2", vec![canary.parse()?])),
         canary_weight: 10.0,
+        tls: None,
     };
     // BENCH_ROUTER_WORKERS=N sets the data-plane threads (default: one per core).
     let workers = std::env::var("BENCH_ROUTER_WORKERS")

@@ -25,7 +25,6 @@ use tokio::time::Instant;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 
 use crate::body::ProxyBody;
 
@@ -191,21 +190,22 @@ impl Drop for ActiveRequest {
     }
 }
 
-/// The client's socket, noting every byte read or written.
+/// The client's socket (or the TLS stream over it), noting every byte read or
+/// written. Generic, so a plain connection has no layer in between.
 #[derive(Debug)]
-pub(crate) struct TrackedIo {
-    inner: TcpStream,
+pub(crate) struct TrackedIo<S> {
+    inner: S,
     liveness: Liveness,
 }
 
-impl TrackedIo {
-    pub(crate) fn new(inner: TcpStream, liveness: Liveness) -> Self {
+impl<S> TrackedIo<S> {
+    pub(crate) fn new(inner: S, liveness: Liveness) -> Self {
         liveness.touch();
         Self { inner, liveness }
     }
 }
 
-impl AsyncRead for TrackedIo {
+impl<S: AsyncRead + Unpin> AsyncRead for TrackedIo<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -221,7 +221,7 @@ impl AsyncRead for TrackedIo {
     }
 }
 
-impl AsyncWrite for TrackedIo {
+impl<S: AsyncWrite + Unpin> AsyncWrite for TrackedIo<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

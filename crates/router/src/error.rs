@@ -11,6 +11,8 @@ pub enum RouterError {
         #[source]
         source: std::io::Error,
     },
+    #[error("service \"{service}\": cannot serve TLS: {problem}")]
+    Tls { service: String, problem: String },
     #[error("cannot start the router's worker threads: {0}")]
     Workers(#[source] std::io::Error),
     #[error("two services are named \"{0}\"; service names must be unique")]

@@ -103,7 +103,12 @@ const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto
 /// Appends the client to `X-Forwarded-For` and `Forwarded`, and sets
 /// `X-Forwarded-Proto` when no proxy in front of us did. Each value is written into
 /// one buffer: this runs for every request.
-pub(crate) fn add_forwarding(headers: &mut HeaderMap, client: SocketAddr, host: Option<&str>) {
+pub(crate) fn add_forwarding(
+    headers: &mut HeaderMap,
+    client: SocketAddr,
+    host: Option<&str>,
+    proto: &'static str,
+) {
     let ip = client.ip();
     let mut xff = String::with_capacity(48);
     for previous in headers
@@ -119,12 +124,12 @@ pub(crate) fn add_forwarding(headers: &mut HeaderMap, client: SocketAddr, host: 
         headers.insert(X_FORWARDED_FOR, value);
     }
     if !headers.contains_key(&X_FORWARDED_PROTO) {
-        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
     }
     let mut forwarded = String::with_capacity(64);
     let _ = match ip {
-        IpAddr::V4(v4) => write!(forwarded, "for={v4};proto=http"),
-        IpAddr::V6(v6) => write!(forwarded, "for=\"[{v6}]\";proto=http"),
+        IpAddr::V4(v4) => write!(forwarded, "for={v4};proto={proto}"),
+        IpAddr::V6(v6) => write!(forwarded, "for=\"[{v6}]\";proto={proto}"),
     };
     if let Some(host) = host.filter(|h| h.bytes().all(|b| b.is_ascii_graphic() && b != b'"')) {
         let _ = write!(forwarded, ";host=\"{host}\"");
@@ -199,7 +204,12 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("x-forwarded-for", HeaderValue::from_static("203.0.113.7"));
         h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
-        add_forwarding(&mut h, "127.0.0.1:5000".parse().unwrap(), Some("shop.test"));
+        add_forwarding(
+            &mut h,
+            "127.0.0.1:5000".parse().unwrap(),
+            Some("shop.test"),
+            "http",
+        );
         assert_eq!(h["x-forwarded-for"], "203.0.113.7, 127.0.0.1");
         assert_eq!(h["x-forwarded-proto"], "https");
         assert_eq!(
@@ -207,7 +217,7 @@ mod tests {
             "for=127.0.0.1;proto=http;host=\"shop.test\""
         );
         let mut v6 = HeaderMap::new();
-        add_forwarding(&mut v6, "[::1]:5000".parse().unwrap(), None);
+        add_forwarding(&mut v6, "[::1]:5000".parse().unwrap(), None, "http");
         assert_eq!(v6[header::FORWARDED], "for=\"[::1]\";proto=http");
         assert_eq!(v6["x-forwarded-proto"], "http");
     }

@@ -62,6 +62,10 @@
 //!   with a `problem` member: `upstream_unreachable` (502), `upstream_failed` (502),
 //!   `upstream_timeout` (504), `no_upstream` (503), `overloaded` (503 + `Retry-After`),
 //!   `loop_detected` (508), `client_timeout` (408), `client_failed` (400).
+//! - **TLS**: a route with `tls` serves HTTPS only, HTTP/1.1 and h2 chosen by ALPN;
+//!   the handshake must finish within `header_read_timeout`. The certificate is read
+//!   again by [`tls::reload_all`] (SIGHUP) without closing a connection. Without it
+//!   the connection's I/O is the plain socket, with no TLS layer in between.
 //! - **Loops**: every forwarded request carries `x-rampart-forwarded` with a token of
 //!   this process; one that arrives carrying it came back through a misconfigured
 //!   upstream (an address of rampart's own) and is answered 508, never forwarded again.
@@ -77,6 +81,7 @@
 //!     stable: UpstreamSet::new("v1", vec!["127.0.0.1:9001".parse().unwrap()]),
 //!     canary: Some(UpstreamSet::new("v2", vec!["127.0.0.1:9002".parse().unwrap()])),
 //!     canary_weight: 5.0,
+//!     tls: None,
 //! };
 //! let router = Router::start(vec![route], Arc::new(rampart_core::SystemClock)).await?;
 //! let checkout = router.service("checkout").unwrap();
@@ -106,6 +111,7 @@ mod status;
 mod steering;
 mod sticky;
 mod table;
+pub mod tls;
 mod upstream;
 mod worker;
 

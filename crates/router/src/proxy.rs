@@ -245,7 +245,7 @@ pub(crate) async fn handle(
     }
 
     let set = table.set(served).unwrap_or(&table.stable);
-    prepare_forward(&mut parts, client);
+    prepare_forward(&mut parts, client, local.state.tls.is_some());
     let retry_parts = retry_possible.then(|| clone_parts(&parts));
     if let Some(mut planned) = mirror.take() {
         planned.set_parts(clone_parts(&parts));
@@ -409,7 +409,7 @@ fn begin_on(
 
 /// Rewrites the client's request head into the upstream's: hop-by-hop headers out,
 /// forwarding headers in, HTTP/1.1 towards the upstream whatever the client spoke.
-fn prepare_forward(parts: &mut Parts, client: SocketAddr) {
+fn prepare_forward(parts: &mut Parts, client: SocketAddr, tls: bool) {
     let upgrade = headers::is_upgrade(&parts.headers);
     headers::strip_hop_by_hop(&mut parts.headers, upgrade);
     // HTTP/2 carries the host in :authority; HTTP/1.1 upstreams need it as Host.
@@ -422,7 +422,8 @@ fn prepare_forward(parts: &mut Parts, client: SocketAddr) {
     // A clone of the value shares its bytes, so the headers can be changed meanwhile.
     let host = parts.headers.get(header::HOST).cloned();
     let host = host.as_ref().and_then(|h| h.to_str().ok());
-    headers::add_forwarding(&mut parts.headers, client, host);
+    let proto = if tls { "https" } else { "http" };
+    headers::add_forwarding(&mut parts.headers, client, host, proto);
     headers::mark_forwarded(&mut parts.headers);
     parts.version = Version::HTTP_11;
 }

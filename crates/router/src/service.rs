@@ -39,6 +39,8 @@ pub struct ServiceRoute {
     pub stable: UpstreamSet,
     pub canary: Option<UpstreamSet>,
     pub canary_weight: f64,
+    /// Certificate and key when the listener terminates TLS (HTTP/1.1 and h2 by ALPN).
+    pub tls: Option<rampart_config::TlsConfig>,
 }
 
 /// Both sets over one window, with responses by status class.
@@ -118,6 +120,8 @@ pub(crate) struct ServiceState {
     worker_runtimes: OnceLock<Vec<tokio::runtime::Handle>>,
     /// Flips to true when the router stops for good; upgraded tunnels close on it.
     pub(crate) closing: watch::Receiver<bool>,
+    /// Set when the listener terminates TLS; its certificate reloads in place.
+    pub(crate) tls: Option<crate::tls::TlsAcceptor>,
 }
 
 impl std::fmt::Debug for ServiceState {
@@ -160,6 +164,19 @@ impl ServiceState {
                 steering: Steering::default(),
             },
         );
+        let tls = match &route.tls {
+            None => None,
+            Some(files) => {
+                let owner = format!("service `{}`", route.name);
+                let tls_error = |problem: String| RouterError::Tls {
+                    service: route.name.clone(),
+                    problem,
+                };
+                let cert = crate::tls::ReloadableCert::load(owner, files)
+                    .map_err(|e| tls_error(e.to_string()))?;
+                Some(cert.acceptor().map_err(|e| tls_error(e.to_string()))?)
+            }
+        };
         let threshold = route.settings.outlier_consecutive_failures;
         let version_header = route
             .settings
@@ -197,6 +214,7 @@ impl ServiceState {
             runtime: tokio::runtime::Handle::current(),
             worker_runtimes: OnceLock::new(),
             closing,
+            tls,
         }))
     }
 

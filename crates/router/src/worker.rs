@@ -16,7 +16,8 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::runtime::Runtime;
 use tokio::sync::{oneshot, watch};
@@ -25,6 +26,7 @@ use tokio::task::JoinSet;
 use crate::connection::{ClientSlot, ConnectionBody, Liveness, TrackedIo};
 use crate::proxy;
 use crate::service::ServiceState;
+use crate::tls::TlsAcceptor;
 
 /// One service as one worker serves it.
 pub(crate) struct LocalService {
@@ -110,7 +112,7 @@ async fn serve(
     let state = &local.state;
     // auto::Builder serves HTTP/1.1 and HTTP/2 (h2c with prior knowledge) on the
     // same port by sniffing the connection preface.
-    let builder = server_builder(&state.settings);
+    let builder = Arc::new(server_builder(&state.settings));
     let graceful = GracefulShutdown::new();
     let mut connections = JoinSet::new();
     let grace = loop {
@@ -125,7 +127,14 @@ async fn serve(
                     if let Err(error) = stream.set_nodelay(true) {
                         tracing::debug!(%error, "set_nodelay failed");
                     }
-                    connections.spawn(serve_connection(&builder, &graceful, stream, peer, &local, slot));
+                    match &state.tls {
+                        None => {
+                            connections.spawn(serve_connection(&builder, graceful.watcher(), stream, peer, &local, slot));
+                        }
+                        Some(acceptor) => {
+                            connections.spawn(serve_tls_connection(acceptor.clone(), Arc::clone(&builder), graceful.watcher(), stream, peer, Arc::clone(&local), slot));
+                        }
+                    }
                 }
                 Err(error) => {
                     // Typically out of file descriptors: back off instead of spinning.
@@ -174,14 +183,36 @@ fn server_builder(settings: &rampart_config::RouterConfig) -> auto::Builder<Toki
     builder
 }
 
-fn serve_connection(
-    builder: &auto::Builder<TokioExecutor>,
-    graceful: &GracefulShutdown,
+/// A TLS connection: the handshake (within `header_read_timeout`, so a client that
+/// stalls it is cut like one that stalls its head), then HTTP as on a plain one.
+async fn serve_tls_connection(
+    acceptor: TlsAcceptor,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    watcher: Watcher,
     stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    local: Arc<LocalService>,
+    slot: ClientSlot,
+) {
+    let handshake_timeout = local.state.settings.header_read_timeout.get();
+    match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => serve_connection(&builder, watcher, tls, peer, &local, slot).await,
+        Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
+        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+    }
+}
+
+fn serve_connection<S>(
+    builder: &auto::Builder<TokioExecutor>,
+    watcher: Watcher,
+    stream: S,
     peer: SocketAddr,
     local: &Arc<LocalService>,
     slot: ClientSlot,
-) -> impl std::future::Future<Output = ()> + Send + 'static {
+) -> impl std::future::Future<Output = ()> + Send + 'static
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let local = Arc::clone(local);
     let idle_timeout = local.state.settings.idle_timeout.get();
     let header_timeout = local.state.settings.header_read_timeout.get();
@@ -201,7 +232,7 @@ fn serve_connection(
     let connection = builder
         .serve_connection_with_upgrades(TokioIo::new(io), service)
         .into_owned();
-    let watched = graceful.watch(connection);
+    let watched = watcher.watch(connection);
     async move {
         tokio::select! {
             result = watched => {

@@ -48,10 +48,12 @@ mod deployments;
 mod error;
 mod files;
 mod incidents;
+mod memory;
 mod migrations;
 mod notifications;
 mod pool;
 mod records;
+mod scan;
 mod sql;
 mod tokens;
 
@@ -77,6 +79,7 @@ pub use deployments::{
 pub use error::{Result, StoreError};
 pub use files::create_data_dir;
 pub use incidents::{Incident, IncidentEvent, IncidentQuery, NewIncident, Opened};
+pub use memory::{SQLITE_SOFT_HEAP_LIMIT, sqlite_memory};
 pub use migrations::{MIGRATIONS, supported_version};
 pub use notifications::{
     AttemptOutcome, NOTIFICATION_LIST_LIMIT_MAX, Notification, NotificationQuery, NotificationState,
@@ -189,6 +192,7 @@ impl Store {
     }
 
     fn open_with(data_dir: &Path, clock: TimeSource) -> Result<Store> {
+        memory::limit_sqlite_memory();
         create_data_dir(data_dir)?;
         files::check_writable(data_dir)?;
         let path = data_dir.join(DB_FILE_NAME);

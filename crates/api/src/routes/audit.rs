@@ -124,6 +124,6 @@ pub async fn verify_audit(
     State(state): State<AppState>,
 ) -> Result<Json<AuditVerificationView>, ApiError> {
     // On a read connection's snapshot: commits go on meanwhile.
-    let verification = state.store.read(|tx| tx.verify_audit()).await?;
+    let verification = state.store.scan(|tx| tx.verify_audit()).await?;
     Ok(Json(verification.into()))
 }

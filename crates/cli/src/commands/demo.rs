@@ -77,6 +77,7 @@ pub async fn run(args: DemoArgs) -> CliResult {
         &ApiArgs {
             api: format!("http://{}", ready.api),
             token: Some(token),
+            ca: None,
             output: OutputFormat::Table,
         },
         None,

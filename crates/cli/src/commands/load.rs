@@ -30,7 +30,8 @@ pub async fn run(args: LoadArgs) -> CliResult {
         version_header: args.version_header.clone(),
         timeout: args.timeout.get(),
     };
-    let load = LoadGenerator::start(plan).context("starting the load generator")?;
+    let http = crate::client::http_client(args.ca.as_deref())?;
+    let load = LoadGenerator::start_with(plan, http).context("starting the load generator")?;
     let live = std::io::stdout().is_terminal();
     let until = match args.duration {
         Some(d) => format!("for {d}"),

@@ -86,6 +86,16 @@ pub async fn run_server(
     let delivery_metrics = delivery.metrics();
     let delivery = delivery.spawn(delivery_stop);
 
+    // Certificates before any socket: a bad file stops the start, naming the file.
+    let api_tls = match &config.server.tls {
+        Some(files) => Some(
+            rampart_api::tls::acceptor(files).map_err(|e| CliError::usage(anyhow::anyhow!(e)))?,
+        ),
+        None => None,
+    };
+    // From here on SIGHUP reloads certificates instead of ending the process.
+    let hangup = crate::hangup::reload_on_hangup().context("installing the SIGHUP handler")?;
+
     // The service manager's socket when it passed one (systemd socket activation).
     let listener = rampart_router::listeners::bind_or_take(config.server.listen)
         .await
@@ -133,6 +143,7 @@ pub async fn run_server(
     registry.register_collector(Box::new(engine.router_collector()));
     registry.register_collector(Box::new(engine.rollout_collector()));
     delivery_metrics.register(&mut registry);
+    registry.register_collector(Box::new(rampart_api::store_memory::SqliteMemory));
     registry.register_collector(Box::new(rampart_telemetry::TelemetryCollector(
         telemetry.clone(),
     )));
@@ -208,7 +219,7 @@ pub async fn run_server(
     };
     let relaying = state.live.spawn_relay(engine.subscribe(), shutdown_flag);
 
-    if !api_addr.ip().is_loopback() {
+    if !api_addr.ip().is_loopback() && api_tls.is_none() {
         // Allowed only by `insecure_listen = true` (the config check refuses it otherwise).
         tracing::warn!(listen = %api_addr, "the API listens beyond loopback without TLS (insecure_listen = true): bearer tokens cross the network in plain text");
         if !quiet {
@@ -219,14 +230,21 @@ pub async fn run_server(
     }
     tracing::info!(listen = %api_addr, data_dir = %data_dir.display(), "rampart is serving");
     if !quiet {
+        let scheme = |tls: &Option<rampart_config::TlsConfig>| match tls {
+            Some(_) => "https",
+            None => "http",
+        };
         println!(
-            "rampart {} serving the API on http://{api_addr}",
-            env!("CARGO_PKG_VERSION")
+            "rampart {} serving the API on {}://{api_addr}",
+            env!("CARGO_PKG_VERSION"),
+            scheme(&config.server.tls)
         );
         for service in &config.services {
             println!(
-                "  service {} routed on http://{}",
-                service.name, service.listen
+                "  service {} routed on {}://{}",
+                service.name,
+                scheme(&service.tls),
+                service.listen
             );
         }
     }
@@ -248,7 +266,11 @@ pub async fn run_server(
                 .map(|s| s.trim().to_string()),
         });
     }
-    let served = rampart_api::serve(listener, state, shutdown).await;
+    let served = match api_tls {
+        Some(acceptor) => rampart_api::tls::serve_tls(listener, state, acceptor, shutdown).await,
+        None => rampart_api::serve(listener, state, shutdown).await,
+    };
+    hangup.abort();
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     collecting.abort();
     relaying.abort();

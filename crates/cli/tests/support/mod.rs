@@ -1,6 +1,7 @@
 //! Runs the real `rampart` binary on loopback for end-to-end tests.
 #![allow(dead_code)]
 
+pub mod certs;
 pub mod receiver;
 
 use std::net::{SocketAddr, TcpListener};

@@ -208,7 +208,8 @@ impl Engine {
 
         // Claim the service before writing, so two deploys cannot both start.
         let (requests, receiver) = mpsc::channel(16);
-        svc.claim(&record.id, &request.version, requests)?;
+        self.claim_settled(&svc, &record.id, &request.version, requests)
+            .await?;
         let row = match self.insert_deployment(&svc, &record, actor, &request).await {
             Ok(row) => row,
             Err(e) => {
@@ -390,7 +391,8 @@ impl Engine {
         };
         let id = record.id.clone();
         let (requests, receiver) = mpsc::channel(16);
-        svc.claim(&id, &previous.version, requests)?;
+        self.claim_settled(svc, &id, &previous.version, requests)
+            .await?;
         // Committed before anything moves: a crash from here on finishes the revert
         // at the next start.
         let inserted = self

@@ -11,6 +11,7 @@ mod history;
 mod lifecycle;
 mod queries;
 mod requests;
+mod settling;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -139,6 +140,7 @@ impl Engine {
                 stable: upstream_set(stable),
                 canary: None,
                 canary_weight: 0.0,
+                tls: service.tls.clone(),
             })
             .collect();
         routes.extend(

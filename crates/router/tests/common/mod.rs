@@ -296,6 +296,7 @@ pub fn route(
         canary: (!canary.is_empty())
             .then(|| UpstreamSet::new("v2", canary.iter().map(|u| u.addr).collect())),
         canary_weight: weight,
+        tls: None,
     }
 }
 
