@@ -129,6 +129,14 @@ pub struct ServerConfig {
     /// Where people reach rampart's API (behind a proxy, say); notifications turn
     /// their links into absolute URLs with it. Without it they carry no link.
     pub public_url: Option<String>,
+    /// Process-backend instances keep running when rampart exits (on purpose or
+    /// not); the next rampart re-adopts them. `false` stops them with rampart.
+    #[serde(default = "default_instances_outlive")]
+    pub instances_outlive: bool,
+}
+
+fn default_instances_outlive() -> bool {
+    true
 }
 
 impl Default for ServerConfig {
@@ -139,6 +147,7 @@ impl Default for ServerConfig {
             on_restart: RestartPolicy::default(),
             insecure_listen: false,
             public_url: None,
+            instances_outlive: true,
         }
     }
 }

@@ -48,6 +48,7 @@ mod deployments;
 mod error;
 mod files;
 mod incidents;
+mod instances;
 mod migrations;
 mod notifications;
 mod pool;
@@ -77,6 +78,7 @@ pub use deployments::{
 pub use error::{Result, StoreError};
 pub use files::create_data_dir;
 pub use incidents::{Incident, IncidentEvent, IncidentQuery, NewIncident, Opened};
+pub use instances::InstanceRow;
 pub use migrations::{MIGRATIONS, supported_version};
 pub use notifications::{
     AttemptOutcome, NOTIFICATION_LIST_LIMIT_MAX, Notification, NotificationQuery, NotificationState,
