@@ -4,6 +4,7 @@ mod cli;
 mod client;
 mod commands;
 mod exit;
+mod handover;
 mod loadgen;
 mod output;
 mod shutdown;
