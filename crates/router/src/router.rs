@@ -155,6 +155,21 @@ impl Router {
         }
     }
 
+    /// [`Router::shutdown`] when another rampart accepts on the same sockets: this
+    /// one stops accepting at once, then for a moment (see `worker::HANDOFF_LINGER`)
+    /// answers every HTTP/1 request with `Connection: close`, so active keep-alive
+    /// clients reconnect (to the new rampart) between two requests, before the rest
+    /// is drained. Only connections idle all that while are closed under their
+    /// client, which could race its next request against the close.
+    pub async fn hand_off(self, grace: Duration) {
+        for state in self.services.iter() {
+            state
+                .handing_off
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        self.shutdown(grace).await;
+    }
+
     /// Stops accepting connections, lets requests in flight finish for up to `grace`,
     /// then closes whatever is left (including upgraded connections).
     pub async fn shutdown(self, grace: Duration) {

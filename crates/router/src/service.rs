@@ -118,6 +118,10 @@ pub(crate) struct ServiceState {
     worker_runtimes: OnceLock<Vec<tokio::runtime::Handle>>,
     /// Flips to true when the router stops for good; upgraded tunnels close on it.
     pub(crate) closing: watch::Receiver<bool>,
+    /// Another rampart accepts on the same sockets (graceful upgrade): HTTP/1
+    /// responses say `Connection: close`, so keep-alive clients move over between
+    /// two requests instead of finding their idle connection closed under them.
+    pub(crate) handing_off: AtomicBool,
 }
 
 impl std::fmt::Debug for ServiceState {
@@ -197,6 +201,7 @@ impl ServiceState {
             runtime: tokio::runtime::Handle::current(),
             worker_runtimes: OnceLock::new(),
             closing,
+            handing_off: AtomicBool::new(false),
         }))
     }
 

@@ -96,7 +96,11 @@ impl Engine {
             .unwrap_or_else(|p| p.into_inner())
             .take();
         if let Some(router) = router {
-            router.shutdown(grace).await;
+            if hand_over {
+                router.hand_off(grace).await;
+            } else {
+                router.shutdown(grace).await;
+            }
         }
         for svc in self.inner.services.values() {
             if hand_over {
