@@ -29,9 +29,9 @@ enum Held {
 }
 
 impl DataDirLock {
-    /// The lock file passed by the rampart this one takes over from.
-    pub fn inherited(mut file: File) -> Self {
-        write_holder(&mut file);
+    /// The lock file passed by the rampart this one takes over from (which the file
+    /// still names until [`DataDirLock::now_held_here`]).
+    pub fn inherited(file: File) -> Self {
         Self {
             held: Some(Held::Inherited(file)),
             handed_over: Arc::default(),
@@ -42,6 +42,13 @@ impl DataDirLock {
         match self.held.as_ref()? {
             Held::Own(lock) => Some(lock),
             Held::Inherited(file) => Some(file),
+        }
+    }
+
+    /// Names this process as the holder (after taking over).
+    pub fn now_held_here(&self) {
+        if let Some(file) = self.file() {
+            write_holder(file);
         }
     }
 
@@ -63,7 +70,7 @@ impl Drop for DataDirLock {
     }
 }
 
-fn write_holder(file: &mut File) {
+fn write_holder(mut file: &File) {
     // The holder's pid, for the message a second server prints.
     file.set_len(0).ok();
     file.seek(SeekFrom::Start(0)).ok();
@@ -82,8 +89,8 @@ pub fn lock(data_dir: &Path) -> anyhow::Result<DataDirLock> {
         .open(&path)
         .with_context(|| format!("cannot open {}", path.display()))?;
     match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-        Ok(mut lock) => {
-            write_holder(&mut lock);
+        Ok(lock) => {
+            write_holder(&lock);
             Ok(DataDirLock {
                 held: Some(Held::Own(lock)),
                 handed_over: Arc::default(),

@@ -308,11 +308,14 @@ async fn serve(
     ));
     if let Some(predecessor) = predecessor {
         let pid = predecessor.pid;
+        lock.now_held_here();
         match predecessor.serving() {
-            Ok(()) => tracing::info!(
-                predecessor = pid,
-                "took over; the old rampart drains and exits"
-            ),
+            Ok(()) => {
+                tracing::info!(
+                    predecessor = pid,
+                    "took over; the old rampart drains and exits"
+                )
+            }
             Err(e) => {
                 tracing::warn!(error = %format!("{e:#}"), "the old rampart did not hear that this one serves")
             }

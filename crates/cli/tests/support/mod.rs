@@ -280,7 +280,11 @@ impl RampartServer {
             );
             std::thread::sleep(Duration::from_millis(50));
         };
-        assert!(status.success(), "the old rampart exited with {status}:\n{}", self.log());
+        assert!(
+            status.success(),
+            "the old rampart exited with {status}:\n{}",
+            self.log()
+        );
         self.wait_serving();
     }
 
@@ -729,7 +733,7 @@ pub fn history(detail: &serde_json::Value) -> String {
 
 /// A `rampart sample-app` process run by the test itself (an upstream rampart does
 /// not own); killed on drop.
-pub struct SampleApp(std::process::Child);
+pub struct SampleApp(pub std::process::Child);
 
 impl Drop for SampleApp {
     fn drop(&mut self) {

@@ -201,8 +201,8 @@ impl Controller {
             }
         }
         self.cancel_action();
-        self.forget_evidence().await;
         self.finish();
+        self.forget_evidence().await;
     }
 
     /// Applies the pending inputs in order. One the store refuses stays first and is
