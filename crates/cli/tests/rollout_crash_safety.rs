@@ -367,7 +367,10 @@ fn killed_at_random_moments_every_rollout_ends_as_documented() {
     let mut moments = Moments(seed);
     let marker = format!("{}-{seed}", std::process::id());
     let listen = free_addr();
-    let mut server = RampartServer::start_with_server("", &trial_service(listen, &marker));
+    let mut server = RampartServer::start_with_server(
+        "instances_outlive = false",
+        &trial_service(listen, &marker),
+    );
     let load = LoadGen::start(format!("http://{listen}/version"), RPS);
     let mut ends = std::collections::BTreeMap::<String, u32>::new();
 
