@@ -148,6 +148,24 @@ pub trait Backend: Send + Sync {
     /// can be updated. A lagging receiver should re-read [`Backend::instances`].
     fn subscribe(&self) -> broadcast::Receiver<BackendEvent>;
 
-    /// Stops everything (rampart is exiting). Later `start` calls fail.
+    /// Stops everything (rampart is exiting), or leaves it running for the next
+    /// rampart to re-adopt when instances outlive rampart. Later `start` calls fail.
     fn shutdown(&self) -> BoxFuture<'_, ()>;
+
+    /// While `true`, crashed instances are not restarted: another rampart is taking
+    /// over (graceful upgrade) and would restart them too. `false` resumes (the
+    /// handover failed); restarts that waited happen then.
+    fn hold_restarts(&self, _held: bool) {}
+
+    /// Stops supervising without stopping anything: a new rampart re-adopts the
+    /// instances (graceful upgrade). Later `start` calls fail.
+    fn hand_over(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+
+    /// After start-up re-adoption: recorded instances of versions not in `wanted`
+    /// (left by a previous rampart, claimed by no deployment) are stopped.
+    fn stop_unwanted<'a>(&'a self, _wanted: &'a [String]) -> BoxFuture<'a, ()> {
+        Box::pin(async {})
+    }
 }

@@ -381,6 +381,12 @@ pub struct ServeArgs {
     /// The config file (TOML); see examples/ and docs/.
     #[arg(long, short = 'c', value_name = "FILE")]
     pub config: PathBuf,
+    /// Take over from the rampart serving from the same data dir without dropping a
+    /// connection: its listening sockets, data-dir lock, instances and rollouts in
+    /// flight; it then drains and exits (docs/OPERATIONS.md). SIGUSR2 to the running
+    /// rampart does the same.
+    #[arg(long)]
+    pub upgrade: bool,
 }
 
 #[derive(Debug, Args)]

@@ -5,6 +5,7 @@ mod client;
 mod commands;
 mod exit;
 mod hangup;
+mod handover;
 mod loadgen;
 mod output;
 mod shutdown;

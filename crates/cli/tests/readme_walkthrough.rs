@@ -225,7 +225,30 @@ impl Drop for Walk {
             let _ = child.kill();
             let _ = child.wait();
         }
+        // Instances outlive rampart by default; wherever the example keeps its data.
+        for entry in walkdir_data_dirs(self.dir.path()) {
+            support::kill_instances(&entry);
+        }
     }
+}
+
+/// Folders under `root` (two levels deep) that hold a `run/` folder of pid files.
+fn walkdir_data_dirs(root: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut level = vec![root.to_path_buf()];
+    for _ in 0..3 {
+        let mut next = Vec::new();
+        for dir in level {
+            if dir.join("run").is_dir() {
+                found.push(dir.clone());
+            }
+            if let Ok(entries) = std::fs::read_dir(&dir) {
+                next.extend(entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
+            }
+        }
+        level = next;
+    }
+    found
 }
 
 fn ready(addr: SocketAddr) -> bool {

@@ -1,5 +1,6 @@
-//! Crash safety, end to end: `kill -9` rampart in the middle of a rollout. Its
-//! instances must not outlive it, and the next start must bring the rollout to the
+//! Crash safety, end to end: `kill -9` rampart in the middle of a rollout. With
+//! `instances_outlive = false` its instances must not outlive it (with the default,
+//! they do and are re-adopted: instances_outlive.rs), and the next start must bring the rollout to the
 //! documented end (`server.on_restart`: "rollback" by default, or "resume") with an
 //! audit log that still verifies.
 
@@ -127,7 +128,7 @@ fn stop_and_check_no_strays(server: &mut RampartServer) {
 #[test]
 fn killed_mid_rollout_rolls_back_at_the_next_start_by_default() {
     let listen = free_addr();
-    let mut server = RampartServer::start_with_server("", &shop(listen));
+    let mut server = RampartServer::start_with_server("instances_outlive = false", &shop(listen));
     let load = LoadGen::start(format!("http://{listen}/version"), RPS);
     let id = kill_rampart_mid_rollout(&mut server, &load);
 
@@ -168,7 +169,10 @@ fn killed_mid_rollout_rolls_back_at_the_next_start_by_default() {
 #[test]
 fn killed_mid_rollout_resumes_and_promotes_with_on_restart_resume() {
     let listen = free_addr();
-    let mut server = RampartServer::start_with_server("on_restart = \"resume\"", &shop(listen));
+    let mut server = RampartServer::start_with_server(
+        "on_restart = \"resume\"\ninstances_outlive = false",
+        &shop(listen),
+    );
     let load = LoadGen::start(format!("http://{listen}/version"), RPS);
     let id = kill_rampart_mid_rollout(&mut server, &load);
 
@@ -363,7 +367,10 @@ fn killed_at_random_moments_every_rollout_ends_as_documented() {
     let mut moments = Moments(seed);
     let marker = format!("{}-{seed}", std::process::id());
     let listen = free_addr();
-    let mut server = RampartServer::start_with_server("", &trial_service(listen, &marker));
+    let mut server = RampartServer::start_with_server(
+        "instances_outlive = false",
+        &trial_service(listen, &marker),
+    );
     let load = LoadGen::start(format!("http://{listen}/version"), RPS);
     let mut ends = std::collections::BTreeMap::<String, u32>::new();
 

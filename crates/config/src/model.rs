@@ -129,6 +129,10 @@ pub struct ServerConfig {
     /// Where people reach rampart's API (behind a proxy, say); notifications turn
     /// their links into absolute URLs with it. Without it they carry no link.
     pub public_url: Option<String>,
+    /// Process-backend instances keep running when rampart exits (on purpose or
+    /// not); the next rampart re-adopts them. `false` stops them with rampart.
+    #[serde(default = "default_instances_outlive")]
+    pub instances_outlive: bool,
     /// `[server.tls]`: the API serves HTTPS only, and may then listen beyond loopback.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsConfig>,
@@ -146,6 +150,10 @@ pub struct TlsConfig {
     pub key: PathBuf,
 }
 
+fn default_instances_outlive() -> bool {
+    true
+}
+
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
@@ -155,6 +163,7 @@ impl Default for ServerConfig {
             insecure_listen: false,
             public_url: None,
             tls: None,
+            instances_outlive: true,
         }
     }
 }

@@ -271,6 +271,7 @@ pub(crate) static SERVER: Table = Table {
         ),
         optional("insecure_listen", Ty::Bool, "false"),
         optional("public_url", Ty::String, "\"https://rampart.example.com\""),
+        optional("instances_outlive", Ty::Bool, "true"),
         optional(
             "tls",
             Ty::Table(&TLS),

@@ -219,7 +219,7 @@ mod tests {
                 let reply = answer.lock().expect("answer").clone();
                 Box::pin(async move { reply })
             }),
-            ..Parts::real()
+            ..Parts::real(rampart_backends::ProcessOptions::default())
         };
         let engine = Engine::start_with(
             &config,

@@ -23,6 +23,9 @@ pub struct Router {
     /// `Some(grace)` asks the listeners to stop accepting and drain for `grace`.
     stop: watch::Sender<Option<Duration>>,
     closing: watch::Sender<bool>,
+    /// One more descriptor of each service's listening socket, to hand to a new
+    /// rampart in a graceful upgrade (the workers hold their own).
+    sockets: Vec<std::net::TcpListener>,
 }
 
 impl Router {
@@ -91,8 +94,8 @@ impl Router {
             }
             prepared.push(Worker::new(index, listeners).map_err(RouterError::Workers)?);
         }
-        // The workers hold duplicates; the originals close here.
-        drop(bound);
+        // The workers hold duplicates; the originals are kept for a handover.
+        let sockets = bound.into_iter().map(|(listener, _)| listener).collect();
         let runtimes: Vec<_> = prepared.iter().map(Worker::runtime).collect();
         for state in &states {
             state.set_worker_runtimes(runtimes.clone());
@@ -112,7 +115,18 @@ impl Router {
             workers: started,
             stop,
             closing,
+            sockets,
         })
+    }
+
+    /// Duplicates of every service's listening socket, for a new rampart to accept
+    /// on (graceful upgrade): the kernel keeps one accept queue per socket, so no
+    /// connection is lost between this router's last accept and the new one's first.
+    pub fn listening_sockets(&self) -> std::io::Result<Vec<std::net::TcpListener>> {
+        self.sockets
+            .iter()
+            .map(std::net::TcpListener::try_clone)
+            .collect()
     }
 
     pub fn service(&self, name: &str) -> Option<ServiceHandle> {
@@ -139,6 +153,21 @@ impl Router {
         RouterCollector {
             services: Arc::clone(&self.services),
         }
+    }
+
+    /// [`Router::shutdown`] when another rampart accepts on the same sockets: this
+    /// one stops accepting at once, then for a moment (see `worker::HANDOFF_LINGER`)
+    /// answers every HTTP/1 request with `Connection: close`, so active keep-alive
+    /// clients reconnect (to the new rampart) between two requests, before the rest
+    /// is drained. Only connections idle all that while are closed under their
+    /// client, which could race its next request against the close.
+    pub async fn hand_off(self, grace: Duration) {
+        for state in self.services.iter() {
+            state
+                .handing_off
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        self.shutdown(grace).await;
     }
 
     /// Stops accepting connections, lets requests in flight finish for up to `grace`,

@@ -122,6 +122,10 @@ pub(crate) struct ServiceState {
     pub(crate) closing: watch::Receiver<bool>,
     /// Set when the listener terminates TLS; its certificate reloads in place.
     pub(crate) tls: Option<crate::tls::TlsAcceptor>,
+    /// Another rampart accepts on the same sockets (graceful upgrade): HTTP/1
+    /// responses say `Connection: close`, so keep-alive clients move over between
+    /// two requests instead of finding their idle connection closed under them.
+    pub(crate) handing_off: AtomicBool,
 }
 
 impl std::fmt::Debug for ServiceState {
@@ -215,6 +219,7 @@ impl ServiceState {
             worker_runtimes: OnceLock::new(),
             closing,
             tls,
+            handing_off: AtomicBool::new(false),
         }))
     }
 

@@ -102,6 +102,11 @@ impl Worker {
     }
 }
 
+/// How long connections keep being served with `Connection: close` after a handover
+/// before idle ones are closed: long enough for a keep-alive client that sends at
+/// least a request a second to leave on its own.
+const HANDOFF_LINGER: Duration = Duration::from_millis(1500);
+
 async fn serve(
     listener: TcpListener,
     state: Arc<ServiceState>,
@@ -154,6 +159,20 @@ async fn serve(
         }
     };
     drop(listener);
+    let grace = if state.handing_off.load(std::sync::atomic::Ordering::Relaxed) {
+        let started = tokio::time::Instant::now();
+        let linger = tokio::time::sleep(HANDOFF_LINGER.min(grace));
+        tokio::pin!(linger);
+        loop {
+            tokio::select! {
+                () = &mut linger => break,
+                next = connections.join_next() => if next.is_none() { break },
+            }
+        }
+        grace.saturating_sub(started.elapsed())
+    } else {
+        grace
+    };
     if tokio::time::timeout(grace, graceful.shutdown())
         .await
         .is_err()
@@ -218,11 +237,19 @@ where
     let header_timeout = local.state.settings.header_read_timeout.get();
     let liveness = Liveness::new();
     let tracked = liveness.clone();
-    let service = service_fn(move |request| {
+    let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
         let active = tracked.request_started();
+        let http1 = request.version() < hyper::Version::HTTP_2;
+        let state = Arc::clone(&local.state);
         let response = proxy::handle(Arc::clone(&local), peer, request);
         async move {
-            let response = response.await?;
+            let mut response = response.await?;
+            if http1 && state.handing_off.load(std::sync::atomic::Ordering::Relaxed) {
+                response.headers_mut().insert(
+                    hyper::header::CONNECTION,
+                    hyper::header::HeaderValue::from_static("close"),
+                );
+            }
             Ok::<_, std::convert::Infallible>(
                 response.map(|body| ConnectionBody::new(body, active)),
             )

@@ -49,6 +49,7 @@ mod error;
 mod files;
 mod incidents;
 mod memory;
+mod instances;
 mod migrations;
 mod notifications;
 mod pool;
@@ -80,6 +81,7 @@ pub use error::{Result, StoreError};
 pub use files::create_data_dir;
 pub use incidents::{Incident, IncidentEvent, IncidentQuery, NewIncident, Opened};
 pub use memory::{SQLITE_SOFT_HEAP_LIMIT, sqlite_memory};
+pub use instances::InstanceRow;
 pub use migrations::{MIGRATIONS, supported_version};
 pub use notifications::{
     AttemptOutcome, NOTIFICATION_LIST_LIMIT_MAX, Notification, NotificationQuery, NotificationState,

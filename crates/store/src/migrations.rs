@@ -189,6 +189,27 @@ CREATE INDEX notifications_notifier ON notifications(notifier, id);
     r#"
 UPDATE incidents SET severity = 'medium' WHERE severity = 'warning';
 "#,
+    // 6: process-backend instances that outlive rampart (re-adopted at the next
+    // start: pid and start time identify the process), and the sequential judge's
+    // evidence of a rollout in flight, so an upgrade or restart continues it.
+    r#"
+CREATE TABLE instances (
+    service     TEXT NOT NULL,
+    instance    TEXT NOT NULL,
+    version     TEXT NOT NULL,
+    idx         INTEGER NOT NULL,
+    pid         INTEGER NOT NULL,
+    start_time  INTEGER NOT NULL,
+    port        INTEGER NOT NULL,
+    recorded_at TEXT NOT NULL,
+    PRIMARY KEY (service, instance)
+);
+CREATE TABLE judge_states (
+    deployment_id TEXT PRIMARY KEY,
+    state         TEXT NOT NULL,
+    saved_at      TEXT NOT NULL
+);
+"#,
 ];
 
 /// The newest schema version this binary knows.

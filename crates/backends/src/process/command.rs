@@ -86,12 +86,14 @@ pub(crate) fn shell_line(line: &str) -> String {
 /// The command runs through `/bin/sh -c`, so the template may use pipes, `exec`,
 /// redirections and variables. Besides the configured `env`, the instance sees
 /// `RAMPART_SERVICE`, `RAMPART_VERSION`, `RAMPART_PORT` and `RAMPART_INSTANCE`.
+/// `output`: files for stdout and stderr; `None` pipes them to rampart.
 pub(crate) fn build(
     config: &ProcessBackendConfig,
     service: &str,
     version: &str,
     addr: SocketAddr,
     index: u32,
+    output: Option<(std::fs::File, std::fs::File)>,
 ) -> (Command, String) {
     let line = render(&config.command, version, addr.port(), index);
     let mut command = Command::new("/bin/sh");
@@ -103,9 +105,13 @@ pub(crate) fn build(
         .env("RAMPART_VERSION", version)
         .env("RAMPART_PORT", addr.port().to_string())
         .env("RAMPART_INSTANCE", index.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .stdin(Stdio::null());
+    // Instances that outlive rampart write their log files themselves: a pipe read
+    // by rampart would break (SIGPIPE) when rampart exits.
+    match output {
+        Some((stdout, stderr)) => command.stdout(stdout).stderr(stderr),
+        None => command.stdout(Stdio::piped()).stderr(Stdio::piped()),
+    };
     if let Some(dir) = &config.working_dir {
         command.current_dir(dir);
     }

@@ -3,19 +3,17 @@
 //! process group.
 
 use std::net::SocketAddr;
-use std::process::ExitStatus;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::process::Child;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::command::{self, InstancePaths};
-use super::group::ProcessGroup;
+use super::group::{Leader, ProcessGroup};
 use super::{Shared, lock, logs, pidfile, ready};
-use crate::{BackendError, BackendEventKind, Instance, InstanceState};
+use crate::{BackendError, BackendEventKind, Instance, InstanceRecord, InstanceState};
 
 /// Pause between ready probes.
 const READY_POLL: Duration = Duration::from_millis(100);
@@ -37,10 +35,20 @@ fn backoff(failures: u32) -> Duration {
         .map_or(BACKOFF_MAX, |delay| delay.min(BACKOFF_MAX))
 }
 
+/// What the backend asks of an instance's supervisor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ask {
+    Run,
+    /// Stop the processes, then end.
+    Stop,
+    /// End without stopping anything: the processes outlive this rampart.
+    Detach,
+}
+
 /// The backend's grip on a supervised instance.
 pub(crate) struct InstanceHandle {
     info: Arc<Mutex<Instance>>,
-    stop: watch::Sender<bool>,
+    stop: watch::Sender<Ask>,
     task: JoinHandle<()>,
 }
 
@@ -50,7 +58,11 @@ impl InstanceHandle {
     }
 
     pub(crate) fn request_stop(&self) {
-        self.stop.send_replace(true);
+        self.stop.send_replace(Ask::Stop);
+    }
+
+    pub(crate) fn request_detach(&self) {
+        self.stop.send_replace(Ask::Detach);
     }
 
     /// Stops the instance and waits until its processes are gone.
@@ -60,20 +72,35 @@ impl InstanceHandle {
             tracing::error!(%err, "instance supervisor failed");
         }
     }
+
+    /// Stops supervising, leaving the processes running; waits until the supervisor
+    /// has let go.
+    pub(crate) async fn detach(self) {
+        self.request_detach();
+        if let Err(err) = self.task.await {
+            tracing::error!(%err, "instance supervisor failed");
+        }
+    }
 }
 
 /// Starts supervising a new instance on a fresh port. The receiver reports whether
 /// its first launch became ready; after a failed first launch nothing is left running.
+/// `port`: the one a previous rampart recorded for this instance, kept so the next
+/// start finds it there; `None` picks a free one.
 pub(crate) fn launch(
     shared: &Arc<Shared>,
     version: &str,
     index: u32,
+    port: Option<u16>,
 ) -> Result<(InstanceHandle, oneshot::Receiver<Result<(), BackendError>>), BackendError> {
     let id = instance_id(version, index);
-    let port = free_port(&shared.ports_in_use()).map_err(|source| BackendError::NoFreePort {
-        instance: id.clone(),
-        source,
-    })?;
+    let port = match port {
+        Some(port) => port,
+        None => free_port(&shared.ports_in_use()).map_err(|source| BackendError::NoFreePort {
+            instance: id.clone(),
+            source,
+        })?,
+    };
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let info = Arc::new(Mutex::new(Instance {
         id: id.clone(),
@@ -83,7 +110,7 @@ pub(crate) fn launch(
         pid: None,
         restarts: 0,
     }));
-    let (stop, stop_rx) = watch::channel(false);
+    let (stop, stop_rx) = watch::channel(Ask::Run);
     let (first_ready, first_ready_rx) = oneshot::channel();
     let supervisor = Supervisor {
         paths: InstancePaths::new(&shared.run_dir, &shared.log_dir, &id),
@@ -95,8 +122,55 @@ pub(crate) fn launch(
         info: info.clone(),
         stop: stop_rx,
     };
-    let task = tokio::spawn(supervisor.run(first_ready));
+    let task = tokio::spawn(supervisor.run(None, first_ready));
     Ok((InstanceHandle { info, stop, task }, first_ready_rx))
+}
+
+/// Takes over an instance a previous rampart launched (its process alive and ready,
+/// checked by the caller): supervised from now on like one launched here.
+pub(crate) fn adopt(shared: &Arc<Shared>, record: &InstanceRecord) -> InstanceHandle {
+    let id = instance_id(&record.version, record.index);
+    let addr = SocketAddr::from(([127, 0, 0, 1], record.port));
+    let paths = InstancePaths::new(&shared.run_dir, &shared.log_dir, &id);
+    if let Err(err) = pidfile::write(&paths.pid, record.pid) {
+        tracing::warn!(instance = %id, %err, "cannot write the pid file of a re-adopted instance");
+    }
+    let info = Arc::new(Mutex::new(Instance {
+        id: id.clone(),
+        version: record.version.clone(),
+        addr,
+        state: InstanceState::Ready,
+        pid: Some(record.pid),
+        restarts: 0,
+    }));
+    let max_bytes = shared.config.log_max_bytes;
+    let running = Running {
+        leader: Leader::Adopted {
+            pid: record.pid,
+            start_time: record.start_time,
+        },
+        group: ProcessGroup::new(record.pid, !shared.outlive),
+        logs: Vec::new(),
+        rotators: vec![
+            logs::rotate_in_place(paths.stdout.clone(), max_bytes),
+            logs::rotate_in_place(paths.stderr.clone(), max_bytes),
+        ],
+        ready_since: Instant::now(),
+    };
+    let (stop, stop_rx) = watch::channel(Ask::Run);
+    let (first_ready, _) = oneshot::channel();
+    let supervisor = Supervisor {
+        paths,
+        shared: shared.clone(),
+        version: record.version.clone(),
+        index: record.index,
+        id,
+        addr,
+        info: info.clone(),
+        stop: stop_rx,
+    };
+    let task = tokio::spawn(supervisor.run(Some(running), first_ready));
+    InstanceHandle { info, stop, task }
 }
 
 /// Binding port 0 lets the kernel pick a free port; it is released again at once so
@@ -120,9 +194,12 @@ fn free_port(taken: &[u16]) -> std::io::Result<u16> {
 }
 
 struct Running {
-    child: Child,
+    leader: Leader,
     group: ProcessGroup,
-    logs: [JoinHandle<()>; 2],
+    /// Readers of piped output: drained once the processes are gone.
+    logs: Vec<JoinHandle<()>>,
+    /// Size keepers of log files the instance writes itself: aborted at the end.
+    rotators: Vec<JoinHandle<()>>,
     ready_since: Instant,
 }
 
@@ -135,7 +212,7 @@ enum LaunchError {
 enum Readiness {
     Ready,
     Stopped,
-    Exited(ExitStatus),
+    Exited(String),
     TimedOut(String),
 }
 
@@ -147,12 +224,21 @@ struct Supervisor {
     addr: SocketAddr,
     paths: InstancePaths,
     info: Arc<Mutex<Instance>>,
-    stop: watch::Receiver<bool>,
+    stop: watch::Receiver<Ask>,
 }
 
 impl Supervisor {
-    async fn run(mut self, first_ready: oneshot::Sender<Result<(), BackendError>>) {
-        let mut running = match self.launch().await {
+    /// `adopted`: an instance a previous rampart launched, already ready.
+    async fn run(
+        mut self,
+        adopted: Option<Running>,
+        first_ready: oneshot::Sender<Result<(), BackendError>>,
+    ) {
+        let first = match adopted {
+            Some(running) => Ok(running),
+            None => self.launch().await,
+        };
+        let mut running = match first {
             Ok(running) => running,
             Err(failure) => {
                 self.set_state(InstanceState::Stopped, None);
@@ -166,24 +252,24 @@ impl Supervisor {
                 return;
             }
         };
-        self.set_state(InstanceState::Ready, running.child.id());
+        self.set_state(InstanceState::Ready, running.leader.pid());
         let _ = first_ready.send(Ok(()));
 
         let mut failures = 0u32;
         loop {
-            let status = tokio::select! {
+            let reason = tokio::select! {
                 biased;
-                () = stop_requested(&mut self.stop) => {
-                    self.set_state(InstanceState::Stopping, running.child.id());
+                ask = stop_requested(&mut self.stop) => {
+                    if ask == Ask::Detach {
+                        self.let_go(running);
+                        return;
+                    }
+                    self.set_state(InstanceState::Stopping, running.leader.pid());
                     self.terminate(running).await;
                     self.set_state(InstanceState::Stopped, None);
                     return;
                 }
-                status = running.child.wait() => status,
-            };
-            let reason = match status {
-                Ok(status) => describe_exit(status),
-                Err(err) => format!("waiting for it failed: {err}"),
+                reason = running.leader.wait() => reason,
             };
             if running.ready_since.elapsed() >= STABLE_AFTER {
                 failures = 0;
@@ -204,11 +290,21 @@ impl Supervisor {
                 failures = failures.saturating_add(1);
                 tokio::select! {
                     biased;
-                    () = stop_requested(&mut self.stop) => {
+                    _ = stop_requested(&mut self.stop) => {
                         self.set_state(InstanceState::Stopped, None);
                         return;
                     }
                     () = tokio::time::sleep(delay) => {}
+                }
+                // A rampart taking over (graceful upgrade) restarts it instead.
+                let mut held = self.shared.held.subscribe();
+                tokio::select! {
+                    biased;
+                    _ = stop_requested(&mut self.stop) => {
+                        self.set_state(InstanceState::Stopped, None);
+                        return;
+                    }
+                    _ = held.wait_for(|held| !*held) => {}
                 }
                 self.set_state(InstanceState::Restarting, None);
                 match self.launch().await {
@@ -237,7 +333,7 @@ impl Supervisor {
                 let mut info = lock(&self.info);
                 info.restarts = info.restarts.saturating_add(1);
             }
-            self.set_state(InstanceState::Ready, running.child.id());
+            self.set_state(InstanceState::Ready, running.leader.pid());
             tracing::info!(instance = %self.id, addr = %self.addr, "instance restarted");
             self.shared.emit(
                 &self.version,
@@ -258,21 +354,41 @@ impl Supervisor {
     /// the process group is gone before this returns.
     async fn launch(&mut self) -> Result<Running, LaunchError> {
         let config = &self.shared.config;
+        let outlive = self.shared.outlive;
+        let output = if outlive {
+            let open = |path: &std::path::Path| {
+                logs::open_for_child(path).map_err(|err| {
+                    LaunchError::Failed(BackendError::io(
+                        format!("cannot open instance log {}", path.display()),
+                        err,
+                    ))
+                })
+            };
+            Some((open(&self.paths.stdout)?, open(&self.paths.stderr)?))
+        } else {
+            None
+        };
         let (mut command, line) = command::build(
             config,
             &self.shared.service,
             &self.version,
             self.addr,
             self.index,
+            output,
         );
         command.envs(self.shared.version_env(&self.version));
-        let mut child = self.shared.spawner.spawn(command).await.map_err(|source| {
-            LaunchError::Failed(BackendError::Spawn {
-                instance: self.id.clone(),
-                command: line.clone(),
-                source,
-            })
-        })?;
+        let mut child = self
+            .shared
+            .spawner
+            .spawn(command, !outlive)
+            .await
+            .map_err(|source| {
+                LaunchError::Failed(BackendError::Spawn {
+                    instance: self.id.clone(),
+                    command: line.clone(),
+                    source,
+                })
+            })?;
         let Some(pid) = child.id() else {
             // Only possible once the child was reaped, which nothing did yet.
             return Err(LaunchError::Failed(BackendError::Internal(format!(
@@ -280,35 +396,50 @@ impl Supervisor {
                 self.id
             ))));
         };
-        let group = ProcessGroup::new(pid);
-        if let Err(err) = pidfile::write(&self.paths.pid, pid) {
-            tracing::warn!(instance = %self.id, %err, "cannot write pid file; a crash of rampart could orphan this instance's grandchildren");
+        let group = ProcessGroup::new(pid, !outlive);
+        match pidfile::write(&self.paths.pid, pid) {
+            Ok(start_time) => self.record(pid, start_time).await,
+            Err(err) => {
+                tracing::warn!(instance = %self.id, %err, "cannot write pid file; a crash of rampart could orphan this instance's grandchildren")
+            }
         }
         let max_bytes = config.log_max_bytes;
-        let logs = [
-            child
-                .stdout
-                .take()
-                .map(|out| logs::capture(out, self.paths.stdout.clone(), max_bytes)),
-            child
-                .stderr
-                .take()
-                .map(|err| logs::capture(err, self.paths.stderr.clone(), max_bytes)),
-        ];
-        let [Some(stdout), Some(stderr)] = logs else {
-            return Err(LaunchError::Failed(BackendError::Internal(
-                "child output was not piped".into(),
-            )));
+        let (logs, rotators) = if outlive {
+            (
+                Vec::new(),
+                vec![
+                    logs::rotate_in_place(self.paths.stdout.clone(), max_bytes),
+                    logs::rotate_in_place(self.paths.stderr.clone(), max_bytes),
+                ],
+            )
+        } else {
+            let logs = [
+                child
+                    .stdout
+                    .take()
+                    .map(|out| logs::capture(out, self.paths.stdout.clone(), max_bytes)),
+                child
+                    .stderr
+                    .take()
+                    .map(|err| logs::capture(err, self.paths.stderr.clone(), max_bytes)),
+            ];
+            let [Some(stdout), Some(stderr)] = logs else {
+                return Err(LaunchError::Failed(BackendError::Internal(
+                    "child output was not piped".into(),
+                )));
+            };
+            (vec![stdout, stderr], Vec::new())
         };
         let mut running = Running {
-            child,
+            leader: Leader::Child(child),
             group,
-            logs: [stdout, stderr],
+            logs,
+            rotators,
             ready_since: Instant::now(),
         };
 
         let timeout = config.ready_timeout.get();
-        match self.wait_ready(&mut running.child, timeout).await {
+        match self.wait_ready(&mut running.leader, timeout).await {
             Readiness::Ready => {
                 running.ready_since = Instant::now();
                 Ok(running)
@@ -321,7 +452,7 @@ impl Supervisor {
                 self.clean_up_after_exit(running).await;
                 Err(LaunchError::Failed(BackendError::ExitedBeforeReady {
                     instance: self.id.clone(),
-                    status: describe_exit(status),
+                    status,
                     stderr_tail: logs::tail(&self.paths.stderr),
                 }))
             }
@@ -337,15 +468,15 @@ impl Supervisor {
         }
     }
 
-    async fn wait_ready(&mut self, child: &mut Child, timeout: Duration) -> Readiness {
+    async fn wait_ready(&mut self, leader: &mut Leader, timeout: Duration) -> Readiness {
         let deadline = Instant::now() + timeout;
         let path = self.shared.config.ready_path.as_str();
         let mut last_error = String::from("no ready check ran");
         loop {
-            if *self.stop.borrow() {
+            if *self.stop.borrow() != Ask::Run {
                 return Readiness::Stopped;
             }
-            match child.try_wait() {
+            match leader.try_wait() {
                 Ok(Some(status)) => return Readiness::Exited(status),
                 Ok(None) => {}
                 Err(err) => return Readiness::TimedOut(format!("cannot check the process: {err}")),
@@ -356,7 +487,7 @@ impl Supervisor {
                 Err(_) => return Readiness::TimedOut(last_error),
             }
             tokio::select! {
-                () = stop_requested(&mut self.stop) => return Readiness::Stopped,
+                _ = stop_requested(&mut self.stop) => return Readiness::Stopped,
                 () = tokio::time::sleep_until(deadline.min(Instant::now() + READY_POLL)) => {}
             }
             if Instant::now() >= deadline {
@@ -368,28 +499,76 @@ impl Supervisor {
     /// SIGTERM, grace, SIGKILL for the whole group; then the bookkeeping.
     async fn terminate(&self, running: Running) {
         let Running {
-            mut child,
+            mut leader,
             group,
             logs,
+            rotators,
             ..
         } = running;
+        let pid = leader.pid();
         group
-            .terminate(&mut child, self.shared.config.stop_grace.get())
+            .terminate(&mut leader, self.shared.config.stop_grace.get())
             .await;
-        drain_logs(logs).await;
-        pidfile::remove(&self.paths.pid);
+        self.forget(pid, logs, rotators).await;
     }
 
     /// The leader exited on its own; whatever it left in its group goes too, so the
     /// port is free for a restart.
     async fn clean_up_after_exit(&self, running: Running) {
+        let pid = running.leader.pid();
         running.group.kill_remaining();
-        drain_logs(running.logs).await;
+        self.forget(pid, running.logs, running.rotators).await;
+    }
+
+    /// Lets the processes run on, unsupervised, for the next rampart to re-adopt: the
+    /// pid file and the record stay.
+    fn let_go(&self, running: Running) {
+        running.group.release();
+        for task in running.logs.iter().chain(&running.rotators) {
+            task.abort();
+        }
+        tracing::info!(instance = %self.id, pid = ?running.leader.pid(), "instance left running for the next rampart");
+    }
+
+    async fn forget(
+        &self,
+        pid: Option<u32>,
+        logs: Vec<JoinHandle<()>>,
+        rotators: Vec<JoinHandle<()>>,
+    ) {
+        for rotator in rotators {
+            rotator.abort();
+        }
+        drain_logs(logs).await;
         pidfile::remove(&self.paths.pid);
+        if let (Some(ledger), Some(pid)) = (&self.shared.ledger, pid)
+            && let Err(err) = ledger.forget(&self.shared.service, &self.id, pid).await
+        {
+            tracing::warn!(instance = %self.id, %err, "cannot remove the instance's record");
+        }
+    }
+
+    /// Records the launched process, so a later rampart can re-adopt it.
+    async fn record(&self, pid: u32, start_time: u64) {
+        let Some(ledger) = &self.shared.ledger else {
+            return;
+        };
+        let record = InstanceRecord {
+            service: self.shared.service.clone(),
+            instance: self.id.clone(),
+            version: self.version.clone(),
+            index: self.index,
+            pid,
+            start_time,
+            port: self.addr.port(),
+        };
+        if let Err(err) = ledger.save(record).await {
+            tracing::warn!(instance = %self.id, %err, "cannot record the instance; the next rampart will not re-adopt it");
+        }
     }
 }
 
-async fn drain_logs(logs: [JoinHandle<()>; 2]) {
+async fn drain_logs(logs: Vec<JoinHandle<()>>) {
     for log in logs {
         if tokio::time::timeout(LOG_DRAIN, log).await.is_err() {
             tracing::debug!("instance log reader still open after its processes were killed");
@@ -397,20 +576,11 @@ async fn drain_logs(logs: [JoinHandle<()>; 2]) {
     }
 }
 
-/// Completes once a stop is requested, or when the backend dropped the handle.
-async fn stop_requested(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|stop| *stop).await;
-}
-
-fn describe_exit(status: ExitStatus) -> String {
-    use std::os::unix::process::ExitStatusExt;
-    match (status.code(), status.signal()) {
-        (Some(code), _) => format!("exit code {code}"),
-        (None, Some(signal)) => match nix::sys::signal::Signal::try_from(signal) {
-            Ok(signal) => format!("killed by {signal}"),
-            Err(_) => format!("killed by signal {signal}"),
-        },
-        (None, None) => status.to_string(),
+/// Completes once a stop or detach is asked; a dropped handle means stop.
+async fn stop_requested(stop: &mut watch::Receiver<Ask>) -> Ask {
+    match stop.wait_for(|ask| *ask != Ask::Run).await {
+        Ok(ask) => *ask,
+        Err(_) => Ask::Stop,
     }
 }
 

@@ -105,6 +105,58 @@ pub(crate) fn capture(
     })
 }
 
+/// How often the log of an instance that writes its own files is checked for size.
+const ROTATE_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A log file an instance writes itself (it outlives rampart, so no pipe can sit in
+/// between): opened for appending, so a truncation by [`rotate_in_place`] is seen by
+/// the writer's next write.
+pub(crate) fn open_for_child(path: &Path) -> io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+}
+
+/// Keeps a log that the instance writes itself within `max_bytes` (half per file):
+/// once the file reaches its half, it is copied to `<name>.log.1` and truncated
+/// (what is written between the copy and the truncation is lost, as with
+/// logrotate's `copytruncate`). Runs until aborted.
+pub(crate) fn rotate_in_place(path: PathBuf, max_bytes: u64) -> JoinHandle<()> {
+    let per_file_limit = (max_bytes / 2).max(1);
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(ROTATE_CHECK);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            rotate_if_full(&path, per_file_limit).await;
+        }
+    })
+}
+
+async fn rotate_if_full(path: &Path, per_file_limit: u64) {
+    let size = match tokio::fs::metadata(path).await {
+        Ok(meta) => meta.len(),
+        Err(_) => return,
+    };
+    if size < per_file_limit {
+        return;
+    }
+    let result = async {
+        tokio::fs::copy(path, rotated_path(path)).await?;
+        OpenOptions::new()
+            .write(true)
+            .open(path)
+            .await?
+            .set_len(0)
+            .await
+    }
+    .await;
+    if let Err(err) = result {
+        tracing::warn!(path = %path.display(), %err, "cannot rotate instance log");
+    }
+}
+
 /// The last lines written to a log (across the rotation), for error messages.
 pub(crate) fn tail(path: &Path) -> String {
     let mut bytes = std::fs::read(rotated_path(path)).unwrap_or_default();
@@ -136,6 +188,27 @@ mod tests {
         assert!(current + rotated <= 100);
         // 370 bytes written, 320 dropped with the older rotations: exactly the newest kept.
         assert_eq!(current + rotated, 370 - 50 * 6);
+    }
+
+    #[tokio::test]
+    async fn a_log_written_by_the_instance_is_rotated_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1-0.stdout.log");
+        let mut writer = open_for_child(&path).unwrap();
+        use std::io::Write;
+        writer.write_all(&[b'x'; 40]).unwrap();
+        rotate_if_full(&path, 50).await;
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            40,
+            "below the limit"
+        );
+        writer.write_all(&[b'x'; 20]).unwrap();
+        rotate_if_full(&path, 50).await;
+        assert_eq!(std::fs::metadata(rotated_path(&path)).unwrap().len(), 60);
+        // The writer's next write lands at the new end (append mode), not at offset 60.
+        writer.write_all(b"after\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "after\n");
     }
 
     #[tokio::test]

@@ -15,6 +15,7 @@ mod command;
 mod group;
 mod instance;
 mod logs;
+mod orphans;
 mod pidfile;
 mod ready;
 mod spawner;
@@ -33,8 +34,12 @@ use tokio::sync::{OwnedMutexGuard, broadcast};
 use self::instance::InstanceHandle;
 use self::spawner::Spawner;
 use crate::{
-    Backend, BackendError, BackendEvent, BackendEventKind, BoxFuture, Instance, VersionSpec,
+    Backend, BackendError, BackendEvent, BackendEventKind, BoxFuture, Instance, InstanceLedger,
+    InstanceRecord, ProcessOptions, VersionSpec,
 };
+
+/// How long a re-adoption candidate gets to answer its ready check.
+const ADOPT_READY_WITHIN: std::time::Duration = std::time::Duration::from_secs(3);
 
 const EVENT_CAPACITY: usize = 256;
 
@@ -58,6 +63,13 @@ pub(crate) struct Shared {
     versions: Mutex<BTreeMap<String, BTreeMap<u32, InstanceHandle>>>,
     /// version → the deploy's extra environment, kept for restarts and scale-ups.
     version_env: Mutex<BTreeMap<String, BTreeMap<String, String>>>,
+    /// Instances keep running when rampart exits (no parent-death signal, output
+    /// written to files by the instance itself).
+    outlive: bool,
+    ledger: Option<Arc<dyn InstanceLedger>>,
+    /// While true, crashed instances wait before restarting (a graceful upgrade is
+    /// handing them to another rampart).
+    held: tokio::sync::watch::Sender<bool>,
 }
 
 impl Shared {
@@ -100,6 +112,9 @@ pub struct ProcessBackend {
     /// parallel.
     version_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     closed: AtomicBool,
+    /// Instances a previous rampart recorded and this one has not yet taken over or
+    /// stopped, by instance id; `None` until first read from the ledger.
+    recorded: tokio::sync::Mutex<Option<BTreeMap<String, InstanceRecord>>>,
 }
 
 /// Kills what a previous run left of services that are no longer configured: their
@@ -161,6 +176,20 @@ impl ProcessBackend {
         config: ProcessBackendConfig,
         data_dir: &Path,
     ) -> Result<Self, BackendError> {
+        Self::with_options(service, config, data_dir, ProcessOptions::default())
+    }
+
+    /// [`ProcessBackend::new`], with instances that outlive rampart when
+    /// `options.outlive`: then nothing a previous run left is killed here; the
+    /// instances it recorded in `options.ledger` are re-adopted by `start` when alive
+    /// and ready, and the rest is stopped (see `stop_unwanted`).
+    pub fn with_options(
+        service: &str,
+        config: ProcessBackendConfig,
+        data_dir: &Path,
+        options: ProcessOptions,
+    ) -> Result<Self, BackendError> {
+        let outlive = options.outlive && options.ledger.is_some();
         let runtime = Handle::try_current().map_err(|_| BackendError::NoRuntime)?;
         let folder = command::file_safe(service);
         let run_dir = data_dir.join("run").join(&folder);
@@ -169,12 +198,16 @@ impl ProcessBackend {
             std::fs::create_dir_all(dir)
                 .map_err(|err| BackendError::io(format!("cannot create {}", dir.display()), err))?;
         }
-        let leftovers = pidfile::kill_leftovers(&run_dir).map_err(|err| {
-            BackendError::io(
-                format!("cannot read pid files in {}", run_dir.display()),
-                err,
-            )
-        })?;
+        let leftovers = if outlive {
+            Vec::new()
+        } else {
+            pidfile::kill_leftovers(&run_dir).map_err(|err| {
+                BackendError::io(
+                    format!("cannot read pid files in {}", run_dir.display()),
+                    err,
+                )
+            })?
+        };
         if !leftovers.is_empty() {
             tracing::warn!(
                 service,
@@ -194,10 +227,146 @@ impl ProcessBackend {
                 events: broadcast::channel(EVENT_CAPACITY).0,
                 versions: Mutex::new(BTreeMap::new()),
                 version_env: Mutex::new(BTreeMap::new()),
+                outlive,
+                ledger: options.ledger,
+                held: tokio::sync::watch::channel(false).0,
             }),
             version_locks: Mutex::new(HashMap::new()),
             closed: AtomicBool::new(false),
+            recorded: tokio::sync::Mutex::new(None),
         })
+    }
+
+    /// The recorded instances not yet taken over, read from the ledger once. The
+    /// first read also stops what pid files name but no record claims: processes a
+    /// previous rampart launched and did not get to record, or forgot.
+    async fn recorded(
+        &self,
+    ) -> tokio::sync::MutexGuard<'_, Option<BTreeMap<String, InstanceRecord>>> {
+        let mut recorded = self.recorded.lock().await;
+        if recorded.is_some() || !self.shared.outlive {
+            return recorded;
+        }
+        let Some(ledger) = &self.shared.ledger else {
+            return recorded;
+        };
+        let records = match ledger.recorded(&self.shared.service).await {
+            Ok(records) => records,
+            Err(err) => {
+                tracing::error!(service = %self.shared.service, %err, "cannot read the recorded instances; none is re-adopted");
+                Vec::new()
+            }
+        };
+        let grace = self.shared.config.stop_grace.get();
+        match pidfile::entries(&self.shared.run_dir) {
+            Ok(entries) => {
+                for (path, pid, start_time) in entries {
+                    let claimed = records
+                        .iter()
+                        .any(|r| r.pid == pid && r.start_time == start_time);
+                    if !claimed {
+                        if pidfile::alive(pid, start_time) {
+                            tracing::warn!(service = %self.shared.service, pid, file = %path.display(), "stopping an instance process no record claims");
+                            orphans::stop_group(pid, start_time, grace).await;
+                        }
+                        pidfile::remove(&path);
+                    }
+                }
+            }
+            Err(err) => {
+                tracing::warn!(service = %self.shared.service, %err, "cannot read the pid files")
+            }
+        }
+        *recorded = Some(
+            records
+                .into_iter()
+                .map(|record| (record.instance.clone(), record))
+                .collect(),
+        );
+        recorded
+    }
+
+    /// Takes the recorded instances of `version` out of the unclaimed ones.
+    async fn take_recorded(&self, version: &str) -> Vec<InstanceRecord> {
+        let mut recorded = self.recorded().await;
+        let Some(recorded) = recorded.as_mut() else {
+            return Vec::new();
+        };
+        let ids: Vec<String> = recorded
+            .values()
+            .filter(|r| r.version == version)
+            .map(|r| r.instance.clone())
+            .collect();
+        ids.iter().filter_map(|id| recorded.remove(id)).collect()
+    }
+
+    /// Stops a recorded instance nobody wants any more and forgets it.
+    async fn retire(&self, record: &InstanceRecord) {
+        if pidfile::alive(record.pid, record.start_time) {
+            tracing::warn!(service = %self.shared.service, instance = %record.instance, pid = record.pid, "stopping an instance left by a previous rampart that nothing claims");
+            orphans::stop_group(
+                record.pid,
+                record.start_time,
+                self.shared.config.stop_grace.get(),
+            )
+            .await;
+        }
+        let paths = command::InstancePaths::new(
+            &self.shared.run_dir,
+            &self.shared.log_dir,
+            &record.instance,
+        );
+        pidfile::remove(&paths.pid);
+        if let Some(ledger) = &self.shared.ledger
+            && let Err(err) = ledger
+                .forget(&record.service, &record.instance, record.pid)
+                .await
+        {
+            tracing::warn!(instance = %record.instance, %err, "cannot remove the instance's record");
+        }
+    }
+
+    /// Whether a recorded instance is still its process and answers its ready check.
+    async fn adoptable(&self, record: &InstanceRecord) -> bool {
+        if !pidfile::alive(record.pid, record.start_time) {
+            return false;
+        }
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], record.port));
+        let deadline = tokio::time::Instant::now() + ADOPT_READY_WITHIN;
+        loop {
+            match ready::probe(addr, &self.shared.config.ready_path).await {
+                Ok(()) => return true,
+                Err(reason) if tokio::time::Instant::now() >= deadline => {
+                    tracing::warn!(instance = %record.instance, %reason, "a recorded instance is alive but not ready; it is replaced");
+                    return false;
+                }
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+            }
+        }
+    }
+
+    /// The port a dead recorded instance is launched on again: its own, once a
+    /// process there that no record claims is stopped; a fresh one if the port
+    /// belongs to something rampart knows.
+    async fn reclaim_port(
+        &self,
+        record: &InstanceRecord,
+        others: &[InstanceRecord],
+    ) -> Option<u16> {
+        let Some(owner) = orphans::listener_on(record.port) else {
+            return Some(record.port);
+        };
+        let known = others.iter().any(|r| r.pid == owner)
+            || lock(&self.shared.versions)
+                .values()
+                .flat_map(|instances| instances.values())
+                .any(|i| i.snapshot().pid == Some(owner));
+        if known || owner == std::process::id() {
+            return None;
+        }
+        tracing::warn!(service = %self.shared.service, instance = %record.instance, port = record.port, pid = owner, "stopping a process no record claims that listens on a recorded instance's port");
+        orphans::stop_process(owner, self.shared.config.stop_grace.get()).await;
+        (orphans::listener_on(record.port).is_none()).then_some(record.port)
     }
 
     pub fn config(&self) -> &ProcessBackendConfig {
@@ -253,8 +422,30 @@ impl ProcessBackend {
         }
         lock(&self.shared.versions).insert(version.clone(), BTreeMap::new());
         lock(&self.shared.version_env).insert(version.clone(), spec.env);
-        let indices: Vec<u32> = (0..spec.instances).collect();
-        if let Err(err) = self.add_instances(&version, &indices).await {
+        // Re-adoption: what a previous rampart launched of this version and still
+        // runs and answers is taken over; the dead are launched again on their port.
+        let records = self.take_recorded(&version).await;
+        let mut launches: Vec<(u32, Option<u16>)> = Vec::new();
+        for index in 0..spec.instances {
+            let Some(record) = records.iter().find(|r| r.index == index) else {
+                launches.push((index, None));
+                continue;
+            };
+            if self.adoptable(record).await {
+                tracing::info!(service = %self.shared.service, instance = %record.instance, pid = record.pid, "re-adopted a running instance");
+                let handle = instance::adopt(&self.shared, record);
+                if let Some(instances) = lock(&self.shared.versions).get_mut(&version) {
+                    instances.insert(index, handle);
+                }
+                continue;
+            }
+            self.retire(record).await;
+            launches.push((index, self.reclaim_port(record, &records).await));
+        }
+        for record in records.iter().filter(|r| r.index >= spec.instances) {
+            self.retire(record).await;
+        }
+        if let Err(err) = self.add_instances(&version, &launches).await {
             lock(&self.shared.versions).remove(&version);
             lock(&self.shared.version_env).remove(&version);
             return Err(err);
@@ -265,11 +456,15 @@ impl ProcessBackend {
 
     /// Launches instances with the given indices and waits until all are ready; if
     /// any fails, all of them are stopped again and the first real error returned.
-    async fn add_instances(&self, version: &str, indices: &[u32]) -> Result<(), BackendError> {
+    async fn add_instances(
+        &self,
+        version: &str,
+        launches: &[(u32, Option<u16>)],
+    ) -> Result<(), BackendError> {
         let mut pending = FuturesUnordered::new();
         let mut failure = None;
-        for &index in indices {
-            match instance::launch(&self.shared, version, index) {
+        for &(index, port) in launches {
+            match instance::launch(&self.shared, version, index, port) {
                 Ok((handle, first_ready)) => {
                     if let Some(instances) = lock(&self.shared.versions).get_mut(version) {
                         instances.insert(index, handle);
@@ -301,7 +496,10 @@ impl ProcessBackend {
         let launched: Vec<InstanceHandle> = {
             let mut versions = lock(&self.shared.versions);
             match versions.get_mut(version) {
-                Some(instances) => indices.iter().filter_map(|i| instances.remove(i)).collect(),
+                Some(instances) => launches
+                    .iter()
+                    .filter_map(|(i, _)| instances.remove(i))
+                    .collect(),
                 None => Vec::new(),
             }
         };
@@ -327,9 +525,10 @@ impl ProcessBackend {
         let current_count = u32::try_from(current.len()).unwrap_or(u32::MAX);
         if count > current_count {
             // Fill gaps first, so indices (and `{instance}`) stay small and dense.
-            let added: Vec<u32> = (0..)
+            let added: Vec<(u32, Option<u16>)> = (0..)
                 .filter(|i| !current.contains(i))
                 .take((count - current_count) as usize)
+                .map(|i| (i, None))
                 .collect();
             self.add_instances(version, &added).await?;
             self.shared.emit(version, BackendEventKind::Scaled);
@@ -358,6 +557,10 @@ impl ProcessBackend {
         let _version_guard = self.lock_version(version).await;
         let removed = lock(&self.shared.versions).remove(version);
         lock(&self.shared.version_env).remove(version);
+        // Recorded by a previous rampart and never re-adopted: stopped all the same.
+        for record in self.take_recorded(version).await {
+            self.retire(&record).await;
+        }
         let Some(instances) = removed else {
             return Ok(());
         };
@@ -412,6 +615,9 @@ impl Backend for ProcessBackend {
     }
 
     fn shutdown(&self) -> BoxFuture<'_, ()> {
+        if self.shared.outlive {
+            return self.hand_over();
+        }
         Box::pin(async move {
             self.closed.store(true, Ordering::SeqCst);
             let versions = self.versions();
@@ -423,6 +629,44 @@ impl Backend for ProcessBackend {
             }
         })
     }
+
+    fn hold_restarts(&self, held: bool) {
+        self.shared.held.send_replace(held);
+    }
+
+    fn hand_over(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            self.closed.store(true, Ordering::SeqCst);
+            let handles: Vec<InstanceHandle> = {
+                let mut versions = lock(&self.shared.versions);
+                std::mem::take(&mut *versions)
+                    .into_values()
+                    .flat_map(BTreeMap::into_values)
+                    .collect()
+            };
+            futures_util::future::join_all(handles.into_iter().map(InstanceHandle::detach)).await;
+        })
+    }
+
+    fn stop_unwanted<'a>(&'a self, wanted: &'a [String]) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let unwanted: Vec<InstanceRecord> = {
+                let mut recorded = self.recorded().await;
+                let Some(recorded) = recorded.as_mut() else {
+                    return;
+                };
+                let ids: Vec<String> = recorded
+                    .values()
+                    .filter(|r| !wanted.contains(&r.version))
+                    .map(|r| r.instance.clone())
+                    .collect();
+                ids.iter().filter_map(|id| recorded.remove(id)).collect()
+            };
+            for record in unwanted {
+                self.retire(&record).await;
+            }
+        })
+    }
 }
 
 impl Drop for ProcessBackend {
@@ -431,7 +675,11 @@ impl Drop for ProcessBackend {
     fn drop(&mut self) {
         for instances in lock(&self.shared.versions).values() {
             for instance in instances.values() {
-                instance.request_stop();
+                if self.shared.outlive {
+                    instance.request_detach();
+                } else {
+                    instance.request_stop();
+                }
             }
         }
     }

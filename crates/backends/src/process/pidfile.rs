@@ -13,9 +13,43 @@ use nix::errno::Errno;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
-pub(crate) fn write(path: &Path, pid: u32) -> io::Result<()> {
+/// Writes `<pid> <start time>`; returns the start time.
+pub(crate) fn write(path: &Path, pid: u32) -> io::Result<u64> {
     let start_time = process_start_time(pid)?;
-    fs::write(path, format!("{pid} {start_time}\n"))
+    fs::write(path, format!("{pid} {start_time}\n"))?;
+    Ok(start_time)
+}
+
+/// Whether process `pid` still is the one that started at `start_time` and has not
+/// exited (a zombie waiting for its parent to reap it has).
+pub(crate) fn alive(pid: u32, start_time: u64) -> bool {
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return false;
+    };
+    let state = rest.split_whitespace().next().unwrap_or("");
+    state != "Z" && state != "X" && parse_start_time(&stat) == Some(start_time)
+}
+
+/// Every pid file in `run_dir` with what it records.
+pub(crate) fn entries(run_dir: &Path) -> io::Result<Vec<(PathBuf, u32, u64)>> {
+    let entries = match fs::read_dir(run_dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(err) => return Err(err),
+    };
+    let mut found = Vec::new();
+    for entry in entries {
+        let path: PathBuf = entry?.path();
+        if path.extension().is_some_and(|ext| ext == "pid")
+            && let Some((pid, start)) = read(&path)
+        {
+            found.push((path, pid, start));
+        }
+    }
+    Ok(found)
 }
 
 pub(crate) fn remove(path: &Path) {

@@ -44,13 +44,22 @@ impl Spawner {
         Ok(Self { requests })
     }
 
-    pub(crate) async fn spawn(&self, mut command: Command) -> io::Result<Child> {
+    /// `die_with_rampart`: the parent-death signal is set (instances that do not
+    /// outlive rampart); otherwise the child only gets its own session.
+    pub(crate) async fn spawn(
+        &self,
+        mut command: Command,
+        die_with_rampart: bool,
+    ) -> io::Result<Child> {
         let rampart = Pid::this();
         // SAFETY: the closure runs between fork and exec and only makes
         // async-signal-safe system calls (setsid, prctl, getppid); it allocates nothing.
         unsafe {
             command.pre_exec(move || {
                 setsid()?;
+                if !die_with_rampart {
+                    return Ok(());
+                }
                 nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
                 // rampart may have died between fork and prctl; then no signal comes.
                 if getppid() != rampart {

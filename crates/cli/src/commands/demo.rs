@@ -250,6 +250,8 @@ fn demo_config(exe: &Path, api: SocketAddr, service: SocketAddr) -> String {
 [server]
 listen = "{api}"
 data_dir = "data"
+# The demo's data dir is temporary: its instances end with it.
+instances_outlive = false
 
 [[service]]
 name = "{SERVICE}"

@@ -36,7 +36,7 @@ pub struct Ready {
 }
 
 pub async fn run(args: ServeArgs) -> CliResult {
-    run_server(&args.config, shutdown_signal(), None).await
+    serve(&args.config, shutdown_signal(), None, args.upgrade).await
 }
 
 /// Loads the config, opens the store, starts services, routers and the API, and
@@ -46,6 +46,20 @@ pub async fn run_server(
     shutdown: impl Future<Output = ()> + Send + 'static,
     ready: Option<oneshot::Sender<Ready>>,
 ) -> CliResult {
+    serve(config_path, shutdown, ready, false).await
+}
+
+/// [`run_server`]; `upgrade`: take the sockets, the data-dir lock and the instances
+/// over from the rampart serving from the same data dir (see `crate::handover`).
+async fn serve(
+    config_path: &Path,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    ready: Option<oneshot::Sender<Ready>>,
+    upgrade: bool,
+) -> CliResult {
+    // Installed first: SIGUSR2's default action would end the process.
+    let upgrade_signal =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined2());
     // Nothing starts until the whole config is known to be good.
     let config = rampart_config::load(config_path).map_err(CliError::usage)?;
     let data_dir = config.server.data_dir.clone();
@@ -53,7 +67,25 @@ pub async fn run_server(
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default();
-    let _lock = crate::commands::data_dir_lock::lock(&data_dir)?;
+    let (lock, predecessor) = if upgrade {
+        if !config.server.instances_outlive {
+            return Err(CliError::usage(anyhow::anyhow!(
+                "--upgrade takes the instances over, but `instances_outlive = false` in [server] of {} would stop them with this rampart; set it to true (the default) or restart instead",
+                config_path.display()
+            )));
+        }
+        let dir = data_dir.clone();
+        let (file, predecessor) =
+            tokio::task::spawn_blocking(move || crate::handover::take_over(&dir))
+                .await
+                .context("taking over")??;
+        (
+            crate::commands::data_dir_lock::DataDirLock::inherited(file),
+            Some(predecessor),
+        )
+    } else {
+        (crate::commands::data_dir_lock::lock(&data_dir)?, None)
+    };
     let quiet = ready.is_some();
 
     // Opening (migrations) and the first admin token are blocking SQLite work.
@@ -107,6 +139,12 @@ pub async fn run_server(
             )
         })?;
     let api_addr = listener.local_addr().context("reading the API address")?;
+    // Kept for a successor (graceful upgrade).
+    let api_socket = std::net::TcpListener::from(
+        std::os::fd::AsFd::as_fd(&listener)
+            .try_clone_to_owned()
+            .context("duplicating the API socket")?,
+    );
 
     // Instances of services removed from the config since the last run: nothing
     // else would ever stop them.
@@ -115,7 +153,13 @@ pub async fn run_server(
         .context("stopping instances left over from a previous run")?;
 
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let engine = Engine::start(&config, store.clone(), clock.clone(), base_dir)
+    // A planned handover resumes the rollouts in flight whatever `on_restart` says:
+    // nothing crashed.
+    let mut engine_config = config.clone();
+    if predecessor.is_some() {
+        engine_config.server.on_restart = rampart_config::RestartPolicy::Resume;
+    }
+    let engine = Engine::start(&engine_config, store.clone(), clock.clone(), base_dir)
         .await
         .context("starting services")?;
     engine.add_api_listener(api_addr);
@@ -182,8 +226,12 @@ pub async fn run_server(
         })
         .collect();
     let (stopping, shutdown_flag) = tokio::sync::watch::channel(false);
+    let (handed_over_tx, handed_over_rx) = oneshot::channel::<()>();
     let shutdown = async move {
-        shutdown.await;
+        tokio::select! {
+            () = shutdown => {}
+            _ = handed_over_rx => {}
+        }
         let _ = stopping.send(true);
     };
     let auth_limiter = Arc::new(AuthFailureLimiter::new(
@@ -251,11 +299,59 @@ pub async fn run_server(
     for addr in rampart_router::listeners::unclaimed() {
         tracing::warn!(%addr, "the service manager passed a socket on an address no part of the config listens on; its connections wait unanswered");
     }
-    // systemd's Type=notify: the units start dependents only once this arrives.
-    if let Err(e) = sd_notify::notify(&[
+    // Successors connect here (graceful upgrade); bound before the predecessor is
+    // told to go, so the socket's path always leads to a serving rampart.
+    let handed_over = lock.handed_over();
+    let handover_listener = crate::handover::bind(&data_dir)?;
+    let holdings = crate::handover::Holdings {
+        engine: engine.clone(),
+        api: api_socket,
+        lock: lock
+            .file()
+            .context("the data-dir lock")?
+            .try_clone()
+            .context("duplicating the data-dir lock")?,
+        instances_outlive: config.server.instances_outlive,
+    };
+    let handovers = {
+        let handed_over = handed_over.clone();
+        tokio::spawn(async move {
+            crate::handover::serve(handover_listener, holdings, handed_over).await;
+            let _ = handed_over_tx.send(());
+        })
+    };
+    let upgrade_trigger = tokio::spawn(successor_on_sigusr2(
+        upgrade_signal,
+        config_path.to_path_buf(),
+    ));
+    if let Some(predecessor) = predecessor {
+        let pid = predecessor.pid;
+        lock.now_held_here();
+        match predecessor.serving() {
+            Ok(()) => {
+                tracing::info!(
+                    predecessor = pid,
+                    "took over; the old rampart drains and exits"
+                )
+            }
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "the old rampart did not hear that this one serves")
+            }
+        }
+    }
+    // systemd's Type=notify: the units start dependents only once this arrives. A
+    // successor started by SIGUSR2 names itself the main process (needs
+    // NotifyAccess=all in the unit).
+    let main_pid = upgrade.then(std::process::id);
+    let status = format!("serving the API on {api_addr}");
+    let mut states = vec![
         sd_notify::NotifyState::Ready,
-        sd_notify::NotifyState::Status(&format!("serving the API on {api_addr}")),
-    ]) {
+        sd_notify::NotifyState::Status(&status),
+    ];
+    if let Some(pid) = main_pid {
+        states.push(sd_notify::NotifyState::MainPid(pid));
+    }
+    if let Err(e) = sd_notify::notify(&states) {
         tracing::warn!(error = %e, "could not tell the service manager that rampart is ready");
     }
     if let Some(ready) = ready {
@@ -271,13 +367,23 @@ pub async fn run_server(
         None => rampart_api::serve(listener, state, shutdown).await,
     };
     hangup.abort();
-    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    let upgrading = handed_over.load(std::sync::atomic::Ordering::SeqCst);
+    if !upgrading {
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    }
     collecting.abort();
     relaying.abort();
+    handovers.abort();
+    upgrade_trigger.abort();
 
-    // The API stopped taking requests: let the routers drain, stop the instances.
-    // Rollouts in flight stay as stored and are recovered at the next start.
-    engine.shutdown(SHUTDOWN_GRACE).await;
+    // The API stopped taking requests: let the routers drain, stop the instances
+    // (or leave them to the successor, or to the next start when they outlive
+    // rampart). Rollouts in flight stay as stored and are recovered at the next start.
+    if upgrading {
+        engine.shutdown_for_handover(SHUTDOWN_GRACE).await;
+    } else {
+        engine.shutdown(SHUTDOWN_GRACE).await;
+    }
     token_use_flusher.abort();
     let _ = stop_delivery.send(true);
     let _ = delivery.await;
@@ -289,14 +395,37 @@ pub async fn run_server(
         actor: SYSTEM_ACTOR.into(),
         action: "server.stop".into(),
         subject: "server".into(),
-        details: serde_json::json!({ "reason": "signal" }),
+        details: serde_json::json!({ "reason": if upgrading { "upgrade" } else { "signal" } }),
     };
     store.write(move |tx| tx.append_audit(&stopped)).await?;
+    drop(lock);
     served.context("API server failed")?;
     if !quiet {
         println!("rampart stopped");
     }
     Ok(())
+}
+
+/// SIGUSR2 starts a new rampart (the binary on disk) that takes this one over.
+async fn successor_on_sigusr2(
+    signal: std::io::Result<tokio::signal::unix::Signal>,
+    config: std::path::PathBuf,
+) {
+    let mut signal = match signal {
+        Ok(signal) => signal,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGUSR2; upgrade with `rampart serve --upgrade` instead");
+            return;
+        }
+    };
+    while signal.recv().await.is_some() {
+        match crate::handover::spawn_successor(&config) {
+            Ok(pid) => tracing::info!(pid, "SIGUSR2: started a new rampart to take over"),
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "SIGUSR2: cannot start a new rampart")
+            }
+        }
+    }
 }
 
 /// Writes the token uses authentication noted in memory, every few seconds (see

@@ -41,7 +41,12 @@ impl RampartServer {
     }
 
     pub fn start_with(dir: tempfile::TempDir, config_path: PathBuf, addr: SocketAddr) -> Self {
-        let log = std::fs::File::create(dir.path().join("rampart.log")).expect("log file");
+        // Appending: a successor (graceful upgrade) writes to the same file meanwhile.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.path().join("rampart.log"))
+            .expect("log file");
         let child = Command::new(rampart_bin())
             .args(["serve", "--config"])
             .arg(&config_path)
@@ -115,6 +120,31 @@ impl Drop for RampartServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        kill_instances(&self.data_dir());
+    }
+}
+
+/// Instances outlive rampart (`instances_outlive`, the default): a test that ends
+/// stops those its pid files name, or they would run on after it.
+pub fn kill_instances(data_dir: &Path) {
+    let Ok(services) = std::fs::read_dir(data_dir.join("run")) else {
+        return;
+    };
+    for service in services.flatten() {
+        let Ok(files) = std::fs::read_dir(service.path()) else {
+            continue;
+        };
+        for file in files.flatten() {
+            let pid = std::fs::read_to_string(file.path())
+                .ok()
+                .and_then(|text| text.split_whitespace().next()?.parse::<i32>().ok());
+            if let Some(pid) = pid.filter(|pid| *pid > 1) {
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
     }
 }
 
@@ -220,6 +250,69 @@ impl RampartServer {
             .spawn()
             .expect("spawn rampart serve");
         self.wait_serving();
+    }
+
+    /// `rampart serve --upgrade` on the same config: the new process takes over and
+    /// the old one (this server's child) drains and exits, successfully. The new one
+    /// becomes this server's child.
+    pub fn upgrade(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(self.dir.path().join("rampart.log"))
+            .expect("log file");
+        let new = Command::new(rampart_bin())
+            .args(["serve", "--upgrade", "--config"])
+            .arg(&self.config_path)
+            .env("RAMPART_LOG", "info")
+            .stdout(Stdio::from(log.try_clone().expect("clone log")))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("spawn rampart serve --upgrade");
+        let mut old = std::mem::replace(&mut self.child, new);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Ok(Some(status)) = old.try_wait() {
+                break status;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                let _ = old.kill();
+                panic!("the new rampart exited with {status}:\n{}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the old rampart did not hand over:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(
+            status.success(),
+            "the old rampart exited with {status}:\n{}",
+            self.log()
+        );
+        self.wait_serving();
+    }
+
+    /// The pid of each instance of `service`, by instance id, from the pid files.
+    pub fn instance_pids(&self, service: &str) -> std::collections::BTreeMap<String, u32> {
+        let mut pids = std::collections::BTreeMap::new();
+        let Ok(files) = std::fs::read_dir(self.data_dir().join("run").join(service)) else {
+            return pids;
+        };
+        for file in files.flatten() {
+            let name = file.file_name().to_string_lossy().into_owned();
+            let Some(id) = name.strip_suffix(".pid") else {
+                continue;
+            };
+            if let Some(pid) = std::fs::read_to_string(file.path())
+                .ok()
+                .and_then(|text| text.split_whitespace().next()?.parse().ok())
+            {
+                pids.insert(id.to_string(), pid);
+            }
+        }
+        pids
     }
 
     /// Polls until the API answers its liveness probe over HTTP.
@@ -646,7 +739,7 @@ pub fn history(detail: &serde_json::Value) -> String {
 
 /// A `rampart sample-app` process run by the test itself (an upstream rampart does
 /// not own); killed on drop.
-pub struct SampleApp(std::process::Child);
+pub struct SampleApp(pub std::process::Child);
 
 impl Drop for SampleApp {
     fn drop(&mut self) {

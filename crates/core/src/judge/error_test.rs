@@ -12,7 +12,7 @@
 
 use super::mixture::OddsRatioMixture;
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ErrorRateTest {
     /// `1 + δ`.
     allowed_ratio: f64,

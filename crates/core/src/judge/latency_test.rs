@@ -41,7 +41,7 @@ use super::mixture::OddsRatioMixture;
 const MAX_EVIDENCE_PER_SECOND: f64 = 0.4;
 use crate::histogram::{LatencyHistogram, bucket_lower_bound, bucket_upper_bound};
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct QuantileTest {
     pub quantile: f64,
     /// Evidence that the canary is slower than allowed.
@@ -85,7 +85,7 @@ impl QuantileTest {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LatencyTest {
     tolerance: f64,
     /// Absolute slack in µs: the bar is at least this far above a stable latency.

@@ -33,7 +33,10 @@
 const STEP: f64 = 0.15;
 const GRID: usize = 24;
 
-#[derive(Debug, Clone, PartialEq)]
+/// Serialised through [`MixtureState`] (JSON has no infinities; the grid follows
+/// from the direction), so a rollout's evidence survives rampart's restart.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(into = "MixtureState", from = "MixtureState")]
 pub struct OddsRatioMixture {
     /// ln of each lift's started-products sum `S_t = (S_{t−1} + π_t)·LR_t`.
     ln_wealth: [f64; GRID],
@@ -47,6 +50,45 @@ pub struct OddsRatioMixture {
     ln_max: f64,
     /// Upper bound on any batch's log likelihood ratio (`ln C`; infinite: none).
     max_ln_lr: f64,
+}
+
+/// [`OddsRatioMixture`] as stored: `None` for an infinite value.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct MixtureState {
+    upward: bool,
+    ln_wealth: Vec<Option<f64>>,
+    batches: u64,
+    ln_max: f64,
+    max_ln_lr: Option<f64>,
+}
+
+impl From<OddsRatioMixture> for MixtureState {
+    fn from(m: OddsRatioMixture) -> Self {
+        Self {
+            upward: m.log_lift[0] > 0.0,
+            ln_wealth: m
+                .ln_wealth
+                .iter()
+                .map(|w| w.is_finite().then_some(*w))
+                .collect(),
+            batches: m.batches,
+            ln_max: m.ln_max,
+            max_ln_lr: m.max_ln_lr.is_finite().then_some(m.max_ln_lr),
+        }
+    }
+}
+
+impl From<MixtureState> for OddsRatioMixture {
+    fn from(state: MixtureState) -> Self {
+        let mut m = Self::with_direction(if state.upward { 1.0 } else { -1.0 });
+        for (slot, w) in m.ln_wealth.iter_mut().zip(state.ln_wealth) {
+            *slot = w.unwrap_or(f64::NEG_INFINITY);
+        }
+        m.batches = state.batches;
+        m.ln_max = state.ln_max;
+        m.max_ln_lr = state.max_ln_lr.unwrap_or(f64::INFINITY);
+        m
+    }
 }
 
 impl Default for OddsRatioMixture {

@@ -78,4 +78,23 @@ pub trait Judge: Send {
     fn evaluate(&mut self, now: Timestamp) -> Verdict;
     /// Forgets all observations: a fresh analysis window (e.g. after a restart).
     fn reset(&mut self);
+    /// The evidence gathered so far, to be stored and carried over a restart of
+    /// rampart; `None` when there is nothing worth keeping (a threshold judge judges
+    /// each window on its own).
+    fn evidence(&self) -> Option<JudgeEvidence> {
+        None
+    }
+    /// Continues from stored evidence. Refused (false, nothing changed) when the
+    /// evidence is of another judge or was gathered under other settings: the
+    /// guarantees hold only for one test run under one set of settings.
+    fn restore(&mut self, _evidence: JudgeEvidence) -> bool {
+        false
+    }
+}
+
+/// A judge's stored evidence.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "judge", rename_all = "snake_case")]
+pub enum JudgeEvidence {
+    Sequential(Box<SequentialJudge>),
 }

@@ -78,7 +78,9 @@ pub enum Finding {
     Latency { quantile_index: usize },
 }
 
-#[derive(Debug, Clone)]
+/// Serialisable: the evidence of a rollout in flight is stored and carried over a
+/// restart or upgrade of rampart (see [`Judge::evidence`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SequentialJudge {
     settings: SequentialSettings,
     alpha: f64,
@@ -443,5 +445,18 @@ impl Judge for SequentialJudge {
 
     fn reset(&mut self) {
         *self = SequentialJudge::new(self.settings.clone());
+    }
+
+    fn evidence(&self) -> Option<super::JudgeEvidence> {
+        Some(super::JudgeEvidence::Sequential(Box::new(self.clone())))
+    }
+
+    fn restore(&mut self, evidence: super::JudgeEvidence) -> bool {
+        let super::JudgeEvidence::Sequential(stored) = evidence;
+        if stored.settings != self.settings {
+            return false;
+        }
+        *self = *stored;
+        true
     }
 }

@@ -345,3 +345,48 @@ fn require_confidence_passes_a_healthy_canary_once_the_evidence_rules_out_a_regr
         "passed after {at} s: too fast to have ruled anything out"
     );
 }
+
+/// The evidence survives a round trip through JSON (the store): a judge restored
+/// from it reaches the same verdicts as one that never stopped.
+#[test]
+fn stored_evidence_continues_the_same_test() {
+    use crate::judge::JudgeEvidence;
+    let settings = SequentialSettings::default();
+    let mut rng = rng(11);
+    let mut bad = Stream::healthy(200, 0.2, 0.01);
+    bad.canary.error_rate = 0.05;
+    let mut straight = SequentialJudge::new(settings.clone());
+    let mut interrupted = SequentialJudge::new(settings.clone());
+    for t in 0..30 {
+        let sample = bad.second(&mut rng, t);
+        straight.observe(&sample);
+        interrupted.observe(&sample);
+    }
+    let stored = serde_json::to_string(&interrupted.evidence().expect("sequential evidence"))
+        .expect("serialise");
+    let mut restored = SequentialJudge::new(settings.clone());
+    let evidence: JudgeEvidence = serde_json::from_str(&stored).expect("deserialise");
+    assert!(restored.restore(evidence));
+    for t in 30..120 {
+        let sample = bad.second(&mut rng, t);
+        straight.observe(&sample);
+        restored.observe(&sample);
+    }
+    let at = Timestamp(120_000);
+    assert_eq!(restored.evaluate(at), straight.evaluate(at));
+    assert_eq!(
+        straight.outcome(),
+        Outcome::Fail,
+        "the test had a finding to carry"
+    );
+
+    // Evidence gathered under other settings is refused, and changes nothing.
+    let other = SequentialSettings {
+        alpha: 0.05,
+        ..settings
+    };
+    let mut fresh = SequentialJudge::new(other);
+    let evidence: JudgeEvidence = serde_json::from_str(&stored).expect("deserialise");
+    assert!(!fresh.restore(evidence));
+    assert_eq!(fresh.errors_canary_requests(), 0);
+}

@@ -18,6 +18,7 @@
 
 mod actions;
 mod blue_green;
+mod evidence;
 mod reconcile;
 mod supervise;
 
@@ -133,6 +134,9 @@ impl Controller {
 
     /// Drives the rollout until it ends (or rampart detaches), starting with `first`.
     pub async fn run(mut self, first: Input) {
+        if matches!(first, Input::Recovered { .. }) {
+            self.restore_evidence().await;
+        }
         self.pending.push_back(first);
         loop {
             self.drain().await;
@@ -163,6 +167,9 @@ impl Controller {
                     }
                     Some(ControllerRequest::Detach) | None => {
                         self.cancel_action();
+                        // Everything observed so far, for the rampart that resumes it.
+                        self.observe();
+                        self.save_evidence().await;
                         tracing::info!(deployment = %self.record.id, "controller detached; the rollout resumes at the next start");
                         return;
                     }
@@ -195,6 +202,7 @@ impl Controller {
         }
         self.cancel_action();
         self.finish();
+        self.forget_evidence().await;
     }
 
     /// Applies the pending inputs in order. One the store refuses stays first and is
@@ -427,6 +435,7 @@ impl Controller {
                 self.observe();
                 let now = self.shared.clock.now();
                 let verdict = self.judge.evaluate(now);
+                self.save_evidence().await;
                 let mut verdict = self
                     .metrics
                     .combine(verdict, self.record.rollout.step_started_at);

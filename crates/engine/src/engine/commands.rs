@@ -142,6 +142,7 @@ impl Engine {
         actor: &str,
     ) -> Result<DeploymentSummary, EngineError> {
         let svc = self.service(service)?.clone();
+        self.refuse_while_handing_over()?;
         validate_version("version", &request.version)?;
         self.inner
             .safeguards

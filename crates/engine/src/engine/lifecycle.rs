@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use rampart_backends::{Backend, BackendEvent, BackendEventKind, VersionSpec};
 use rampart_config::{BackendConfig, ServiceConfig, UpstreamAddress};
-use rampart_core::rollout::Input;
+use rampart_core::rollout::{Input, RecoveryPolicy};
 use rampart_store::{NewAuditEvent, Store};
 use tokio::sync::{broadcast, mpsc};
 
@@ -22,7 +22,11 @@ use crate::shared::{SYSTEM_ACTOR, Shared};
 impl Engine {
     /// Drives every rollout that was in flight at the last stop to a safe state.
     pub(super) async fn recover(&self) -> Result<(), EngineError> {
-        let policy = self.inner.shared.on_restart;
+        self.recover_with(self.inner.shared.on_restart).await
+    }
+
+    /// [`Engine::recover`] with `policy` instead of `server.on_restart`.
+    pub(super) async fn recover_with(&self, policy: RecoveryPolicy) -> Result<(), EngineError> {
         let in_flight = self
             .inner
             .shared
@@ -55,6 +59,11 @@ impl Engine {
     /// Stops controllers (rollouts stay as stored and are recovered at the next start),
     /// the routers (in-flight requests finish within `grace`) and every instance.
     pub async fn shutdown(&self, grace: Duration) {
+        self.stop_everything(grace, false).await;
+    }
+
+    /// Controllers detach; their rollouts stay as committed.
+    pub(super) async fn detach_controllers(&self) {
         for svc in self.inner.services.values() {
             let active = svc.take_active();
             if let Some(active) = active {
@@ -65,6 +74,12 @@ impl Engine {
             }
             svc.cancel_all_stops();
         }
+    }
+
+    /// Shutdown; `hand_over`: the instances are left running for a new rampart
+    /// whatever `instances_outlive` says.
+    pub(super) async fn stop_everything(&self, grace: Duration, hand_over: bool) {
+        self.detach_controllers().await;
         for watcher in self
             .inner
             .watchers
@@ -81,10 +96,18 @@ impl Engine {
             .unwrap_or_else(|p| p.into_inner())
             .take();
         if let Some(router) = router {
-            router.shutdown(grace).await;
+            if hand_over {
+                router.hand_off(grace).await;
+            } else {
+                router.shutdown(grace).await;
+            }
         }
         for svc in self.inner.services.values() {
-            svc.backend.shutdown().await;
+            if hand_over {
+                svc.backend.hand_over().await;
+            } else {
+                svc.backend.shutdown().await;
+            }
         }
     }
 }

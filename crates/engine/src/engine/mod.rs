@@ -8,6 +8,7 @@
 mod approvals;
 mod commands;
 mod history;
+mod handover;
 mod lifecycle;
 mod queries;
 mod requests;
@@ -55,10 +56,13 @@ pub(crate) type BackendFactory =
 pub(crate) type RoutesFactory = Box<dyn Fn(ServiceHandle) -> Arc<dyn RouteWriter> + Send + Sync>;
 
 impl Parts {
-    /// The backends the config names; the router's own tables.
-    pub fn real() -> Self {
+    /// The backends the config names, recording their instances in the store; the
+    /// router's own tables.
+    pub fn real(options: rampart_backends::ProcessOptions) -> Self {
         Self {
-            backend: Box::new(rampart_backends::build),
+            backend: Box::new(move |service, data_dir| {
+                rampart_backends::build_with(service, data_dir, options.clone())
+            }),
             routes: Box::new(|handle| Arc::new(handle)),
             resolver: crate::resolve::system(),
         }
@@ -80,6 +84,8 @@ struct Inner {
     watchers: Mutex<Vec<JoinHandle<()>>>,
     /// Deploy freezes and the API lock-down that incident actions set.
     safeguards: Arc<crate::incidents::Safeguards>,
+    /// A new rampart is taking over (graceful upgrade).
+    handing_over: std::sync::atomic::AtomicBool,
 }
 
 impl Engine {
@@ -91,7 +97,11 @@ impl Engine {
         clock: Arc<dyn Clock>,
         base_dir: PathBuf,
     ) -> Result<Engine, EngineError> {
-        Self::start_with(config, store, clock, base_dir, Parts::real()).await
+        let options = rampart_backends::ProcessOptions {
+            outlive: config.server.instances_outlive,
+            ledger: Some(handover::store_ledger(&store)),
+        };
+        Self::start_with(config, store, clock, base_dir, Parts::real(options)).await
     }
 
     /// [`Engine::start`] with the backends and routing writers `parts` makes (tests
@@ -205,9 +215,11 @@ impl Engine {
                 router: Mutex::new(Some(router)),
                 watchers: Mutex::new(watchers),
                 safeguards: Arc::default(),
+                handing_over: Default::default(),
             }),
         };
         engine.recover().await?;
+        engine.stop_unclaimed_instances().await?;
         Ok(engine)
     }
 

@@ -147,7 +147,10 @@ impl Engine {
                 ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
                     ticks.tick().await;
-                    engine.autoscale_once(&svc, &telemetry).await;
+                    // A new rampart taking over decides from its own start.
+                    if !engine.is_handing_over() {
+                        engine.autoscale_once(&svc, &telemetry).await;
+                    }
                 }
             });
             self.add_task(task);
