@@ -48,8 +48,8 @@ mod deployments;
 mod error;
 mod files;
 mod incidents;
-mod memory;
 mod instances;
+mod memory;
 mod migrations;
 mod notifications;
 mod pool;
@@ -80,8 +80,8 @@ pub use deployments::{
 pub use error::{Result, StoreError};
 pub use files::create_data_dir;
 pub use incidents::{Incident, IncidentEvent, IncidentQuery, NewIncident, Opened};
-pub use memory::{SQLITE_SOFT_HEAP_LIMIT, sqlite_memory};
 pub use instances::InstanceRow;
+pub use memory::{SQLITE_SOFT_HEAP_LIMIT, sqlite_memory};
 pub use migrations::{MIGRATIONS, supported_version};
 pub use notifications::{
     AttemptOutcome, NOTIFICATION_LIST_LIMIT_MAX, Notification, NotificationQuery, NotificationState,

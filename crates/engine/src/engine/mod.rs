@@ -7,8 +7,8 @@
 
 mod approvals;
 mod commands;
-mod history;
 mod handover;
+mod history;
 mod lifecycle;
 mod queries;
 mod requests;
