@@ -21,6 +21,7 @@ pub mod incidents;
 mod observe;
 mod own_listeners;
 mod record;
+pub mod reload;
 mod retire;
 mod rollout_metrics;
 mod rollout_notifications;

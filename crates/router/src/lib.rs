@@ -110,7 +110,7 @@ mod worker;
 pub use error::RouterError;
 pub use metrics::collector::RouterCollector;
 pub use metrics::window::{RING_SECONDS, SetWindow};
-pub use router::Router;
+pub use router::{BoundService, Router};
 pub use service::{ChosenByClient, ServiceHandle, ServiceRoute, WindowDetail};
 pub use status::{InstanceStatus, RequestCounts, SetStatus, TrafficStatus};
 pub use table::{RouteTable, SetKind, UpstreamSet};

@@ -152,7 +152,7 @@ impl Engine {
                 request.version
             )));
         }
-        let addresses = match &svc.config.backend {
+        let addresses = match &svc.config().backend {
             BackendConfig::Static(s) => {
                 let addrs = if request.canary.is_empty() {
                     s.canary.clone()
@@ -177,7 +177,7 @@ impl Engine {
                 Vec::new()
             }
         };
-        let spec = settings::rollout_spec(&svc.config);
+        let spec = settings::rollout_spec(&svc.config());
         let now = self.inner.shared.clock.now();
         let rollout = Rollout::new(
             service,
@@ -359,7 +359,7 @@ impl Engine {
                 "`{service}` has no rollout in flight and no previous version to roll back to"
             )));
         };
-        let spec = settings::rollout_spec(&svc.config);
+        let spec = settings::rollout_spec(&svc.config());
         let deadline = spec.deadlines.promotion;
         let now = self.inner.shared.clock.now();
         let rollout = Rollout::new(
@@ -432,7 +432,8 @@ impl Engine {
         actor: &str,
     ) -> Result<ValidationResult, EngineError> {
         let svc = self.service(service)?;
-        let result = validation::run_checks(&svc.config.checks, &self.inner.shared.base_dir).await;
+        let result =
+            validation::run_checks(&svc.config().checks, &self.inner.shared.base_dir).await;
         let row = ValidationRunRow {
             id: rampart_store::new_id(),
             service: service.to_string(),

@@ -30,7 +30,7 @@ impl Engine {
             .read(|tx| tx.active_deployments())
             .await?;
         for row in in_flight {
-            let Some(svc) = self.inner.services.get(&row.service).cloned() else {
+            let Some(svc) = self.runtime(&row.service) else {
                 tracing::warn!(deployment = %row.id, service = %row.service, "in-flight deployment of a service no longer configured; leaving it as it is");
                 continue;
             };
@@ -55,7 +55,8 @@ impl Engine {
     /// Stops controllers (rollouts stay as stored and are recovered at the next start),
     /// the routers (in-flight requests finish within `grace`) and every instance.
     pub async fn shutdown(&self, grace: Duration) {
-        for svc in self.inner.services.values() {
+        let services = self.runtimes();
+        for svc in &services {
             let active = svc.take_active();
             if let Some(active) = active {
                 let _ = active.requests.send(ControllerRequest::Detach).await;
@@ -64,26 +65,10 @@ impl Engine {
                 }
             }
             svc.cancel_all_stops();
+            svc.end_tasks();
         }
-        for watcher in self
-            .inner
-            .watchers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .drain(..)
-        {
-            watcher.abort();
-        }
-        let router = self
-            .inner
-            .router
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        if let Some(router) = router {
-            router.shutdown(grace).await;
-        }
-        for svc in self.inner.services.values() {
+        self.inner.router.shutdown(grace).await;
+        for svc in &services {
             svc.backend.shutdown().await;
         }
     }
@@ -91,7 +76,7 @@ impl Engine {
 
 /// The version to serve at start and the one to roll back to: from the last
 /// successful deployment, else from the config.
-pub(super) async fn serving_versions(
+pub(crate) async fn serving_versions(
     store: &Store,
     service: &ServiceConfig,
 ) -> Result<(ServingVersion, Option<ServingVersion>), EngineError> {
@@ -136,7 +121,7 @@ pub(super) async fn serving_versions(
 
 /// Process backend: start the stable version's instances and wait until they are
 /// ready. Static backend: the addresses are known; nothing to start.
-pub(super) async fn start_stable(
+pub(crate) async fn start_stable(
     service: &ServiceConfig,
     backend: &dyn Backend,
     stable: ServingVersion,
@@ -164,7 +149,7 @@ pub(super) async fn start_stable(
 /// restarted ones come back) and audits what the backend did on its own.
 /// Runs [`watch_stable`] for the life of the engine; one that panics is logged and
 /// started again (after a pause), so the stable set is never left unwatched.
-pub(super) async fn supervise_stable_watcher(shared: Arc<Shared>, svc: Arc<ServiceRuntime>) {
+pub(crate) async fn supervise_stable_watcher(shared: Arc<Shared>, svc: Arc<ServiceRuntime>) {
     loop {
         let watched = AssertUnwindSafe(watch_stable(shared.clone(), svc.clone()))
             .catch_unwind()

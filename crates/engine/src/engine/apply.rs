@@ -1,0 +1,331 @@
+//! Applying a [`Plan`]: the one path by which services start, change and stop,
+//! whether at start-up (the plan from no services) or on a config reload.
+//!
+//! Order matters for "nothing half-applied": everything that can fail (backends
+//! built, stable instances started and ready, listeners bound) happens first, for
+//! every added service; if any of it fails, what was started is stopped and nothing
+//! else has changed. Only then are services installed, changed and removed — steps
+//! that do not fail part-way.
+
+use std::sync::Arc;
+
+use rampart_backends::Backend;
+use rampart_config::{BackendConfig, Config, ServiceConfig};
+use rampart_router::{BoundService, ServiceRoute};
+
+use super::{Engine, serving_versions, start_stable, supervise_stable_watcher};
+use crate::error::EngineError;
+use crate::reload::{ChangedService, Plan, ReloadError, ReloadSummary, diff, refusals};
+use crate::scaling::ScaleRequest;
+use crate::service::{ServiceRuntime, ServingVersion, upstream_set};
+
+/// Task names under [`ServiceRuntime::own_task`].
+pub(crate) const STABLE_WATCHER: &str = "stable watcher";
+pub(crate) const AUTOSCALER: &str = "autoscaler";
+
+/// An added service whose fallible start-up is done.
+struct Prepared {
+    config: ServiceConfig,
+    backend: Arc<dyn Backend>,
+    stable: ServingVersion,
+    previous: Option<ServingVersion>,
+    bound: BoundService,
+}
+
+impl Engine {
+    /// Replaces the running config with `new` (already validated): refuses the whole
+    /// reload when any part of it cannot change at run time, else applies it.
+    /// One reload at a time.
+    pub async fn reload(&self, new: &Config, actor: &str) -> Result<ReloadSummary, ReloadError> {
+        let mut current = self.inner.config.lock().await;
+        let plan = diff(&current, new);
+        let in_flight = |service: &str| {
+            let svc = self.runtime(service)?;
+            let state = svc.lock();
+            state
+                .active
+                .as_ref()
+                .map(|a| format!("{} (version {})", a.id, a.version))
+        };
+        let reasons = refusals(&plan, &in_flight);
+        if !reasons.is_empty() {
+            return Err(ReloadError::Refused(reasons));
+        }
+        let summary = self.apply(plan, actor).await.map_err(ReloadError::Failed)?;
+        *current = new.clone();
+        Ok(summary)
+    }
+
+    /// The services of the config in force (what the last start or reload applied).
+    pub async fn config(&self) -> Config {
+        self.inner.config.lock().await.clone()
+    }
+
+    /// Carries out `plan`'s service changes (see the module's note on order).
+    pub(super) async fn apply(
+        &self,
+        plan: Plan,
+        actor: &str,
+    ) -> Result<ReloadSummary, EngineError> {
+        // A removal waits for no rollout: checked again here, under no lock a deploy
+        // could race, before anything changed.
+        for name in &plan.removed {
+            if let Some(svc) = self.runtime(name)
+                && let Some(active) = &svc.lock().active
+            {
+                return Err(EngineError::Conflict(format!(
+                    "rollout {} of service `{name}` started meanwhile; nothing was changed",
+                    active.id
+                )));
+            }
+        }
+        let mut prepared = Vec::with_capacity(plan.added.len());
+        for service in &plan.added {
+            match self.prepare(service).await {
+                Ok(ready) => prepared.push(ready),
+                Err(e) => {
+                    for ready in prepared {
+                        ready.backend.shutdown().await;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+
+        // Nothing below fails part-way.
+        let removed: Vec<Arc<ServiceRuntime>> = plan
+            .removed
+            .iter()
+            .filter_map(|n| self.runtime(n))
+            .collect();
+        self.inner.services.rcu(|services| {
+            let mut services = services.as_ref().clone();
+            for name in &plan.removed {
+                services.remove(name);
+            }
+            services
+        });
+
+        let mut summary = ReloadSummary {
+            changes: !plan.is_empty(),
+            ..ReloadSummary::default()
+        };
+        for ready in prepared {
+            let name = ready.config.name.clone();
+            match self.install(ready).await {
+                Ok(()) => summary.added.push(name),
+                Err(e) => {
+                    tracing::error!(service = %name, error = %e, "could not start routing an added service");
+                }
+            }
+        }
+        for change in plan.changed {
+            let notes = self.change(&change.config, &change, actor).await;
+            summary.changed.push(ChangedService {
+                name: change.name,
+                fields: change.fields,
+                notes,
+            });
+        }
+        for svc in removed {
+            self.remove(&svc).await;
+            summary.removed.push(svc.name().to_string());
+        }
+        Ok(summary)
+    }
+
+    /// The fallible half of adding a service: its backend, its stable version's
+    /// instances (started and ready), its listener (bound).
+    async fn prepare(&self, service: &ServiceConfig) -> Result<Prepared, EngineError> {
+        let backend = (self.inner.parts.backend)(service, &self.inner.data_dir)?;
+        let started = async {
+            let (stable, previous) = serving_versions(&self.inner.shared.store, service).await?;
+            let stable = start_stable(service, backend.as_ref(), stable).await?;
+            let bound = self
+                .inner
+                .router
+                .bind(ServiceRoute {
+                    name: service.name.clone(),
+                    listen: service.listen,
+                    settings: service.router.clone(),
+                    stable: upstream_set(&stable),
+                    canary: None,
+                    canary_weight: 0.0,
+                })
+                .await?;
+            Ok::<_, EngineError>((stable, previous, bound))
+        };
+        match started.await {
+            Ok((stable, previous, bound)) => Ok(Prepared {
+                config: service.clone(),
+                backend,
+                stable,
+                previous,
+                bound,
+            }),
+            Err(e) => {
+                backend.shutdown().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// The second half: route it, watch it, count its rollouts, scale it.
+    async fn install(&self, ready: Prepared) -> Result<(), EngineError> {
+        let Prepared {
+            config,
+            backend,
+            stable,
+            previous,
+            bound,
+        } = ready;
+        let handle = match self.inner.router.install(bound) {
+            Ok(handle) => handle,
+            Err(e) => {
+                backend.shutdown().await;
+                return Err(e.into());
+            }
+        };
+        self.inner.own_listeners.add(
+            handle.listen_addr(),
+            format!("the router of service `{}`", config.name),
+        );
+        let routes = (self.inner.parts.routes)(handle.clone());
+        let runtime = Arc::new(ServiceRuntime::with_routes(
+            config, handle, routes, backend, stable, previous,
+        ));
+        runtime.own_task(
+            STABLE_WATCHER,
+            tokio::spawn(supervise_stable_watcher(
+                self.inner.shared.clone(),
+                runtime.clone(),
+            )),
+        );
+        if let Err(e) =
+            crate::rollout_metrics::seed(&self.inner.shared.store, std::iter::once(&runtime)).await
+        {
+            tracing::warn!(service = %runtime.name(), error = %e, "could not read the service's past rollouts for /metrics");
+        }
+        self.inner.services.rcu(|services| {
+            let mut services = services.as_ref().clone();
+            services.insert(runtime.name().to_string(), runtime.clone());
+            services
+        });
+        let telemetry = self
+            .inner
+            .telemetry
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(telemetry) = telemetry {
+            self.start_autoscaler(&runtime, telemetry);
+        }
+        Ok(())
+    }
+
+    /// Puts a changed service's settings in force; returns how each took effect.
+    async fn change(
+        &self,
+        new: &ServiceConfig,
+        change: &crate::reload::ServiceChange,
+        actor: &str,
+    ) -> Vec<String> {
+        let Some(svc) = self.runtime(&new.name) else {
+            return vec!["no longer running; nothing to change".into()];
+        };
+        let old = svc.config();
+        svc.set_config(new.clone());
+        let mut notes = Vec::new();
+        if change.touches("router") {
+            svc.router.apply_settings(new.router.clone());
+            notes.push("router settings in force for new connections and requests; those in flight finish under the old ones".into());
+        }
+        for section in ["strategy", "analysis", "check", "notify_rollouts"] {
+            if change.touches(section) {
+                notes.push(format!("`{section}` applies from the next rollout"));
+            }
+        }
+        if change.touches("backend.canary") {
+            notes.push("the static canary addresses apply from the next rollout".into());
+        }
+        if change.touches("backend.instances")
+            && let (BackendConfig::Process(before), BackendConfig::Process(after)) =
+                (&old.backend, &new.backend)
+        {
+            notes.push(
+                self.resize_to_config(&svc, before.instances, after.instances, actor)
+                    .await,
+            );
+        }
+        if change.touches("autoscale") {
+            let telemetry = self
+                .inner
+                .telemetry
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            match (&new.autoscale, telemetry) {
+                (Some(_), Some(telemetry)) => {
+                    self.start_autoscaler(&svc, telemetry);
+                    notes.push("the autoscaler runs with the new settings".into());
+                }
+                (None, _) => {
+                    svc.end_task(AUTOSCALER);
+                    notes.push("autoscaling is off; the instances keep their current count".into());
+                }
+                (Some(_), None) => {}
+            }
+        }
+        notes
+    }
+
+    /// A new `backend.instances`: the stable version is resized to it, unless the
+    /// autoscaler or an operator decides the size.
+    async fn resize_to_config(
+        &self,
+        svc: &Arc<ServiceRuntime>,
+        before: u32,
+        after: u32,
+        actor: &str,
+    ) -> String {
+        if svc.config().autoscale.is_some() {
+            return format!(
+                "instances {before} → {after}: the autoscaler decides the size; the new count is its baseline"
+            );
+        }
+        if let Some(target) = svc.sizing.stable_target() {
+            if target != before {
+                return format!(
+                    "instances {before} → {after}: the size an operator set ({target}) stays in force; `rampart scale` changes it"
+                );
+            }
+        }
+        let request = ScaleRequest {
+            instances: Some(after),
+            add: None,
+            factor: None,
+            hold_secs: None,
+            reason: Some(format!(
+                "config reload: backend.instances {before} → {after}"
+            )),
+            actor: actor.to_string(),
+        };
+        match self.scale(svc.name(), request).await {
+            Ok(record) => match &record.error {
+                None => format!("resized the stable version from {before} to {after} instances"),
+                Some(error) => format!("resizing to {after} instances failed: {error}"),
+            },
+            Err(e) => format!("resizing to {after} instances failed: {e}"),
+        }
+    }
+
+    /// Stops routing a removed service (its listener closes at once; requests in
+    /// flight finish within its drain grace), then stops its instances.
+    async fn remove(&self, svc: &ServiceRuntime) {
+        let grace = svc.config().router.drain_grace.get();
+        self.inner.router.remove(svc.name(), grace).await;
+        svc.end_tasks();
+        svc.cancel_all_stops();
+        svc.backend.shutdown().await;
+    }
+}
