@@ -18,7 +18,10 @@ pub struct AppState {
     pub store: Store,
     /// The store's last ping, refreshed in the background; what health reports.
     pub store_health: crate::store_health::StoreHealth,
-    pub config: Arc<Config>,
+    /// The config in force; a reload swaps it.
+    pub config: Arc<arc_swap::ArcSwap<Config>>,
+    /// Re-reads and applies the config file (`POST /api/v1/reload`, SIGHUP).
+    pub reloader: Arc<dyn crate::routes::reload::Reloader>,
     pub metrics: ServerMetrics,
     pub registry: Arc<Registry>,
     pub auth_limiter: Arc<AuthFailureLimiter>,

@@ -7,6 +7,7 @@ pub mod deployments;
 pub mod events;
 pub mod incidents;
 pub mod notifications;
+pub mod reload;
 pub mod scaling;
 pub mod services;
 pub mod telemetry;
