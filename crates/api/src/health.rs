@@ -94,7 +94,7 @@ fn store_check(state: &AppState) -> CheckResult {
 fn run_checks(state: &AppState) -> (HealthStatus, BTreeMap<String, Vec<CheckResult>>) {
     let mut checks = BTreeMap::new();
     checks.insert("store:responsive".to_string(), vec![store_check(state)]);
-    for probe in state.probes.iter() {
+    for probe in state.probes.load().iter() {
         checks.insert(probe.name(), vec![probe.check()]);
     }
     let worst =

@@ -26,7 +26,8 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     pub auth_limiter: Arc<AuthFailureLimiter>,
     pub clock: Arc<dyn Clock>,
-    pub probes: Arc<Vec<Box<dyn ReadinessProbe>>>,
+    /// One set per configured service; a reload replaces them.
+    pub probes: Arc<arc_swap::ArcSwap<Vec<Box<dyn ReadinessProbe>>>>,
     pub engine: rampart_engine::Engine,
     /// The incident responder's handle: list, show, acknowledge, escalate, resolve.
     pub incidents: rampart_engine::incidents::Incidents,

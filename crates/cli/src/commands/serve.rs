@@ -10,8 +10,6 @@ use anyhow::Context;
 use prometheus_client::registry::Registry;
 use rampart_api::AppState;
 use rampart_api::auth_limiter::AuthFailureLimiter;
-use rampart_api::health::ReadinessProbe;
-use rampart_api::probes::{ServiceErrorsProbe, ServiceRoutingProbe};
 use rampart_core::{Clock, SystemClock};
 use rampart_engine::{Engine, SYSTEM_ACTOR};
 use rampart_store::{NewAuditEvent, Store};
@@ -46,6 +44,8 @@ pub async fn run_server(
     shutdown: impl Future<Output = ()> + Send + 'static,
     ready: Option<oneshot::Sender<Ready>>,
 ) -> CliResult {
+    // SIGHUP means reload; until the reloader runs, one waits instead of killing us.
+    let hangups = super::serve_reload::hangup_signal().context("installing the SIGHUP handler")?;
     // Nothing starts until the whole config is known to be good.
     let config = rampart_config::load(config_path).map_err(CliError::usage)?;
     let data_dir = config.server.data_dir.clone();
@@ -153,23 +153,17 @@ pub async fn run_server(
     let store_health = rampart_api::store_health::StoreHealth::default();
     let store_pinger = store_health.spawn_pinger(store.clone()).await;
 
-    let probes: Vec<Box<dyn ReadinessProbe>> = engine
-        .service_names()
-        .into_iter()
-        .flat_map(|service| {
-            [
-                Box::new(ServiceRoutingProbe {
-                    engine: engine.clone(),
-                    service: service.clone(),
-                }) as Box<dyn ReadinessProbe>,
-                Box::new(ServiceErrorsProbe {
-                    engine: engine.clone(),
-                    service,
-                    warn_error_rate: config.telemetry.warn_error_rate,
-                }),
-            ]
-        })
-        .collect();
+    let probes: super::serve_reload::Probes = Arc::new(arc_swap::ArcSwap::from_pointee(
+        super::serve_reload::service_probes(&engine, &config),
+    ));
+    let shared_config = Arc::new(arc_swap::ArcSwap::from_pointee(config.clone()));
+    let reloader = super::serve_reload::ConfigReloader::new(
+        config_path.to_path_buf(),
+        engine.clone(),
+        store.clone(),
+        shared_config.clone(),
+        probes.clone(),
+    );
     let (stopping, shutdown_flag) = tokio::sync::watch::channel(false);
     let shutdown = async move {
         shutdown.await;
@@ -194,19 +188,21 @@ pub async fn run_server(
     let state = AppState {
         store: store.clone(),
         store_health,
-        config: Arc::new(config.clone()),
+        config: shared_config,
+        reloader: Arc::new(reloader.clone()),
         metrics,
         registry: Arc::new(registry),
         auth_limiter,
         incidents,
         clock,
-        probes: Arc::new(probes),
+        probes,
         engine: engine.clone(),
         telemetry,
         shutdown: shutdown_flag.clone(),
         live: rampart_api::live::Live::new(clock_for_live),
     };
     let relaying = state.live.spawn_relay(engine.subscribe(), shutdown_flag);
+    let reloading = tokio::spawn(reloader.on_sighup(hangups));
 
     if !api_addr.ip().is_loopback() {
         // Allowed only by `insecure_listen = true` (the config check refuses it otherwise).
@@ -252,6 +248,7 @@ pub async fn run_server(
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     collecting.abort();
     relaying.abort();
+    reloading.abort();
 
     // The API stopped taking requests: let the routers drain, stop the instances.
     // Rollouts in flight stay as stored and are recovered at the next start.
