@@ -12,7 +12,10 @@ use support::*;
 
 /// The `[server]` table the harness writes, so a rewritten config keeps it.
 fn server_table(server: &RampartServer) -> String {
-    format!("[server]\nlisten = \"{}\"\ndata_dir = \"data\"\n\n", server.addr)
+    format!(
+        "[server]\nlisten = \"{}\"\ndata_dir = \"data\"\n\n",
+        server.addr
+    )
 }
 
 fn write_config(server: &RampartServer, services: &str) {
@@ -85,8 +88,7 @@ fn a_reload_adds_changes_and_removes_services_without_failing_the_unchanged_one(
             "--version {version} --latency-ms 300",
         )
     };
-    let mut server =
-        RampartServer::start_serving(&format!("{steady}{legacy}{}", tuned(1, "")));
+    let mut server = RampartServer::start_serving(&format!("{steady}{legacy}{}", tuned(1, "")));
     server.wait_serving();
     let tuned_url = format!("http://{tuned_addr}/");
     assert_eq!(get_status(&tuned_url), Ok(200));
@@ -117,18 +119,30 @@ fn a_reload_adds_changes_and_removes_services_without_failing_the_unchanged_one(
         stdout.contains("~ service tuned: router.request_timeout 30s → 100ms"),
         "{stdout}"
     );
-    assert!(stdout.contains("~ service tuned: strategy.steps"), "{stdout}");
-    assert!(stdout.contains("~ service tuned: backend.instances 1 → 2"), "{stdout}");
+    assert!(
+        stdout.contains("~ service tuned: strategy.steps"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("~ service tuned: backend.instances 1 → 2"),
+        "{stdout}"
+    );
 
     // Added: routed and serving. Removed: its port is closed.
     assert_eq!(get_status(&format!("http://{fresh_addr}/")), Ok(200));
-    assert!(refused(legacy_addr), "the removed service's port must be closed");
+    assert!(
+        refused(legacy_addr),
+        "the removed service's port must be closed"
+    );
     // Changed: the shorter timeout is in force, the size follows the config.
     assert_eq!(get_status(&tuned_url), Ok(504), "request_timeout = 100ms");
     wait_until("tuned runs 2 instances", Duration::from_secs(30), || {
         server.instance_addrs("tuned").len() == 2
     });
-    let names: Vec<String> = server.get_json("/api/v1/services").as_array().unwrap()
+    let names: Vec<String> = server
+        .get_json("/api/v1/services")
+        .as_array()
+        .unwrap()
         .iter()
         .map(|s| s["name"].as_str().unwrap_or_default().to_string())
         .collect();
@@ -174,7 +188,11 @@ fn a_bad_config_or_a_restart_only_change_changes_nothing_and_says_why() {
     );
     write_config(&server, &broken);
     let check = run_cli(
-        &["check-config", "--config", server.config_path.to_str().unwrap()],
+        &[
+            "check-config",
+            "--config",
+            server.config_path.to_str().unwrap(),
+        ],
         server.dir.path(),
     );
     assert_eq!(check.status.code(), Some(2));
@@ -197,7 +215,10 @@ fn a_bad_config_or_a_restart_only_change_changes_nothing_and_says_why() {
         .lines()
         .find(|l| l.contains("-->"))
         .expect("check-config prints a location");
-    assert!(detail.contains(located.trim()), "{detail}\n---\n{diagnostics}");
+    assert!(
+        detail.contains(located.trim()),
+        "{detail}\n---\n{diagnostics}"
+    );
     assert!(detail.contains("instanses"), "{detail}");
     assert!(refused(extra_addr), "nothing of the bad file was applied");
 
@@ -208,16 +229,25 @@ fn a_bad_config_or_a_restart_only_change_changes_nothing_and_says_why() {
 
     // The same file by SIGHUP: logged, audited, nothing changed, still serving.
     sighup(&server);
-    wait_until("the SIGHUP reload is audited", Duration::from_secs(20), || {
-        reload_audits(&server).iter().any(|a| a["actor"] == "SIGHUP")
-    });
+    wait_until(
+        "the SIGHUP reload is audited",
+        Duration::from_secs(20),
+        || {
+            reload_audits(&server)
+                .iter()
+                .any(|a| a["actor"] == "SIGHUP")
+        },
+    );
     let audits = reload_audits(&server);
     let by_signal = audits.iter().find(|a| a["actor"] == "SIGHUP").unwrap();
     assert_eq!(by_signal["details"]["outcome"], "invalid");
     assert!(server.log().contains("configuration not reloaded"));
     assert!(server.log().contains("instanses"));
     assert_eq!(get_status(&steady_url), Ok(200));
-    assert!(server.child.try_wait().expect("poll").is_none(), "SIGHUP must not stop rampart");
+    assert!(
+        server.child.try_wait().expect("poll").is_none(),
+        "SIGHUP must not stop rampart"
+    );
 
     // Valid, but the data dir cannot move under a running rampart: refused by name.
     std::fs::write(

@@ -30,7 +30,11 @@ fn lines(summary: &Value) -> Vec<String> {
     let names = |key: &str| -> Vec<String> {
         summary[key]
             .as_array()
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let mut lines = vec!["configuration reloaded:".to_string()];

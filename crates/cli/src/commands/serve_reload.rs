@@ -65,7 +65,9 @@ impl ConfigReloader {
         let result = match loaded {
             Ok(Ok(config)) => match inner.engine.reload(&config, actor).await {
                 Ok(summary) => {
-                    inner.probes.store(Arc::new(service_probes(&inner.engine, &config)));
+                    inner
+                        .probes
+                        .store(Arc::new(service_probes(&inner.engine, &config)));
                     inner.config.store(Arc::new(config));
                     Ok(summary)
                 }
@@ -110,7 +112,12 @@ impl ConfigReloader {
             subject: "server".into(),
             details,
         };
-        if let Err(e) = self.inner.store.write(move |tx| tx.append_audit(&event)).await {
+        if let Err(e) = self
+            .inner
+            .store
+            .write(move |tx| tx.append_audit(&event))
+            .await
+        {
             tracing::error!(error = %e, "could not audit a config reload");
         }
     }
@@ -145,9 +152,11 @@ impl Reloader for ConfigReloader {
         // Its own task: a client that hangs up must not cancel a reload half-way.
         let reloading = tokio::spawn(async move { this.reload(&actor).await });
         Box::pin(async move {
-            reloading
-                .await
-                .unwrap_or_else(|e| Err(ReloadFailure::Failed(format!("the reload task failed: {e}"))))
+            reloading.await.unwrap_or_else(|e| {
+                Err(ReloadFailure::Failed(format!(
+                    "the reload task failed: {e}"
+                )))
+            })
         })
     }
 }

@@ -23,6 +23,9 @@ use crate::service::{ServiceRuntime, ServingVersion, upstream_set};
 pub(crate) const STABLE_WATCHER: &str = "stable watcher";
 pub(crate) const AUTOSCALER: &str = "autoscaler";
 
+/// What holds a service's rollout slot while a reload removes it.
+const REMOVAL_CLAIM: &str = "config-reload-removal";
+
 /// An added service whose fallible start-up is done.
 struct Prepared {
     config: ServiceConfig,
@@ -67,18 +70,29 @@ impl Engine {
         plan: Plan,
         actor: &str,
     ) -> Result<ReloadSummary, EngineError> {
-        // A removal waits for no rollout: checked again here, under no lock a deploy
-        // could race, before anything changed.
+        // A service being removed is claimed as a rollout would be, so a deploy that
+        // races the removal is refused instead of starting on a service about to go.
+        let mut claimed: Vec<Arc<ServiceRuntime>> = Vec::with_capacity(plan.removed.len());
         for name in &plan.removed {
-            if let Some(svc) = self.runtime(name)
-                && let Some(active) = &svc.lock().active
-            {
+            let Some(svc) = self.runtime(name) else {
+                continue;
+            };
+            let (requests, _) = tokio::sync::mpsc::channel(1);
+            if let Err(e) = svc.claim(REMOVAL_CLAIM, "-", requests) {
+                for svc in &claimed {
+                    svc.release(REMOVAL_CLAIM, None);
+                }
                 return Err(EngineError::Conflict(format!(
-                    "rollout {} of service `{name}` started meanwhile; nothing was changed",
-                    active.id
+                    "service `{name}` cannot be removed now ({e}); nothing was changed"
                 )));
             }
+            claimed.push(svc);
         }
+        let release_claims = || {
+            for svc in &claimed {
+                svc.release(REMOVAL_CLAIM, None);
+            }
+        };
         let mut prepared = Vec::with_capacity(plan.added.len());
         for service in &plan.added {
             match self.prepare(service).await {
@@ -87,6 +101,7 @@ impl Engine {
                     for ready in prepared {
                         ready.backend.shutdown().await;
                     }
+                    release_claims();
                     return Err(e);
                 }
             }
