@@ -308,12 +308,12 @@ impl Engine {
                 "instances {before} → {after}: the autoscaler decides the size; the new count is its baseline"
             );
         }
-        if let Some(target) = svc.sizing.stable_target() {
-            if target != before {
-                return format!(
-                    "instances {before} → {after}: the size an operator set ({target}) stays in force; `rampart scale` changes it"
-                );
-            }
+        if let Some(target) = svc.sizing.stable_target()
+            && target != before
+        {
+            return format!(
+                "instances {before} → {after}: the size an operator set ({target}) stays in force; `rampart scale` changes it"
+            );
         }
         let request = ScaleRequest {
             instances: Some(after),
