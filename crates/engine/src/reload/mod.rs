@@ -4,6 +4,8 @@
 //! service added by a reload starts exactly as one configured at start.
 
 mod plan;
+#[cfg(test)]
+mod rollout_in_flight;
 
 use serde::Serialize;
 
