@@ -27,8 +27,11 @@ pub const EVENTS_PATH: &str = "/api/v1/events";
 /// Trades the caller's token for a stream ticket: any role, as reading the stream.
 pub const EVENTS_TICKET_PATH: &str = "/api/v1/events/ticket";
 
+/// Re-reading the config changes every service at once: admin only.
+pub const RELOAD_PATH: &str = "/api/v1/reload";
+
 pub fn required_role(method: &Method, path: &str) -> Role {
-    if path == "/api/v1/tokens" || path.starts_with("/api/v1/tokens/") {
+    if path == "/api/v1/tokens" || path.starts_with("/api/v1/tokens/") || path == RELOAD_PATH {
         Role::Admin
     } else if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
         || (path == EVENTS_TICKET_PATH && *method == Method::POST)

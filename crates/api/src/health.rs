@@ -106,6 +106,7 @@ fn run_checks(
     checks.insert("store:responsive".to_string(), vec![store_check(state)]);
     for probe in state
         .probes
+        .load()
         .iter()
         .filter(|p| !readiness_only || p.decides_readiness())
     {

@@ -81,6 +81,8 @@ pub fn app(state: AppState) -> (axum::Router, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::alerts::alertmanager))
         .routes(routes!(routes::alerts::webhook))
         .routes(routes!(routes::notifications::list_notifications))
+        // Config reload (issue 11).
+        .routes(routes!(routes::reload::reload))
         .routes(routes!(openapi::openapi_json))
         // The dashboard's own questions and the browser's way into the event stream.
         .routes(routes!(routes::dashboard_api::whoami))

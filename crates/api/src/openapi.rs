@@ -27,6 +27,7 @@ use utoipa::{Modify, OpenApi};
         (name = "scaling", description = "Autoscaling decisions, manual scale, recommendations"),
         (name = "incidents", description = "Incidents: rules that fired, their timeline and actions"),
         (name = "notifications", description = "The notification outbox and delivery status"),
+        (name = "server", description = "The running server: config reload (admin)"),
         (name = "meta", description = "This document"),
     )
 )]

@@ -18,12 +18,16 @@ pub struct AppState {
     pub store: Store,
     /// The store's last ping, refreshed in the background; what health reports.
     pub store_health: crate::store_health::StoreHealth,
-    pub config: Arc<Config>,
+    /// The config in force; a reload swaps it.
+    pub config: Arc<arc_swap::ArcSwap<Config>>,
+    /// Re-reads and applies the config file (`POST /api/v1/reload`, SIGHUP).
+    pub reloader: Arc<dyn crate::routes::reload::Reloader>,
     pub metrics: ServerMetrics,
     pub registry: Arc<Registry>,
     pub auth_limiter: Arc<AuthFailureLimiter>,
     pub clock: Arc<dyn Clock>,
-    pub probes: Arc<Vec<Box<dyn ReadinessProbe>>>,
+    /// One set per configured service; a reload replaces them.
+    pub probes: Arc<arc_swap::ArcSwap<Vec<Box<dyn ReadinessProbe>>>>,
     pub engine: rampart_engine::Engine,
     /// The incident responder's handle: list, show, acknowledge, escalate, resolve.
     pub incidents: rampart_engine::incidents::Incidents,

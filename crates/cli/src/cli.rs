@@ -22,6 +22,9 @@ pub enum Command {
     Serve(ServeArgs),
     /// Validate a configuration file without starting anything.
     CheckConfig(ConfigArg),
+    /// Make the running server re-read its config file and apply what changed
+    /// (as SIGHUP does); prints the changes, or why nothing changed. Admin token.
+    Reload(ApiOnlyArgs),
     /// Read or verify the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),

@@ -150,7 +150,10 @@ impl ApiClient {
                 .unwrap_or(text);
             let error = anyhow!("{method} {path} failed with {status}: {detail}");
             return Err(
-                if status == StatusCode::BAD_REQUEST || status == StatusCode::UNAUTHORIZED {
+                if status == StatusCode::BAD_REQUEST
+                    || status == StatusCode::UNAUTHORIZED
+                    || status == StatusCode::UNPROCESSABLE_ENTITY
+                {
                     CliError { code: USAGE, error }
                 } else {
                     error.into()

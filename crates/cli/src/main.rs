@@ -5,7 +5,6 @@ mod client;
 mod commands;
 mod exit;
 mod handover;
-mod hangup;
 mod loadgen;
 mod output;
 mod shutdown;
@@ -69,6 +68,7 @@ async fn run(cli: Cli) -> CliResult {
     match cli.command {
         Command::Serve(args) => commands::serve::run(args).await,
         Command::CheckConfig(args) => commands::check_config::run(args),
+        Command::Reload(args) => commands::reload::run(args).await,
         Command::Audit(cmd) => commands::audit::run(cmd).await,
         Command::Token(cmd) => commands::token::run(cmd).await,
         Command::Deploy(args) => commands::rollout::deploy(args).await,

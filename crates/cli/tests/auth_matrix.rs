@@ -16,7 +16,8 @@ enum Role {
 }
 
 fn required(method: &Method, path: &str) -> Role {
-    if path.starts_with("/api/v1/tokens") {
+    if path.starts_with("/api/v1/tokens") || path == "/api/v1/reload" {
+        // Token management, and re-reading the config (every service at once).
         Role::Admin
     } else if method == Method::GET || path == "/api/v1/events/ticket" {
         // A stream ticket only opens the event stream, which viewers may read.

@@ -24,6 +24,7 @@ mod observe;
 mod own_listeners;
 mod preview;
 mod record;
+pub mod reload;
 mod resolve;
 mod retire;
 mod rollout_metrics;

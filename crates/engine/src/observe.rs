@@ -42,6 +42,7 @@ fn state_name(state: BackendState) -> &'static str {
 impl ServiceSource for Engine {
     fn observe(&self, interval: Duration) -> Vec<ServiceObservation> {
         self.runtimes()
+            .into_iter()
             .map(|service| {
                 let recent = service.router.window(interval);
                 let minute = service.router.window(MINUTE);
@@ -96,7 +97,7 @@ impl ServiceSource for Engine {
                     versions,
                     in_flight: traffic.in_flight,
                     instances,
-                    p95_objective_ms: service.config.analysis.max_p95_ms,
+                    p95_objective_ms: service.config().analysis.max_p95_ms,
                 }
             })
             .collect()

@@ -100,7 +100,7 @@ pub(crate) async fn resolved_service(
 /// Resolves the stable set's names every `resolve_every` while the configured stable
 /// version serves, for the life of the engine.
 pub(crate) async fn watch_stable_names(shared: Arc<Shared>, svc: Arc<ServiceRuntime>) {
-    let BackendConfig::Static(upstreams) = &svc.config.backend else {
+    let BackendConfig::Static(upstreams) = &svc.config().backend else {
         return;
     };
     if !upstreams.stable.iter().any(UpstreamAddress::is_name) {

@@ -172,28 +172,31 @@ pub struct ServiceRollouts {
 /// Exports `rampart_rollout_*` and `rampart_rollouts_total`, labelled `service`.
 #[derive(Clone)]
 pub struct RolloutCollector {
-    services: Arc<Vec<Arc<ServiceRuntime>>>,
+    services: crate::engine::ServiceMap,
 }
 
 impl std::fmt::Debug for RolloutCollector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RolloutCollector")
-            .field("services", &self.services.len())
+            .field("services", &self.services.load().len())
             .finish()
     }
 }
 
 impl RolloutCollector {
-    pub(crate) fn new(services: Vec<Arc<ServiceRuntime>>) -> Self {
-        Self {
-            services: Arc::new(services),
-        }
+    pub(crate) fn new(services: crate::engine::ServiceMap) -> Self {
+        Self { services }
     }
 }
 
 impl Collector for RolloutCollector {
     fn encode(&self, encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let rows: Vec<ServiceRollouts> = self.services.iter().map(|s| s.rollouts()).collect();
+        let rows: Vec<ServiceRollouts> = self
+            .services
+            .load()
+            .values()
+            .map(|s| s.rollouts())
+            .collect();
         encode(&rows, encoder)
     }
 }

@@ -11,6 +11,8 @@ use std::net::SocketAddr;
 use std::ops::Deref;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use arc_swap::ArcSwap;
+
 use rampart_backends::{Backend, Instance};
 use rampart_config::{BackendConfig, ServiceConfig};
 use rampart_router::{RouteTable, ServiceHandle, UpstreamSet};
@@ -62,7 +64,8 @@ pub struct PendingStop {
 }
 
 pub struct ServiceRuntime {
-    pub config: ServiceConfig,
+    /// Swapped whole by a config reload; read with [`ServiceRuntime::config`].
+    config: ArcSwap<ServiceConfig>,
     /// For reading: status, windows, drains. Changes go through `routes`.
     pub router: ServiceHandle,
     routes: Arc<dyn RouteWriter>,
@@ -73,6 +76,9 @@ pub struct ServiceRuntime {
     /// Blue-green: the preview listener's routing (`crate::preview`); written only by
     /// the rollout's controller.
     pub(crate) preview: Option<ServiceHandle>,
+    /// Tasks that live as long as the service is configured (the stable watcher,
+    /// the autoscaler), by job; aborted when a reload removes it or rampart stops.
+    tasks: Mutex<BTreeMap<&'static str, JoinHandle<()>>>,
 }
 
 pub(crate) struct ServiceState {
@@ -118,7 +124,7 @@ impl ServiceRuntime {
         previous: Option<ServingVersion>,
     ) -> Self {
         Self {
-            config,
+            config: ArcSwap::from_pointee(config),
             router,
             routes,
             backend,
@@ -135,6 +141,50 @@ impl ServiceRuntime {
             }),
             sizing: crate::scaling::Sizing::default(),
             preview: None,
+            tasks: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// The service's configuration now (a reload may replace it; a rollout in flight
+    /// read what it needed when it started, see `reload`).
+    pub fn config(&self) -> Arc<ServiceConfig> {
+        self.config.load_full()
+    }
+
+    /// A reload changed the service's configuration.
+    pub(crate) fn set_config(&self, config: ServiceConfig) {
+        self.config.store(Arc::new(config));
+    }
+
+    /// Keeps `task` as this service's `job`, aborting the one it replaces.
+    pub(crate) fn own_task(&self, job: &'static str, task: JoinHandle<()>) {
+        let old = self
+            .tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(job, task);
+        if let Some(old) = old {
+            old.abort();
+        }
+    }
+
+    /// Aborts this service's `job` (one that no longer applies).
+    pub(crate) fn end_task(&self, job: &'static str) {
+        let old = self
+            .tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(job);
+        if let Some(old) = old {
+            old.abort();
+        }
+    }
+
+    /// Aborts every task of the service (it is removed, or rampart stops).
+    pub(crate) fn end_tasks(&self) {
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        for task in tasks.into_values() {
+            task.abort();
         }
     }
 
@@ -153,20 +203,20 @@ impl ServiceRuntime {
     }
 
     pub fn name(&self) -> &str {
-        &self.config.name
+        self.router.name()
     }
 
     /// Full size of the service: what the autoscaler or an operator set, else the
     /// configured instance count (process backend).
     pub fn full_instances(&self) -> u32 {
-        match &self.config.backend {
+        match &self.config().backend {
             BackendConfig::Process(p) => self.sizing.stable_target().unwrap_or(p.instances),
             BackendConfig::Static(s) => s.stable.len() as u32,
         }
     }
 
     pub fn is_static(&self) -> bool {
-        matches!(self.config.backend, BackendConfig::Static(_))
+        matches!(self.config().backend, BackendConfig::Static(_))
     }
 
     pub fn stable(&self) -> ServingVersion {

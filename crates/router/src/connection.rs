@@ -31,16 +31,21 @@ use crate::body::ProxyBody;
 /// Open connections per client address, shared by every worker of a service.
 #[derive(Debug)]
 pub(crate) struct ConnectionLimit {
-    per_client: u32,
+    /// Changes on a config reload; connections already open are kept.
+    per_client: AtomicU32,
     open: Mutex<HashMap<IpAddr, u32>>,
 }
 
 impl ConnectionLimit {
     pub(crate) fn new(per_client: u32) -> Arc<Self> {
         Arc::new(Self {
-            per_client: per_client.max(1),
+            per_client: AtomicU32::new(per_client.max(1)),
             open: Mutex::new(HashMap::new()),
         })
+    }
+
+    pub(crate) fn set(&self, per_client: u32) {
+        self.per_client.store(per_client.max(1), Ordering::Relaxed);
     }
 
     fn counts(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, u32>> {
@@ -55,7 +60,7 @@ impl ConnectionLimit {
         let client = client.to_canonical();
         let mut counts = self.counts();
         let open = counts.entry(client).or_insert(0);
-        if *open >= self.per_client {
+        if *open >= self.per_client.load(Ordering::Relaxed) {
             return None;
         }
         *open += 1;

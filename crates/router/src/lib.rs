@@ -119,7 +119,7 @@ pub use error::RouterError;
 pub use metrics::collector::RouterCollector;
 pub use metrics::window::{RING_SECONDS, SetWindow};
 pub use mirror::MIRROR_HEADER;
-pub use router::Router;
+pub use router::{BoundService, Router};
 pub use service::{ChosenByClient, ServiceHandle, ServiceRoute, WindowDetail};
 pub use status::{InstanceStatus, MirrorStatus, RequestCounts, SetStatus, TrafficStatus};
 pub use table::{RouteTable, SetKind, UpstreamSet};

@@ -191,7 +191,7 @@ async fn send_copy(local: Arc<LocalService>, table: Arc<ActiveTable>, planned: P
             // Read to the end within the request timeout: latency is to the last
             // byte, as for the user's requests, and the connection goes back to the
             // pool only after a whole response.
-            let timeout = state.settings.request_timeout.get();
+            let timeout = state.settings.load().config.request_timeout.get();
             let drained = tokio::time::timeout(timeout, drain(response.into_body())).await;
             let complete = matches!(drained, Ok(true));
             if status.is_server_error() || !complete {

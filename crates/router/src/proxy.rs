@@ -138,7 +138,8 @@ fn requested_set(
     table: &ActiveTable,
     client: SocketAddr,
 ) -> Option<(SetKind, Assignment)> {
-    if let Some(name) = &state.version_header
+    let settings = state.settings.load();
+    if let Some(name) = &settings.version_header
         && state.may_pick_version(client.ip())
         && let Some(kind) = parts
             .headers
@@ -154,7 +155,7 @@ fn requested_set(
     {
         return Some((SetKind::Canary, Assignment::Matched));
     }
-    let cookie = state.settings.sticky_cookie.as_deref()?;
+    let cookie = settings.config.sticky_cookie.as_deref()?;
     state
         .cookies
         .read(&parts.headers, cookie, table.generation)
@@ -192,7 +193,7 @@ pub(crate) async fn handle(
 
     // Which set: header override, then a sticky cookie of this rollout, then the split.
     let requested = requested_set(state, &parts, &table, client);
-    let issue_cookie = requested.is_none() && state.settings.sticky_cookie.is_some();
+    let issue_cookie = requested.is_none() && state.settings.load().config.sticky_cookie.is_some();
     let (kind, assignment) = requested.unwrap_or_else(|| {
         let canary = table.canary.is_some() && state.splitter.next_is_canary(table.canary_step);
         let kind = if canary {
@@ -254,7 +255,11 @@ pub(crate) async fn handle(
     let first = send(
         &local,
         parts,
-        ForwardBody::client(body, state.settings.body_read_timeout.get(), tee),
+        ForwardBody::client(
+            body,
+            state.settings.load().config.body_read_timeout.get(),
+            tee,
+        ),
         in_flight.upstream(),
     )
     .await;
@@ -314,7 +319,7 @@ pub(crate) async fn handle(
     let switching = status == StatusCode::SWITCHING_PROTOCOLS && upgrade;
     headers::strip_hop_by_hop(response.headers_mut(), switching);
     if issue_cookie
-        && let Some(name) = state.settings.sticky_cookie.as_deref()
+        && let Some(name) = state.settings.load().config.sticky_cookie.as_deref()
         && let Some(cookie) = state.cookies.set_cookie(name, table.generation, set.kind)
     {
         response.headers_mut().append(header::SET_COOKIE, cookie);
@@ -463,7 +468,7 @@ pub(crate) async fn send(
     }
     parts.version = Version::HTTP_11;
     let request = Request::from_parts(parts, body);
-    let timeout = local.state.settings.request_timeout.get();
+    let timeout = local.state.settings.load().config.request_timeout.get();
     match tokio::time::timeout(timeout, exchange(local, request, upstream)).await {
         Err(_) => Err(Failure::Timeout),
         Ok(result) => result,
@@ -489,9 +494,12 @@ async fn exchange(
             },
         }
     }
-    let mut sender = pool::connect(upstream.addr, local.state.settings.connect_timeout.get())
-        .await
-        .map_err(Failure::Connect)?;
+    let mut sender = pool::connect(
+        upstream.addr,
+        local.state.settings.load().config.connect_timeout.get(),
+    )
+    .await
+    .map_err(Failure::Connect)?;
     match sender.try_send_request(request).await {
         Ok(response) => Ok((response, sender)),
         Err(error) => Err(Failure::classify(&error.into_error())),
@@ -507,7 +515,7 @@ fn failure_response(state: &ServiceState, failure: Failure) -> Response<ProxyBod
         }
         Failure::Timeout => format!(
             "no response from the upstream within {}",
-            state.settings.request_timeout
+            state.settings.load().config.request_timeout
         ),
         Failure::Client { detail, .. } => format!("the request body could not be read: {detail}"),
     };
@@ -531,7 +539,7 @@ async fn tunnel(
     };
     let mut client = TokioIo::new(client);
     let mut upstream = TokioIo::new(upstream);
-    let mut closing = state.closing.clone();
+    let mut closing = state.closing.subscribe();
     tokio::select! {
         result = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {
             if let Err(error) = result {

@@ -1,31 +1,82 @@
-//! The router: one listener per service, all started together and stopped together.
-//! The listeners are served by the worker threads of [`crate::worker`].
+//! The router: one listener per service, served by the worker threads of
+//! [`crate::worker`]. Services are added and removed while it runs (a config reload
+//! does that, and start-up is the same path from no service at all).
 
+use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::num::NonZeroUsize;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use rampart_core::Clock;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::error::RouterError;
 use crate::metrics::collector::RouterCollector;
 use crate::service::{ServiceHandle, ServiceRoute, ServiceState};
-use crate::worker::Worker;
+use crate::worker::{Added, Worker};
+
+/// Every routed service, as the collector and lookups read them.
+pub(crate) type ServiceList = Arc<ArcSwap<Vec<Arc<ServiceState>>>>;
 
 /// All routed services. Dropping it without [`Router::shutdown`] stops the listeners
 /// at once, without a grace period.
-#[derive(Debug)]
 pub struct Router {
-    services: Arc<Vec<Arc<ServiceState>>>,
+    services: ServiceList,
+    /// Per service: how to stop it alone, and how to learn that every worker has.
+    stops: Mutex<HashMap<String, ServiceStop>>,
+    /// One per worker thread: services to start accepting on.
+    workers: Vec<mpsc::UnboundedSender<Added>>,
+    runtimes: Vec<tokio::runtime::Handle>,
     /// One per worker thread; resolves when that worker has stopped.
-    workers: Vec<oneshot::Receiver<()>>,
-    /// `Some(grace)` asks the listeners to stop accepting and drain for `grace`.
+    stopped: Mutex<Vec<oneshot::Receiver<()>>>,
+    /// `Some(grace)` asks every listener to stop accepting and drain for `grace`.
     stop: watch::Sender<Option<Duration>>,
-    closing: watch::Sender<bool>,
+    clock: Arc<dyn Clock>,
+    /// Serialises adds and removals, so a name is never bound twice.
+    changing: Mutex<()>,
     /// One more descriptor of each service's listening socket, to hand to a new
     /// rampart in a graceful upgrade (the workers hold their own).
-    sockets: Vec<std::net::TcpListener>,
+    sockets: Mutex<HashMap<String, std::net::TcpListener>>,
+}
+
+#[derive(Debug)]
+struct ServiceStop {
+    stop: watch::Sender<Option<Duration>>,
+    /// Yields `None` once every worker has dropped its sender (stopped and drained).
+    done: mpsc::Receiver<()>,
+}
+
+/// A service whose listener is bound (connections queue in the kernel) but not yet
+/// served: [`Router::install`] starts serving it; dropping it closes the socket.
+#[derive(Debug)]
+pub struct BoundService {
+    state: Arc<ServiceState>,
+    /// One duplicate of the listening socket per worker.
+    listeners: Vec<std::net::TcpListener>,
+    /// The original, kept for a handover while the service is routed.
+    socket: std::net::TcpListener,
+}
+
+impl BoundService {
+    /// The address the listener is bound to (port 0 resolved).
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.state.listen
+    }
+
+    pub fn name(&self) -> &str {
+        &self.state.name
+    }
+}
+
+impl std::fmt::Debug for Router {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Router")
+            .field("services", &self.services.load().len())
+            .field("workers", &self.workers.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Router {
@@ -47,76 +98,172 @@ impl Router {
         clock: Arc<dyn Clock>,
         workers: NonZeroUsize,
     ) -> Result<Router, RouterError> {
-        let mut names = std::collections::HashSet::new();
-        for route in &services {
-            if !names.insert(route.name.as_str()) {
-                return Err(RouterError::DuplicateService(route.name.clone()));
-            }
-        }
+        let router = Self::empty(clock, workers)?;
         let mut bound = Vec::with_capacity(services.len());
-        for route in &services {
-            let bind_error = |source| RouterError::Bind {
-                service: route.name.clone(),
-                addr: route.listen,
-                source,
-            };
-            let listener = crate::listeners::bind_or_take(route.listen)
-                .await
-                .map_err(bind_error)?;
-            let local = listener.local_addr().map_err(bind_error)?;
-            // Deregistered from this runtime; each worker registers its own duplicate.
-            let listener = listener.into_std().map_err(bind_error)?;
-            bound.push((listener, local));
+        for route in services {
+            if bound.iter().any(|b: &BoundService| b.name() == route.name) {
+                return Err(RouterError::DuplicateService(route.name));
+            }
+            bound.push(router.bind(route).await?);
         }
-        let (closing, closing_rx) = watch::channel(false);
-        let mut states = Vec::with_capacity(services.len());
-        for (route, (_, local)) in services.into_iter().zip(&bound) {
-            states.push(ServiceState::new(
-                route,
-                *local,
-                Arc::clone(&clock),
-                closing_rx.clone(),
-                workers.get(),
-            )?);
+        for service in bound {
+            router.install(service)?;
         }
+        Ok(router)
+    }
 
+    /// A router with its worker threads running and no service yet.
+    pub fn empty(clock: Arc<dyn Clock>, workers: NonZeroUsize) -> Result<Router, RouterError> {
         // Build every worker before starting any, so a failure leaves nothing running.
         let mut prepared = Vec::with_capacity(workers.get());
         for index in 0..workers.get() {
-            let mut listeners = Vec::with_capacity(bound.len());
-            for ((listener, local), state) in bound.iter().zip(&states) {
-                let duplicate = listener.try_clone().map_err(|source| RouterError::Bind {
-                    service: state.name.clone(),
-                    addr: *local,
-                    source,
-                })?;
-                listeners.push((duplicate, Arc::clone(state)));
-            }
-            prepared.push(Worker::new(index, listeners).map_err(RouterError::Workers)?);
+            prepared.push(Worker::new(index).map_err(RouterError::Workers)?);
         }
-        // The workers hold duplicates; the originals are kept for a handover.
-        let sockets = bound.into_iter().map(|(listener, _)| listener).collect();
         let runtimes: Vec<_> = prepared.iter().map(Worker::runtime).collect();
-        for state in &states {
-            state.set_worker_runtimes(runtimes.clone());
-        }
         let (stop, stop_rx) = watch::channel(None);
-        let mut started = Vec::with_capacity(prepared.len());
+        let mut senders = Vec::with_capacity(prepared.len());
+        let mut stopped = Vec::with_capacity(prepared.len());
         for worker in prepared {
-            // On an error `stop` is dropped, which stops the workers already started.
-            started.push(
+            let (sender, receiver) = mpsc::unbounded_channel();
+            // On an error `stop` and the senders are dropped, which stops the workers
+            // already started.
+            stopped.push(
                 worker
-                    .spawn(stop_rx.clone())
+                    .spawn(receiver, stop_rx.clone())
                     .map_err(RouterError::Workers)?,
             );
+            senders.push(sender);
         }
         Ok(Router {
-            services: Arc::new(states),
-            workers: started,
+            services: Arc::new(ArcSwap::from_pointee(Vec::new())),
+            stops: Mutex::new(HashMap::new()),
+            workers: senders,
+            runtimes,
+            stopped: Mutex::new(stopped),
             stop,
-            closing,
-            sockets,
+            clock,
+            changing: Mutex::new(()),
+            sockets: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Binds the service's listener (or takes the one the service manager passed)
+    /// without serving it yet: the fallible half of adding a service, so a caller
+    /// adding several can bind them all before any is served.
+    pub async fn bind(&self, route: ServiceRoute) -> Result<BoundService, RouterError> {
+        if self.service(&route.name).is_some() {
+            return Err(RouterError::DuplicateService(route.name));
+        }
+        let bind_error = |source| RouterError::Bind {
+            service: route.name.clone(),
+            addr: route.listen,
+            source,
+        };
+        let listener = crate::listeners::bind_or_take(route.listen)
+            .await
+            .map_err(bind_error)?;
+        let local = listener.local_addr().map_err(bind_error)?;
+        // Deregistered from this runtime; each worker registers its own duplicate.
+        let listener = listener.into_std().map_err(bind_error)?;
+        let mut listeners = Vec::with_capacity(self.workers.len());
+        for _ in &self.workers {
+            listeners.push(listener.try_clone().map_err(|source| RouterError::Bind {
+                service: route.name.clone(),
+                addr: local,
+                source,
+            })?);
+        }
+        // The workers hold duplicates; the original is kept for a handover.
+        let state = ServiceState::new(route, local, Arc::clone(&self.clock), self.workers.len())?;
+        state.set_worker_runtimes(self.runtimes.clone());
+        Ok(BoundService {
+            state,
+            listeners,
+            socket: listener,
+        })
+    }
+
+    /// Starts serving a bound service on every worker.
+    pub fn install(&self, bound: BoundService) -> Result<ServiceHandle, RouterError> {
+        let _changing = self.changing.lock().unwrap_or_else(|p| p.into_inner());
+        let BoundService {
+            state,
+            listeners,
+            socket,
+        } = bound;
+        if self.service(&state.name).is_some() {
+            return Err(RouterError::DuplicateService(state.name.clone()));
+        }
+        let (stop, stop_rx) = watch::channel(None);
+        let (done, done_rx) = mpsc::channel(1);
+        for (worker, listener) in self.workers.iter().zip(listeners) {
+            let added = Added {
+                listener,
+                state: Arc::clone(&state),
+                stop: stop_rx.clone(),
+                done: done.clone(),
+            };
+            if worker.send(added).is_err() {
+                return Err(RouterError::Workers(std::io::Error::other(
+                    "a router worker thread has stopped",
+                )));
+            }
+        }
+        self.stops.lock().unwrap_or_else(|p| p.into_inner()).insert(
+            state.name.clone(),
+            ServiceStop {
+                stop,
+                done: done_rx,
+            },
+        );
+        self.sockets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(state.name.clone(), socket);
+        self.services.rcu(|list| {
+            let mut list = Vec::clone(list);
+            list.push(Arc::clone(&state));
+            list
+        });
+        Ok(ServiceHandle { state })
+    }
+
+    /// Stops routing `name`: its listener closes at once (new connections are
+    /// refused), requests in flight finish within `grace`, then what is left is
+    /// closed. Resolves when every worker is done with it; `false` if no such service.
+    pub async fn remove(&self, name: &str, grace: Duration) -> bool {
+        let (stop, state) = {
+            let _changing = self.changing.lock().unwrap_or_else(|p| p.into_inner());
+            let state = self.service(name).map(|handle| handle.state);
+            let stop = self
+                .stops
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(name);
+            // Closed here: a new rampart taking over must not get a removed service.
+            self.sockets
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(name);
+            self.services.rcu(|list| {
+                list.iter()
+                    .filter(|s| s.name != name)
+                    .cloned()
+                    .collect::<Vec<_>>()
+            });
+            (stop, state)
+        };
+        let Some(mut stop) = stop else {
+            return false;
+        };
+        stop.stop.send_replace(Some(grace));
+        // `None` once every worker dropped its sender.
+        while stop.done.recv().await.is_some() {}
+        if let Some(state) = state {
+            // Upgraded tunnels outlive their connection's task: they end here.
+            state.closing.send_replace(true);
+        }
+        true
     }
 
     /// Duplicates of every service's listening socket, for a new rampart to accept
@@ -124,13 +271,16 @@ impl Router {
     /// connection is lost between this router's last accept and the new one's first.
     pub fn listening_sockets(&self) -> std::io::Result<Vec<std::net::TcpListener>> {
         self.sockets
-            .iter()
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
             .map(std::net::TcpListener::try_clone)
             .collect()
     }
 
     pub fn service(&self, name: &str) -> Option<ServiceHandle> {
         self.services
+            .load()
             .iter()
             .find(|s| s.name == name)
             .map(|state| ServiceHandle {
@@ -140,6 +290,7 @@ impl Router {
 
     pub fn services(&self) -> Vec<ServiceHandle> {
         self.services
+            .load()
             .iter()
             .map(|state| ServiceHandle {
                 state: Arc::clone(state),
@@ -161,8 +312,8 @@ impl Router {
     /// clients reconnect (to the new rampart) between two requests, before the rest
     /// is drained. Only connections idle all that while are closed under their
     /// client, which could race its next request against the close.
-    pub async fn hand_off(self, grace: Duration) {
-        for state in self.services.iter() {
+    pub async fn hand_off(&self, grace: Duration) {
+        for state in self.services.load().iter() {
             state
                 .handing_off
                 .store(true, std::sync::atomic::Ordering::Relaxed);
@@ -172,13 +323,16 @@ impl Router {
 
     /// Stops accepting connections, lets requests in flight finish for up to `grace`,
     /// then closes whatever is left (including upgraded connections).
-    pub async fn shutdown(self, grace: Duration) {
+    pub async fn shutdown(&self, grace: Duration) {
         self.stop.send_replace(Some(grace));
-        for worker in self.workers {
+        let stopped = std::mem::take(&mut *self.stopped.lock().unwrap_or_else(|p| p.into_inner()));
+        for worker in stopped {
             if worker.await.is_err() {
                 tracing::warn!("router worker thread failed");
             }
         }
-        self.closing.send_replace(true);
+        for state in self.services.load().iter() {
+            state.closing.send_replace(true);
+        }
     }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
@@ -85,10 +85,33 @@ struct Bookkeeping {
     counters: HashMap<(SetKind, String, Assignment), Arc<SetCounters>>,
 }
 
+/// The router settings as the data plane reads them, swapped whole on a reload.
+#[derive(Debug)]
+pub(crate) struct LiveSettings {
+    pub(crate) config: RouterConfig,
+    /// The header with which a client picks its set, when the config turns it on.
+    pub(crate) version_header: Option<HeaderName>,
+}
+
+impl LiveSettings {
+    fn of(config: RouterConfig) -> Self {
+        let version_header = config
+            .version_header
+            .as_deref()
+            .and_then(|name| HeaderName::from_bytes(name.as_bytes()).ok());
+        Self {
+            config,
+            version_header,
+        }
+    }
+}
+
 pub(crate) struct ServiceState {
     pub(crate) name: String,
     pub(crate) listen: SocketAddr,
-    pub(crate) settings: RouterConfig,
+    /// Read per request and per connection, so a reload changes what the next
+    /// request and connection get; those in flight keep what they started with.
+    pub(crate) settings: ArcSwap<LiveSettings>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) table: ArcSwap<ActiveTable>,
     writer: Mutex<Bookkeeping>,
@@ -96,7 +119,7 @@ pub(crate) struct ServiceState {
     pub(crate) limit: Arc<ConcurrencyLimit>,
     pub(crate) connection_limit: Arc<ConnectionLimit>,
     outlier_enabled: AtomicBool,
-    outlier_threshold: u32,
+    outlier_threshold: AtomicU32,
     metrics_enabled: AtomicBool,
     stable_window: WindowRing,
     canary_window: WindowRing,
@@ -108,8 +131,6 @@ pub(crate) struct ServiceState {
     /// the client): the demand the autoscaler sizes for.
     stable_arrivals: ArrivalRing,
     canary_arrivals: ArrivalRing,
-    /// The header with which a client picks its set, when the config turns it on.
-    pub(crate) version_header: Option<HeaderName>,
     pub(crate) cookies: CookieSigner,
     pub(crate) mirror: Mirror,
     /// Data-plane threads; every instance keeps an idle-connection slot per worker.
@@ -118,8 +139,9 @@ pub(crate) struct ServiceState {
     /// The worker threads' runtimes, by worker index, once they exist: new instances
     /// get connections opened on each.
     worker_runtimes: OnceLock<Vec<tokio::runtime::Handle>>,
-    /// Flips to true when the router stops for good; upgraded tunnels close on it.
-    pub(crate) closing: watch::Receiver<bool>,
+    /// Flips to true when the service stops being routed for good (the router stops,
+    /// or a reload removed the service); upgraded tunnels close on it.
+    pub(crate) closing: watch::Sender<bool>,
     /// Set when the listener terminates TLS; its certificate reloads in place.
     pub(crate) tls: Option<crate::tls::TlsAcceptor>,
     /// Another rampart accepts on the same sockets (graceful upgrade): HTTP/1
@@ -150,7 +172,6 @@ impl ServiceState {
         route: ServiceRoute,
         listen: SocketAddr,
         clock: Arc<dyn Clock>,
-        closing: watch::Receiver<bool>,
         workers: usize,
     ) -> Result<Arc<Self>, RouterError> {
         check_weight(route.canary_weight)?;
@@ -182,11 +203,6 @@ impl ServiceState {
             }
         };
         let threshold = route.settings.outlier_consecutive_failures;
-        let version_header = route
-            .settings
-            .version_header
-            .as_deref()
-            .and_then(|name| HeaderName::from_bytes(name.as_bytes()).ok());
         let mirror = Mirror::new(&route.settings);
         Ok(Arc::new(Self {
             name: route.name,
@@ -195,12 +211,12 @@ impl ServiceState {
             limit: ConcurrencyLimit::new(route.settings.max_concurrency),
             connection_limit: ConnectionLimit::new(route.settings.max_connections_per_client),
             outlier_enabled: AtomicBool::new(threshold > 0),
-            outlier_threshold: if threshold > 0 {
+            outlier_threshold: AtomicU32::new(if threshold > 0 {
                 threshold
             } else {
                 DEFAULT_OUTLIER_THRESHOLD
-            },
-            settings: route.settings,
+            }),
+            settings: ArcSwap::from_pointee(LiveSettings::of(route.settings)),
             clock,
             table: ArcSwap::from_pointee(table),
             writer: Mutex::new(books),
@@ -212,12 +228,11 @@ impl ServiceState {
             client_canary_window: OnceLock::new(),
             stable_arrivals: ArrivalRing::new(),
             canary_arrivals: ArrivalRing::new(),
-            version_header,
             cookies: CookieSigner::default(),
             workers,
             runtime: tokio::runtime::Handle::current(),
             worker_runtimes: OnceLock::new(),
-            closing,
+            closing: watch::channel(false).0,
             tls,
             handing_off: AtomicBool::new(false),
         }))
@@ -241,7 +256,7 @@ impl ServiceState {
         let Some(runtimes) = self.worker_runtimes.get() else {
             return;
         };
-        let timeout = self.settings.connect_timeout.get();
+        let timeout = self.settings.load().config.connect_timeout.get();
         for upstream in instances {
             for (worker, runtime) in runtimes.iter().enumerate() {
                 runtime.spawn(crate::pool::warm(Arc::clone(upstream), worker, timeout));
@@ -258,6 +273,8 @@ impl ServiceState {
         // An IPv4 client on a dual-stack socket shows up as ::ffff:a.b.c.d.
         let client = client.to_canonical();
         self.settings
+            .load()
+            .config
             .version_header_from
             .iter()
             .any(|network| network.contains(&client))
@@ -319,7 +336,9 @@ impl ServiceState {
     /// Outlier detection after a 5xx, connect failure or timeout from `upstream`.
     pub(crate) fn upstream_failed(&self, set: &ActiveSet, upstream: &Upstream, now_ms: u64) {
         let failures = upstream.record_failure();
-        if !self.outlier_enabled.load(Ordering::Relaxed) || failures < self.outlier_threshold {
+        if !self.outlier_enabled.load(Ordering::Relaxed)
+            || failures < self.outlier_threshold.load(Ordering::Relaxed)
+        {
             return;
         }
         // Never eject the last instance of a set that can still take traffic.
@@ -328,7 +347,10 @@ impl ServiceState {
             .iter()
             .any(|u| u.addr != upstream.addr && u.is_available(now_ms));
         if another_available {
-            upstream.eject(now_ms, self.settings.outlier_base_ejection.get());
+            upstream.eject(
+                now_ms,
+                self.settings.load().config.outlier_base_ejection.get(),
+            );
             tracing::warn!(
                 service = %self.name,
                 set = set.kind.as_str(),
@@ -379,7 +401,7 @@ impl ServiceState {
             // Bound the history: forget instances whose drain is over.
             books.removed.retain(|_, u| u.drain_report().is_none());
         }
-        let grace = self.settings.drain_grace.get();
+        let grace = self.settings.load().config.drain_grace.get();
         let mut addrs = Vec::with_capacity(removed.len());
         for upstream in removed {
             upstream.start_draining();
@@ -780,5 +802,40 @@ impl ServiceHandle {
     /// Per-version metrics on or off (off only to measure the router's own cost).
     pub fn set_metrics_enabled(&self, on: bool) {
         self.state.metrics_enabled.store(on, Ordering::Relaxed);
+    }
+
+    /// The router settings in force now.
+    pub fn settings(&self) -> RouterConfig {
+        self.state.settings.load().config.clone()
+    }
+
+    /// Puts new router settings in force (a config reload): the next connection and
+    /// the next request use them; those in flight finish under the old ones.
+    /// Limits an operator or incident action set at run time (concurrency, outlier
+    /// detection) are reset to what the settings say only where the settings changed.
+    pub fn apply_settings(&self, config: RouterConfig) {
+        let state = &self.state;
+        let old = state.settings.load_full();
+        if old.config == config {
+            return;
+        }
+        if old.config.max_concurrency != config.max_concurrency {
+            state.limit.set(config.max_concurrency);
+        }
+        if old.config.max_connections_per_client != config.max_connections_per_client {
+            state
+                .connection_limit
+                .set(config.max_connections_per_client);
+        }
+        if old.config.outlier_consecutive_failures != config.outlier_consecutive_failures {
+            let threshold = config.outlier_consecutive_failures;
+            state
+                .outlier_enabled
+                .store(threshold > 0, Ordering::Relaxed);
+            if threshold > 0 {
+                state.outlier_threshold.store(threshold, Ordering::Relaxed);
+            }
+        }
+        state.settings.store(Arc::new(LiveSettings::of(config)));
     }
 }

@@ -20,12 +20,12 @@ use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::runtime::Runtime;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
 use crate::connection::{ClientSlot, ConnectionBody, Liveness, TrackedIo};
 use crate::proxy;
-use crate::service::ServiceState;
+use crate::service::{LiveSettings, ServiceState};
 use crate::tls::TlsAcceptor;
 
 /// One service as one worker serves it.
@@ -35,35 +35,30 @@ pub(crate) struct LocalService {
     pub(crate) worker: usize,
 }
 
-/// A worker's runtime and its listeners, registered with that runtime, ready to be
-/// moved onto the worker's thread.
+/// A service for a worker to start accepting on: its own duplicate of the service's
+/// listening socket.
+pub(crate) struct Added {
+    pub(crate) listener: std::net::TcpListener,
+    pub(crate) state: Arc<ServiceState>,
+    /// `Some(grace)` stops this service only (a reload removed it).
+    pub(crate) stop: watch::Receiver<Option<Duration>>,
+    /// Dropped once this worker has stopped serving the service and drained it.
+    pub(crate) done: mpsc::Sender<()>,
+}
+
+/// A worker's runtime, ready to be moved onto the worker's thread; services come and
+/// go through its channel while it runs.
 pub(crate) struct Worker {
     index: usize,
     runtime: Runtime,
-    listeners: Vec<(TcpListener, Arc<ServiceState>)>,
 }
 
 impl Worker {
-    /// Builds the runtime and registers a duplicate of every listener with it.
-    pub(crate) fn new(
-        index: usize,
-        listeners: Vec<(std::net::TcpListener, Arc<ServiceState>)>,
-    ) -> std::io::Result<Self> {
+    pub(crate) fn new(index: usize) -> std::io::Result<Self> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        let registered = {
-            let _entered = runtime.enter();
-            listeners
-                .into_iter()
-                .map(|(listener, state)| Ok((TcpListener::from_std(listener)?, state)))
-                .collect::<std::io::Result<Vec<_>>>()?
-        };
-        Ok(Self {
-            index,
-            runtime,
-            listeners: registered,
-        })
+        Ok(Self { index, runtime })
     }
 
     /// A handle to the worker's runtime, to spawn work onto its thread.
@@ -71,26 +66,52 @@ impl Worker {
         self.runtime.handle().clone()
     }
 
-    /// Starts the worker's thread. The returned receiver resolves once the worker has
-    /// stopped: its listeners closed and its connections drained or closed.
+    /// Starts the worker's thread, which serves every service sent on `added`. The
+    /// returned receiver resolves once the worker has stopped: its listeners closed
+    /// and its connections drained or closed.
     pub(crate) fn spawn(
         self,
+        mut added: mpsc::UnboundedReceiver<Added>,
         stop: watch::Receiver<Option<Duration>>,
     ) -> std::io::Result<oneshot::Receiver<()>> {
         let (done, stopped) = oneshot::channel();
         std::thread::Builder::new()
             .name(format!("rampart-router-{}", self.index))
             .spawn(move || {
-                let Worker {
-                    index,
-                    runtime,
-                    listeners,
-                } = self;
+                let Worker { index, runtime } = self;
                 runtime.block_on(async move {
                     let mut services = JoinSet::new();
-                    for (listener, state) in listeners {
-                        services.spawn(serve(listener, state, index, stop.clone()));
+                    let mut stopping = stop.clone();
+                    loop {
+                        tokio::select! {
+                            service = added.recv() => match service {
+                                Some(service) => match TcpListener::from_std(service.listener) {
+                                    Ok(listener) => {
+                                        services.spawn(serve(
+                                            listener,
+                                            service.state,
+                                            index,
+                                            stop.clone(),
+                                            service.stop,
+                                            service.done,
+                                        ));
+                                    }
+                                    Err(error) => {
+                                        tracing::error!(service = %service.state.name, %error, "a router worker could not take the service's socket; the other workers serve it");
+                                    }
+                                },
+                                // The router is gone.
+                                None => break,
+                            },
+                            Some(_) = services.join_next(), if !services.is_empty() => {}
+                            changed = stopping.changed() => {
+                                if changed.is_err() || stopping.borrow().is_some() {
+                                    break;
+                                }
+                            }
+                        }
                     }
+                    // Each service drains on its own (it saw the same stop).
                     while services.join_next().await.is_some() {}
                 });
                 // Dropping the runtime closes what is left on this worker: upgraded
@@ -107,17 +128,34 @@ impl Worker {
 /// least a request a second to leave on its own.
 const HANDOFF_LINGER: Duration = Duration::from_millis(1500);
 
+/// Which stop ended a service's accept loop, and the grace it gives.
+async fn stop_requested(stop: &mut watch::Receiver<Option<Duration>>) -> Duration {
+    loop {
+        if let Some(grace) = *stop.borrow_and_update() {
+            return grace;
+        }
+        if stop.changed().await.is_err() {
+            // The router was dropped without a shutdown: stop at once.
+            return Duration::ZERO;
+        }
+    }
+}
+
 async fn serve(
     listener: TcpListener,
     state: Arc<ServiceState>,
     worker: usize,
-    mut stop: watch::Receiver<Option<Duration>>,
+    mut router_stop: watch::Receiver<Option<Duration>>,
+    mut service_stop: watch::Receiver<Option<Duration>>,
+    _done: mpsc::Sender<()>,
 ) {
     let local = Arc::new(LocalService { state, worker });
     let state = &local.state;
     // auto::Builder serves HTTP/1.1 and HTTP/2 (h2c with prior knowledge) on the
-    // same port by sniffing the connection preface.
-    let builder = Arc::new(server_builder(&state.settings));
+    // same port by sniffing the connection preface; rebuilt when a reload changes
+    // the settings it is made of.
+    let mut settings = state.settings.load_full();
+    let mut builder = Arc::new(server_builder(&settings.config));
     let graceful = GracefulShutdown::new();
     let mut connections = JoinSet::new();
     let grace = loop {
@@ -132,12 +170,17 @@ async fn serve(
                     if let Err(error) = stream.set_nodelay(true) {
                         tracing::debug!(%error, "set_nodelay failed");
                     }
+                    let current = state.settings.load();
+                    if !Arc::ptr_eq(&current, &settings) {
+                        settings = arc_swap::Guard::into_inner(current);
+                        builder = Arc::new(server_builder(&settings.config));
+                    }
                     match &state.tls {
                         None => {
-                            connections.spawn(serve_connection(&builder, graceful.watcher(), stream, peer, &local, slot));
+                            connections.spawn(serve_connection(&builder, &settings.config, graceful.watcher(), stream, peer, &local, slot));
                         }
                         Some(acceptor) => {
-                            connections.spawn(serve_tls_connection(acceptor.clone(), Arc::clone(&builder), graceful.watcher(), stream, peer, Arc::clone(&local), slot));
+                            connections.spawn(serve_tls_connection(acceptor.clone(), Arc::clone(&builder), Arc::clone(&settings), graceful.watcher(), stream, peer, Arc::clone(&local), slot));
                         }
                     }
                 }
@@ -148,14 +191,8 @@ async fn serve(
                 }
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            changed = stop.changed() => {
-                let grace = *stop.borrow();
-                match (changed, grace) {
-                    (_, Some(grace)) => break grace,
-                    (Err(_), None) => break Duration::ZERO,
-                    (Ok(()), None) => {}
-                }
-            }
+            grace = stop_requested(&mut router_stop) => break grace,
+            grace = stop_requested(&mut service_stop) => break grace,
         }
     };
     drop(listener);
@@ -204,18 +241,22 @@ fn server_builder(settings: &rampart_config::RouterConfig) -> auto::Builder<Toki
 
 /// A TLS connection: the handshake (within `header_read_timeout`, so a client that
 /// stalls it is cut like one that stalls its head), then HTTP as on a plain one.
+#[allow(clippy::too_many_arguments)]
 async fn serve_tls_connection(
     acceptor: TlsAcceptor,
     builder: Arc<auto::Builder<TokioExecutor>>,
+    settings: Arc<LiveSettings>,
     watcher: Watcher,
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
     local: Arc<LocalService>,
     slot: ClientSlot,
 ) {
-    let handshake_timeout = local.state.settings.header_read_timeout.get();
+    let handshake_timeout = settings.config.header_read_timeout.get();
     match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
-        Ok(Ok(tls)) => serve_connection(&builder, watcher, tls, peer, &local, slot).await,
+        Ok(Ok(tls)) => {
+            serve_connection(&builder, &settings.config, watcher, tls, peer, &local, slot).await
+        }
         Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
     }
@@ -223,6 +264,7 @@ async fn serve_tls_connection(
 
 fn serve_connection<S>(
     builder: &auto::Builder<TokioExecutor>,
+    settings: &rampart_config::RouterConfig,
     watcher: Watcher,
     stream: S,
     peer: SocketAddr,
@@ -233,8 +275,8 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let local = Arc::clone(local);
-    let idle_timeout = local.state.settings.idle_timeout.get();
-    let header_timeout = local.state.settings.header_read_timeout.get();
+    let idle_timeout = settings.idle_timeout.get();
+    let header_timeout = settings.header_read_timeout.get();
     let liveness = Liveness::new();
     let tracked = liveness.clone();
     let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {

@@ -178,7 +178,7 @@ fn service_of(state: &AppState, labels: &BTreeMap<String, String>) -> Option<Str
     ["service", "job", "app"]
         .iter()
         .filter_map(|key| labels.get(*key))
-        .find(|name| state.config.service(name).is_some())
+        .find(|name| state.config.load().service(name).is_some())
         .cloned()
 }
 
@@ -290,7 +290,7 @@ pub async fn webhook(
         }
     };
     if let Some(service) = &alert.service
-        && state.config.service(service).is_none()
+        && state.config.load().service(service).is_none()
     {
         return Err(ApiError::BadRequest(format!(
             "`service`: no service is called `{service}`"

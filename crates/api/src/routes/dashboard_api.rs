@@ -47,9 +47,15 @@ pub async fn whoami(Extension(principal): Extension<Principal>) -> Json<WhoAmI> 
     security(("bearer" = [])),
     responses((status = 200, description = "an array of service statuses", body = Vec<Object>)))]
 pub async fn all_status(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let mut statuses = Vec::with_capacity(state.config.services.len());
-    for service in &state.config.services {
-        statuses.push(state.engine.status(&service.name).await?);
+    let config = state.config.load_full();
+    let mut statuses = Vec::with_capacity(config.services.len());
+    for service in &config.services {
+        // A service a reload removed meanwhile is simply left out.
+        match state.engine.status(&service.name).await {
+            Ok(status) => statuses.push(status),
+            Err(rampart_engine::EngineError::UnknownService { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
     to_json(&statuses)
 }

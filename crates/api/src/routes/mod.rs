@@ -9,6 +9,7 @@ pub mod events;
 pub mod history;
 pub mod incidents;
 pub mod notifications;
+pub mod reload;
 pub mod scaling;
 pub mod services;
 pub mod telemetry;

@@ -76,6 +76,7 @@ pub async fn list_services(State(state): State<AppState>) -> Json<Vec<ServiceVie
     Json(
         state
             .config
+            .load()
             .services
             .iter()
             .map(ServiceView::from)
@@ -95,6 +96,7 @@ pub async fn get_service(
 ) -> Result<Json<ServiceView>, ApiError> {
     state
         .config
+        .load()
         .services
         .iter()
         .find(|s| s.name == name)
@@ -103,12 +105,8 @@ pub async fn get_service(
 }
 
 pub fn unknown_service(state: &AppState, name: &str) -> String {
-    let known: Vec<&str> = state
-        .config
-        .services
-        .iter()
-        .map(|s| s.name.as_str())
-        .collect();
+    let config = state.config.load();
+    let known: Vec<&str> = config.services.iter().map(|s| s.name.as_str()).collect();
     if known.is_empty() {
         format!("no service named `{name}`: no services are configured")
     } else {

@@ -206,7 +206,14 @@ pub fn inputs(latest: &Latest, default_objective_ms: f64) -> (HostInput, Vec<Ser
 #[utoipa::path(get, path = "/health/metrics", tag = "health",
     responses((status = 200, body = HealthMetrics)))]
 pub async fn health_metrics(State(state): State<AppState>) -> Json<HealthMetrics> {
-    let objective_ms = state.config.telemetry.p95_objective.get().as_secs_f64() * 1000.0;
+    let objective_ms = state
+        .config
+        .load()
+        .telemetry
+        .p95_objective
+        .get()
+        .as_secs_f64()
+        * 1000.0;
     let latest = state.telemetry.latest();
     let (host, services) = match &latest {
         Some(latest) => inputs(latest, objective_ms),
@@ -216,7 +223,11 @@ pub async fn health_metrics(State(state): State<AppState>) -> Json<HealthMetrics
         score,
         parts,
         alerts,
-    } = health_score(&host, &services, state.config.telemetry.warn_error_rate);
+    } = health_score(
+        &host,
+        &services,
+        state.config.load().telemetry.warn_error_rate,
+    );
     let metrics_summary = latest.as_ref().map(|latest| MetricsSummary {
         cpu_percent: host.cpu_percent,
         memory_percent: host.memory_percent,

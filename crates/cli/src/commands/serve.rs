@@ -10,8 +10,6 @@ use anyhow::Context;
 use prometheus_client::registry::Registry;
 use rampart_api::AppState;
 use rampart_api::auth_limiter::AuthFailureLimiter;
-use rampart_api::health::ReadinessProbe;
-use rampart_api::probes::{ServiceErrorsProbe, ServiceRoutingProbe};
 use rampart_core::{Clock, SystemClock};
 use rampart_engine::{Engine, SYSTEM_ACTOR};
 use rampart_store::{NewAuditEvent, Store};
@@ -60,6 +58,8 @@ async fn serve(
     // Installed first: SIGUSR2's default action would end the process.
     let upgrade_signal =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined2());
+    // SIGHUP means reload; until the reloader runs, one waits instead of killing us.
+    let hangups = super::serve_reload::hangup_signal().context("installing the SIGHUP handler")?;
     // Nothing starts until the whole config is known to be good.
     let config = rampart_config::load(config_path).map_err(CliError::usage)?;
     let data_dir = config.server.data_dir.clone();
@@ -125,8 +125,6 @@ async fn serve(
         ),
         None => None,
     };
-    // From here on SIGHUP reloads certificates instead of ending the process.
-    let hangup = crate::hangup::reload_on_hangup().context("installing the SIGHUP handler")?;
 
     // The service manager's socket when it passed one (systemd socket activation).
     let listener = rampart_router::listeners::bind_or_take(config.server.listen)
@@ -208,23 +206,17 @@ async fn serve(
     let store_health = rampart_api::store_health::StoreHealth::default();
     let store_pinger = store_health.spawn_pinger(store.clone()).await;
 
-    let probes: Vec<Box<dyn ReadinessProbe>> = engine
-        .service_names()
-        .into_iter()
-        .flat_map(|service| {
-            [
-                Box::new(ServiceRoutingProbe {
-                    engine: engine.clone(),
-                    service: service.clone(),
-                }) as Box<dyn ReadinessProbe>,
-                Box::new(ServiceErrorsProbe {
-                    engine: engine.clone(),
-                    service,
-                    warn_error_rate: config.telemetry.warn_error_rate,
-                }),
-            ]
-        })
-        .collect();
+    let probes: super::serve_reload::Probes = Arc::new(arc_swap::ArcSwap::from_pointee(
+        super::serve_reload::service_probes(&engine, &config),
+    ));
+    let shared_config = Arc::new(arc_swap::ArcSwap::from_pointee(config.clone()));
+    let reloader = super::serve_reload::ConfigReloader::new(
+        config_path.to_path_buf(),
+        engine.clone(),
+        store.clone(),
+        shared_config.clone(),
+        probes.clone(),
+    );
     let (stopping, shutdown_flag) = tokio::sync::watch::channel(false);
     let (handed_over_tx, handed_over_rx) = oneshot::channel::<()>();
     let shutdown = async move {
@@ -253,19 +245,21 @@ async fn serve(
     let state = AppState {
         store: store.clone(),
         store_health,
-        config: Arc::new(config.clone()),
+        config: shared_config,
+        reloader: Arc::new(reloader.clone()),
         metrics,
         registry: Arc::new(registry),
         auth_limiter,
         incidents,
         clock,
-        probes: Arc::new(probes),
+        probes,
         engine: engine.clone(),
         telemetry,
         shutdown: shutdown_flag.clone(),
         live: rampart_api::live::Live::new(clock_for_live),
     };
     let relaying = state.live.spawn_relay(engine.subscribe(), shutdown_flag);
+    let reloading = tokio::spawn(reloader.on_sighup(hangups));
 
     if !api_addr.ip().is_loopback() && api_tls.is_none() {
         // Allowed only by `insecure_listen = true` (the config check refuses it otherwise).
@@ -366,7 +360,6 @@ async fn serve(
         Some(acceptor) => rampart_api::tls::serve_tls(listener, state, acceptor, shutdown).await,
         None => rampart_api::serve(listener, state, shutdown).await,
     };
-    hangup.abort();
     let upgrading = handed_over.load(std::sync::atomic::Ordering::SeqCst);
     if !upgrading {
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
@@ -375,6 +368,7 @@ async fn serve(
     relaying.abort();
     handovers.abort();
     upgrade_trigger.abort();
+    reloading.abort();
 
     // The API stopped taking requests: let the routers drain, stop the instances
     // (or leave them to the successor, or to the next start when they outlive

@@ -36,7 +36,7 @@ pub(crate) async fn run_validation(
     svc: Arc<ServiceRuntime>,
     deployment_id: String,
 ) -> ActionResult {
-    let result = validation::run_checks(&svc.config.checks, &shared.base_dir).await;
+    let result = validation::run_checks(&svc.config().checks, &shared.base_dir).await;
     let summary = summarize_validation(&result);
     let row = ValidationRunRow {
         id: rampart_store::new_id(),
@@ -93,7 +93,7 @@ pub(crate) async fn start_canary(
         VersionSpec::new(version.clone(), record.addresses.len() as u32)
             .with_addresses(record.addresses.clone())
     } else {
-        let count = settings::canary_instances(&svc.config, svc.full_instances());
+        let count = settings::canary_instances(&svc.config(), svc.full_instances());
         VersionSpec::new(version.clone(), count).with_env(record.env.clone())
     };
     match svc.backend.start(spec).await {

@@ -99,13 +99,13 @@ impl Controller {
         record: DeploymentRecord,
         requests: mpsc::Receiver<ControllerRequest>,
     ) -> Result<Self, EngineError> {
-        let analysis = settings::analysis_settings(&svc.config);
+        let analysis = settings::analysis_settings(&svc.config());
         let judge = rampart_core::judge::build_judge(&analysis)
             .map_err(|e| EngineError::Internal(format!("analysis settings: {e}")))?;
         let backend_events = svc.backend.subscribe();
         let now = shared.clock.now();
         let metrics = crate::analysis::RolloutMetrics::new(
-            settings::metric_specs(&svc.config).map_err(EngineError::Internal)?,
+            settings::metric_specs(&svc.config()).map_err(EngineError::Internal)?,
             &shared.metric_providers,
         )
         .map_err(EngineError::Internal)?;
@@ -331,7 +331,7 @@ impl Controller {
         &self,
         commands: &[Command],
     ) -> Vec<(String, rampart_core::notify::Message)> {
-        let notifiers = &self.svc.config.notify_rollouts;
+        let notifiers = &self.svc.config().notify_rollouts;
         if notifiers.is_empty() {
             return Vec::new();
         }
@@ -399,7 +399,7 @@ impl Controller {
                 let steering = self.record.rollout.steering();
                 let steered = !steering.is_none();
                 if (percent > 0.0 || steered) && self.judged_from.is_none() {
-                    let warmup = self.svc.config.analysis.warmup.get();
+                    let warmup = self.svc.config().analysis.warmup.get();
                     let from = self.shared.clock.now().as_millis() + warmup.as_millis() as u64;
                     // Whole seconds only: the judge is fed one second at a time.
                     self.judged_from = Some(Timestamp(from.div_ceil(1_000) * 1_000));
@@ -444,7 +444,7 @@ impl Controller {
                 {
                     verdict.reason = format!(
                         "warming up: the canary's first {} of traffic are served but not judged ({}s left)",
-                        self.svc.config.analysis.warmup,
+                        self.svc.config().analysis.warmup,
                         from.since(now).as_secs_f64().ceil()
                     );
                 }

@@ -154,7 +154,7 @@ impl Engine {
                 request.version
             )));
         }
-        let addresses = match &svc.config.backend {
+        let addresses = match &svc.config().backend {
             BackendConfig::Static(s) => {
                 let addrs = if request.canary.is_empty() {
                     (self.inner.shared.resolver)(s.canary.clone())
@@ -185,7 +185,7 @@ impl Engine {
                 Vec::new()
             }
         };
-        let spec = settings::rollout_spec(&svc.config);
+        let spec = settings::rollout_spec(&svc.config());
         let now = self.inner.shared.clock.now();
         let rollout = Rollout::new(
             service,
@@ -368,7 +368,7 @@ impl Engine {
                 "`{service}` has no rollout in flight and no previous version to roll back to"
             )));
         };
-        let spec = settings::rollout_spec(&svc.config);
+        let spec = settings::rollout_spec(&svc.config());
         let deadline = spec.deadlines.promotion;
         let now = self.inner.shared.clock.now();
         let rollout = Rollout::new(
@@ -442,7 +442,8 @@ impl Engine {
         actor: &str,
     ) -> Result<ValidationResult, EngineError> {
         let svc = self.service(service)?;
-        let result = validation::run_checks(&svc.config.checks, &self.inner.shared.base_dir).await;
+        let result =
+            validation::run_checks(&svc.config().checks, &self.inner.shared.base_dir).await;
         let row = ValidationRunRow {
             id: rampart_store::new_id(),
             service: service.to_string(),

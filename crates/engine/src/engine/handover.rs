@@ -91,7 +91,7 @@ impl Engine {
             .store
             .read(|tx| tx.active_deployments())
             .await?;
-        for svc in self.inner.services.values() {
+        for svc in &self.runtimes() {
             let mut wanted = vec![svc.stable().version];
             wanted.extend(
                 in_flight
@@ -125,9 +125,13 @@ impl Engine {
     /// are cancelled (the new rampart stops what nothing claims), the autoscaler and
     /// deploys pause, and crashed instances wait for their restart.
     pub async fn hold_for_handover(&self) {
-        self.inner.handing_over.store(true, Ordering::SeqCst);
+        {
+            // A reload in flight finishes first; those after it are refused.
+            let _no_reload = self.inner.config.lock().await;
+            self.inner.handing_over.store(true, Ordering::SeqCst);
+        }
         self.detach_controllers().await;
-        for svc in self.inner.services.values() {
+        for svc in &self.runtimes() {
             svc.backend.hold_restarts(true);
         }
     }
@@ -135,7 +139,7 @@ impl Engine {
     /// The new rampart failed before it served: this one carries on, resuming the
     /// rollouts it detached (whatever `on_restart` says: nothing crashed).
     pub async fn resume_after_failed_handover(&self) -> Result<(), EngineError> {
-        for svc in self.inner.services.values() {
+        for svc in &self.runtimes() {
             svc.backend.hold_restarts(false);
         }
         self.inner.handing_over.store(false, Ordering::SeqCst);
@@ -150,9 +154,6 @@ impl Engine {
 
     /// Duplicates of every router listening socket, for the new rampart.
     pub fn router_sockets(&self) -> std::io::Result<Vec<std::net::TcpListener>> {
-        match &*self.inner.router.lock().unwrap_or_else(|p| p.into_inner()) {
-            Some(router) => router.listening_sockets(),
-            None => Ok(Vec::new()),
-        }
+        self.inner.router.listening_sockets()
     }
 }

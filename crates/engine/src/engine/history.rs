@@ -78,7 +78,7 @@ impl Engine {
             )));
         }
         let svc = self.service(service)?.clone();
-        if let BackendConfig::Static(_) = &svc.config.backend {
+        if let BackendConfig::Static(_) = &svc.config().backend {
             if target.addresses.is_empty() {
                 return Err(EngineError::Conflict(format!(
                     "revision {} of `{service}` recorded no addresses for {}; deploy it with `canary` addresses instead",

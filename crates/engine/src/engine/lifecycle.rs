@@ -34,7 +34,7 @@ impl Engine {
             .read(|tx| tx.active_deployments())
             .await?;
         for row in in_flight {
-            let Some(svc) = self.inner.services.get(&row.service).cloned() else {
+            let Some(svc) = self.runtime(&row.service) else {
                 tracing::warn!(deployment = %row.id, service = %row.service, "in-flight deployment of a service no longer configured; leaving it as it is");
                 continue;
             };
@@ -64,7 +64,7 @@ impl Engine {
 
     /// Controllers detach; their rollouts stay as committed.
     pub(super) async fn detach_controllers(&self) {
-        for svc in self.inner.services.values() {
+        for svc in &self.runtimes() {
             let active = svc.take_active();
             if let Some(active) = active {
                 let _ = active.requests.send(ControllerRequest::Detach).await;
@@ -80,29 +80,17 @@ impl Engine {
     /// whatever `instances_outlive` says.
     pub(super) async fn stop_everything(&self, grace: Duration, hand_over: bool) {
         self.detach_controllers().await;
-        for watcher in self
-            .inner
-            .watchers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .drain(..)
-        {
-            watcher.abort();
+        let services = self.runtimes();
+        for svc in &services {
+            // The stable watchers, resolvers and autoscalers of every service.
+            svc.end_tasks();
         }
-        let router = self
-            .inner
-            .router
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        if let Some(router) = router {
-            if hand_over {
-                router.hand_off(grace).await;
-            } else {
-                router.shutdown(grace).await;
-            }
+        if hand_over {
+            self.inner.router.hand_off(grace).await;
+        } else {
+            self.inner.router.shutdown(grace).await;
         }
-        for svc in self.inner.services.values() {
+        for svc in &services {
             if hand_over {
                 svc.backend.hand_over().await;
             } else {
@@ -114,7 +102,7 @@ impl Engine {
 
 /// The version to serve at start and the one to roll back to: from the last
 /// successful deployment, else from the config.
-pub(super) async fn serving_versions(
+pub(crate) async fn serving_versions(
     store: &Store,
     service: &ServiceConfig,
 ) -> Result<(ServingVersion, Option<ServingVersion>), EngineError> {
@@ -160,7 +148,7 @@ pub(super) async fn serving_versions(
 
 /// Process backend: start the stable version's instances and wait until they are
 /// ready. Static backend: the addresses are known; nothing to start.
-pub(super) async fn start_stable(
+pub(crate) async fn start_stable(
     service: &ServiceConfig,
     backend: &dyn Backend,
     stable: ServingVersion,
@@ -188,7 +176,7 @@ pub(super) async fn start_stable(
 /// restarted ones come back) and audits what the backend did on its own.
 /// Runs [`watch_stable`] for the life of the engine; one that panics is logged and
 /// started again (after a pause), so the stable set is never left unwatched.
-pub(super) async fn supervise_stable_watcher(shared: Arc<Shared>, svc: Arc<ServiceRuntime>) {
+pub(crate) async fn supervise_stable_watcher(shared: Arc<Shared>, svc: Arc<ServiceRuntime>) {
     loop {
         let watched = AssertUnwindSafe(watch_stable(shared.clone(), svc.clone()))
             .catch_unwind()

@@ -5,6 +5,7 @@
 //! `commands` (deploy, operate, revert, traffic, validate), `queries` (status,
 //! deployments, measurements).
 
+mod apply;
 mod approvals;
 mod commands;
 mod handover;
@@ -20,21 +21,22 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use rampart_backends::{Backend, BackendError};
 use rampart_config::{Config, RestartPolicy, ServiceConfig};
 use rampart_core::Clock;
 use rampart_core::rollout::RecoveryPolicy;
-use rampart_router::{Router, RouterCollector, ServiceHandle, ServiceRoute};
+use rampart_router::{Router, RouterCollector, ServiceHandle};
 use rampart_store::Store;
 use tokio::sync::broadcast;
-use tokio::task::JoinHandle;
 
 use crate::error::EngineError;
 use crate::own_listeners::OwnListeners;
 use crate::routes::RouteWriter;
-use crate::service::{ServiceRuntime, upstream_set};
-use crate::shared::{EngineEvent, Shared};
-use lifecycle::{serving_versions, start_stable, supervise_stable_watcher};
+use crate::service::ServiceRuntime;
+use crate::shared::{EngineEvent, SYSTEM_ACTOR, Shared};
+pub(crate) use apply::AUTOSCALER;
+pub(crate) use lifecycle::{serving_versions, start_stable, supervise_stable_watcher};
 
 /// How far back the live numbers in a status look.
 pub const LIVE_WINDOW: Duration = Duration::from_secs(10);
@@ -74,18 +76,27 @@ pub struct Engine {
     inner: Arc<Inner>,
 }
 
+/// The services by name; swapped whole when a reload adds or removes one.
+pub(crate) type ServiceMap = Arc<ArcSwap<BTreeMap<String, Arc<ServiceRuntime>>>>;
+
 struct Inner {
     shared: Arc<Shared>,
     own_listeners: OwnListeners,
-    services: BTreeMap<String, Arc<ServiceRuntime>>,
-    router: Mutex<Option<Router>>,
+    services: ServiceMap,
+    router: Router,
     collector: RouterCollector,
     rollout_collector: crate::rollout_metrics::RolloutCollector,
-    watchers: Mutex<Vec<JoinHandle<()>>>,
     /// Deploy freezes and the API lock-down that incident actions set.
     safeguards: Arc<crate::incidents::Safeguards>,
     /// A new rampart is taking over (graceful upgrade).
     handing_over: std::sync::atomic::AtomicBool,
+    /// How services' backends and routing writers are made (start-up and reload).
+    parts: Parts,
+    data_dir: PathBuf,
+    /// The config the services run with now, and one reload at a time.
+    config: tokio::sync::Mutex<Config>,
+    /// Where the autoscalers of services added later read instance usage.
+    telemetry: Mutex<Option<rampart_telemetry::Telemetry>>,
 }
 
 impl Engine {
@@ -106,6 +117,9 @@ impl Engine {
 
     /// [`Engine::start`] with the backends and routing writers `parts` makes (tests
     /// inject faults through them).
+    ///
+    /// Start-up is a reload from a config without services: the services are added
+    /// by the same [`crate::reload`] code that adds them to a running rampart.
     pub(crate) async fn start_with(
         config: &Config,
         store: Store,
@@ -128,96 +142,37 @@ impl Engine {
             metric_providers,
             resolver: parts.resolver.clone(),
         });
-        let data_dir = config.server.data_dir.clone();
-
-        let mut prepared = Vec::new();
-        for service in &config.services {
-            // The backend and the first table see addresses; the runtime keeps the
-            // names, resolved again on a schedule and at each deploy.
-            let resolved = crate::resolve::resolved_service(service, &shared.resolver).await?;
-            let backend = (parts.backend)(&resolved, &data_dir)?;
-            let (stable, previous) = serving_versions(&shared.store, &resolved).await?;
-            let stable = start_stable(&resolved, backend.as_ref(), stable).await?;
-            prepared.push((service.clone(), backend, stable, previous));
-        }
-
-        let mut routes: Vec<ServiceRoute> = prepared
-            .iter()
-            .map(|(service, _, stable, _)| ServiceRoute {
-                name: service.name.clone(),
-                listen: service.listen,
-                settings: service.router.clone(),
-                stable: upstream_set(stable),
-                canary: None,
-                canary_weight: 0.0,
-                tls: service.tls.clone(),
-            })
-            .collect();
-        routes.extend(
-            prepared
-                .iter()
-                .filter_map(|(service, _, stable, _)| crate::preview::route(service, stable)),
-        );
-        let router = match Router::start(routes, clock).await {
-            Ok(router) => router,
-            Err(e) => {
-                for (_, backend, _, _) in &prepared {
-                    backend.shutdown().await;
-                }
-                return Err(e.into());
-            }
-        };
-
+        let workers = std::thread::available_parallelism().unwrap_or(std::num::NonZeroUsize::MIN);
+        let router = Router::empty(clock, workers)?;
         let own_listeners = OwnListeners::default();
         own_listeners.add(config.server.listen, "rampart's API");
-        let mut services = BTreeMap::new();
-        let mut watchers = Vec::new();
-        for (service, backend, stable, previous) in prepared {
-            let handle = router.service(&service.name).ok_or_else(|| {
-                EngineError::Internal(format!("router lost service {}", service.name))
-            })?;
-            own_listeners.add(
-                handle.listen_addr(),
-                format!("the router of service `{}`", service.name),
-            );
-            let routes = (parts.routes)(handle.clone());
-            let preview = router.service(&crate::preview::route_name(&service.name));
-            if let Some(preview) = &preview {
-                own_listeners.add(
-                    preview.listen_addr(),
-                    format!("the preview of service `{}`", service.name),
-                );
-            }
-            let runtime = Arc::new(
-                ServiceRuntime::with_routes(service, handle, routes, backend, stable, previous)
-                    .with_preview(preview),
-            );
-            watchers.push(tokio::spawn(supervise_stable_watcher(
-                shared.clone(),
-                runtime.clone(),
-            )));
-            watchers.push(tokio::spawn(crate::resolve::watch_stable_names(
-                shared.clone(),
-                runtime.clone(),
-            )));
-            services.insert(runtime.name().to_string(), runtime);
-        }
-        crate::rollout_metrics::seed(&shared.store, services.values()).await?;
-        let rollout_collector =
-            crate::rollout_metrics::RolloutCollector::new(services.values().cloned().collect());
+        let services: ServiceMap = Arc::default();
+        let without_services = Config {
+            services: Vec::new(),
+            ..config.clone()
+        };
         let engine = Engine {
             inner: Arc::new(Inner {
                 own_listeners,
                 collector: router.collector(),
-                rollout_collector,
+                rollout_collector: crate::rollout_metrics::RolloutCollector::new(services.clone()),
+                router,
                 shared,
                 services,
-                router: Mutex::new(Some(router)),
-                watchers: Mutex::new(watchers),
                 safeguards: Arc::default(),
                 handing_over: Default::default(),
+                parts,
+                data_dir: config.server.data_dir.clone(),
+                config: tokio::sync::Mutex::new(without_services.clone()),
+                telemetry: Mutex::new(None),
             }),
         };
+        let plan = crate::reload::diff(&without_services, config);
+        if let Err(e) = engine.apply(plan, SYSTEM_ACTOR).await {
+            engine.inner.router.shutdown(Duration::ZERO).await;
+            return Err(e);
+        }
+        *engine.inner.config.lock().await = config.clone();
         engine.recover().await?;
         engine.stop_unclaimed_instances().await?;
         Ok(engine)
@@ -252,42 +207,38 @@ impl Engine {
         &self.inner.shared
     }
 
-    pub(crate) fn runtime(&self, name: &str) -> Option<&Arc<ServiceRuntime>> {
-        self.inner.services.get(name)
+    pub(crate) fn runtime(&self, name: &str) -> Option<Arc<ServiceRuntime>> {
+        self.inner.services.load().get(name).cloned()
     }
 
-    pub(crate) fn runtimes(&self) -> impl Iterator<Item = &Arc<ServiceRuntime>> {
-        self.inner.services.values()
+    pub(crate) fn runtimes(&self) -> Vec<Arc<ServiceRuntime>> {
+        self.inner.services.load().values().cloned().collect()
     }
 
     pub fn service_names(&self) -> Vec<String> {
-        self.inner.services.keys().cloned().collect()
+        self.inner.services.load().keys().cloned().collect()
     }
 
-    /// A task that ends with the engine (aborted at shutdown).
-    pub(crate) fn add_task(&self, task: JoinHandle<()>) {
-        self.inner
-            .watchers
+    /// Where autoscalers read instance usage, for services added from now on.
+    pub(crate) fn set_telemetry(&self, telemetry: rampart_telemetry::Telemetry) {
+        *self
+            .inner
+            .telemetry
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(task);
+            .unwrap_or_else(|p| p.into_inner()) = Some(telemetry);
     }
 
-    pub(crate) fn service(&self, name: &str) -> Result<&Arc<ServiceRuntime>, EngineError> {
-        self.inner
-            .services
+    pub(crate) fn service(&self, name: &str) -> Result<Arc<ServiceRuntime>, EngineError> {
+        let services = self.inner.services.load();
+        services
             .get(name)
+            .cloned()
             .ok_or_else(|| EngineError::UnknownService {
                 name: name.to_string(),
-                known: if self.inner.services.is_empty() {
+                known: if services.is_empty() {
                     "none".into()
                 } else {
-                    self.inner
-                        .services
-                        .keys()
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    services.keys().cloned().collect::<Vec<_>>().join(", ")
                 },
             })
     }

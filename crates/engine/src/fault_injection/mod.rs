@@ -4,7 +4,7 @@
 //! paused clock (deadlines of minutes pass at once), except where SQLite's own busy
 //! timeout has to run out.
 
-mod fakes;
+pub(crate) mod fakes;
 
 pub(crate) use fakes::TokioClock;
 
@@ -15,7 +15,7 @@ use fakes::{SERVICE, harness};
 
 use crate::Operation;
 
-const LONG: Duration = Duration::from_secs(600);
+pub(crate) const LONG: Duration = Duration::from_secs(600);
 
 #[tokio::test(start_paused = true)]
 async fn a_router_that_refuses_tables_for_a_while_is_repaired_and_the_rollout_goes_on() {

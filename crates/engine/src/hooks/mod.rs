@@ -20,8 +20,13 @@ use crate::shared::{EngineEvent, EngineEventKind, Shared};
 use call::{Answer, RetryOn};
 
 /// The service's hooks of `kind`, in config order.
-fn of_kind(svc: &ServiceRuntime, kind: HookKind) -> impl Iterator<Item = &HookConfig> {
-    svc.config.hooks.iter().filter(move |h| h.kind() == kind)
+fn of_kind(svc: &ServiceRuntime, kind: HookKind) -> Vec<HookConfig> {
+    svc.config()
+        .hooks
+        .iter()
+        .filter(|h| h.kind() == kind)
+        .cloned()
+        .collect()
 }
 
 /// Runs the pre-rollout hooks in order; the first that does not answer 2xx (after its

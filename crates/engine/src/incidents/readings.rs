@@ -112,6 +112,7 @@ pub(crate) fn service_numbers(
 ) -> Vec<ServiceNumbers> {
     engine
         .runtimes()
+        .into_iter()
         .map(|svc| {
             let window = svc.router.window(SERVICE_WINDOW);
             let mut all = window.stable.clone();

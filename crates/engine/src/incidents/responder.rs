@@ -47,8 +47,9 @@ struct Shared {
     guards: Guards,
     load: LoadHistory,
     undo: UndoBook,
-    /// Services each rule acts on when its incident is host-wide.
-    rule_services: HashMap<String, Vec<String>>,
+    /// The services each rule acts on when its incident is host-wide (`*` for all),
+    /// looked up when it fires, so services a config reload added are included.
+    rule_services: HashMap<String, String>,
     rule_dry_run: HashMap<String, bool>,
 }
 
@@ -65,7 +66,6 @@ struct Responder {
 
 pub(super) fn start(engine: &Engine, config: &Config, sources: Arc<dyn Sources>) -> Incidents {
     let (commands, receiver) = mpsc::unbounded_channel();
-    let services = engine.service_names();
     let mut rules = Vec::new();
     let mut notifiers = HashMap::new();
     let mut rule_actions = HashMap::new();
@@ -82,12 +82,7 @@ pub(super) fn start(engine: &Engine, config: &Config, sources: Arc<dyn Sources>)
         };
         notifiers.insert(rule.name.clone(), rule.notify.clone());
         rule_actions.insert(rule.name.clone(), rule.actions.clone());
-        let targets: Vec<String> = services
-            .iter()
-            .filter(|s| rule.service == "*" || **s == rule.service)
-            .cloned()
-            .collect();
-        rule_services.insert(rule.name.clone(), targets);
+        rule_services.insert(rule.name.clone(), rule.service.clone());
         rule_dry_run.insert(rule.name.clone(), rule.dry_run);
         let policy = rule
             .escalation
@@ -524,7 +519,14 @@ fn spawn_actions(engine: Engine, shared: Arc<Shared>, incident: Incident, names:
         let rule = incident.rule.clone().unwrap_or_default();
         let services = match &incident.service {
             Some(s) => vec![s.clone()],
-            None => shared.rule_services.get(&rule).cloned().unwrap_or_default(),
+            None => match shared.rule_services.get(&rule) {
+                Some(pattern) => engine
+                    .service_names()
+                    .into_iter()
+                    .filter(|s| pattern == "*" || s == pattern)
+                    .collect(),
+                None => Vec::new(),
+            },
         };
         let dry_run = shared.rule_dry_run.get(&rule).copied().unwrap_or(false);
         let mut failed = Vec::new();

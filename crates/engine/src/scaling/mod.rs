@@ -128,33 +128,46 @@ pub fn canary_floor(stable: u32, weight: f64) -> u32 {
 
 impl Engine {
     /// Starts one autoscaler task per service with `[service.autoscale]`, reading
-    /// instance usage from `telemetry`. The tasks end with the engine.
+    /// instance usage from `telemetry` (services a reload adds later get theirs
+    /// then). The tasks end with their service or the engine.
     pub fn start_autoscaling(&self, telemetry: rampart_telemetry::Telemetry) {
+        self.set_telemetry(telemetry.clone());
         for svc in self.runtimes() {
-            let Some(config) = &svc.config.autoscale else {
-                continue;
-            };
-            if svc.is_static() {
-                continue;
-            }
-            let spec = autoscale_spec(config);
-            let engine = self.clone();
-            let svc = svc.clone();
-            let telemetry = telemetry.clone();
-            let task = tokio::spawn(async move {
-                engine.restore_operator_floor(&svc).await;
-                let mut ticks = tokio::time::interval(spec.sync);
-                ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                loop {
-                    ticks.tick().await;
-                    // A new rampart taking over decides from its own start.
-                    if !engine.is_handing_over() {
-                        engine.autoscale_once(&svc, &telemetry).await;
-                    }
-                }
-            });
-            self.add_task(task);
+            self.start_autoscaler(&svc, telemetry.clone());
         }
+    }
+
+    /// (Re)starts `svc`'s autoscaler with its current config; none without
+    /// `[service.autoscale]` or for a static backend.
+    pub(crate) fn start_autoscaler(
+        &self,
+        svc: &Arc<ServiceRuntime>,
+        telemetry: rampart_telemetry::Telemetry,
+    ) {
+        let config = svc.config();
+        let Some(autoscale) = &config.autoscale else {
+            svc.end_task(crate::engine::AUTOSCALER);
+            return;
+        };
+        if svc.is_static() {
+            return;
+        }
+        let spec = autoscale_spec(autoscale);
+        let engine = self.clone();
+        let task_svc = svc.clone();
+        let task = tokio::spawn(async move {
+            engine.restore_operator_floor(&task_svc).await;
+            let mut ticks = tokio::time::interval(spec.sync);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                // A new rampart taking over decides from its own start.
+                if !engine.is_handing_over() {
+                    engine.autoscale_once(&task_svc, &telemetry).await;
+                }
+            }
+        });
+        svc.own_task(crate::engine::AUTOSCALER, task);
     }
 
     /// An operator's minimum that still holds survives a restart: it is read back from
@@ -192,7 +205,7 @@ impl Engine {
         svc: &Arc<ServiceRuntime>,
         telemetry: &rampart_telemetry::Telemetry,
     ) {
-        let Some(config) = &svc.config.autoscale else {
+        let Some(config) = &svc.config().autoscale else {
             return;
         };
         let spec = autoscale_spec(config);
@@ -335,7 +348,7 @@ impl Engine {
         request: ScaleRequest,
     ) -> Result<ScalingRecord, EngineError> {
         let svc = self.service(service)?.clone();
-        let BackendConfig::Process(_) = &svc.config.backend else {
+        let BackendConfig::Process(_) = &svc.config().backend else {
             return Err(EngineError::InvalidRequest(format!(
                 "service `{service}` uses the static backend, whose upstreams rampart does not start; only process-backend services can be scaled"
             )));
@@ -396,7 +409,7 @@ impl Engine {
             .reason
             .clone()
             .unwrap_or_else(|| format!("{actor} asked for {target} instances"));
-        let Some(config) = &svc.config.autoscale else {
+        let Some(config) = &svc.config().autoscale else {
             if target > MAX_MANUAL_INSTANCES {
                 return Err(EngineError::InvalidRequest(format!(
                     "{target} instances is more than rampart runs for one version ({MAX_MANUAL_INSTANCES}); ask for fewer"
@@ -480,7 +493,7 @@ impl Engine {
             }
         };
         let (_, canary_version) = rollout_phase(&svc);
-        let spec = svc.config.autoscale.as_ref().map(autoscale_spec);
+        let spec = svc.config().autoscale.as_ref().map(autoscale_spec);
         let name = service.to_string();
         let decisions = self
             .shared()

@@ -61,7 +61,7 @@ impl Engine {
                     }
                 }
             }
-            let Some(config) = &svc.config.autoscale else {
+            let Some(config) = &svc.config().autoscale else {
                 continue;
             };
             let spec = autoscale_spec(config);

@@ -10,7 +10,6 @@ use prometheus_client::metrics::MetricType;
 
 use crate::metrics::CLASS_LABELS;
 use crate::metrics::counters::SetCounters;
-use crate::service::ServiceState;
 
 type Labels = Vec<(&'static str, String)>;
 
@@ -18,13 +17,13 @@ type Labels = Vec<(&'static str, String)>;
 /// of requests whose client picked the set also carry `chosen_by="client"`.
 #[derive(Debug, Clone)]
 pub struct RouterCollector {
-    pub(crate) services: Arc<Vec<Arc<ServiceState>>>,
+    pub(crate) services: crate::router::ServiceList,
 }
 
 impl RouterCollector {
     fn rows(&self) -> Vec<(Labels, Arc<SetCounters>)> {
         let mut rows = Vec::new();
-        for service in self.services.iter() {
+        for service in self.services.load().iter() {
             let table = service.table.load();
             for set in std::iter::once(&table.stable).chain(table.canary.as_ref()) {
                 let labels = vec![

@@ -118,7 +118,7 @@ pub(super) fn lift_shed_load(
     lift_every: Duration,
 ) {
     tokio::spawn(async move {
-        let Some(svc) = engine.runtime(&service).cloned() else {
+        let Some(svc) = engine.runtime(&service) else {
             return;
         };
         let mut limit = set;
@@ -163,7 +163,7 @@ pub(super) fn circuit_breaker(cx: &Context<'_>) -> Result<Done, String> {
             continue;
         };
         let status = svc.router.status();
-        let threshold = svc.config.router.outlier_consecutive_failures.max(2);
+        let threshold = svc.config().router.outlier_consecutive_failures.max(2);
         let mut ejected = Vec::new();
         let mut healthy = 0;
         let sets = std::iter::once((&status.stable, false))
