@@ -324,6 +324,12 @@ impl Router {
     /// Stops accepting connections, lets requests in flight finish for up to `grace`,
     /// then closes whatever is left (including upgraded connections).
     pub async fn shutdown(&self, grace: Duration) {
+        // The duplicates kept for a handover close too (one already handed over
+        // lives on in the new rampart).
+        self.sockets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
         self.stop.send_replace(Some(grace));
         let stopped = std::mem::take(&mut *self.stopped.lock().unwrap_or_else(|p| p.into_inner()));
         for worker in stopped {

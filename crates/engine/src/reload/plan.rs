@@ -170,6 +170,12 @@ fn restart_only(change: &ServiceChange, field: &str) -> Option<String> {
     if under(field, "listen") {
         return Some("a service's listener is not moved at run time; remove the service in one reload and add it back with the new address in the next, or restart rampart".into());
     }
+    if under(field, "router.mirror_max_in_flight")
+        || under(field, "router.mirror_max_body_bytes")
+        || under(field, "router.mirror_non_idempotent")
+    {
+        return Some("the mirror's limits are set when the service's router starts; restart rampart (or remove the service in one reload and add it back in the next)".into());
+    }
     if under(field, "tls") {
         return Some("a listener keeps the certificate and key paths it started with (the files at those paths are read again at every reload: replace them in place instead); to change the paths or turn TLS on or off, remove the service in one reload and add it back in the next, or restart rampart".into());
     }
@@ -361,6 +367,34 @@ mod tests {
         assert!(reasons[0].contains("`server.data_dir`") && reasons[0].contains("restart"));
         assert!(reasons[1].contains("`server.listen`") && reasons[1].contains("7071"));
         assert!(reasons[2].contains("service `a`: `listen`"));
+    }
+
+    #[test]
+    fn tls_paths_and_mirror_limits_need_a_restart() {
+        let old = config(&service("a", 1001, ""));
+        let mut new = old.clone();
+        new.services[0].tls = Some(rampart_config::TlsConfig {
+            cert: "a.pem".into(),
+            key: "a.key".into(),
+        });
+        new.services[0].router.mirror_max_in_flight += 1;
+        let reasons = refusals(&diff(&old, &new), &none);
+        assert_eq!(reasons.len(), 2, "{reasons:#?}");
+        assert!(
+            reasons
+                .iter()
+                .any(|r| r.contains("`router.mirror_max_in_flight`"))
+        );
+        assert!(
+            reasons
+                .iter()
+                .any(|r| r.contains("`tls` changed") && r.contains("replace them in place")),
+            "{reasons:#?}"
+        );
+        // An unchanged TLS section reloads the rest.
+        let mut same = new.clone();
+        same.services[0].router.request_timeout = old.services[0].router.request_timeout;
+        assert!(refusals(&diff(&new, &same), &none).is_empty());
     }
 
     #[test]
