@@ -152,6 +152,13 @@ pub trait Backend: Send + Sync {
     /// rampart to re-adopt when instances outlive rampart. Later `start` calls fail.
     fn shutdown(&self) -> BoxFuture<'_, ()>;
 
+    /// Stops everything whatever `instances_outlive` says (a config reload removed
+    /// the service, or undoes the start of one it was adding). Later `start` calls
+    /// fail.
+    fn stop_all(&self) -> BoxFuture<'_, ()> {
+        self.shutdown()
+    }
+
     /// While `true`, crashed instances are not restarted: another rampart is taking
     /// over (graceful upgrade) and would restart them too. `false` resumes (the
     /// handover failed); restarts that waited happen then.

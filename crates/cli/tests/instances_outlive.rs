@@ -249,10 +249,19 @@ fn a_restart_relaunches_the_dead_and_stops_what_no_record_claims() {
     }
     let dead_port = {
         // The recorded port of v1-0: the router's instance that no longer answers.
-        let free: Vec<_> = addrs
-            .iter()
-            .filter(|a| TcpStream::connect(a).is_err())
-            .collect();
+        // The leader thread turns zombie before the other threads have exited and
+        // closed the socket they share: wait for the port to close.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let free = loop {
+            let free: Vec<_> = addrs
+                .iter()
+                .filter(|a| TcpStream::connect(a).is_err())
+                .collect();
+            if !free.is_empty() || Instant::now() > deadline {
+                break free;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
         assert_eq!(free.len(), 1, "{free:?}");
         *free[0]
     };

@@ -618,6 +618,10 @@ impl Backend for ProcessBackend {
         if self.shared.outlive {
             return self.hand_over();
         }
+        self.stop_all()
+    }
+
+    fn stop_all(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             self.closed.store(true, Ordering::SeqCst);
             let versions = self.versions();

@@ -65,7 +65,10 @@ impl Engine {
         if !reasons.is_empty() {
             return Err(ReloadError::Refused(reasons));
         }
-        let summary = self.apply(plan, actor).await.map_err(ReloadError::Failed)?;
+        let summary = self
+            .apply(plan, actor, false)
+            .await
+            .map_err(ReloadError::Failed)?;
         *current = new.clone();
         Ok(summary)
     }
@@ -80,6 +83,7 @@ impl Engine {
         &self,
         plan: Plan,
         actor: &str,
+        starting: bool,
     ) -> Result<ReloadSummary, EngineError> {
         // A service being removed is claimed as a rollout would be, so a deploy that
         // races the removal is refused instead of starting on a service about to go.
@@ -106,11 +110,11 @@ impl Engine {
         };
         let mut prepared = Vec::with_capacity(plan.added.len());
         for service in &plan.added {
-            match self.prepare(service).await {
+            match self.prepare(service, starting).await {
                 Ok(ready) => prepared.push(ready),
                 Err(e) => {
                     for ready in prepared {
-                        ready.backend.shutdown().await;
+                        discard(ready.backend.as_ref(), starting).await;
                     }
                     release_claims();
                     return Err(e);
@@ -138,7 +142,7 @@ impl Engine {
         };
         for ready in prepared {
             let name = ready.config.name.clone();
-            match self.install(ready).await {
+            match self.install(ready, starting).await {
                 Ok(()) => summary.added.push(name),
                 Err(e) => {
                     tracing::error!(service = %name, error = %e, "could not start routing an added service");
@@ -162,7 +166,11 @@ impl Engine {
 
     /// The fallible half of adding a service: its backend, its stable version's
     /// instances (started and ready), its listener (bound).
-    async fn prepare(&self, service: &ServiceConfig) -> Result<Prepared, EngineError> {
+    async fn prepare(
+        &self,
+        service: &ServiceConfig,
+        starting: bool,
+    ) -> Result<Prepared, EngineError> {
         // The backend and the first table see addresses; the runtime keeps the
         // names, resolved again on a schedule and at each deploy.
         let resolved =
@@ -200,14 +208,14 @@ impl Engine {
                 preview,
             }),
             Err(e) => {
-                backend.shutdown().await;
+                discard(backend.as_ref(), starting).await;
                 Err(e)
             }
         }
     }
 
     /// The second half: route it, watch it, count its rollouts, scale it.
-    async fn install(&self, ready: Prepared) -> Result<(), EngineError> {
+    async fn install(&self, ready: Prepared, starting: bool) -> Result<(), EngineError> {
         let Prepared {
             config,
             backend,
@@ -219,7 +227,7 @@ impl Engine {
         let handle = match self.inner.router.install(bound) {
             Ok(handle) => handle,
             Err(e) => {
-                backend.shutdown().await;
+                discard(backend.as_ref(), starting).await;
                 return Err(e.into());
             }
         };
@@ -238,7 +246,7 @@ impl Engine {
             }
             Some(Err(e)) => {
                 self.inner.router.remove(&config.name, Duration::ZERO).await;
-                backend.shutdown().await;
+                discard(backend.as_ref(), starting).await;
                 return Err(e.into());
             }
         };
@@ -395,6 +403,18 @@ impl Engine {
         }
         svc.end_tasks();
         svc.cancel_all_stops();
-        svc.backend.shutdown().await;
+        // Not left for a next rampart: no config of this one names it any more.
+        svc.backend.stop_all().await;
+    }
+}
+
+/// Undoes the start of a service being added: at start-up as a shutdown would
+/// (instances that outlive rampart are left to the next start, as before the
+/// attempt), on a reload by stopping them (nothing would ever re-adopt them).
+async fn discard(backend: &dyn Backend, starting: bool) {
+    if starting {
+        backend.shutdown().await;
+    } else {
+        backend.stop_all().await;
     }
 }

@@ -168,7 +168,7 @@ impl Engine {
             }),
         };
         let plan = crate::reload::diff(&without_services, config);
-        if let Err(e) = engine.apply(plan, SYSTEM_ACTOR).await {
+        if let Err(e) = engine.apply(plan, SYSTEM_ACTOR, true).await {
             engine.inner.router.shutdown(Duration::ZERO).await;
             return Err(e);
         }
