@@ -52,6 +52,9 @@ describe('actions', () => {
     expect(actionsFor('progressing', true)).toEqual(['promote', 'pause', 'abort', 'rollback']);
     expect(actionsFor('paused', true)).toContain('resume');
     expect(actionsFor('succeeded', true)).toEqual([]);
+    expect(actionsFor('awaiting_promotion', true)).toEqual(['promote', 'abort', 'rollback']);
+    expect(actionsFor('post_promotion', true)).toEqual(['abort', 'rollback']);
+    expect(actionsFor('switching_back', true)).toEqual([]);
   });
 });
 

@@ -65,6 +65,13 @@ export function actionsFor(state: string, canOperate: boolean): Action[] {
     case 'validating':
     case 'starting':
       return ['abort', 'rollback'];
+    // Blue-green: the preview can be switched to (promote) or dropped; after the
+    // switch, abort and rollback switch back to the previous version.
+    case 'previewing':
+    case 'awaiting_promotion':
+      return ['promote', 'abort', 'rollback'];
+    case 'post_promotion':
+      return ['abort', 'rollback'];
     default:
       return [];
   }
