@@ -94,8 +94,14 @@ fn a_service_scales_up_under_load_and_back_down_draining_without_a_failed_reques
         "web",
         Duration::from_secs(60),
         "scale-up to 3",
+        // The size changes before the decision that made it is stored: wait for both.
         |v| {
-            v["stable"]["instances"].as_u64() >= Some(3) && v["stable"]["ready"].as_u64() >= Some(3)
+            v["stable"]["instances"].as_u64() >= Some(3)
+                && v["stable"]["ready"].as_u64() >= Some(3)
+                && v["decisions"].as_array().is_some_and(|all| {
+                    all.iter()
+                        .any(|d| d["status"] == "applied" && d["to"].as_u64() > d["from"].as_u64())
+                })
         },
     );
     let decision = up["decisions"]

@@ -20,6 +20,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 use support::{RampartServer, free_addr, sample_app_service};
 
+/// The scenarios run one at a time even under the harness's parallel threads: each
+/// brings its own noise and stalls, which must not land in another's measurement.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn rounds() -> usize {
     std::env::var("RAMPART_DECISIONS_ROUNDS")
         .ok()
@@ -346,6 +353,7 @@ fn wait_size(server: &RampartServer, timeout: Duration, what: &str, done: impl F
 /// window.
 #[test]
 fn the_autoscaler_follows_a_ramp_under_a_noisy_neighbour_without_flapping() {
+    let _serial = one_at_a_time();
     let (mut reaction, mut down_after, mut turns) = (Vec::new(), Vec::new(), Vec::new());
     for round in 1..=rounds() {
         let listen = free_addr();
@@ -460,6 +468,7 @@ fn the_autoscaler_follows_a_ramp_under_a_noisy_neighbour_without_flapping() {
 /// completes at once after the stall, and no scale-down while nothing completes.
 #[test]
 fn a_stall_of_every_instance_does_not_resize_a_rate_scaled_service() {
+    let _serial = one_at_a_time();
     let mut resized = Vec::new();
     for round in 1..=rounds() {
         let listen = free_addr();
@@ -531,6 +540,7 @@ fn a_stall_of_every_instance_does_not_resize_a_rate_scaled_service() {
 /// same stall changes nothing.
 #[test]
 fn a_stall_scales_a_latency_scaled_service_only_without_scale_up_stabilisation() {
+    let _serial = one_at_a_time();
     let mut ups = (Vec::new(), Vec::new());
     for round in 1..=rounds() {
         for stabilised in [false, true] {
@@ -675,6 +685,7 @@ max = 3
 /// after the stall; no second incident follows.
 #[test]
 fn a_stall_of_every_version_opens_one_incident_that_resolves_after_recovery() {
+    let _serial = one_at_a_time();
     let (mut detect, mut resolve) = (Vec::new(), Vec::new());
     for round in 1..=rounds() {
         let listen = free_addr();
@@ -787,6 +798,7 @@ fn a_stall_of_every_version_opens_one_incident_that_resolves_after_recovery() {
 /// right to fire, and opens exactly one host-wide incident, not one per service.
 #[test]
 fn cpu_noise_alone_opens_no_service_incident() {
+    let _serial = one_at_a_time();
     let mut host_incidents = Vec::new();
     for round in 1..=rounds() {
         let (a, b) = (free_addr(), free_addr());
@@ -907,6 +919,7 @@ resolve_after = "5s"
 /// anew, and its actions run once.
 #[test]
 fn injected_errors_under_cpu_noise_open_one_incident() {
+    let _serial = one_at_a_time();
     let mut detect = Vec::new();
     for round in 1..=rounds() {
         let listen = free_addr();
