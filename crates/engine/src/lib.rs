@@ -23,6 +23,7 @@ pub mod incidents;
 mod observe;
 mod own_listeners;
 mod preview;
+mod prometheus_query;
 mod record;
 pub mod reload;
 mod resolve;

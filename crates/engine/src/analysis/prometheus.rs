@@ -1,14 +1,12 @@
 //! The `prometheus` metric provider: one instant query, `GET {address}/api/v1/query`
 //! (Prometheus' HTTP API), answered with one value, no data, or why not.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use reqwest::{Client, Url};
-use serde::Deserialize;
-use serde::de::IgnoredAny;
 
 use super::{MetricProvider, ProviderError, QueryAnswer, QueryFuture};
+use crate::prometheus_query::{QueryData, QueryResponse, Sample};
 
 /// A query's answer is one number; more than this is not a Prometheus answer to it.
 const BODY_LIMIT: usize = 1024 * 1024;
@@ -83,41 +81,8 @@ fn describe(error: &reqwest::Error, endpoint: &Url) -> String {
     }
 }
 
-/// The response of `/api/v1/query`, as documented by Prometheus.
-#[derive(Debug, Deserialize)]
-struct QueryResponse {
-    status: String,
-    data: Option<QueryData>,
-    #[serde(rename = "errorType")]
-    error_type: Option<String>,
-    error: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(tag = "resultType", content = "result", rename_all = "lowercase")]
-enum QueryData {
-    Vector(Vec<Series>),
-    Scalar(Sample),
-    Matrix(IgnoredAny),
-    String(IgnoredAny),
-}
-
-#[derive(Debug, Deserialize)]
-struct Series {
-    #[serde(default)]
-    metric: BTreeMap<String, String>,
-    value: Sample,
-}
-
-/// `[unix_time, "value"]`: values are strings so that NaN and ±Inf survive JSON.
-#[derive(Debug, Deserialize)]
-struct Sample(IgnoredAny, String);
-
 fn value(sample: &Sample) -> Result<QueryAnswer, ProviderError> {
-    let v: f64 = sample
-        .1
-        .parse()
-        .map_err(|_| format!("the query returned `{}`, which is not a number", sample.1))?;
+    let v = sample.value()?;
     if v.is_nan() {
         // 0/0: typically a ratio over a version that had no requests yet.
         return Ok(QueryAnswer::NoData("the query returned NaN".into()));

@@ -3,12 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
-use serde::de::IgnoredAny;
-
 use super::attempt::Attempt;
 use super::comparison::Comparison;
 use super::http::{Body, client, describe_request_error, parse_url, read_body};
+use crate::prometheus_query::{QueryData, QueryResponse};
 
 pub(crate) async fn probe(url: &str, query: &str, expect: &str) -> Attempt {
     let comparison = match Comparison::parse(expect) {
@@ -49,45 +47,6 @@ pub(crate) async fn probe(url: &str, query: &str, expect: &str) -> Attempt {
         Err(reason) => Attempt::fail(format!("Prometheus answered {status}: {reason}")),
     };
     attempt.with_output(body.excerpt())
-}
-
-/// The response of `/api/v1/query`, as documented by Prometheus.
-#[derive(Debug, Deserialize)]
-struct QueryResponse {
-    status: String,
-    data: Option<QueryData>,
-    #[serde(rename = "errorType")]
-    error_type: Option<String>,
-    error: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(tag = "resultType", content = "result", rename_all = "lowercase")]
-enum QueryData {
-    Vector(Vec<Series>),
-    Scalar(Sample),
-    Matrix(IgnoredAny),
-    String(IgnoredAny),
-}
-
-#[derive(Debug, Deserialize)]
-struct Series {
-    #[serde(default)]
-    metric: BTreeMap<String, String>,
-    value: Sample,
-}
-
-/// `[unix_time, "value"]`: Prometheus sends values as strings so that NaN and ±Inf
-/// survive JSON.
-#[derive(Debug, Deserialize)]
-struct Sample(IgnoredAny, String);
-
-impl Sample {
-    fn value(&self) -> Result<f64, String> {
-        self.1
-            .parse()
-            .map_err(|_| format!("the query returned `{}`, which is not a number", self.1))
-    }
 }
 
 /// The one value of the query's result, or why there is not exactly one.
