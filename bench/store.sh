@@ -11,18 +11,21 @@
 #
 # Load while measuring: VIEWER_RPS (default 500) requests/s with a viewer token
 # spread over status, deployment list, audit list and token-authenticated reads;
-# `audit verify` looping over an audit log seeded with SEED_ENTRIES entries; wrk
-# keeping 8 connections busy through the service's router.
+# `audit verify` looping over an audit log seeded with SEED_ENTRIES entries;
+# ROUTER_RPS (default 300) requests/s through the service's router, so the canary
+# has traffic to lose. Every load runs at a fixed rate: a closed-loop generator
+# such as wrk would keep both cores of a small machine busy on its own, and the
+# probes would then measure how long they wait for a core, not what rampart does.
 #
-# Usage: bench/store.sh [RUNS]   (needs wrk: apt-get install -y wrk; python3)
+# Usage: bench/store.sh [RUNS]   (needs python3)
 #        RAMPART_BIN=path/to/rampart skips the release build (bench/lib.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-10}
 VIEWER_RPS=${VIEWER_RPS:-500}
+ROUTER_RPS=${ROUTER_RPS:-300}
 SEED_ENTRIES=${SEED_ENTRIES:-5000}
 
-command -v wrk >/dev/null || { echo "wrk is needed: apt-get install -y wrk" >&2; exit 2; }
 source bench/lib.sh
 start_static_bench_service
 VIEWER=$(api -X POST "http://127.0.0.1:$API/api/v1/tokens" -d '{"name":"viewer","role":"viewer"}' | json 'd["secret"]')
@@ -40,18 +43,19 @@ for n in range(count):
     assert r.status == 200, r.status
 PY
 
-# The load: viewers at a fixed rate, audit verify in a loop, traffic through the router.
-cat > "$WORK/viewers.py" <<'PY'
+# The load: viewers at a fixed rate, audit verify in a loop, traffic through the
+# router at a fixed rate. `fixed_rate.py PORT TOKEN RPS SECONDS OUT PATH...`
+# (TOKEN "-" sends none).
+cat > "$WORK/fixed_rate.py" <<'PY'
 import http.client, sys, threading, time
-api, token, rps, seconds, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
-paths = ["/api/v1/services/bench/status", "/api/v1/deployments?limit=20",
-         "/api/v1/audit?limit=50&order=desc", "/api/v1/services"]
+port, token, rps, seconds, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
+paths = sys.argv[6:]
 THREADS = 10
 stats = {"ok": 0, "err": 0}
 lock = threading.Lock()
 def worker(i):
-    conn = http.client.HTTPConnection("127.0.0.1", int(api), timeout=10)
-    headers = {"Authorization": f"Bearer {token}"}
+    conn = http.client.HTTPConnection("127.0.0.1", int(port), timeout=10)
+    headers = {"Authorization": f"Bearer {token}"} if token != "-" else {}
     interval = THREADS / rps
     next_at = time.monotonic() + i * interval / THREADS
     end = time.monotonic() + seconds
@@ -66,7 +70,7 @@ def worker(i):
             r = conn.getresponse(); r.read()
             ok = r.status == 200
         except Exception:
-            conn = http.client.HTTPConnection("127.0.0.1", int(api), timeout=10)
+            conn = http.client.HTTPConnection("127.0.0.1", int(port), timeout=10)
             ok = False
         n += 1
         with lock:
@@ -79,9 +83,11 @@ with open(out, "w") as f:
     f.write(f'{stats["ok"]} {stats["err"]} {time.monotonic() - start:.1f}\n')
 PY
 DURATION=$((RUNS * 9 + 20))
-python3 "$WORK/viewers.py" "$API" "$VIEWER" "$VIEWER_RPS" "$DURATION" "$WORK/viewers.out" & PIDS+=($!)
+python3 "$WORK/fixed_rate.py" "$API" "$VIEWER" "$VIEWER_RPS" "$DURATION" "$WORK/viewers.out" \
+    /api/v1/services/bench/status "/api/v1/deployments?limit=20" \
+    "/api/v1/audit?limit=50&order=desc" /api/v1/services & PIDS+=($!)
+python3 "$WORK/fixed_rate.py" "$ROUTER" - "$ROUTER_RPS" "$DURATION" "$WORK/router.out" / & PIDS+=($!)
 ( while true; do curl -sf -H "Authorization: Bearer $VIEWER" "http://127.0.0.1:$API/api/v1/audit/verify" >>"$WORK/verify.log" && echo >>"$WORK/verify.log"; done ) & PIDS+=($!)
-wrk -t1 -c8 -d${DURATION}s "http://127.0.0.1:$ROUTER/" >"$WORK/wrk.log" 2>&1 & PIDS+=($!)
 
 # Readiness probes over the whole run, sequential on one keep-alive connection,
 # alternating with /health/live: live does no work at all, so its latency is the
@@ -119,11 +125,11 @@ for i in $(seq "$RUNS"); do
     wait_state "$ID" rolled_back
 done
 wait "$READY_PID"
-while [ ! -s "$WORK/viewers.out" ]; do sleep 1; done
+while [ ! -s "$WORK/viewers.out" ] || [ ! -s "$WORK/router.out" ]; do sleep 1; done
 VERIFIES=$(grep -c '"ok":true' "$WORK/verify.log" || true)
 ENTRIES=$(grep '"ok":true' "$WORK/verify.log" | tail -n 1 | json 'd["entries_checked"]' 2>/dev/null || echo "?")
 
-python3 - "${CALLS[*]}" "${LAST[*]}" "$(sed -n 1p "$WORK/ready.out")" "$(cat "$WORK/viewers.out")" "$VERIFIES" "$ENTRIES" "$(sed -n 2p "$WORK/ready.out")" <<'PY'
+python3 - "${CALLS[*]}" "${LAST[*]}" "$(sed -n 1p "$WORK/ready.out")" "$(cat "$WORK/viewers.out")" "$VERIFIES" "$ENTRIES" "$(sed -n 2p "$WORK/ready.out")" "$(cat "$WORK/router.out")" <<'PY'
 import statistics, sys
 calls = [float(x) * 1000 for x in sys.argv[1].split()]
 last = [int(x) for x in sys.argv[2].split()]
@@ -137,7 +143,9 @@ print(f"| rollback call → last request at the canary | {len(last)} | {statisti
 print(f"| `/health/ready` (client-side, one keep-alive connection) | {len(ready)} | {pct(ready, 50):.2f} ms | {pct(ready, 99):.2f} ms | {ready[-1]:.2f} ms | p99 ≤ 1 ms |")
 live = sorted(float(x) for x in sys.argv[7].split())
 print(f"| `/health/live`, same connection, alternating (the floor: no work) | {len(live)} | {pct(live, 50):.2f} ms | {pct(live, 99):.2f} ms | {live[-1]:.2f} ms | — |")
+r_ok, r_err, r_secs = sys.argv[8].split()
 print()
 print(f"Load meanwhile: {int(ok) / float(secs):.0f} viewer requests/s answered ({ok} ok, {err} failed), "
-      f"{sys.argv[5]} audit verifications of {sys.argv[6]} entries, wrk with 8 connections through the router.")
+      f"{sys.argv[5]} audit verifications of {sys.argv[6]} entries, "
+      f"{int(r_ok) / float(r_secs):.0f} requests/s through the router ({r_ok} ok, {r_err} failed).")
 PY

@@ -118,6 +118,10 @@ struct Inner {
     writer: Mutex<Connection>,
     readers: Readers,
     read_slots: Arc<Semaphore>,
+    /// One permit: async writers queue here, in order, instead of each parking a
+    /// blocking-pool thread on the writer's mutex (a burst of writes would otherwise
+    /// grow the pool, and with it the memory of every thread's allocator heap).
+    write_slot: Arc<Semaphore>,
     path: PathBuf,
     clock: TimeSource,
     /// Audit entries committed through this handle since it was opened.
@@ -232,6 +236,7 @@ impl Store {
                 writer: Mutex::new(conn),
                 readers,
                 read_slots: Arc::new(Semaphore::new(READ_CONCURRENCY)),
+                write_slot: Arc::new(Semaphore::new(1)),
                 path,
                 clock,
                 audit_appended: Arc::new(AtomicU64::new(0)),
@@ -301,8 +306,19 @@ impl Store {
         F: FnOnce(&Tx<'_>) -> Result<T> + Send + 'static,
         T: Send + 'static,
     {
+        let slot = Arc::clone(&self.inner.write_slot)
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Aborted("the store is closing".into()))?;
         let store = self.clone();
-        join(tokio::task::spawn_blocking(move || store.with_tx(f)).await)
+        join(
+            tokio::task::spawn_blocking(move || {
+                let result = store.with_tx(f);
+                drop(slot);
+                result
+            })
+            .await,
+        )
     }
 
     /// Runs a read-only `f` on one consistent snapshot, off the async runtime, on a
