@@ -26,6 +26,7 @@ mod preview;
 mod prometheus_query;
 mod record;
 pub mod reload;
+mod request_error;
 mod resolve;
 mod retire;
 mod rollout_metrics;

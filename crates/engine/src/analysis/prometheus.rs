@@ -7,6 +7,7 @@ use reqwest::{Client, Url};
 
 use super::{MetricProvider, ProviderError, QueryAnswer, QueryFuture};
 use crate::prometheus_query::{QueryData, QueryResponse, Sample};
+use crate::request_error::describe_request_error;
 
 /// A query's answer is one number; more than this is not a Prometheus answer to it.
 const BODY_LIMIT: usize = 1024 * 1024;
@@ -35,13 +36,13 @@ impl Prometheus {
             .query(&[("query", query)])
             .send()
             .await
-            .map_err(|e| describe(&e, &self.endpoint))?;
+            .map_err(|e| describe_request_error(&e, &self.endpoint))?;
         let status = response.status();
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(|e| {
             format!(
                 "Prometheus answered {status}, then reading failed: {}",
-                describe(&e, &self.endpoint)
+                describe_request_error(&e, &self.endpoint)
             )
         })? {
             body.extend_from_slice(&chunk);
@@ -64,20 +65,6 @@ impl MetricProvider for Prometheus {
 
     fn query<'a>(&'a self, query: &'a str) -> QueryFuture<'a> {
         Box::pin(self.run(query))
-    }
-}
-
-fn describe(error: &reqwest::Error, endpoint: &Url) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text = format!("{text}: {cause}");
-        source = cause.source();
-    }
-    if error.is_timeout() {
-        format!("{endpoint} timed out ({text})")
-    } else {
-        text
     }
 }
 

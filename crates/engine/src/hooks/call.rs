@@ -7,6 +7,8 @@ use rampart_config::WebhookHook;
 use reqwest::{Client, redirect};
 use serde_json::Value;
 
+use crate::request_error::describe_request_error;
+
 /// The longest wait between two attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// How much of a response body an answer quotes.
@@ -103,10 +105,8 @@ async fn post_once(client: &Client, hook: &WebhookHook, payload: &Value) -> (Ans
         Err(e) => {
             let what = if e.is_timeout() {
                 format!("no answer within {}", hook.timeout)
-            } else if e.is_connect() {
-                format!("could not connect to {}: {}", hook.url, root_cause(&e))
             } else {
-                format!("request to {} failed: {}", hook.url, root_cause(&e))
+                describe_request_error(&e, &hook.url)
             };
             (
                 Answer {
@@ -128,14 +128,6 @@ fn one_line(body: &str) -> String {
     let mut cut: String = flat.chars().take(ANSWER_LIMIT).collect();
     cut.push('…');
     cut
-}
-
-fn root_cause(err: &reqwest::Error) -> String {
-    let mut cause: &dyn std::error::Error = err;
-    while let Some(source) = cause.source() {
-        cause = source;
-    }
-    cause.to_string()
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ use reqwest::{Client, Method, Response, Url, redirect};
 
 use super::attempt::Attempt;
 use super::tail::OUTPUT_LIMIT;
+use crate::request_error::{describe_request_error, root_cause};
 
 /// How much of a body is read; a check looking for a text searches this much.
 pub(crate) const BODY_LIMIT: usize = 1024 * 1024;
@@ -130,24 +131,6 @@ pub(crate) async fn read_body(mut response: Response) -> Result<Body, reqwest::E
         bytes,
         truncated: false,
     })
-}
-
-/// "could not connect to http://…: Connection refused (os error 111)" rather than
-/// reqwest's outermost "error sending request".
-pub(crate) fn describe_request_error(err: &reqwest::Error, url: &Url) -> String {
-    if err.is_connect() {
-        format!("could not connect to {url}: {}", root_cause(err))
-    } else {
-        format!("request to {url} failed: {}", root_cause(err))
-    }
-}
-
-fn root_cause(err: &reqwest::Error) -> String {
-    let mut cause: &dyn std::error::Error = err;
-    while let Some(source) = cause.source() {
-        cause = source;
-    }
-    cause.to_string()
 }
 
 #[cfg(test)]

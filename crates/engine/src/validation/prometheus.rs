@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 
 use super::attempt::Attempt;
 use super::comparison::Comparison;
-use super::http::{Body, client, describe_request_error, parse_url, read_body};
+use super::http::{Body, client, parse_url, read_body};
 use crate::prometheus_query::{QueryData, QueryResponse};
+use crate::request_error::describe_request_error;
 
 pub(crate) async fn probe(url: &str, query: &str, expect: &str) -> Attempt {
     let comparison = match Comparison::parse(expect) {
