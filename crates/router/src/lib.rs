@@ -101,6 +101,7 @@ pub mod listeners;
 mod metrics;
 mod mirror;
 mod outcome;
+mod per_worker;
 mod pool;
 mod problem;
 mod proxy;
