@@ -153,11 +153,9 @@ pub(crate) fn bind_group(addr: SocketAddr, workers: usize) -> io::Result<Vec<Tcp
 }
 
 fn reuse_port_listener(addr: SocketAddr) -> io::Result<TcpListener> {
+    // As `TcpListener::bind`: `IPV6_V6ONLY` left to the system (`[::]` takes IPv4
+    // too by default), `SO_REUSEADDR` on, a backlog of 1024 as tokio's.
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    if addr.is_ipv6() {
-        // As `TcpListener::bind` does: an IPv6 socket takes only IPv6.
-        socket.set_only_v6(true)?;
-    }
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;
     socket.set_nonblocking(true)?;
