@@ -8,7 +8,6 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -16,29 +15,30 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
 use crate::limit::Permit;
-use crate::metrics::counters::SetCounters;
+use crate::metrics::counters::{SetCounters, WorkerCounts};
 use crate::outcome::Outcome;
 use crate::pool::Reusable;
 use crate::upstream::InFlight;
 
 /// One request counted in its set's in-flight gauge (when metrics are on).
 #[derive(Debug)]
-pub(crate) struct SetGauge(Option<Arc<SetCounters>>);
+pub(crate) struct SetGauge(Option<WorkerCounts>);
 
 impl SetGauge {
     pub(crate) fn new(counters: &Arc<SetCounters>, enabled: bool) -> Self {
         if !enabled {
             return Self(None);
         }
-        counters.in_flight.fetch_add(1, Ordering::Relaxed);
-        Self(Some(Arc::clone(counters)))
+        let mine = counters.mine();
+        mine.request_started();
+        Self(Some(Arc::clone(mine)))
     }
 }
 
 impl Drop for SetGauge {
     fn drop(&mut self) {
         if let Some(counters) = &self.0 {
-            counters.in_flight.fetch_sub(1, Ordering::Relaxed);
+            counters.request_ended();
         }
     }
 }

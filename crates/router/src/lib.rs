@@ -10,9 +10,11 @@
 //! Behaviour worth knowing:
 //! - **Threads**: the data plane runs on its own threads, one per core by default
 //!   ([`Router::start_with_workers`] picks the number), each a single-threaded tokio
-//!   runtime that accepts on every service's socket and keeps its own keep-alive
-//!   connections to the upstreams, so a request is served start to end on one thread.
-//!   The caller's runtime only runs drains and whatever awaits the handles.
+//!   runtime that accepts on its own `SO_REUSEPORT` socket of every service (the
+//!   kernel spreads connections over them; `listeners.rs`), keeps its own keep-alive
+//!   connections to the upstreams and its own copy of the counters and windows
+//!   (added up when read), so a request is served start to end on one thread. The
+//!   caller's runtime only runs drains and whatever awaits the handles.
 //! - **Split**: every block of 100 requests gives the canary exactly its share, at
 //!   random positions within the block (`split.rs` explains why); the
 //!   `version_header`, when configured, lets clients in `version_header_from` pick a
@@ -101,6 +103,7 @@ pub mod listeners;
 mod metrics;
 mod mirror;
 mod outcome;
+mod per_worker;
 mod pool;
 mod problem;
 mod proxy;

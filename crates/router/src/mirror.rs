@@ -170,7 +170,7 @@ async fn send_copy(local: Arc<LocalService>, table: Arc<ActiveTable>, planned: P
         return;
     };
     let outcome = Outcome::new(
-        Arc::clone(state),
+        &local,
         &table,
         SetKind::Canary,
         Assignment::Mirrored,

@@ -10,15 +10,17 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::metrics::counters::SetCounters;
-use crate::service::ServiceState;
+use crate::metrics::counters::WorkerCounts;
 use crate::table::{ActiveTable, Assignment, SetKind};
+use crate::worker::LocalService;
 
+/// Holds only references of the worker that serves the request (its `LocalService`,
+/// its copy of the counters), so taking and dropping them stays on its cache lines.
 pub(crate) struct Outcome {
-    state: Arc<ServiceState>,
+    local: Arc<LocalService>,
     kind: SetKind,
     assignment: Assignment,
-    counters: Arc<SetCounters>,
+    counters: WorkerCounts,
     started: Instant,
 }
 
@@ -35,7 +37,7 @@ impl Outcome {
     /// The request will be charged to `kind` of `table` (stable when the table has no
     /// such set).
     pub(crate) fn new(
-        state: Arc<ServiceState>,
+        local: &Arc<LocalService>,
         table: &ActiveTable,
         kind: SetKind,
         assignment: Assignment,
@@ -43,10 +45,10 @@ impl Outcome {
     ) -> Self {
         let set = table.set(kind).unwrap_or(&table.stable);
         Self {
-            state,
+            local: Arc::clone(local),
             kind: set.kind,
             assignment,
-            counters: Arc::clone(set.counters_for(assignment)),
+            counters: Arc::clone(set.counters_for(assignment).mine()),
             started,
         }
     }
@@ -57,17 +59,15 @@ impl Outcome {
 
     /// A failed attempt is about to be retried on another instance.
     pub(crate) fn count_retry(&self) {
-        if self.state.metrics_enabled() {
-            self.counters
-                .retries
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if self.local.state.metrics_enabled() {
+            self.counters.count_retry();
         }
     }
 
     /// Records the request with the time since it arrived.
     pub(crate) fn finish(self, status: u16, error: bool) {
         let latency_us = self.started.elapsed().as_micros() as u64;
-        self.state.record(
+        self.local.state.record(
             self.kind,
             self.assignment,
             &self.counters,

@@ -231,7 +231,7 @@ pub(crate) async fn handle(
     }
     // Charged to the chosen set whoever answers in the end (see `outcome`); taken
     // when recorded, so a request is recorded once.
-    let outcome = Outcome::new(Arc::clone(state), &table, kind, assignment, started);
+    let outcome = Outcome::new(&local, &table, kind, assignment, started);
     let Some((served, in_flight)) = first_pick else {
         let response = Problem::NoUpstream
             .response(&state.name, "the service has no instance to send to".into());

@@ -36,9 +36,10 @@ pub struct Router {
     clock: Arc<dyn Clock>,
     /// Serialises adds and removals, so a name is never bound twice.
     changing: Mutex<()>,
-    /// One more descriptor of each service's listening socket, to hand to a new
-    /// rampart in a graceful upgrade (the workers hold their own).
-    sockets: Mutex<HashMap<String, std::net::TcpListener>>,
+    /// One more descriptor of each of a service's listening sockets (its
+    /// `SO_REUSEPORT` group), to hand to a new rampart in a graceful upgrade (the
+    /// workers hold their own).
+    sockets: Mutex<HashMap<String, Vec<std::net::TcpListener>>>,
 }
 
 #[derive(Debug)]
@@ -53,10 +54,10 @@ struct ServiceStop {
 #[derive(Debug)]
 pub struct BoundService {
     state: Arc<ServiceState>,
-    /// One duplicate of the listening socket per worker.
-    listeners: Vec<std::net::TcpListener>,
-    /// The original, kept for a handover while the service is routed.
-    socket: std::net::TcpListener,
+    /// Per worker, duplicates of the listening sockets it accepts on.
+    listeners: Vec<Vec<std::net::TcpListener>>,
+    /// The originals, kept for a handover while the service is routed.
+    sockets: Vec<std::net::TcpListener>,
 }
 
 impl BoundService {
@@ -159,27 +160,25 @@ impl Router {
             addr: route.listen,
             source,
         };
-        let listener = crate::listeners::bind_or_take(route.listen)
-            .await
-            .map_err(bind_error)?;
-        let local = listener.local_addr().map_err(bind_error)?;
-        // Deregistered from this runtime; each worker registers its own duplicate.
-        let listener = listener.into_std().map_err(bind_error)?;
-        let mut listeners = Vec::with_capacity(self.workers.len());
-        for _ in &self.workers {
-            listeners.push(listener.try_clone().map_err(|source| RouterError::Bind {
-                service: route.name.clone(),
-                addr: local,
-                source,
-            })?);
-        }
-        // The workers hold duplicates; the original is kept for a handover.
+        let sockets =
+            crate::listeners::bind_group(route.listen, self.workers.len()).map_err(bind_error)?;
+        let local = sockets[0].local_addr().map_err(bind_error)?;
+        // The workers register their own duplicates with their runtimes; the
+        // originals are kept for a handover.
+        let listeners =
+            crate::listeners::share_out(&sockets, self.workers.len()).map_err(|source| {
+                RouterError::Bind {
+                    service: route.name.clone(),
+                    addr: local,
+                    source,
+                }
+            })?;
         let state = ServiceState::new(route, local, Arc::clone(&self.clock), self.workers.len())?;
         state.set_worker_runtimes(self.runtimes.clone());
         Ok(BoundService {
             state,
             listeners,
-            socket: listener,
+            sockets,
         })
     }
 
@@ -189,7 +188,7 @@ impl Router {
         let BoundService {
             state,
             listeners,
-            socket,
+            sockets,
         } = bound;
         if self.service(&state.name).is_some() {
             return Err(RouterError::DuplicateService(state.name.clone()));
@@ -198,7 +197,7 @@ impl Router {
         let (done, done_rx) = mpsc::channel(1);
         for (worker, listener) in self.workers.iter().zip(listeners) {
             let added = Added {
-                listener,
+                listeners: listener,
                 state: Arc::clone(&state),
                 stop: stop_rx.clone(),
                 done: done.clone(),
@@ -219,7 +218,7 @@ impl Router {
         self.sockets
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(state.name.clone(), socket);
+            .insert(state.name.clone(), sockets);
         self.services.rcu(|list| {
             let mut list = Vec::clone(list);
             list.push(Arc::clone(&state));
@@ -274,6 +273,7 @@ impl Router {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .values()
+            .flatten()
             .map(std::net::TcpListener::try_clone)
             .collect()
     }

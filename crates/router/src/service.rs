@@ -17,10 +17,10 @@ use tokio::sync::watch;
 use crate::connection::ConnectionLimit;
 use crate::error::RouterError;
 use crate::limit::ConcurrencyLimit;
-use crate::metrics::arrivals::ArrivalRing;
-use crate::metrics::counters::SetCounters;
+use crate::metrics::arrivals::Arrivals;
+use crate::metrics::counters::{Counts, SetCounters};
 use crate::metrics::status_class;
-use crate::metrics::window::{SetWindow, WindowRing};
+use crate::metrics::window::{SetWindow, SetWindows};
 use crate::mirror::Mirror;
 use crate::split::{Splitter, canary_step};
 use crate::status::{InstanceStatus, MirrorStatus, RequestCounts, SetStatus, TrafficStatus};
@@ -115,22 +115,26 @@ pub(crate) struct ServiceState {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) table: ArcSwap<ActiveTable>,
     writer: Mutex<Bookkeeping>,
+    /// One block sequence for the whole service, shared by the workers (one
+    /// compare-and-swap per request): per-worker blocks would make the shares exact
+    /// only per worker, and any N×100 requests of the service would no longer hold
+    /// exactly their share (`split.rs`).
     pub(crate) splitter: Splitter,
     pub(crate) limit: Arc<ConcurrencyLimit>,
     pub(crate) connection_limit: Arc<ConnectionLimit>,
     outlier_enabled: AtomicBool,
     outlier_threshold: AtomicU32,
     metrics_enabled: AtomicBool,
-    stable_window: WindowRing,
-    canary_window: WindowRing,
+    stable_window: SetWindows,
+    canary_window: SetWindows,
     /// Client-chosen requests; allocated on the first one (the header is off by
     /// default, and a ring is a few MB).
-    client_stable_window: OnceLock<WindowRing>,
-    client_canary_window: OnceLock<WindowRing>,
+    client_stable_window: OnceLock<SetWindows>,
+    client_canary_window: OnceLock<SetWindows>,
     /// Requests per set by the second they arrived (all of them, split or chosen by
     /// the client): the demand the autoscaler sizes for.
-    stable_arrivals: ArrivalRing,
-    canary_arrivals: ArrivalRing,
+    stable_arrivals: Arrivals,
+    canary_arrivals: Arrivals,
     pub(crate) cookies: CookieSigner,
     pub(crate) mirror: Mirror,
     /// Data-plane threads; every instance keeps an idle-connection slot per worker.
@@ -208,7 +212,7 @@ impl ServiceState {
             name: route.name,
             mirror,
             listen,
-            limit: ConcurrencyLimit::new(route.settings.max_concurrency),
+            limit: ConcurrencyLimit::new(route.settings.max_concurrency, workers),
             connection_limit: ConnectionLimit::new(route.settings.max_connections_per_client),
             outlier_enabled: AtomicBool::new(threshold > 0),
             outlier_threshold: AtomicU32::new(if threshold > 0 {
@@ -222,12 +226,12 @@ impl ServiceState {
             writer: Mutex::new(books),
             splitter: Splitter::default(),
             metrics_enabled: AtomicBool::new(true),
-            stable_window: WindowRing::new(),
-            canary_window: WindowRing::new(),
+            stable_window: SetWindows::new(workers),
+            canary_window: SetWindows::new(workers),
             client_stable_window: OnceLock::new(),
             client_canary_window: OnceLock::new(),
-            stable_arrivals: ArrivalRing::new(),
-            canary_arrivals: ArrivalRing::new(),
+            stable_arrivals: Arrivals::new(workers),
+            canary_arrivals: Arrivals::new(workers),
             cookies: CookieSigner::default(),
             workers,
             runtime: tokio::runtime::Handle::current(),
@@ -286,7 +290,7 @@ impl ServiceState {
         &self,
         kind: SetKind,
         assignment: Assignment,
-        counters: &SetCounters,
+        counters: &Counts,
         status: u16,
         error: bool,
         latency_us: u64,
@@ -313,7 +317,7 @@ impl ServiceState {
         }
     }
 
-    fn window_ring(&self, kind: SetKind, assignment: Assignment) -> &WindowRing {
+    fn window_ring(&self, kind: SetKind, assignment: Assignment) -> &SetWindows {
         match (kind, assignment) {
             (SetKind::Stable, Assignment::Split) => &self.stable_window,
             // Matched and mirrored requests are the canary's evidence too: the judge
@@ -324,12 +328,12 @@ impl ServiceState {
             }
             // Never assigned: matches and mirrors go to the canary.
             (SetKind::Stable, Assignment::Matched | Assignment::Mirrored) => &self.stable_window,
-            (SetKind::Stable, Assignment::Client) => {
-                self.client_stable_window.get_or_init(WindowRing::new)
-            }
-            (SetKind::Canary, Assignment::Client) => {
-                self.client_canary_window.get_or_init(WindowRing::new)
-            }
+            (SetKind::Stable, Assignment::Client) => self
+                .client_stable_window
+                .get_or_init(|| SetWindows::new(self.workers)),
+            (SetKind::Canary, Assignment::Client) => self
+                .client_canary_window
+                .get_or_init(|| SetWindows::new(self.workers)),
         }
     }
 
@@ -500,7 +504,7 @@ fn build_table(
                 books
                     .counters
                     .entry((kind, set.version.clone(), assignment))
-                    .or_default(),
+                    .or_insert_with(|| Arc::new(SetCounters::new(workers))),
             )
         };
         let split = counters(Assignment::Split);
@@ -759,7 +763,7 @@ impl ServiceHandle {
     }
 
     fn sum_seconds(&self, first: u64, last: u64, start: Timestamp, end: Timestamp) -> WindowDetail {
-        let client = |ring: &OnceLock<WindowRing>| {
+        let client = |ring: &OnceLock<SetWindows>| {
             ring.get()
                 .map(|ring| ring.sum(first, last))
                 .unwrap_or_default()

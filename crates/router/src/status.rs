@@ -86,10 +86,10 @@ pub struct RequestCounts {
 impl RequestCounts {
     pub(crate) fn of(counters: &SetCounters) -> Self {
         Self {
-            requests: counters.requests.load(Ordering::Relaxed),
-            errors: counters.errors.load(Ordering::Relaxed),
-            retries: counters.retries.load(Ordering::Relaxed),
-            in_flight: counters.in_flight.load(Ordering::Relaxed).max(0) as u64,
+            requests: counters.requests(),
+            errors: counters.errors(),
+            retries: counters.retries(),
+            in_flight: counters.in_flight(),
         }
     }
 }

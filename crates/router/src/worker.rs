@@ -1,8 +1,8 @@
 //! The data plane's worker threads.
 //!
 //! Each worker is an OS thread with its own current-thread tokio runtime that accepts
-//! on every service's listening socket (a duplicate of the same socket, so the kernel
-//! hands each new connection to one of the workers) and uses only the upstream
+//! on its own socket of every service's `SO_REUSEPORT` group (so the kernel spreads
+//! new connections over the workers; [`crate::listeners`]) and uses only the upstream
 //! connections it opened itself ([`crate::pool`]). A proxied request's client connection, upstream connection and body
 //! streaming therefore all run on one thread: no cross-thread wake-ups, no work
 //! stealing, and no competition with the control plane's runtime. Routing tables,
@@ -18,12 +18,12 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
 use tokio::runtime::Runtime;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
 use crate::connection::{ClientSlot, ConnectionBody, Liveness, TrackedIo};
+use crate::listeners::Accepting;
 use crate::proxy;
 use crate::service::{LiveSettings, ServiceState};
 use crate::tls::TlsAcceptor;
@@ -35,10 +35,10 @@ pub(crate) struct LocalService {
     pub(crate) worker: usize,
 }
 
-/// A service for a worker to start accepting on: its own duplicate of the service's
-/// listening socket.
+/// A service for a worker to start accepting on: its own duplicates of the service's
+/// listening sockets it accepts on (see [`crate::listeners::share_out`]).
 pub(crate) struct Added {
-    pub(crate) listener: std::net::TcpListener,
+    pub(crate) listeners: Vec<std::net::TcpListener>,
     pub(crate) state: Arc<ServiceState>,
     /// `Some(grace)` stops this service only (a reload removed it).
     pub(crate) stop: watch::Receiver<Option<Duration>>,
@@ -79,13 +79,14 @@ impl Worker {
             .name(format!("rampart-router-{}", self.index))
             .spawn(move || {
                 let Worker { index, runtime } = self;
+                crate::per_worker::enter_worker(index);
                 runtime.block_on(async move {
                     let mut services = JoinSet::new();
                     let mut stopping = stop.clone();
                     loop {
                         tokio::select! {
                             service = added.recv() => match service {
-                                Some(service) => match TcpListener::from_std(service.listener) {
+                                Some(service) => match Accepting::from_std(service.listeners) {
                                     Ok(listener) => {
                                         services.spawn(serve(
                                             listener,
@@ -97,7 +98,7 @@ impl Worker {
                                         ));
                                     }
                                     Err(error) => {
-                                        tracing::error!(service = %service.state.name, %error, "a router worker could not take the service's socket; the other workers serve it");
+                                        tracing::error!(service = %service.state.name, %error, "a router worker could not take the service's sockets; connections the kernel queues on them are not accepted");
                                     }
                                 },
                                 // The router is gone.
@@ -142,7 +143,7 @@ async fn stop_requested(stop: &mut watch::Receiver<Option<Duration>>) -> Duratio
 }
 
 async fn serve(
-    listener: TcpListener,
+    listener: Accepting,
     state: Arc<ServiceState>,
     worker: usize,
     mut router_stop: watch::Receiver<Option<Duration>>,

@@ -10,6 +10,27 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::window::RING_SECONDS;
+use crate::per_worker::PerWorker;
+
+/// One set's arrivals: a ring per worker (10 KiB each), added up when read.
+#[derive(Debug)]
+pub(crate) struct Arrivals(PerWorker<ArrivalRing>);
+
+impl Arrivals {
+    pub(crate) fn new(workers: usize) -> Self {
+        Self(PerWorker::new(workers, ArrivalRing::new))
+    }
+
+    /// Counts one arrival in `second` on the calling worker's ring.
+    pub(crate) fn record(&self, second: u64) {
+        self.0.mine().record(second);
+    }
+
+    /// Arrivals in the whole seconds `first..=last` (those still on the rings).
+    pub(crate) fn sum(&self, first: u64, last: u64) -> u64 {
+        self.0.sum(|ring| ring.sum(first, last))
+    }
+}
 
 /// Set while a slot is being zeroed for a new second.
 const BUSY: u64 = 1 << 63;
@@ -141,5 +162,23 @@ mod tests {
             .into_iter()
             .for_each(|t| t.join().expect("recorder"));
         assert_eq!(ring.sum(100, 109), 40_000);
+    }
+
+    #[test]
+    fn workers_count_apart_and_readers_add_up() {
+        // Four threads on two copies: workers 0 and 1, and two that share them.
+        let arrivals = Arrivals::new(2);
+        std::thread::scope(|scope| {
+            for worker in 0..4 {
+                let arrivals = &arrivals;
+                scope.spawn(move || {
+                    crate::per_worker::enter_worker(worker);
+                    (0..10_000u64).for_each(|i| arrivals.record(100 + i / 1_000));
+                });
+            }
+        });
+        assert_eq!(arrivals.sum(100, 109), 40_000);
+        assert_eq!(arrivals.sum(105, 105), 4_000);
+        assert_eq!(arrivals.0.of(0).sum(100, 109), 20_000);
     }
 }

@@ -2,7 +2,6 @@
 //! collector the API server registers in its `Registry`.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
@@ -68,7 +67,7 @@ impl Collector for RouterCollector {
             MetricType::Counter,
         )?;
         for (labels, c) in &rows {
-            Counter(c.requests.load(Ordering::Relaxed)).encode(family.encode_family(labels)?)?;
+            Counter(c.requests()).encode(family.encode_family(labels)?)?;
         }
 
         let mut family = encoder.encode_descriptor(
@@ -78,11 +77,10 @@ impl Collector for RouterCollector {
             MetricType::Counter,
         )?;
         for (labels, c) in &rows {
-            for (class, counter) in CLASS_LABELS.iter().zip(&c.classes) {
+            for (class, count) in CLASS_LABELS.iter().zip(c.classes()) {
                 let mut with_class = labels.clone();
                 with_class.push(("class", (*class).to_owned()));
-                Counter(counter.load(Ordering::Relaxed))
-                    .encode(family.encode_family(&with_class)?)?;
+                Counter(count).encode(family.encode_family(&with_class)?)?;
             }
         }
 
@@ -93,7 +91,7 @@ impl Collector for RouterCollector {
             MetricType::Counter,
         )?;
         for (labels, c) in &rows {
-            Counter(c.errors.load(Ordering::Relaxed)).encode(family.encode_family(labels)?)?;
+            Counter(c.errors()).encode(family.encode_family(labels)?)?;
         }
 
         let mut family = encoder.encode_descriptor(
@@ -103,7 +101,7 @@ impl Collector for RouterCollector {
             MetricType::Counter,
         )?;
         for (labels, c) in &rows {
-            Counter(c.retries.load(Ordering::Relaxed)).encode(family.encode_family(labels)?)?;
+            Counter(c.retries()).encode(family.encode_family(labels)?)?;
         }
 
         let mut family = encoder.encode_descriptor(
@@ -115,7 +113,7 @@ impl Collector for RouterCollector {
         for (labels, c) in &rows {
             family
                 .encode_family(labels)?
-                .encode_gauge(&c.in_flight.load(Ordering::Relaxed))?;
+                .encode_gauge(&(c.in_flight() as i64))?;
         }
 
         let mut family = encoder.encode_descriptor(
