@@ -13,7 +13,9 @@
 //! the connections queued on it — so every socket of a group is kept and handed over
 //! together on a graceful upgrade (several sockets per address), and a worker may
 //! accept on several ([`Accepting`]). Sockets a service manager or an older rampart
-//! passes are used as they are: when fewer than the workers, workers share them.
+//! passes are used as they are: when fewer than the workers, workers share them. The
+//! groups of all services together stay within a budget (`router.rs`), so a handover
+//! can still pass every socket in one message.
 
 use std::collections::HashMap;
 use std::io;

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -39,8 +40,16 @@ pub struct Router {
     /// One more descriptor of each of a service's listening sockets (its
     /// `SO_REUSEPORT` group), to hand to a new rampart in a graceful upgrade (the
     /// workers hold their own).
-    sockets: Mutex<HashMap<String, Vec<std::net::TcpListener>>>,
+    sockets: Mutex<HashMap<String, ServiceSockets>>,
+    /// Sockets of bound and routed services together (see [`GROUP_SOCKETS_BUDGET`]).
+    group_sockets: Arc<AtomicUsize>,
 }
+
+/// How many listening sockets the services' `SO_REUSEPORT` groups may hold together;
+/// a service bound beyond it gets one socket, shared by the workers. A graceful
+/// upgrade passes every socket in one message of at most 253 descriptors, so this
+/// leaves room for 120 more services after the budget is spent.
+const GROUP_SOCKETS_BUDGET: usize = 128;
 
 #[derive(Debug)]
 struct ServiceStop {
@@ -57,7 +66,37 @@ pub struct BoundService {
     /// Per worker, duplicates of the listening sockets it accepts on.
     listeners: Vec<Vec<std::net::TcpListener>>,
     /// The originals, kept for a handover while the service is routed.
+    sockets: ServiceSockets,
+}
+
+/// A service's listening sockets, counted against [`GROUP_SOCKETS_BUDGET`] until
+/// dropped.
+#[derive(Debug)]
+struct ServiceSockets {
     sockets: Vec<std::net::TcpListener>,
+    _reserved: Reserved,
+}
+
+#[derive(Debug)]
+struct Reserved {
+    count: usize,
+    total: Arc<AtomicUsize>,
+}
+
+impl Reserved {
+    fn new(count: usize, total: &Arc<AtomicUsize>) -> Self {
+        total.fetch_add(count, Ordering::Relaxed);
+        Self {
+            count,
+            total: Arc::clone(total),
+        }
+    }
+}
+
+impl Drop for Reserved {
+    fn drop(&mut self) {
+        self.total.fetch_sub(self.count, Ordering::Relaxed);
+    }
 }
 
 impl BoundService {
@@ -145,6 +184,7 @@ impl Router {
             clock,
             changing: Mutex::new(()),
             sockets: Mutex::new(HashMap::new()),
+            group_sockets: Arc::new(AtomicUsize::new(0)),
         })
     }
 
@@ -160,8 +200,14 @@ impl Router {
             addr: route.listen,
             source,
         };
-        let sockets =
-            crate::listeners::bind_group(route.listen, self.workers.len()).map_err(bind_error)?;
+        let held = self.group_sockets.load(Ordering::Relaxed);
+        let group_size = self
+            .workers
+            .len()
+            .min(GROUP_SOCKETS_BUDGET.saturating_sub(held))
+            .max(1);
+        let sockets = crate::listeners::bind_group(route.listen, group_size).map_err(bind_error)?;
+        let reserved = Reserved::new(sockets.len(), &self.group_sockets);
         let local = sockets[0].local_addr().map_err(bind_error)?;
         // The workers register their own duplicates with their runtimes; the
         // originals are kept for a handover.
@@ -178,7 +224,10 @@ impl Router {
         Ok(BoundService {
             state,
             listeners,
-            sockets,
+            sockets: ServiceSockets {
+                sockets,
+                _reserved: reserved,
+            },
         })
     }
 
@@ -273,7 +322,7 @@ impl Router {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .values()
-            .flatten()
+            .flat_map(|service| &service.sockets)
             .map(std::net::TcpListener::try_clone)
             .collect()
     }
