@@ -14,10 +14,10 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
+use crate::exchange::ResponseBody;
 use crate::limit::Permit;
 use crate::metrics::counters::{SetCounters, WorkerCounts};
 use crate::outcome::Outcome;
-use crate::pool::Reusable;
 use crate::upstream::InFlight;
 
 /// One request counted in its set's in-flight gauge (when metrics are on).
@@ -60,13 +60,51 @@ pub(crate) enum ProxyBody {
     Full(Option<Bytes>),
 }
 
+/// A response body as an upstream sends it: read by the router's own exchange (which
+/// returns its connection to the pool at the end), or by hyper's client for an
+/// upgrade request.
+#[derive(Debug)]
+pub(crate) enum Received {
+    Exchanged(ResponseBody),
+    Upgrade(Incoming),
+}
+
+impl Body for Received {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            Received::Exchanged(body) => Pin::new(body).poll_frame(cx),
+            Received::Upgrade(body) => Pin::new(body)
+                .poll_frame(cx)
+                .map(|frame| frame.map(|f| f.map_err(BoxError::from))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Received::Exchanged(body) => body.is_end_stream(),
+            Received::Upgrade(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Received::Exchanged(body) => body.size_hint(),
+            Received::Upgrade(body) => body.size_hint(),
+        }
+    }
+}
+
 /// An upstream response body on its way to the client.
 #[derive(Debug)]
 pub(crate) struct UpstreamBody {
-    inner: Incoming,
+    inner: Received,
     ended: bool,
-    /// The connection it arrives on, back to the pool once the body has ended.
-    connection: Option<Reusable>,
     /// Recorded when the body ends (or fails, or the client stops reading).
     outcome: Option<PendingOutcome>,
     _guard: RequestGuard,
@@ -90,15 +128,13 @@ impl PendingOutcome {
 
 impl UpstreamBody {
     pub(crate) fn new(
-        inner: Incoming,
-        connection: Reusable,
+        inner: Received,
         guard: RequestGuard,
         outcome: Option<PendingOutcome>,
     ) -> Self {
         Self {
             inner,
             ended: false,
-            connection: Some(connection),
             outcome,
             _guard: guard,
         }
@@ -119,12 +155,8 @@ impl Drop for UpstreamBody {
         if let Some(pending) = self.outcome.take() {
             pending.finish(false);
         }
-        // A body cut short leaves the connection mid-message: it is closed instead.
-        if let Some(connection) = self.connection.take()
-            && (self.ended || self.inner.is_end_stream())
-        {
-            connection.release();
-        }
+        // The connection went back to the pool when the body was read to its end; one
+        // cut short is closed with the body.
     }
 }
 
@@ -140,12 +172,12 @@ impl ProxyBody {
 
 impl Body for ProxyBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
             ProxyBody::Upstream(body) => {
                 let frame = Pin::new(&mut body.inner).poll_frame(cx);
@@ -255,7 +287,7 @@ impl BodyTee {
 #[error("the client sent no request body data for {0:?}")]
 pub(crate) struct BodyReadTimeout(pub(crate) std::time::Duration);
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 impl ForwardBody {
     /// The client's body, with a copy kept for a mirrored request when `tee` is set.

@@ -26,7 +26,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::body::ProxyBody;
+use crate::body::{BoxError, ProxyBody};
 
 /// Open connections per client address, shared by every worker of a service.
 #[derive(Debug)]
@@ -284,12 +284,12 @@ impl ConnectionBody {
 
 impl Body for ConnectionBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         Pin::new(&mut self.get_mut().inner).poll_frame(cx)
     }
 

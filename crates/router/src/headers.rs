@@ -2,8 +2,7 @@
 //! and the forwarding headers (`X-Forwarded-For`, `X-Forwarded-Proto`, RFC 7239
 //! `Forwarded`).
 
-use std::fmt::Write as _;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
@@ -100,39 +99,70 @@ pub(crate) fn forwarded_by_us(headers: &HeaderMap) -> bool {
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
+/// A client's address as the forwarding headers write it, formatted once per
+/// connection instead of once per request.
+#[derive(Debug)]
+pub(crate) struct ClientIp {
+    /// `X-Forwarded-For`'s element: the bare address.
+    xff: HeaderValue,
+    /// `Forwarded`'s `for=` parameter (RFC 7239 quotes an IPv6 address in brackets).
+    forwarded_for: String,
+}
+
+impl ClientIp {
+    pub(crate) fn new(ip: IpAddr) -> Self {
+        let text = ip.to_string();
+        let forwarded_for = match ip {
+            IpAddr::V4(_) => format!("for={text}"),
+            IpAddr::V6(_) => format!("for=\"[{text}]\""),
+        };
+        Self {
+            xff: HeaderValue::try_from(text)
+                .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
+            forwarded_for,
+        }
+    }
+}
+
 /// Appends the client to `X-Forwarded-For` and `Forwarded`, and sets
 /// `X-Forwarded-Proto` when no proxy in front of us did. Each value is written into
 /// one buffer: this runs for every request.
 pub(crate) fn add_forwarding(
     headers: &mut HeaderMap,
-    client: SocketAddr,
+    client: &ClientIp,
     host: Option<&str>,
     proto: &'static str,
 ) {
-    let ip = client.ip();
-    let mut xff = String::with_capacity(48);
-    for previous in headers
+    let mut previous = headers
         .get_all(&X_FORWARDED_FOR)
         .iter()
         .filter_map(|v| v.to_str().ok())
-    {
-        xff.push_str(previous);
-        xff.push_str(", ");
-    }
-    let _ = write!(xff, "{ip}");
-    if let Ok(value) = HeaderValue::try_from(xff) {
-        headers.insert(X_FORWARDED_FOR, value);
-    }
+        .peekable();
+    let xff = if previous.peek().is_none() {
+        client.xff.clone()
+    } else {
+        let mut xff = String::with_capacity(48);
+        for previous in previous {
+            xff.push_str(previous);
+            xff.push_str(", ");
+        }
+        xff.push_str(client.xff.to_str().unwrap_or_default());
+        HeaderValue::try_from(xff).unwrap_or_else(|_| client.xff.clone())
+    };
+    headers.insert(X_FORWARDED_FOR, xff);
     if !headers.contains_key(&X_FORWARDED_PROTO) {
         headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
     }
-    let mut forwarded = String::with_capacity(64);
-    let _ = match ip {
-        IpAddr::V4(v4) => write!(forwarded, "for={v4};proto={proto}"),
-        IpAddr::V6(v6) => write!(forwarded, "for=\"[{v6}]\";proto={proto}"),
-    };
-    if let Some(host) = host.filter(|h| h.bytes().all(|b| b.is_ascii_graphic() && b != b'"')) {
-        let _ = write!(forwarded, ";host=\"{host}\"");
+    let host = host.filter(|h| h.bytes().all(|b| b.is_ascii_graphic() && b != b'"'));
+    let mut forwarded =
+        String::with_capacity(client.forwarded_for.len() + 16 + host.map_or(0, |h| h.len() + 8));
+    forwarded.push_str(&client.forwarded_for);
+    forwarded.push_str(";proto=");
+    forwarded.push_str(proto);
+    if let Some(host) = host {
+        forwarded.push_str(";host=\"");
+        forwarded.push_str(host);
+        forwarded.push('"');
     }
     if let Ok(value) = HeaderValue::try_from(forwarded) {
         headers.append(header::FORWARDED, value);
@@ -204,12 +234,8 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("x-forwarded-for", HeaderValue::from_static("203.0.113.7"));
         h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
-        add_forwarding(
-            &mut h,
-            "127.0.0.1:5000".parse().unwrap(),
-            Some("shop.test"),
-            "http",
-        );
+        let client = ClientIp::new("127.0.0.1".parse().unwrap());
+        add_forwarding(&mut h, &client, Some("shop.test"), "http");
         assert_eq!(h["x-forwarded-for"], "203.0.113.7, 127.0.0.1");
         assert_eq!(h["x-forwarded-proto"], "https");
         assert_eq!(
@@ -217,8 +243,14 @@ mod tests {
             "for=127.0.0.1;proto=http;host=\"shop.test\""
         );
         let mut v6 = HeaderMap::new();
-        add_forwarding(&mut v6, "[::1]:5000".parse().unwrap(), None, "http");
+        add_forwarding(
+            &mut v6,
+            &ClientIp::new("::1".parse().unwrap()),
+            None,
+            "http",
+        );
         assert_eq!(v6[header::FORWARDED], "for=\"[::1]\";proto=http");
+        assert_eq!(v6["x-forwarded-for"], "::1");
         assert_eq!(v6["x-forwarded-proto"], "http");
     }
 }

@@ -96,6 +96,7 @@ mod balance;
 mod body;
 mod connection;
 mod error;
+mod exchange;
 mod fast_random;
 mod headers;
 mod limit;

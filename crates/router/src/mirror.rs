@@ -26,7 +26,6 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use crate::balance;
 use crate::body::{BodyTee, ForwardBody, SetGauge};
 use crate::outcome::Outcome;
-use crate::pool::Reusable;
 use crate::split::Splitter;
 use crate::table::{ActiveTable, Assignment, SetKind};
 use crate::worker::LocalService;
@@ -186,7 +185,7 @@ async fn send_copy(local: Arc<LocalService>, table: Arc<ActiveTable>, planned: P
             }
             outcome.finish(failure.problem().status().as_u16(), true);
         }
-        Ok((response, sender)) => {
+        Ok(response) => {
             let status = response.status();
             // Read to the end within the request timeout: latency is to the last
             // byte, as for the user's requests, and the connection goes back to the
@@ -199,14 +198,7 @@ async fn send_copy(local: Arc<LocalService>, table: Arc<ActiveTable>, planned: P
             } else {
                 upstream.record_success();
             }
-            if complete {
-                Reusable {
-                    sender,
-                    upstream: Arc::clone(upstream),
-                    worker: local.worker,
-                }
-                .release();
-            }
+            // A complete body has put its connection back into the pool already.
             outcome.finish(status.as_u16(), status.is_server_error() || !complete);
         }
     }
@@ -215,7 +207,7 @@ async fn send_copy(local: Arc<LocalService>, table: Arc<ActiveTable>, planned: P
 }
 
 /// Reads and discards a body; false when it failed midway.
-async fn drain(mut body: Incoming) -> bool {
+async fn drain(mut body: crate::body::Received) -> bool {
     while let Some(frame) = body.frame().await {
         if frame.is_err() {
             return false;

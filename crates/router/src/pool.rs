@@ -3,10 +3,12 @@
 //! Each [`crate::upstream::Upstream`] keeps its idle connections in one slot per
 //! worker thread, and a connection is only ever used by the worker whose runtime
 //! drives it, so a proxied request never wakes another thread. A connection goes back
-//! to its slot when the response body it carried has been passed on completely
-//! (hyper's dispatcher is then idle again); anything else — an upgrade, a body cut
-//! short, an error — closes it. Idle connections are dropped (closed) after
-//! [`IDLE_TIMEOUT`], when the upstream closes them, and when the instance's drain ends.
+//! to its slot when the response it carried has been read to its end and both sides
+//! allow another request ([`crate::exchange`]); anything else — a body cut short, an
+//! error, `Connection: close` — closes it. Idle connections are dropped (closed)
+//! after [`IDLE_TIMEOUT`], when the upstream closes them, and when the instance's
+//! drain ends. Upgrade requests (WebSocket) get a connection of their own on hyper's
+//! client, which hands the socket over to the tunnel; it is never pooled.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -17,9 +19,11 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use crate::body::ForwardBody;
+use crate::exchange::Connection;
 use crate::upstream::Upstream;
 
-pub(crate) type Sender = SendRequest<ForwardBody>;
+/// hyper's client, for an upgrade request only.
+pub(crate) type UpgradeSender = SendRequest<ForwardBody>;
 
 /// How long an unused connection is kept.
 pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -29,7 +33,7 @@ pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 const MAX_IDLE_PER_WORKER: usize = 512;
 
 struct Idle {
-    sender: Sender,
+    connection: Connection,
     since: Instant,
 }
 
@@ -63,20 +67,17 @@ impl IdleConnections {
     }
 
     /// The most recently used live connection of `worker`, if any.
-    pub(crate) fn take(&self, worker: usize) -> Option<Sender> {
+    pub(crate) fn take(&self, worker: usize) -> Option<Connection> {
         let mut idle = self.slot(worker)?;
-        while let Some(Idle { sender, since }) = idle.pop() {
-            if !sender.is_closed() && since.elapsed() < IDLE_TIMEOUT {
-                return Some(sender);
+        while let Some(Idle { connection, since }) = idle.pop() {
+            if since.elapsed() < IDLE_TIMEOUT && connection.is_usable() {
+                return Some(connection);
             }
         }
         None
     }
 
-    pub(crate) fn put(&self, worker: usize, sender: Sender) {
-        if sender.is_closed() {
-            return;
-        }
+    pub(crate) fn put(&self, worker: usize, connection: Connection) {
         let Some(mut idle) = self.slot(worker) else {
             return;
         };
@@ -86,10 +87,13 @@ impl IdleConnections {
             .first()
             .is_some_and(|oldest| now.duration_since(oldest.since) >= IDLE_TIMEOUT)
         {
-            idle.retain(|i| now.duration_since(i.since) < IDLE_TIMEOUT && !i.sender.is_closed());
+            idle.retain(|i| now.duration_since(i.since) < IDLE_TIMEOUT && i.connection.is_usable());
         }
         if idle.len() < MAX_IDLE_PER_WORKER {
-            idle.push(Idle { sender, since: now });
+            idle.push(Idle {
+                connection,
+                since: now,
+            });
         }
     }
 
@@ -100,29 +104,6 @@ impl IdleConnections {
                 idle.clear();
             }
         }
-    }
-}
-
-/// A connection that carried a response whose body is still being passed on; it goes
-/// back to the pool only if that body ends.
-pub(crate) struct Reusable {
-    pub(crate) sender: Sender,
-    pub(crate) upstream: Arc<Upstream>,
-    pub(crate) worker: usize,
-}
-
-impl std::fmt::Debug for Reusable {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Reusable")
-            .field("upstream", &self.upstream.addr)
-            .field("worker", &self.worker)
-            .finish()
-    }
-}
-
-impl Reusable {
-    pub(crate) fn release(self) {
-        self.upstream.connections.put(self.worker, self.sender);
     }
 }
 
@@ -138,8 +119,8 @@ pub(crate) async fn warm(upstream: Arc<Upstream>, worker: usize, timeout: Durati
         if !upstream.is_active() {
             return;
         }
-        match connect(upstream.addr, timeout).await {
-            Ok(sender) => upstream.connections.put(worker, sender),
+        match Connection::open(upstream.addr, timeout).await {
+            Ok(connection) => upstream.connections.put(worker, connection),
             Err(error) => {
                 tracing::debug!(instance = %upstream.addr, %error, "warming a connection failed");
                 return;
@@ -148,9 +129,13 @@ pub(crate) async fn warm(upstream: Arc<Upstream>, worker: usize, timeout: Durati
     }
 }
 
-/// Opens a new connection to `addr` within `timeout`. The connection is driven by a
-/// task on the calling worker's runtime; it supports upgrades (WebSocket).
-pub(crate) async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Sender, String> {
+/// Opens a new connection to `addr` within `timeout` for an upgrade request, on
+/// hyper's client: driven by a task on the calling worker's runtime, it hands the
+/// socket over to the tunnel once the upstream switches protocols.
+pub(crate) async fn connect_for_upgrade(
+    addr: SocketAddr,
+    timeout: Duration,
+) -> Result<UpgradeSender, String> {
     let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
         Err(_) => return Err(format!("connecting to {addr} timed out after {timeout:?}")),
         Ok(Err(error)) => return Err(format!("tcp connect error to {addr}: {error}")),

@@ -15,12 +15,14 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
 use crate::body::{
-    BodyReadTimeout, ForwardBody, PendingOutcome, ProxyBody, RequestGuard, SetGauge, UpstreamBody,
+    BodyReadTimeout, ForwardBody, PendingOutcome, ProxyBody, Received, RequestGuard, SetGauge,
+    UpstreamBody,
 };
+use crate::exchange::{Connection, ExchangeError, Home, Outgoing};
 use crate::headers;
 use crate::mirror;
 use crate::outcome::Outcome;
-use crate::pool::{self, Reusable};
+use crate::pool;
 use crate::problem::Problem;
 use crate::service::ServiceState;
 use crate::table::{ActiveTable, Assignment, SetKind};
@@ -81,6 +83,19 @@ impl Failure {
             source = cause.source();
         }
         Failure::Other(error_chain(error))
+    }
+
+    fn from_exchange(error: ExchangeError) -> Self {
+        match error {
+            // Only a pooled connection hands a request back; on a new one it means the
+            // connection closed at once.
+            ExchangeError::Unsent(_) => {
+                Failure::ClosedEarly("the upstream closed the new connection at once".into())
+            }
+            ExchangeError::Closed(detail) => Failure::ClosedEarly(detail),
+            ExchangeError::Upstream(detail) => Failure::Other(detail),
+            ExchangeError::Client { stalled, detail } => Failure::Client { stalled, detail },
+        }
     }
 
     /// The problem the router answers with when this failure ends the request.
@@ -165,6 +180,7 @@ fn requested_set(
 pub(crate) async fn handle(
     local: Arc<LocalService>,
     client: SocketAddr,
+    client_ip: Arc<headers::ClientIp>,
     mut request: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let state = &local.state;
@@ -246,7 +262,7 @@ pub(crate) async fn handle(
     }
 
     let set = table.set(served).unwrap_or(&table.stable);
-    prepare_forward(&mut parts, client, local.state.tls.is_some());
+    prepare_forward(&mut parts, &client_ip, local.state.tls.is_some());
     let retry_parts = retry_possible.then(|| clone_parts(&parts));
     if let Some(mut planned) = mirror.take() {
         planned.set_parts(clone_parts(&parts));
@@ -295,7 +311,7 @@ pub(crate) async fn handle(
         (other, _) => (set, in_flight, other),
     };
 
-    let (mut response, connection) = match result {
+    let mut response = match result {
         Ok(exchanged) => exchanged,
         Err(failure) => {
             let upstream_at_fault = failure.upstream_at_fault();
@@ -324,11 +340,6 @@ pub(crate) async fn handle(
     {
         response.headers_mut().append(header::SET_COOKIE, cookie);
     }
-    let connection = Reusable {
-        sender: connection,
-        upstream: Arc::clone(in_flight.upstream()),
-        worker: local.worker,
-    };
     let guard = RequestGuard {
         _permit: permit,
         _upstream: in_flight.in_flight,
@@ -349,7 +360,6 @@ pub(crate) async fn handle(
 
     if switching {
         // The connection now belongs to the tunnel.
-        drop(connection);
         let upstream_upgrade = hyper::upgrade::on(&mut response);
         if let Some(client_upgrade) = client_upgrade {
             tokio::spawn(tunnel(
@@ -365,7 +375,7 @@ pub(crate) async fn handle(
     let (parts, inner) = response.into_parts();
     Ok(Response::from_parts(
         parts,
-        ProxyBody::Upstream(UpstreamBody::new(inner, connection, guard, pending)),
+        ProxyBody::Upstream(UpstreamBody::new(inner, guard, pending)),
     ))
 }
 
@@ -414,7 +424,7 @@ fn begin_on(
 
 /// Rewrites the client's request head into the upstream's: hop-by-hop headers out,
 /// forwarding headers in, HTTP/1.1 towards the upstream whatever the client spoke.
-fn prepare_forward(parts: &mut Parts, client: SocketAddr, tls: bool) {
+fn prepare_forward(parts: &mut Parts, client: &headers::ClientIp, tls: bool) {
     let upgrade = headers::is_upgrade(&parts.headers);
     headers::strip_hop_by_hop(&mut parts.headers, upgrade);
     // HTTP/2 carries the host in :authority; HTTP/1.1 upstreams need it as Host.
@@ -428,6 +438,8 @@ fn prepare_forward(parts: &mut Parts, client: SocketAddr, tls: bool) {
     let host = parts.headers.get(header::HOST).cloned();
     let host = host.as_ref().and_then(|h| h.to_str().ok());
     let proto = if tls { "https" } else { "http" };
+    // The forwarding headers and the marker: one growth of the map, not several.
+    parts.headers.reserve(4);
     headers::add_forwarding(&mut parts.headers, client, host, proto);
     headers::mark_forwarded(&mut parts.headers);
     parts.version = Version::HTTP_11;
@@ -443,14 +455,15 @@ fn clone_parts(parts: &Parts) -> Parts {
 }
 
 /// Sends the request head (and streams the body) to `upstream` on one of this
-/// worker's pooled connections, or a new one; resolves with the response head and
-/// the connection, bounded by the service's request timeout.
+/// worker's pooled connections, or a new one; resolves with the response head (its
+/// body reads the rest from the connection), bounded by the service's request
+/// timeout.
 pub(crate) async fn send(
     local: &LocalService,
     mut parts: Parts,
     body: ForwardBody,
-    upstream: &Upstream,
-) -> Result<(Response<Incoming>, pool::Sender), Failure> {
+    upstream: &Arc<Upstream>,
+) -> Result<Response<Received>, Failure> {
     // An upstream gets origin-form (`/path?query`); HTTP/2 clients and proxies send
     // absolute-form. CONNECT keeps its authority-form.
     if parts.uri.authority().is_some() && parts.method != Method::CONNECT {
@@ -467,41 +480,67 @@ pub(crate) async fn send(
         parts.headers.insert(header::HOST, host);
     }
     parts.version = Version::HTTP_11;
-    let request = Request::from_parts(parts, body);
     let timeout = local.state.settings.load().config.request_timeout.get();
-    match tokio::time::timeout(timeout, exchange(local, request, upstream)).await {
+    let exchanged = async {
+        if headers::is_upgrade(&parts.headers) {
+            upgrade(local, Request::from_parts(parts, body), upstream).await
+        } else {
+            exchange(local, parts, body, upstream).await
+        }
+    };
+    match tokio::time::timeout(timeout, exchanged).await {
         Err(_) => Err(Failure::Timeout),
         Ok(result) => result,
     }
 }
 
+/// The exchange on a pooled connection, or a new one when none is idle (or every idle
+/// one turns out closed before the request went out).
 async fn exchange(
     local: &LocalService,
-    mut request: Request<ForwardBody>,
-    upstream: &Upstream,
-) -> Result<(Response<Incoming>, pool::Sender), Failure> {
-    while let Some(mut sender) = upstream.connections.take(local.worker) {
-        // Normally ready at once; a pooled connection the upstream has closed meanwhile
-        // fails here, or hands the request back unsent below.
-        if sender.ready().await.is_err() {
-            continue;
-        }
-        match sender.try_send_request(request).await {
-            Ok(response) => return Ok((response, sender)),
-            Err(mut error) => match error.take_message() {
-                Some(unsent) => request = unsent,
-                None => return Err(Failure::classify(&error.into_error())),
-            },
+    parts: Parts,
+    body: ForwardBody,
+    upstream: &Arc<Upstream>,
+) -> Result<Response<Received>, Failure> {
+    let home = Home {
+        upstream: Arc::clone(upstream),
+        worker: local.worker,
+    };
+    let mut request = Box::new(Outgoing::new(parts, body));
+    while let Some(connection) = upstream.connections.take(local.worker) {
+        match request.send(connection, home.clone()).await {
+            Ok(response) => return Ok(response.map(Received::Exchanged)),
+            Err(ExchangeError::Unsent(unsent)) => request = unsent,
+            Err(error) => return Err(Failure::from_exchange(error)),
         }
     }
-    let mut sender = pool::connect(
+    let connection = Connection::open(
+        upstream.addr,
+        local.state.settings.load().config.connect_timeout.get(),
+    )
+    .await
+    .map_err(Failure::Connect)?;
+    match request.send(connection, home).await {
+        Ok(response) => Ok(response.map(Received::Exchanged)),
+        Err(error) => Err(Failure::from_exchange(error)),
+    }
+}
+
+/// An upgrade request (WebSocket) on a connection of its own, on hyper's client,
+/// which hands the socket to the tunnel when the upstream switches protocols.
+async fn upgrade(
+    local: &LocalService,
+    request: Request<ForwardBody>,
+    upstream: &Upstream,
+) -> Result<Response<Received>, Failure> {
+    let mut sender = pool::connect_for_upgrade(
         upstream.addr,
         local.state.settings.load().config.connect_timeout.get(),
     )
     .await
     .map_err(Failure::Connect)?;
     match sender.try_send_request(request).await {
-        Ok(response) => Ok((response, sender)),
+        Ok(response) => Ok(response.map(Received::Upgrade)),
         Err(error) => Err(Failure::classify(&error.into_error())),
     }
 }

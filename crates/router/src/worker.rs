@@ -280,11 +280,12 @@ where
     let header_timeout = settings.header_read_timeout.get();
     let liveness = Liveness::new();
     let tracked = liveness.clone();
+    let client_ip = Arc::new(crate::headers::ClientIp::new(peer.ip()));
     let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
         let active = tracked.request_started();
         let http1 = request.version() < hyper::Version::HTTP_2;
         let state = Arc::clone(&local.state);
-        let response = proxy::handle(Arc::clone(&local), peer, request);
+        let response = proxy::handle(Arc::clone(&local), peer, Arc::clone(&client_ip), request);
         async move {
             let mut response = response.await?;
             if http1 && state.handing_off.load(std::sync::atomic::Ordering::Relaxed) {
