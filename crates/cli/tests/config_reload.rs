@@ -279,9 +279,11 @@ fn a_bad_config_or_a_restart_only_change_changes_nothing_and_says_why() {
     });
     // The reload is audited once it has been applied, a moment after the new
     // service answers.
-    wait_until("the SIGHUP reload is audited", Duration::from_secs(10), || {
-        reload_audits(&server).len() == 5
-    });
+    wait_until(
+        "the SIGHUP reload is audited",
+        Duration::from_secs(10),
+        || reload_audits(&server).len() == 5,
+    );
     let audits = reload_audits(&server);
     let outcomes: Vec<(&str, &str)> = audits
         .iter()

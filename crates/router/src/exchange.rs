@@ -55,20 +55,25 @@ impl std::fmt::Debug for Connection {
     }
 }
 
+/// Connects to `addr` within `timeout`, with Nagle off (a request head must not wait
+/// for an acknowledgement). The one way the router opens an upstream connection.
+pub(crate) async fn connect(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, String> {
+    let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+        Err(_) => return Err(format!("connecting to {addr} timed out after {timeout:?}")),
+        Ok(Err(error)) => return Err(format!("tcp connect error to {addr}: {error}")),
+        Ok(Ok(stream)) => stream,
+    };
+    if let Err(error) = stream.set_nodelay(true) {
+        tracing::debug!(%addr, %error, "set_nodelay failed");
+    }
+    Ok(stream)
+}
+
 impl Connection {
-    /// Connects to `addr` within `timeout`, with Nagle off (a request head must not
-    /// wait for an acknowledgement).
+    /// Connects to `addr` within `timeout` ([`connect`]).
     pub(crate) async fn open(addr: SocketAddr, timeout: Duration) -> Result<Self, String> {
-        let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
-            Err(_) => return Err(format!("connecting to {addr} timed out after {timeout:?}")),
-            Ok(Err(error)) => return Err(format!("tcp connect error to {addr}: {error}")),
-            Ok(Ok(stream)) => stream,
-        };
-        if let Err(error) = stream.set_nodelay(true) {
-            tracing::debug!(%addr, %error, "set_nodelay failed");
-        }
         Ok(Self {
-            stream,
+            stream: connect(addr, timeout).await?,
             buf: BytesMut::new(),
         })
     }

@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 
 use crate::body::ForwardBody;
 use crate::exchange::Connection;
@@ -136,14 +135,7 @@ pub(crate) async fn connect_for_upgrade(
     addr: SocketAddr,
     timeout: Duration,
 ) -> Result<UpgradeSender, String> {
-    let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
-        Err(_) => return Err(format!("connecting to {addr} timed out after {timeout:?}")),
-        Ok(Err(error)) => return Err(format!("tcp connect error to {addr}: {error}")),
-        Ok(Ok(stream)) => stream,
-    };
-    if let Err(error) = stream.set_nodelay(true) {
-        tracing::debug!(%addr, %error, "set_nodelay failed");
-    }
+    let stream = crate::exchange::connect(addr, timeout).await?;
     let (sender, connection) = http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|error| format!("handshake with {addr} failed: {error}"))?;
