@@ -1,5 +1,5 @@
 //! How a failed outbound HTTP request is described to an operator: validation
-//! checks and analysis metric providers both report it, in the same words.
+//! checks, analysis metric providers and hooks all report it, in the same words.
 
 use std::fmt::Display;
 

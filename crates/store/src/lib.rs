@@ -118,9 +118,9 @@ struct Inner {
     writer: Mutex<Connection>,
     readers: Readers,
     read_slots: Arc<Semaphore>,
-    /// One permit: async writers queue here, in order, instead of each parking a
-    /// blocking-pool thread on the writer's mutex (a burst of writes would otherwise
-    /// grow the pool, and with it the memory of every thread's allocator heap).
+    /// One permit: async writers queue here, in order (tokio's semaphore is fair),
+    /// instead of each parking a blocking-pool thread on the writer's mutex, where a
+    /// burst of writes took a thread apiece and was served in no particular order.
     write_slot: Arc<Semaphore>,
     path: PathBuf,
     clock: TimeSource,
