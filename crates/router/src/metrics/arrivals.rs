@@ -9,6 +9,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::second_tag::{self, Claim, EMPTY};
 use super::window::RING_SECONDS;
 use crate::per_worker::PerWorker;
 
@@ -31,11 +32,6 @@ impl Arrivals {
         self.0.sum(|ring| ring.sum(first, last))
     }
 }
-
-/// Set while a slot is being zeroed for a new second.
-const BUSY: u64 = 1 << 63;
-/// Tag of a slot that never held a second.
-const EMPTY: u64 = BUSY - 1;
 
 struct Slot {
     tag: AtomicU64,
@@ -69,32 +65,17 @@ impl ArrivalRing {
     /// Counts one arrival in `second`; dropped if the ring has moved past it.
     pub(crate) fn record(&self, second: u64) {
         let slot = &self.slots[(second % RING_SECONDS) as usize];
-        let mut spins = 0u32;
         loop {
-            let tag = slot.tag.load(Ordering::Acquire);
-            if tag == second {
-                slot.count.fetch_add(1, Ordering::Relaxed);
-                return;
-            }
-            if tag & BUSY != 0 {
-                spins += 1;
-                if spins.is_multiple_of(64) {
-                    std::thread::yield_now();
-                } else {
-                    std::hint::spin_loop();
+            match second_tag::claim(&slot.tag, second) {
+                Claim::Current => {
+                    slot.count.fetch_add(1, Ordering::Relaxed);
+                    return;
                 }
-                continue;
-            }
-            if tag != EMPTY && tag > second {
-                return;
-            }
-            if slot
-                .tag
-                .compare_exchange(tag, second | BUSY, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-            {
-                slot.count.store(0, Ordering::Relaxed);
-                slot.tag.store(second, Ordering::Release);
+                Claim::Later => return,
+                Claim::Taken { .. } => {
+                    slot.count.store(0, Ordering::Relaxed);
+                    second_tag::release(&slot.tag, second);
+                }
             }
         }
     }

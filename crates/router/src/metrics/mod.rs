@@ -4,6 +4,7 @@
 pub(crate) mod arrivals;
 pub(crate) mod collector;
 pub(crate) mod counters;
+mod second_tag;
 pub(crate) mod window;
 
 /// Index of a status class: 0 for 1xx … 4 for 5xx.

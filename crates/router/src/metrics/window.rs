@@ -16,15 +16,11 @@ use std::sync::atomic::{AtomicU64, Ordering, fence};
 use rampart_core::histogram::{BUCKET_COUNT, bucket_index};
 use rampart_core::{LatencyHistogram, SetSample};
 
+use super::second_tag::{self, BUSY, Claim, EMPTY};
 use crate::per_worker::PerWorker;
 
 /// More than ten minutes, so "the last 10 minutes" always fits with the current second.
 pub const RING_SECONDS: u64 = 640;
-
-/// Set while a slot is being zeroed for a new second.
-const BUSY: u64 = 1 << 63;
-/// Tag of a slot that never held a second.
-const EMPTY: u64 = BUSY - 1;
 
 struct Slot {
     tag: AtomicU64,
@@ -86,29 +82,10 @@ impl WindowRing {
     /// (the clock went back by more than the ring), in which case nothing is recorded.
     fn claim(&self, index: usize, second: u64) -> bool {
         let slot = &self.slots[index];
-        let mut spins = 0u32;
-        loop {
-            let tag = slot.tag.load(Ordering::Acquire);
-            if tag == second {
-                return true;
-            }
-            if tag & BUSY != 0 {
-                spins += 1;
-                if spins.is_multiple_of(64) {
-                    std::thread::yield_now();
-                } else {
-                    std::hint::spin_loop();
-                }
-                continue;
-            }
-            if tag != EMPTY && tag > second {
-                return false;
-            }
-            if slot
-                .tag
-                .compare_exchange(tag, second | BUSY, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-            {
+        match second_tag::claim(&slot.tag, second) {
+            Claim::Current => true,
+            Claim::Later => false,
+            Claim::Taken { .. } => {
                 slot.requests.store(0, Ordering::Relaxed);
                 slot.errors.store(0, Ordering::Relaxed);
                 slot.sum_us.store(0, Ordering::Relaxed);
@@ -118,8 +95,8 @@ impl WindowRing {
                 for bucket in self.slot_buckets(index) {
                     bucket.store(0, Ordering::Relaxed);
                 }
-                slot.tag.store(second, Ordering::Release);
-                return true;
+                second_tag::release(&slot.tag, second);
+                true
             }
         }
     }
@@ -336,44 +313,23 @@ impl SetWindows {
     /// Makes `current` count `second`, moving the second it counted into the ring.
     /// False when it already counts a later second.
     fn start_second(&self, current: &CurrentSecond, second: u64) -> bool {
-        let mut spins = 0u32;
-        loop {
-            let tag = current.tag.load(Ordering::Acquire);
-            if tag == second {
-                return true;
-            }
-            if tag & BUSY != 0 {
-                // Another thread sharing this worker's counts is moving them.
-                spins += 1;
-                if spins.is_multiple_of(64) {
-                    std::thread::yield_now();
-                } else {
-                    std::hint::spin_loop();
-                }
-                continue;
-            }
-            if tag != EMPTY && tag > second {
-                return false;
-            }
-            if current
-                .tag
-                .compare_exchange(tag, second | BUSY, Ordering::AcqRel, Ordering::Acquire)
-                .is_err()
-            {
-                continue;
-            }
-            self.moves_begun.fetch_add(1, Ordering::SeqCst);
-            // Whatever a reader sees of the move below, it then sees `moves_begun`
-            // changed (this fence pairs with the one in `sum`).
-            fence(Ordering::Release);
-            let counts = current.take();
-            if tag != EMPTY && counts.requests > 0 {
-                self.ring.add(tag, &counts);
-            }
-            current.tag.store(second, Ordering::Release);
-            self.moves_ended.fetch_add(1, Ordering::Release);
-            return true;
+        // Waits while another thread sharing this worker's counts is moving them.
+        let previous = match second_tag::claim(&current.tag, second) {
+            Claim::Current => return true,
+            Claim::Later => return false,
+            Claim::Taken { previous } => previous,
+        };
+        self.moves_begun.fetch_add(1, Ordering::SeqCst);
+        // Whatever a reader sees of the move below, it then sees `moves_begun`
+        // changed (this fence pairs with the one in `sum`).
+        fence(Ordering::Release);
+        let counts = current.take();
+        if previous != EMPTY && counts.requests > 0 {
+            self.ring.add(previous, &counts);
         }
+        second_tag::release(&current.tag, second);
+        self.moves_ended.fetch_add(1, Ordering::Release);
+        true
     }
 
     /// Sums the whole seconds `first..=last`; seconds that fell off the ring (or saw
