@@ -296,6 +296,10 @@ impl ForwardBody {
         timeout: std::time::Duration,
         tee: Option<BodyTee>,
     ) -> Self {
+        // Most requests have no body: no read timer for them.
+        if tee.is_none() && inner.is_end_stream() {
+            return ForwardBody::Empty;
+        }
         ForwardBody::Client(ClientBody {
             inner,
             timeout,

@@ -129,7 +129,7 @@ pub(crate) struct Home {
 #[derive(Debug)]
 pub(crate) enum ExchangeError {
     /// Nothing of the request was written: it may go on another connection as is.
-    Unsent(Box<Outgoing>),
+    Unsent,
     /// The connection closed (or was reset) before a response head arrived.
     Closed(String),
     /// A malformed response, or an I/O error other than a close.
@@ -185,13 +185,18 @@ pub(crate) struct Outgoing {
     /// Body bytes still owed under a length framing.
     remaining: u64,
     head_request: bool,
+    /// The request has no body, so `pending` keeps the whole request after it was
+    /// written and it can be sent again (a retry on another instance) without
+    /// keeping a copy of its parts.
+    replayable: bool,
 }
 
 impl Outgoing {
     /// Encodes the head of `parts` (origin form, HTTP/1.1, hop-by-hop headers already
     /// removed) and decides the body's framing.
     pub(crate) fn new(mut parts: Parts, body: ForwardBody) -> Self {
-        let framing = if body.is_end_stream() {
+        let replayable = body.is_end_stream();
+        let framing = if replayable {
             parts.headers.remove(header::TRANSFER_ENCODING);
             None
         } else if let Some(length) = content_length(&parts.headers) {
@@ -240,7 +245,13 @@ impl Outgoing {
             framing,
             remaining,
             head_request: parts.method == Method::HEAD,
+            replayable,
         }
+    }
+
+    /// Whether the whole request is still here to be sent again (it has no body).
+    pub(crate) fn replayable(&self) -> bool {
+        self.replayable
     }
 
     /// Encodes one body frame behind what is pending; data beyond a declared length,
@@ -313,16 +324,17 @@ impl Outgoing {
     /// Sends the request on `connection` and resolves with the response head; its
     /// body reads the rest from the connection and gives the connection back to
     /// `home` once read, when it can be reused. On a pooled connection found closed
-    /// before a byte of the request went out, the request comes back unsent.
+    /// before a byte of the request went out, it fails with `Unsent`, and the request
+    /// may go on another connection as it is.
     pub(crate) async fn send(
-        mut self: Box<Self>,
+        &mut self,
         mut connection: Connection,
         home: Home,
     ) -> Result<Response<ResponseBody>, ExchangeError> {
         poll_fn(|cx| Poll::Ready(self.take_ready(cx))).await?;
         match write_some(&connection.stream, &self.pending).await {
-            Ok(0) => return Err(ExchangeError::Unsent(self)),
-            Err(error) if is_closed(&error) => return Err(ExchangeError::Unsent(self)),
+            Ok(0) => return Err(ExchangeError::Unsent),
+            Err(error) if is_closed(&error) => return Err(ExchangeError::Unsent),
             Err(error) => return Err(io_failure("writing the request", &error)),
             Ok(written) => {
                 if let Err(error) = write_all(&connection.stream, &self.pending[written..]).await {
@@ -330,7 +342,9 @@ impl Outgoing {
                 }
             }
         }
-        self.pending.clear();
+        if !self.replayable {
+            self.pending.clear();
+        }
 
         let head_request = self.head_request;
         let Connection { stream, buf } = &mut connection;

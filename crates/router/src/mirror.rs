@@ -179,7 +179,7 @@ async fn send_copy(local: Arc<LocalService>, table: Arc<ActiveTable>, planned: P
     counts.sent.fetch_add(1, Ordering::Relaxed);
     let upstream = in_flight.upstream();
     match crate::proxy::send(&local, parts, body, upstream).await {
-        Err(failure) => {
+        Err(crate::proxy::Failed { failure, .. }) => {
             if failure.upstream_at_fault() {
                 state.upstream_failed(canary, upstream, now_ms);
             }

@@ -89,7 +89,7 @@ impl Failure {
         match error {
             // Only a pooled connection hands a request back; on a new one it means the
             // connection closed at once.
-            ExchangeError::Unsent(_) => {
+            ExchangeError::Unsent => {
                 Failure::ClosedEarly("the upstream closed the new connection at once".into())
             }
             ExchangeError::Closed(detail) => Failure::ClosedEarly(detail),
@@ -122,6 +122,22 @@ impl Failure {
             Failure::Connect(_) => true,
             Failure::ClosedEarly(_) => idempotent,
             Failure::Other(_) | Failure::Timeout | Failure::Client { .. } => false,
+        }
+    }
+}
+
+/// A failed attempt, with the request back when it can be sent again as it is (it has
+/// no body, so its encoded head is the whole request).
+pub(crate) struct Failed {
+    pub(crate) failure: Failure,
+    replay: Option<Box<Outgoing>>,
+}
+
+impl From<Failure> for Failed {
+    fn from(failure: Failure) -> Self {
+        Self {
+            failure,
+            replay: None,
         }
     }
 }
@@ -263,7 +279,11 @@ pub(crate) async fn handle(
 
     let set = table.set(served).unwrap_or(&table.stable);
     prepare_forward(&mut parts, &client_ip, local.state.tls.is_some());
-    let retry_parts = retry_possible.then(|| clone_parts(&parts));
+    // A failed attempt gives its encoded request back for the retry, except when the
+    // request has no Host: then each instance's address becomes it, so a copy of the
+    // parts is kept to encode again.
+    let retry_parts =
+        (retry_possible && !parts.headers.contains_key(header::HOST)).then(|| clone_parts(&parts));
     if let Some(mut planned) = mirror.take() {
         planned.set_parts(clone_parts(&parts));
         planned.spawn(Arc::clone(&local), Arc::clone(&table));
@@ -279,8 +299,13 @@ pub(crate) async fn handle(
         in_flight.upstream(),
     )
     .await;
-    let (set, in_flight, result) = match (first, retry_parts) {
-        (Err(failure), Some(parts)) if failure.retryable(idempotent) => {
+    let (set, in_flight, result) = match first {
+        Err(failed)
+            if retry_possible
+                && failed.failure.retryable(idempotent)
+                && (retry_parts.is_some() || failed.replay.is_some()) =>
+        {
+            let Failed { failure, replay } = failed;
             state.upstream_failed(set, in_flight.upstream(), now_ms);
             // The failed attempt is the chosen set's outcome; the retry only serves
             // the client.
@@ -294,13 +319,12 @@ pub(crate) async fn handle(
                 Begin::Started(retry_kind, retry_in_flight) => {
                     let retry_set = table.set(retry_kind).unwrap_or(&table.stable);
                     tracing::debug!(service = %state.name, instance = %failed, retry = %retry_in_flight.upstream().addr, "retrying on another instance");
-                    let second = send(
-                        &local,
-                        parts,
-                        ForwardBody::Empty,
-                        retry_in_flight.upstream(),
-                    )
-                    .await;
+                    let upstream = retry_in_flight.upstream();
+                    let second = match (retry_parts, replay) {
+                        (Some(parts), _) => send(&local, parts, ForwardBody::Empty, upstream).await,
+                        (None, Some(request)) => send_encoded(&local, request, upstream).await,
+                        (None, None) => Err(failure.into()),
+                    };
                     (retry_set, retry_in_flight, second)
                 }
                 Begin::Raced | Begin::NoInstance => {
@@ -308,12 +332,12 @@ pub(crate) async fn handle(
                 }
             }
         }
-        (other, _) => (set, in_flight, other),
+        other => (set, in_flight, other),
     };
 
     let mut response = match result {
         Ok(exchanged) => exchanged,
-        Err(failure) => {
+        Err(Failed { failure, .. }) => {
             let upstream_at_fault = failure.upstream_at_fault();
             if upstream_at_fault {
                 state.upstream_failed(set, in_flight.upstream(), now_ms);
@@ -463,7 +487,7 @@ pub(crate) async fn send(
     mut parts: Parts,
     body: ForwardBody,
     upstream: &Arc<Upstream>,
-) -> Result<Response<Received>, Failure> {
+) -> Result<Response<Received>, Failed> {
     // An upstream gets origin-form (`/path?query`); HTTP/2 clients and proxies send
     // absolute-form. CONNECT keeps its authority-form.
     if parts.uri.authority().is_some() && parts.method != Method::CONNECT {
@@ -480,16 +504,31 @@ pub(crate) async fn send(
         parts.headers.insert(header::HOST, host);
     }
     parts.version = Version::HTTP_11;
+    if headers::is_upgrade(&parts.headers) {
+        let upgraded = upgrade(local, Request::from_parts(parts, body), upstream);
+        within_request_timeout(local, async { upgraded.await.map_err(Failed::from) }).await
+    } else {
+        send_encoded(local, Box::new(Outgoing::new(parts, body)), upstream).await
+    }
+}
+
+/// Sends an encoded request (a new one, or one a failed attempt gave back) to
+/// `upstream`, as [`send`] does.
+async fn send_encoded(
+    local: &LocalService,
+    request: Box<Outgoing>,
+    upstream: &Arc<Upstream>,
+) -> Result<Response<Received>, Failed> {
+    within_request_timeout(local, exchange(local, request, upstream)).await
+}
+
+async fn within_request_timeout(
+    local: &LocalService,
+    attempt: impl Future<Output = Result<Response<Received>, Failed>>,
+) -> Result<Response<Received>, Failed> {
     let timeout = local.state.settings.load().config.request_timeout.get();
-    let exchanged = async {
-        if headers::is_upgrade(&parts.headers) {
-            upgrade(local, Request::from_parts(parts, body), upstream).await
-        } else {
-            exchange(local, parts, body, upstream).await
-        }
-    };
-    match tokio::time::timeout(timeout, exchanged).await {
-        Err(_) => Err(Failure::Timeout),
+    match tokio::time::timeout(timeout, attempt).await {
+        Err(_) => Err(Failure::Timeout.into()),
         Ok(result) => result,
     }
 }
@@ -498,31 +537,36 @@ pub(crate) async fn send(
 /// one turns out closed before the request went out).
 async fn exchange(
     local: &LocalService,
-    parts: Parts,
-    body: ForwardBody,
+    mut request: Box<Outgoing>,
     upstream: &Arc<Upstream>,
-) -> Result<Response<Received>, Failure> {
+) -> Result<Response<Received>, Failed> {
     let home = Home {
         upstream: Arc::clone(upstream),
         worker: local.worker,
     };
-    let mut request = Box::new(Outgoing::new(parts, body));
+    let failed = |failure: Failure, request: Box<Outgoing>| Failed {
+        failure,
+        replay: request.replayable().then_some(request),
+    };
     while let Some(connection) = upstream.connections.take(local.worker) {
         match request.send(connection, home.clone()).await {
             Ok(response) => return Ok(response.map(Received::Exchanged)),
-            Err(ExchangeError::Unsent(unsent)) => request = unsent,
-            Err(error) => return Err(Failure::from_exchange(error)),
+            Err(ExchangeError::Unsent) => {}
+            Err(error) => return Err(failed(Failure::from_exchange(error), request)),
         }
     }
-    let connection = Connection::open(
+    let connection = match Connection::open(
         upstream.addr,
         local.state.settings.load().config.connect_timeout.get(),
     )
     .await
-    .map_err(Failure::Connect)?;
+    {
+        Ok(connection) => connection,
+        Err(detail) => return Err(failed(Failure::Connect(detail), request)),
+    };
     match request.send(connection, home).await {
         Ok(response) => Ok(response.map(Received::Exchanged)),
-        Err(error) => Err(Failure::from_exchange(error)),
+        Err(error) => Err(failed(Failure::from_exchange(error), request)),
     }
 }
 

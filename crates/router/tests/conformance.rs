@@ -557,3 +557,48 @@ async fn a_body_sent_in_pieces() {
     assert!(!answer.closed);
     assert_eq!(setup.upstream.seen()[0].body, b"helloworld");
 }
+
+/// A request the first instance never answered is retried on another with the same
+/// head: the encoded request is sent again, except that a request without a Host
+/// gets the retry instance's own address as its Host, not the failed one's.
+#[tokio::test]
+async fn a_retried_request_reaches_the_other_instance_as_it_was_sent() {
+    let upstream = Recorder::start().await;
+    let refused = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let route = rampart_router::ServiceRoute {
+        name: "shop".into(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        settings: settings(),
+        stable: rampart_router::UpstreamSet::new("v1", vec![upstream.addr]),
+        canary: Some(rampart_router::UpstreamSet::new("v2", vec![refused])),
+        canary_weight: 100.0,
+        tls: None,
+    };
+    let router = start(route).await;
+    let addr = router.service("shop").unwrap().listen_addr();
+
+    let with_host = send_raw(
+        addr,
+        b"GET /a?x=1 HTTP/1.1\r\nHost: shop.example\r\nX-Custom: 1\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(with_host.responses, [(200, "GET /a?x=1 0".to_owned())]);
+    let without_host = send_raw(addr, b"GET /b HTTP/1.0\r\n\r\n").await;
+    assert_eq!(without_host.responses, [(200, "GET /b 0".to_owned())]);
+
+    let seen = upstream.seen();
+    assert_eq!(targets(&seen), ["GET /a?x=1", "GET /b"]);
+    assert_eq!(seen[0].header("host"), Some("shop.example"));
+    assert_eq!(seen[0].header("x-custom"), Some("1"));
+    assert_eq!(seen[0].header("x-forwarded-for"), Some("127.0.0.1"));
+    assert_eq!(seen[0].header("connection"), None, "hop-by-hop stays out");
+    assert_eq!(
+        seen[1].header("host"),
+        Some(upstream.addr.to_string().as_str())
+    );
+    let status = router.service("shop").unwrap().status();
+    assert_eq!(status.canary.unwrap().split.retries, 2);
+}
