@@ -320,9 +320,14 @@ pub(crate) async fn handle(
                     let retry_set = table.set(retry_kind).unwrap_or(&table.stable);
                     tracing::debug!(service = %state.name, instance = %failed, retry = %retry_in_flight.upstream().addr, "retrying on another instance");
                     let upstream = retry_in_flight.upstream();
+                    // Boxed, so the rare retry adds nothing to every request's future.
                     let second = match (retry_parts, replay) {
-                        (Some(parts), _) => send(&local, parts, ForwardBody::Empty, upstream).await,
-                        (None, Some(request)) => send_encoded(&local, request, upstream).await,
+                        (Some(parts), _) => {
+                            Box::pin(send(&local, parts, ForwardBody::Empty, upstream)).await
+                        }
+                        (None, Some(request)) => {
+                            Box::pin(send_encoded(&local, request, upstream)).await
+                        }
                         (None, None) => Err(failure.into()),
                     };
                     (retry_set, retry_in_flight, second)
@@ -505,7 +510,9 @@ pub(crate) async fn send(
     }
     parts.version = Version::HTTP_11;
     if headers::is_upgrade(&parts.headers) {
-        let upgraded = upgrade(local, Request::from_parts(parts, body), upstream);
+        // Boxed: hyper's client makes this future several times the size of the
+        // whole exchange, and every request's future would carry it unboxed.
+        let upgraded = Box::pin(upgrade(local, Request::from_parts(parts, body), upstream));
         within_request_timeout(local, async { upgraded.await.map_err(Failed::from) }).await
     } else {
         send_encoded(local, Box::new(Outgoing::new(parts, body)), upstream).await

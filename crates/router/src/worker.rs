@@ -285,7 +285,13 @@ where
         let active = tracked.request_started();
         let http1 = request.version() < hyper::Version::HTTP_2;
         let state = Arc::clone(&local.state);
-        let response = proxy::handle(Arc::clone(&local), peer, Arc::clone(&client_ip), request);
+        // Boxed once here: hyper moves the service's future twice more before it polls it.
+        let response = Box::pin(proxy::handle(
+            Arc::clone(&local),
+            peer,
+            Arc::clone(&client_ip),
+            request,
+        ));
         async move {
             let mut response = response.await?;
             if http1 && state.handing_off.load(std::sync::atomic::Ordering::Relaxed) {
