@@ -14,6 +14,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
+use crate::connection::UnreadBody;
 use crate::exchange::ResponseBody;
 use crate::limit::Permit;
 use crate::metrics::counters::{SetCounters, WorkerCounts};
@@ -228,6 +229,8 @@ pub(crate) struct ClientBody {
     silence: Pin<Box<tokio::time::Sleep>>,
     /// Keeps a copy of the frames for a mirrored request.
     tee: Option<BodyTee>,
+    /// Told when the body has been read to its end.
+    unread: Option<UnreadBody>,
 }
 
 /// Collects a request body's frames (shared `Bytes`, no copy) as they pass, and hands
@@ -295,6 +298,7 @@ impl ForwardBody {
         inner: Incoming,
         timeout: std::time::Duration,
         tee: Option<BodyTee>,
+        unread: Option<UnreadBody>,
     ) -> Self {
         // Most requests have no body: no read timer for them.
         if tee.is_none() && inner.is_end_stream() {
@@ -305,6 +309,7 @@ impl ForwardBody {
             timeout,
             silence: Box::pin(tokio::time::sleep(timeout)),
             tee,
+            unread,
         })
     }
 }
@@ -322,6 +327,11 @@ impl Body for ForwardBody {
                 Poll::Ready(frame) => {
                     let deadline = tokio::time::Instant::now() + body.timeout;
                     body.silence.as_mut().reset(deadline);
+                    if (frame.is_none() || body.inner.is_end_stream())
+                        && let Some(unread) = body.unread.take()
+                    {
+                        unread.ended();
+                    }
                     if let Some(tee) = body.tee.as_mut() {
                         match &frame {
                             Some(Ok(f)) => {

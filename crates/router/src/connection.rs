@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -27,6 +27,7 @@ use http_body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::body::{BoxError, ProxyBody};
+use crate::linger::ClientSocket;
 
 /// Open connections per client address, shared by every worker of a service.
 #[derive(Debug)]
@@ -106,6 +107,10 @@ struct LivenessInner {
     /// When the head now awaited began ([`NO_HEAD`] when none is awaited).
     head_started_ms: AtomicU64,
     in_flight: AtomicU32,
+    /// The watchdog cut the connection: it gets no lingering close.
+    cut: AtomicBool,
+    /// A request body has not been read to its end (see [`UnreadBody`]).
+    body_unread: AtomicBool,
 }
 
 const NO_HEAD: u64 = u64::MAX;
@@ -127,6 +132,8 @@ impl Liveness {
             last_active_ms: AtomicU64::new(0),
             head_started_ms: AtomicU64::new(0),
             in_flight: AtomicU32::new(0),
+            cut: AtomicBool::new(false),
+            body_unread: AtomicBool::new(false),
         }))
     }
 
@@ -161,6 +168,13 @@ impl Liveness {
         ActiveRequest(self.clone())
     }
 
+    /// A request with a body has started: unread until its [`UnreadBody`] says the
+    /// body has ended.
+    pub(crate) fn body_started(&self) -> UnreadBody {
+        self.0.body_unread.store(true, Ordering::Relaxed);
+        UnreadBody(self.clone())
+    }
+
     /// Resolves when the connection has taken too long over a request head, or has
     /// been idle too long.
     pub(crate) async fn expired(&self, header_timeout: Duration, idle_timeout: Duration) -> Expiry {
@@ -172,15 +186,29 @@ impl Liveness {
                 let now = self.now_ms();
                 let head = self.0.head_started_ms.load(Ordering::Relaxed);
                 if head != NO_HEAD && now.saturating_sub(head) >= header_ms {
+                    self.0.cut.store(true, Ordering::Relaxed);
                     return Expiry::SlowHead;
                 }
                 let last = self.0.last_active_ms.load(Ordering::Relaxed);
                 if head == NO_HEAD && now.saturating_sub(last) >= idle_ms {
+                    self.0.cut.store(true, Ordering::Relaxed);
                     return Expiry::Idle;
                 }
             }
             tokio::time::sleep(tick).await;
         }
+    }
+}
+
+/// Travels with a request whose body the client is sending (in the request's
+/// extensions) until the body has been read to its end. A connection that closes
+/// before then may still be receiving it, so it gets a lingering close.
+#[derive(Debug, Clone)]
+pub(crate) struct UnreadBody(Liveness);
+
+impl UnreadBody {
+    pub(crate) fn ended(&self) {
+        self.0.0.body_unread.store(false, Ordering::Relaxed);
     }
 }
 
@@ -196,21 +224,32 @@ impl Drop for ActiveRequest {
 }
 
 /// The client's socket (or the TLS stream over it), noting every byte read or
-/// written. Generic, so a plain connection has no layer in between.
+/// written, and closing with a lingering close ([`crate::linger`]) unless the
+/// watchdog cut it. Generic, so a plain connection has no layer in between.
 #[derive(Debug)]
-pub(crate) struct TrackedIo<S> {
+pub(crate) struct TrackedIo<S: ClientSocket> {
     inner: S,
     liveness: Liveness,
 }
 
-impl<S> TrackedIo<S> {
+impl<S: ClientSocket> TrackedIo<S> {
     pub(crate) fn new(inner: S, liveness: Liveness) -> Self {
         liveness.touch();
         Self { inner, liveness }
     }
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for TrackedIo<S> {
+impl<S: ClientSocket> Drop for TrackedIo<S> {
+    fn drop(&mut self) {
+        // A slow or idle client that was cut gets no more of the router's time.
+        let inner = &self.liveness.0;
+        if !inner.cut.load(Ordering::Relaxed) {
+            crate::linger::on_close(self.inner.tcp(), inner.body_unread.load(Ordering::Relaxed));
+        }
+    }
+}
+
+impl<S: ClientSocket + AsyncRead + Unpin> AsyncRead for TrackedIo<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -226,7 +265,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for TrackedIo<S> {
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for TrackedIo<S> {
+impl<S: ClientSocket + AsyncWrite + Unpin> AsyncWrite for TrackedIo<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

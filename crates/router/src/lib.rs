@@ -100,6 +100,7 @@ mod exchange;
 mod fast_random;
 mod headers;
 mod limit;
+mod linger;
 pub mod listeners;
 mod metrics;
 mod mirror;

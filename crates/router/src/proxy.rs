@@ -18,6 +18,7 @@ use crate::body::{
     BodyReadTimeout, ForwardBody, PendingOutcome, ProxyBody, Received, RequestGuard, SetGauge,
     UpstreamBody,
 };
+use crate::connection::UnreadBody;
 use crate::exchange::{Connection, ExchangeError, Home, Outgoing};
 use crate::headers;
 use crate::mirror;
@@ -288,6 +289,7 @@ pub(crate) async fn handle(
         planned.set_parts(clone_parts(&parts));
         planned.spawn(Arc::clone(&local), Arc::clone(&table));
     }
+    let unread = parts.extensions.remove::<UnreadBody>();
     let first = send(
         &local,
         parts,
@@ -295,6 +297,7 @@ pub(crate) async fn handle(
             body,
             state.settings.load().config.body_read_timeout.get(),
             tee,
+            unread,
         ),
         in_flight.upstream(),
     )

@@ -23,6 +23,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
 use crate::connection::{ClientSlot, ConnectionBody, Liveness, TrackedIo};
+use crate::linger::ClientSocket;
 use crate::listeners::Accepting;
 use crate::proxy;
 use crate::service::{LiveSettings, ServiceState};
@@ -273,7 +274,7 @@ fn serve_connection<S>(
     slot: ClientSlot,
 ) -> impl std::future::Future<Output = ()> + Send + 'static
 where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: ClientSocket + AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let local = Arc::clone(local);
     let idle_timeout = settings.idle_timeout.get();
@@ -281,8 +282,12 @@ where
     let liveness = Liveness::new();
     let tracked = liveness.clone();
     let client_ip = Arc::new(crate::headers::ClientIp::new(peer.ip()));
-    let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+    let service = service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
         let active = tracked.request_started();
+        if !hyper::body::Body::is_end_stream(request.body()) {
+            let unread = tracked.body_started();
+            request.extensions_mut().insert(unread);
+        }
         let http1 = request.version() < hyper::Version::HTTP_2;
         let state = Arc::clone(&local.state);
         // Boxed once here: hyper moves the service's future twice more before it polls it.

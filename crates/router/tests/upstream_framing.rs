@@ -280,6 +280,60 @@ async fn an_answer_before_the_body_was_read_is_passed_on() {
     assert_eq!(upstream.connections(), 2);
 }
 
+/// An early answer to a client that is still sending its body: the router ends the
+/// response with a FIN and keeps draining what the client sends (a lingering close),
+/// instead of closing with unread data, which resets the connection and can destroy
+/// the answer before the client has read it.
+#[tokio::test]
+async fn a_client_still_sending_gets_a_lingering_close() {
+    let upstream = Scripted::start(answer, false).await;
+    let (_router, addr) = router_for(upstream.addr).await;
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    writer
+        .write_all(b"POST /early HTTP/1.1\r\nHost: a\r\nContent-Length: 1073741824\r\n\r\n")
+        .await
+        .unwrap();
+    let write_failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let failed = write_failed.clone();
+    let sending = tokio::spawn(async move {
+        let chunk = vec![b'x'; 64 * 1024];
+        loop {
+            if writer.write_all(&chunk).await.is_err() {
+                failed.store(true, Ordering::SeqCst);
+                return;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    let end = loop {
+        match tokio::time::timeout(Duration::from_secs(10), reader.read(&mut buf)).await {
+            Ok(Ok(0)) => break Ok(()),
+            Ok(Ok(n)) => seen.extend_from_slice(&buf[..n]),
+            Ok(Err(error)) => break Err(error),
+            Err(_) => panic!("the router neither answered nor closed"),
+        }
+    };
+    let seen = String::from_utf8_lossy(&seen);
+    assert!(
+        seen.starts_with("HTTP/1.1 413") && seen.ends_with("big"),
+        "{seen}"
+    );
+    assert!(
+        end.is_ok(),
+        "the answer ends with a FIN, not a reset: {end:?}"
+    );
+    // The router still takes the body it no longer needs, so the client is not reset
+    // while it notices the answer.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !write_failed.load(Ordering::SeqCst),
+        "the client was reset right after the answer"
+    );
+    sending.abort();
+}
+
 /// Pooled connections the upstream closed while they were idle are noticed and
 /// replaced without an error for any request, whatever its method.
 #[tokio::test]
