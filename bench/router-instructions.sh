@@ -20,6 +20,8 @@ SMALL=${SMALL:-2000}
 LARGE=${LARGE:-22000}
 TARGETS=${TARGETS:-"rampart rampart_nometrics nginx"}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/lib/nginx-proxy.sh
+. "$ROOT/bench/lib/nginx-proxy.sh"
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 BIN=$TARGET_DIR/release/examples
 
@@ -71,42 +73,11 @@ start() {  # target, output file
         > /dev/null 2> "$WORK/$1.log" &
       ;;
     nginx)
-      mkdir -p "$WORK/nginx/tmp"
-      local user_line=""
-      [ "$(id -u)" = 0 ] && user_line="user root;"
-      cat > "$WORK/nginx/nginx.conf" <<CONF
-$user_line
-worker_processes 1;
+      nginx_proxy_conf "$WORK/nginx" "$STABLE" "$CANARY" \
+        "worker_processes 1;
 master_process off;
-daemon off;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $WORK/nginx/tmp/body;
-  proxy_temp_path $WORK/nginx/tmp/proxy;
-  fastcgi_temp_path $WORK/nginx/tmp/fastcgi;
-  uwsgi_temp_path $WORK/nginx/tmp/uwsgi;
-  scgi_temp_path $WORK/nginx/tmp/scgi;
-  keepalive_requests 1000000;
-  upstream app {
-    server 127.0.0.1:$STABLE weight=9;
-    server 127.0.0.1:$CANARY weight=1;
-    keepalive 256;
-    keepalive_requests 1000000;
-  }
-  server {
-    listen 127.0.0.1:$port;
-    location / {
-      proxy_pass http://app;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-    }
-  }
-}
-CONF
+events { worker_connections 4096; }" \
+        "listen 127.0.0.1:$port;"
       valgrind --tool=callgrind --callgrind-out-file="$2" \
         "$NGINX" -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" > /dev/null 2> "$WORK/$1.log" &
       ;;

@@ -33,6 +33,8 @@ TARGETS=${TARGETS:-"rampart rampart_nometrics nginx haproxy"}
 [ -n "${BASELINE_ROUTER:-}" ] && TARGETS="$TARGETS baseline"
 THREADS=2
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/lib/nginx-proxy.sh
+. "$ROOT/bench/lib/nginx-proxy.sh"
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 PROFILE=${PROFILE:-release}
 BIN=$TARGET_DIR/$PROFILE/examples
@@ -103,43 +105,12 @@ start_router() {  # name, binary, metrics-on|metrics-off
 
 start_nginx() {
   local h1 h2; h1=$(free_port); h2=$(free_port)
-  mkdir -p "$WORK/nginx/tmp"
-  local user_line=""
-  [ "$(id -u)" = 0 ] && user_line="user root;"
-  cat > "$WORK/nginx/nginx.conf" <<CONF
-$user_line
-worker_processes 2;
+  nginx_proxy_conf "$WORK/nginx" "$STABLE" "$CANARY" \
+    "worker_processes 2;
 worker_rlimit_nofile 16384;
-daemon off;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log warn;
-events { worker_connections 8192; }
-http {
-  access_log off;
-  client_body_temp_path $WORK/nginx/tmp/body;
-  proxy_temp_path $WORK/nginx/tmp/proxy;
-  fastcgi_temp_path $WORK/nginx/tmp/fastcgi;
-  uwsgi_temp_path $WORK/nginx/tmp/uwsgi;
-  scgi_temp_path $WORK/nginx/tmp/scgi;
-  keepalive_requests 1000000;
-  upstream app {
-    server 127.0.0.1:$STABLE weight=9;
-    server 127.0.0.1:$CANARY weight=1;
-    keepalive 256;
-    keepalive_requests 1000000;
-  }
-  server {
-    listen 127.0.0.1:$h1;
-    listen 127.0.0.1:$h2 http2;
-    location / {
-      proxy_pass http://app;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-    }
-  }
-}
-CONF
+events { worker_connections 8192; }" \
+    "listen 127.0.0.1:$h1;
+    listen 127.0.0.1:$h2 http2;"
   "$NGINX" -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" 2> "$WORK/nginx.log" &
   PID_OF[nginx]=$!; PIDS+=($!)
   H1_PORT[nginx]=$h1; H2_PORT[nginx]=$h2
