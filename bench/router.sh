@@ -22,6 +22,8 @@
 #   BASELINE_ROUTER=path  adds target "baseline": another build of bench_router
 #   OUT=dir               where the raw results go [$CARGO_TARGET_DIR/bench-router/<time>]
 #   ALLOW_ERRORS=1        report instead of failing on non-2xx or socket errors
+#   WORKERS [2]           threads (rampart, HAProxy) and worker processes (nginx) of
+#                         every proxy alike
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-5}
@@ -32,6 +34,7 @@ SIZES=${SIZES:-"1k 64k"}
 TARGETS=${TARGETS:-"rampart rampart_nometrics nginx haproxy"}
 [ -n "${BASELINE_ROUTER:-}" ] && TARGETS="$TARGETS baseline"
 THREADS=2
+WORKERS=${WORKERS:-2}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=bench/lib/nginx-proxy.sh
 . "$ROOT/bench/lib/nginx-proxy.sh"
@@ -97,7 +100,7 @@ declare -A H1_PORT H2_PORT PID_OF
 
 start_router() {  # name, binary, metrics-on|metrics-off
   local port; port=$(free_port)
-  "$2" "127.0.0.1:$port" "127.0.0.1:$STABLE" "127.0.0.1:$CANARY" "$3" 2> "$WORK/$1.log" &
+  BENCH_ROUTER_WORKERS=$WORKERS "$2" "127.0.0.1:$port" "127.0.0.1:$STABLE" "127.0.0.1:$CANARY" "$3" 2> "$WORK/$1.log" &
   PID_OF[$1]=$!; PIDS+=($!)
   H1_PORT[$1]=$port; H2_PORT[$1]=$port
   wait_for "$port"
@@ -106,7 +109,7 @@ start_router() {  # name, binary, metrics-on|metrics-off
 start_nginx() {
   local h1 h2; h1=$(free_port); h2=$(free_port)
   nginx_proxy_conf "$WORK/nginx" "$STABLE" "$CANARY" \
-    "worker_processes 2;
+    "worker_processes $WORKERS;
 worker_rlimit_nofile 16384;
 events { worker_connections 8192; }" \
     "listen 127.0.0.1:$h1;
@@ -121,7 +124,7 @@ start_haproxy() {
   local h1 h2; h1=$(free_port); h2=$(free_port)
   cat > "$WORK/haproxy.cfg" <<CONF
 global
-  nbthread 2
+  nbthread $WORKERS
   maxconn 8000
 defaults
   mode http
@@ -248,7 +251,7 @@ done
 NGINX_VERSION=$("$NGINX" -v 2>&1 | sed 's/.*nginx\///' || true)
 HAPROXY_VERSION=$("$HAPROXY" -v 2>/dev/null | awk 'NR==1 {print $3}' || true)
 echo
-echo "Interleaved: $ROUNDS rounds of ${DURATION} s per target, order rotated every round; load: wrk (HTTP/1.1) and h2load (h2c), $THREADS threads; upstream: bench_upstream ×2, split 90/10; nginx $NGINX_VERSION, HAProxy $HAPROXY_VERSION. Raw results: $RESULTS"
+echo "Interleaved: $ROUNDS rounds of ${DURATION} s per target, order rotated every round; $WORKERS workers per proxy; load: wrk (HTTP/1.1) and h2load (h2c), $THREADS threads; upstream: bench_upstream ×2, split 90/10; nginx $NGINX_VERSION, HAProxy $HAPROXY_VERSION. Raw results: $RESULTS"
 echo
 python3 "$ROOT/bench/lib/router_report.py" "$RESULTS"
 
