@@ -177,12 +177,15 @@ async fn serve(
                         settings = arc_swap::Guard::into_inner(current);
                         builder = Arc::new(server_builder(&settings.config));
                     }
+                    // Boxed: a task's cell is as large as its future, and tokio moves
+                    // the whole cell's stage on spawn, completion and join; a
+                    // connection's future is several KiB.
                     match &state.tls {
                         None => {
-                            connections.spawn(serve_connection(&builder, &settings.config, graceful.watcher(), stream, peer, &local, slot));
+                            connections.spawn(Box::pin(serve_connection(&builder, &settings.config, graceful.watcher(), stream, peer, &local, slot)));
                         }
                         Some(acceptor) => {
-                            connections.spawn(serve_tls_connection(acceptor.clone(), Arc::clone(&builder), Arc::clone(&settings), graceful.watcher(), stream, peer, Arc::clone(&local), slot));
+                            connections.spawn(Box::pin(serve_tls_connection(acceptor.clone(), Arc::clone(&builder), Arc::clone(&settings), graceful.watcher(), stream, peer, Arc::clone(&local), slot)));
                         }
                     }
                 }
