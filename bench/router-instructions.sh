@@ -13,12 +13,19 @@
 # Needs: valgrind, h2load (nghttp2-client), nginx. It installs nothing.
 #
 # Settings (environment): SMALL [2000], LARGE [22000], SKIP_BUILD=1 (use the built
-# examples; CARGO_TARGET_DIR as usual), TARGETS ["rampart rampart_nometrics nginx"].
+# examples; CARGO_TARGET_DIR as usual), TARGETS ["rampart rampart_nometrics nginx"],
+# MODE [keepalive] or close (a new connection per request: `Connection: close`).
 set -euo pipefail
 
 SMALL=${SMALL:-2000}
 LARGE=${LARGE:-22000}
 TARGETS=${TARGETS:-"rampart rampart_nometrics nginx"}
+MODE=${MODE:-keepalive}
+case $MODE in
+  keepalive) HEADER=() ;;
+  close) HEADER=(-H "Connection: close") ;;
+  *) echo "MODE is keepalive or close, not $MODE" >&2; exit 1 ;;
+esac
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=bench/lib/nginx-proxy.sh
 . "$ROOT/bench/lib/nginx-proxy.sh"
@@ -93,7 +100,7 @@ count() {  # target, requests
   PIDS+=("$pid")
   wait_for_200 "http://127.0.0.1:$port/1k"
   local done_count
-  done_count=$(h2load --h1 -n"$2" -c32 -t1 "http://127.0.0.1:$port/1k" | awk '/^requests:/ {print $8}')
+  done_count=$(h2load --h1 -n"$2" -c32 -t1 "${HEADER[@]}" "http://127.0.0.1:$port/1k" | awk '/^requests:/ {print $8}')
   if [ "$done_count" != "$2" ]; then
     echo "$1: $done_count of $2 requests succeeded" >&2
     exit 1
@@ -117,7 +124,7 @@ for target in $TARGETS; do
 done
 
 echo
-echo "| target | user-space instructions per request |"
+echo "| target ($MODE) | user-space instructions per request |"
 echo "|---|---:|"
 for target in $TARGETS; do
   echo "| $target | ${PER_REQUEST[$target]} |"

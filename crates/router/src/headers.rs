@@ -110,6 +110,25 @@ pub(crate) struct ClientIp {
 }
 
 impl ClientIp {
+    /// The formatted address of a new connection's client. Connections from one
+    /// address tend to come in runs (a load balancer, a client opening several), so
+    /// each worker thread keeps the last one it formatted: formatting costs as much
+    /// as a fifth of a short connection's own work.
+    pub(crate) fn for_connection(ip: IpAddr) -> std::sync::Arc<Self> {
+        thread_local! {
+            static LAST: std::cell::RefCell<Option<(IpAddr, std::sync::Arc<ClientIp>)>> =
+                const { std::cell::RefCell::new(None) };
+        }
+        LAST.with_borrow_mut(|last| match last {
+            Some((cached, client)) if *cached == ip => std::sync::Arc::clone(client),
+            _ => {
+                let client = std::sync::Arc::new(Self::new(ip));
+                *last = Some((ip, std::sync::Arc::clone(&client)));
+                client
+            }
+        })
+    }
+
     pub(crate) fn new(ip: IpAddr) -> Self {
         let text = ip.to_string();
         let forwarded_for = match ip {
@@ -227,6 +246,20 @@ mod tests {
             HeaderValue::try_from(joined).unwrap(),
         );
         assert!(forwarded_by_us(&folded));
+    }
+
+    #[test]
+    fn a_run_of_connections_from_one_client_shares_its_formatted_address() {
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "2001:db8::1".parse().unwrap();
+        let first = ClientIp::for_connection(a);
+        assert!(std::sync::Arc::ptr_eq(&first, &ClientIp::for_connection(a)));
+        let other = ClientIp::for_connection(b);
+        assert_eq!(other.xff, "2001:db8::1");
+        assert_eq!(other.forwarded_for, "for=\"[2001:db8::1]\"");
+        let again = ClientIp::for_connection(a);
+        assert_eq!(again.xff, "192.0.2.1");
+        assert_eq!(again.forwarded_for, "for=192.0.2.1");
     }
 
     #[test]

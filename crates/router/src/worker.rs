@@ -284,7 +284,7 @@ where
     let header_timeout = settings.header_read_timeout.get();
     let liveness = Liveness::new();
     let tracked = liveness.clone();
-    let client_ip = Arc::new(crate::headers::ClientIp::new(peer.ip()));
+    let client_ip = crate::headers::ClientIp::for_connection(peer.ip());
     let service = service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
         let active = tracked.request_started();
         if !hyper::body::Body::is_end_stream(request.body()) {
