@@ -17,6 +17,37 @@ use tokio::time::Instant;
 const LINGER_TIME: Duration = Duration::from_secs(5);
 /// A client that sends nothing for this long is done (nginx's `lingering_timeout`).
 const LINGER_SILENCE: Duration = Duration::from_secs(1);
+/// Lingering sockets one worker keeps at most; beyond, a connection closes plainly.
+/// They no longer count against the per-client connection limit, so this bounds
+/// what clients that keep sending to early answers can hold (a socket and 16 KiB
+/// each).
+const MAX_LINGERING_PER_WORKER: usize = 1024;
+
+thread_local! {
+    /// This worker's lingering sockets: each worker is one thread with a
+    /// current-thread runtime, so a drain runs on the thread that counted it.
+    static LINGERING: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// One lingering socket counted until its drain ends or is dropped.
+struct Counted;
+
+impl Counted {
+    fn take() -> Option<Self> {
+        LINGERING.with(|count| {
+            (count.get() < MAX_LINGERING_PER_WORKER).then(|| {
+                count.set(count.get() + 1);
+                Counted
+            })
+        })
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        LINGERING.with(|count| count.set(count.get().saturating_sub(1)));
+    }
+}
 
 /// The TCP socket under a client connection, plain or TLS.
 pub(crate) trait ClientSocket {
@@ -51,12 +82,16 @@ pub(crate) fn on_close(tcp: &TcpStream, body_unread: bool) {
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         return;
     };
+    let Some(counted) = Counted::take() else {
+        return;
+    };
     let Ok(duplicate) = socket2::SockRef::from(tcp).try_clone() else {
         return;
     };
     // The FIN: the client's read of the response ends here, not at a reset.
     let _ = duplicate.shutdown(std::net::Shutdown::Write);
     runtime.spawn(async move {
+        let _counted = counted;
         if let Ok(stream) = TcpStream::from_std(duplicate.into()) {
             drain(stream).await;
         }
@@ -72,5 +107,20 @@ async fn drain(mut stream: TcpStream) {
             Ok(Ok(n)) if n > 0 => {}
             _ => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_worker_lingers_on_a_bounded_number_of_sockets() {
+        let held: Vec<Counted> = (0..MAX_LINGERING_PER_WORKER)
+            .map(|_| Counted::take().expect("under the bound"))
+            .collect();
+        assert!(Counted::take().is_none(), "the bound is reached");
+        drop(held);
+        assert!(Counted::take().is_some(), "ended drains free their places");
     }
 }
