@@ -19,8 +19,9 @@ use support::*;
 
 const SERVICE: &str = "web";
 
-/// The canary's error ratio over the last 5 s, from rampart's own counters.
-const ERROR_RATIO: &str = r#"sum(rate(rampart_router_errors_total{service="web",version="{canary}"}[5s])) / sum(rate(rampart_router_requests_total{service="web",version="{canary}"}[5s]))"#;
+/// The new version's error ratio over the last 5 s, from rampart's own counters. A
+/// blue-green preview's requests are counted under the service `web.preview`.
+const ERROR_RATIO: &str = r#"sum(rate(rampart_router_errors_total{service=~"web|web.preview",version="{canary}"}[5s])) / sum(rate(rampart_router_requests_total{service=~"web|web.preview",version="{canary}"}[5s]))"#;
 
 fn prometheus_binary() -> Option<PathBuf> {
     let found = std::env::var_os("PATH").and_then(|paths| {
@@ -150,9 +151,35 @@ impl Drop for Prometheus {
     }
 }
 
-/// A sample-app service whose analysis is one Prometheus metric: the canary's error
-/// ratio below 5 %, measured every second.
-fn service(listen: SocketAddr, prometheus: &str, deadline: &str) -> String {
+/// A canary of two steps whose analysis is one Prometheus metric.
+fn canary(deadline: &str) -> String {
+    format!(
+        r#"[service.strategy]
+steps = [{{ weight = 30, hold = "4s" }}, {{ weight = 60, hold = "4s" }}]
+scale_down_delay = "1s"
+progress_deadline = "{deadline}"
+"#
+    )
+}
+
+/// Blue-green with a preview on `preview`, the analysis windows in `windows` (none
+/// when left out), and the switch as soon as the preview passed.
+fn blue_green(preview: SocketAddr, windows: &str) -> String {
+    format!(
+        r#"[service.strategy]
+kind = "blue_green"
+preview_listen = "{preview}"
+auto_promotion_seconds = 0
+{windows}
+scale_down_delay = "1s"
+progress_deadline = "60s"
+"#
+    )
+}
+
+/// A sample-app service with `strategy`, whose analysis is one Prometheus metric:
+/// the new version's error ratio below 5 %, measured every second.
+fn service(listen: SocketAddr, prometheus: &str, strategy: &str) -> String {
     let metric = format!(
         r#"[[metric_provider]]
 name = "prom"
@@ -167,11 +194,7 @@ timeout = "2s"
         listen,
         1,
         &format!(
-            r#"[service.strategy]
-steps = [{{ weight = 30, hold = "4s" }}, {{ weight = 60, hold = "4s" }}]
-scale_down_delay = "1s"
-progress_deadline = "{deadline}"
-
+            r#"{strategy}
 [service.analysis]
 judge = "threshold"
 interval = "1s"
@@ -206,15 +229,20 @@ struct Setup {
 }
 
 fn setup(binary: PathBuf, deadline: &str) -> Setup {
+    setup_with(binary, free_addr(), &canary(deadline))
+}
+
+/// rampart serving the service on `listen` with `strategy`, a Prometheus scraping
+/// it, and users' load on `listen`.
+fn setup_with(binary: PathBuf, listen: SocketAddr, strategy: &str) -> Setup {
     // Prometheus must know where rampart's API is before rampart starts, and
     // rampart where Prometheus is: reserve both addresses first.
     let dir = tempfile::tempdir().expect("tempdir");
     let api = free_addr();
-    let listen = free_addr();
     let prometheus = Prometheus::start(binary, api);
     let config = format!(
         "[server]\nlisten = \"{api}\"\ndata_dir = \"data\"\n\n{}",
-        service(listen, &prometheus.url(), deadline)
+        service(listen, &prometheus.url(), strategy)
     );
     let config_path = dir.path().join("rampart.toml");
     std::fs::write(&config_path, config).expect("write config");
@@ -320,4 +348,104 @@ fn a_prometheus_that_is_down_pauses_the_rollout_until_it_is_back() {
     );
     let report = s.load.stop();
     assert_eq!(report.failed, 0, "{:?}", report.failures);
+}
+
+#[test]
+fn a_prometheus_metric_judges_a_blue_green_preview_and_the_traffic_after_the_switch() {
+    let Some(binary) = prometheus_binary() else {
+        return;
+    };
+    let (listen, preview) = (free_addr(), free_addr());
+    let s = setup_with(
+        binary,
+        listen,
+        &blue_green(
+            preview,
+            "pre_promotion_analysis = \"4s\"\npost_promotion_analysis = \"4s\"",
+        ),
+    );
+    // Testers on the preview listener: what the pre-promotion analysis judges.
+    let testers = LoadGen::start(format!("http://{preview}/"), 30);
+    let id = s.server.deploy(SERVICE, "v2", json!({}));
+    let done = s.server.wait_terminal(&id, Duration::from_secs(90));
+    let history = support::history(&done);
+    assert_eq!(done["summary"]["state"], "succeeded", "{history}");
+    assert!(
+        history.contains("pre-promotion analysis of v2 passed"),
+        "{history}"
+    );
+    assert!(
+        history.contains("post-promotion analysis passed"),
+        "{history}"
+    );
+    assert!(done.to_string().contains("error_ratio"), "{history}");
+    testers.stop();
+    let users = s.load.stop();
+    assert_eq!(users.failed, 0, "{:?}", users.failures);
+}
+
+#[test]
+fn a_prometheus_metric_rolls_back_a_bad_blue_green_preview_before_any_user_sees_it() {
+    let Some(binary) = prometheus_binary() else {
+        return;
+    };
+    let (listen, preview) = (free_addr(), free_addr());
+    let s = setup_with(
+        binary,
+        listen,
+        &blue_green(preview, "pre_promotion_analysis = \"30s\""),
+    );
+    let testers = LoadGen::start(format!("http://{preview}/"), 30);
+    // 30 % of the preview's requests fail; the router's judge lets it be.
+    let id = s
+        .server
+        .deploy(SERVICE, "v2", json!({ "SAMPLE_APP_ERROR_RATE": "0.3" }));
+    let done = s.server.wait_terminal(&id, Duration::from_secs(90));
+    let history = support::history(&done);
+    assert_eq!(done["summary"]["state"], "rolled_back", "{history}");
+    assert!(history.contains("metric error_ratio"), "{history}");
+    assert!(history.contains("fails `result < 0.05`"), "{history}");
+    testers.stop();
+    let users = s.load.stop();
+    assert_eq!(users.failed, 0, "{:?}", users.failures);
+    assert_eq!(users.versions.get("v2"), None, "{users:?}");
+}
+
+#[test]
+fn a_prometheus_metric_failing_after_the_blue_green_switch_switches_back() {
+    let Some(binary) = prometheus_binary() else {
+        return;
+    };
+    let (listen, preview) = (free_addr(), free_addr());
+    // No preview window: the switch comes at once, and only the live traffic after
+    // it is judged.
+    let s = setup_with(
+        binary,
+        listen,
+        &blue_green(preview, "post_promotion_analysis = \"60s\""),
+    );
+    // v2 answers its first 100 requests, then fails every one.
+    let id = s
+        .server
+        .deploy(SERVICE, "v2", json!({ "SAMPLE_APP_FAIL_AFTER": "100" }));
+    let done = s.server.wait_terminal(&id, Duration::from_secs(90));
+    let history = support::history(&done);
+    assert_eq!(done["summary"]["state"], "rolled_back", "{history}");
+    assert!(history.contains("switching_back"), "{history}");
+    assert!(history.contains("metric error_ratio"), "{history}");
+    // Users met v2's failures between the switch and the switch back.
+    let users = s.load.report();
+    assert!(
+        users
+            .failures
+            .iter()
+            .any(|f| f.contains("injected failure")),
+        "{users:?}"
+    );
+    support::assert_serves(
+        &format!("http://{listen}/version"),
+        "v1",
+        "switched back to v1",
+    );
+    s.load.stop();
 }

@@ -102,7 +102,9 @@
 //! - [`Input::AnalysisRestored`]: Paused for `analysis_unavailable` resumes the step
 //!   with a restarted hold and a fresh window; any other phase is left alone.
 //! - [`Input::AnalysisFailed`]: a failed metric (or a provider unavailable past its
-//!   limit) rolls back from Progressing or Paused, with an incident.
+//!   limit) rolls back from Progressing or Paused, with an incident; for blue-green
+//!   it rolls the preview back, or switches back after the switch.
+//!   Blue-green never gets `AnalysisHeld`: it has no pause.
 //!
 //! # Gates
 //!

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rampart_core::analysis::{Measurement, MetricSpec, MetricTracker, Signal, combine};
+use rampart_core::analysis::{Criterion, Measurement, MetricSpec, MetricTracker, Signal, combine};
 use rampart_core::judge::Verdict;
 use rampart_core::rollout::{Input, PauseCause, Phase, Rollout};
 use rampart_core::{Clock, Timestamp};
@@ -102,15 +102,20 @@ impl RolloutMetrics {
     /// Records an answer and says what the rollout must do about it, if anything.
     /// Answers outside the analysis phases are dropped: they judge nothing.
     pub fn record(&mut self, report: Report, rollout: &Rollout) -> Option<Input> {
-        if !matches!(
-            rollout.phase,
-            Phase::Progressing { .. } | Phase::Paused { .. }
-        ) {
+        let blue_green = match rollout.phase {
+            Phase::Progressing { .. } | Phase::Paused { .. } => false,
+            Phase::Previewing | Phase::AwaitingPromotion { .. } | Phase::PostPromotion => true,
+            _ => return None,
+        };
+        let (tracker, _) = self.metrics.get_mut(report.index)?;
+        if !judges(tracker, &rollout.phase) {
             return None;
         }
-        let (tracker, _) = self.metrics.get_mut(report.index)?;
         match tracker.record(report.measurement, report.at) {
             Some(Signal::RollBack { reason }) => return Some(Input::AnalysisFailed { reason }),
+            // Blue-green has no pause: the metric's inconclusive say keeps the window
+            // from passing, and the progress deadline decides.
+            Some(Signal::Pause { .. }) if blue_green => return None,
             Some(Signal::Pause { reason }) => {
                 return Some(Input::AnalysisHeld {
                     cause: PauseCause::AnalysisInconclusive,
@@ -118,6 +123,10 @@ impl RolloutMetrics {
                 });
             }
             None => {}
+        }
+        if blue_green {
+            // Likewise for an unavailable provider, until `unavailable_limit` fails it.
+            return None;
         }
         let unavailable = self
             .metrics
@@ -147,14 +156,30 @@ impl RolloutMetrics {
         }
     }
 
-    /// The judge's verdict with the metrics' evidence and say.
-    pub fn combine(&self, verdict: Verdict, step_started: Timestamp) -> Verdict {
+    /// The judge's verdict with the metrics' evidence and say, for the rollout's
+    /// current window.
+    pub fn combine(&self, verdict: Verdict, rollout: &Rollout) -> Verdict {
         if self.metrics.is_empty() {
             return verdict;
         }
-        let trackers: Vec<MetricTracker> = self.metrics.iter().map(|(t, _)| t.clone()).collect();
-        combine(verdict, &trackers, step_started)
+        let trackers: Vec<MetricTracker> = self
+            .metrics
+            .iter()
+            .map(|(t, _)| t)
+            .filter(|t| judges(t, &rollout.phase))
+            .cloned()
+            .collect();
+        combine(verdict, &trackers, rollout.step_started_at)
     }
+}
+
+/// Whether the metric has a say in `phase`. After blue-green's switch the old version
+/// serves nothing, so there is no stable to compare with: only `success` metrics
+/// judge the live traffic then (the router's judge compares it with the traffic
+/// before the switch).
+fn judges(tracker: &MetricTracker, phase: &Phase) -> bool {
+    !(matches!(phase, Phase::PostPromotion)
+        && matches!(tracker.spec().criterion, Criterion::Compare(_)))
 }
 
 impl Drop for RolloutMetrics {
@@ -173,10 +198,7 @@ async fn measure(
     stable: &str,
 ) -> Measurement {
     let canary_query = spec.query.render(canary, stable);
-    let compare = matches!(
-        spec.criterion,
-        rampart_core::analysis::Criterion::Compare(_)
-    );
+    let compare = matches!(spec.criterion, Criterion::Compare(_));
     let (canary_answer, stable_answer) = if compare {
         let stable_query = spec.query.render(stable, stable);
         let (c, s) = tokio::join!(provider.query(&canary_query), provider.query(&stable_query));
@@ -204,4 +226,47 @@ async fn measure(
         Some(Ok(QueryAnswer::Value(v))) => Some(v),
     };
     Measurement::Value { canary, stable }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rampart_core::analysis::{Comparison, Direction, QueryTemplate, SuccessCondition};
+
+    fn tracker(criterion: Criterion) -> MetricTracker {
+        MetricTracker::new(MetricSpec {
+            name: "m".into(),
+            provider: "prom".into(),
+            query: QueryTemplate::parse(r#"sum(rate(x{version="{canary}"}[30s]))"#).expect("query"),
+            criterion,
+            interval: Duration::from_secs(1),
+            failure_limit: 0,
+            inconclusive_limit: 5,
+            error_limit: 4,
+            unavailable_limit: Duration::from_secs(600),
+        })
+    }
+
+    #[test]
+    fn after_the_blue_green_switch_only_success_metrics_judge() {
+        let success = tracker(Criterion::Success(
+            SuccessCondition::parse("result < 0.05").expect("condition"),
+        ));
+        let compare = tracker(Criterion::Compare(Comparison {
+            direction: Direction::LowerIsBetter,
+            tolerance_pct: 10.0,
+            tolerance: 0.0,
+        }));
+        for phase in [
+            Phase::Previewing,
+            Phase::AwaitingPromotion { auto_at: None },
+        ] {
+            assert!(judges(&success, &phase) && judges(&compare, &phase));
+        }
+        assert!(judges(&success, &Phase::PostPromotion));
+        assert!(
+            !judges(&compare, &Phase::PostPromotion),
+            "the old version serves nothing after the switch"
+        );
+    }
 }

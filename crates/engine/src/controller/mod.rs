@@ -427,6 +427,12 @@ impl Controller {
                 if !self.sequential || blue_green {
                     self.judge.reset();
                 }
+                if blue_green {
+                    // Blue-green sets no canary weight: its metrics of the user's own
+                    // start with the first window (the preview's, or after a restart
+                    // the post-promotion's).
+                    self.start_metrics(self.svc.config().analysis.warmup.get());
+                }
                 self.sync_preview();
                 self.observed_until = floor_second(self.shared.clock.now());
                 None
@@ -436,9 +442,7 @@ impl Controller {
                 let now = self.shared.clock.now();
                 let verdict = self.judge.evaluate(now);
                 self.save_evidence().await;
-                let mut verdict = self
-                    .metrics
-                    .combine(verdict, self.record.rollout.step_started_at);
+                let mut verdict = self.metrics.combine(verdict, &self.record.rollout);
                 if let Some(from) = self.judged_from.filter(|from| *from > now)
                     && verdict.outcome == Outcome::Inconclusive
                 {

@@ -33,6 +33,12 @@
 //!   PostPromotion and SwitchingBack switch back; under `resume`, Previewing and
 //!   AwaitingPromotion start the preview again (Starting), PostPromotion restarts its
 //!   window, SwitchingBack switches back again.
+//! - Metrics of the user's own (`[[service.analysis.metric]]`) judge the preview and,
+//!   with `success` criteria, the live traffic after the switch: their say is in every
+//!   verdict, and a metric that fails outright (`AnalysisFailed`) rolls the preview
+//!   back or switches back at once. Blue-green has no pause, so a metric that stays
+//!   inconclusive or unavailable keeps the window from passing and the progress
+//!   deadline decides.
 //! - Pause and resume apply to canary steps only and are refused here.
 
 use super::*;
@@ -143,6 +149,16 @@ impl Rollout {
                 Ok(self.switch_back_automatically(why, now))
             }
             (Input::CanaryCrashed { .. }, Phase::SwitchingBack { .. }) => Ok(Vec::new()),
+            // A metric of the user's own failed (or its provider stayed unavailable
+            // past its limit): before the switch no user saw the new version, after it
+            // the old one is still warm.
+            (
+                Input::AnalysisFailed { reason },
+                Phase::Previewing | Phase::AwaitingPromotion { .. },
+            ) => Ok(self.roll_back_automatically(reason.clone(), now)),
+            (Input::AnalysisFailed { reason }, Phase::PostPromotion) => {
+                Ok(self.switch_back_automatically(reason.clone(), now))
+            }
             (Input::PromotionDone, Phase::Promoting) if self.previous_version.is_some() => {
                 Ok(self.enter_post_promotion(&spec, now))
             }

@@ -190,6 +190,43 @@ fn a_failing_post_promotion_analysis_switches_back_then_stops_the_new_version() 
 }
 
 #[test]
+fn a_failed_metric_of_the_users_own_rolls_the_preview_back_or_switches_back_at_once() {
+    let failed = || Input::AnalysisFailed {
+        reason: "metric error_ratio: result 0.3 fails `result < 0.05`".into(),
+    };
+    // Before the switch: no user saw the new version; no failure limit to wait for.
+    let mut r = previewing(true);
+    let acts = actions(&apply(&mut r, failed(), s(5)));
+    assert!(matches!(r.phase, Phase::RollingBack { .. }), "{}", r.phase);
+    assert!(acts.contains(&Command::StopCanary), "{acts:?}");
+    assert!(!acts.contains(&Command::SwitchBack), "{acts:?}");
+    assert!(
+        acts.iter().any(
+            |c| matches!(c, Command::OpenIncident { reason } if reason.contains("error_ratio"))
+        )
+    );
+
+    // Passed, waiting for the switch: still before any user saw it.
+    let mut r = previewing(false);
+    apply(&mut r, pass(s(30)), s(30));
+    assert_eq!(r.phase, Phase::AwaitingPromotion { auto_at: None });
+    apply(&mut r, failed(), s(35));
+    assert!(matches!(r.phase, Phase::RollingBack { .. }), "{}", r.phase);
+
+    // After the switch: one swap back to the warm old version first.
+    let mut r = post_promotion();
+    let acts = actions(&apply(&mut r, failed(), s(45)));
+    assert_eq!(
+        r.phase,
+        Phase::SwitchingBack {
+            ends_as: RollbackEnd::RolledBack
+        }
+    );
+    assert_eq!(acts[0], Command::SwitchBack, "{acts:?}");
+    assert!(!acts.contains(&Command::StopCanary), "{acts:?}");
+}
+
+#[test]
 fn post_promotion_without_a_pass_by_the_deadline_switches_back() {
     let mut r = post_promotion();
     apply(&mut r, inconclusive(s(100)), s(100));
