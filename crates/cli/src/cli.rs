@@ -274,9 +274,9 @@ pub struct DeployArgs {
     /// The version to roll out.
     #[arg(long = "version", value_name = "V")]
     pub version: String,
-    /// Static backend: where the new version runs (repeatable).
+    /// Static backend: where the new version runs, IP:PORT or HOST:PORT (repeatable).
     #[arg(long, value_name = "ADDR")]
-    pub canary: Vec<std::net::SocketAddr>,
+    pub canary: Vec<rampart_config::UpstreamAddress>,
     /// Process backend: extra environment for the new version (KEY=VALUE, repeatable).
     #[arg(long, value_name = "KEY=VALUE", value_parser = parse_env_pair)]
     pub env: Vec<(String, String)>,
@@ -304,9 +304,9 @@ pub struct TrafficArgs {
     /// Set the canary's share of traffic in percent (0 to 100).
     #[arg(long, value_name = "PERCENT")]
     pub weight: Option<f64>,
-    /// Replace the canary set with these upstreams (repeatable).
+    /// Replace the canary set with these upstreams, IP:PORT or HOST:PORT (repeatable).
     #[arg(long, value_name = "ADDR")]
-    pub canary: Vec<std::net::SocketAddr>,
+    pub canary: Vec<rampart_config::UpstreamAddress>,
     /// Limit requests in flight (excess gets 503 with Retry-After); 0 lifts the limit.
     #[arg(long, value_name = "N")]
     pub max_concurrency: Option<u32>,

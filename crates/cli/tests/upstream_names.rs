@@ -114,3 +114,95 @@ fn a_name_that_does_not_resolve_at_start_is_a_clear_error() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_canary_named_by_host_name_in_the_deploy_and_traffic_apis() {
+    let stable_port = free_addr().port();
+    let canary_port = free_addr().port();
+    let _stable = on_localhost(stable_port, "v1");
+    let _canary = on_localhost(canary_port, "v2");
+    let listen = free_addr();
+    // No configured canary: the deploy names it.
+    let server = RampartServer::start_serving(&format!(
+        r#"[[service]]
+name = "web"
+listen = "{listen}"
+
+[service.backend]
+kind = "static"
+stable = ["localhost:{stable_port}"]
+
+[service.strategy]
+steps = [{{ weight = 50, hold = "1s" }}]
+scale_down_delay = "1s"
+
+[service.analysis]
+judge = "threshold"
+interval = "1s"
+min_requests = 1
+max_error_rate = 100
+max_latency_regression = 100000
+warmup = "1s"
+
+[service.router]
+drain_grace = "1s"
+"#
+    ));
+    let url = format!("http://{listen}/version");
+
+    // Bad names are refused with the name and the fix, before anything starts.
+    let (status, body) = server.post_json(
+        "/api/v1/services/web/deployments",
+        &json!({ "version": "v2", "canary": ["nowhere.invalid:8080"] }),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.to_string()
+            .contains("`nowhere.invalid:8080` does not resolve"),
+        "{body}"
+    );
+    let (status, body) = server.post_json(
+        "/api/v1/services/web/deployments",
+        &json!({ "version": "v2", "canary": ["localhost"] }),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.to_string().contains("expected a host and a port"),
+        "{body}"
+    );
+
+    // The traffic API takes a name too; weight 0 leaves users on stable.
+    let (status, body) = server.put_json(
+        "/api/v1/services/web/traffic",
+        &json!({ "canary": [format!("localhost:{canary_port}")], "version": "v2", "canary_weight": 0 }),
+    );
+    assert!(status < 300, "{status} {body}");
+    assert!(
+        body.to_string()
+            .contains(&format!("127.0.0.1:{canary_port}")),
+        "the name was resolved: {body}"
+    );
+    let (status, body) = server.put_json(
+        "/api/v1/services/web/traffic",
+        &json!({ "canary": [], "canary_weight": 0 }),
+    );
+    assert!(status < 300, "{status} {body}");
+
+    let load = LoadGen::start(url.clone(), 50);
+    let (status, body) = server.post_json(
+        "/api/v1/services/web/deployments",
+        &json!({ "version": "v2", "canary": [format!("localhost:{canary_port}")] }),
+    );
+    assert_eq!(status, 201, "{body}");
+    let id = body["id"].as_str().expect("deployment id").to_string();
+    let done = server.wait_terminal(&id, Duration::from_secs(60));
+    assert_eq!(done["summary"]["state"], "succeeded", "{}", history(&done));
+    let addresses = done["record"]["addresses"].to_string();
+    assert!(
+        addresses.contains(&format!("127.0.0.1:{canary_port}")),
+        "{addresses}"
+    );
+    assert_serves(&url, "v2", "the promoted canary named in the deploy");
+    let report = load.stop();
+    assert_eq!(report.failed, 0, "{:?}", report.failures);
+}

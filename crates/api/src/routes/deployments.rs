@@ -1,13 +1,13 @@
 //! Deployments and operator actions on a service's rollout.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, JsonRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
+use rampart_config::UpstreamAddress;
 use rampart_engine::{DeployRequest, EngineError, Operation};
 use serde::Deserialize;
 use serde_json::Value;
@@ -62,10 +62,11 @@ pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Result<Json<Value>, Api
 pub struct DeployBody {
     /// The version to roll out, e.g. "v2".
     pub version: String,
-    /// Static backend: where the new version runs, e.g. ["127.0.0.1:9003"].
+    /// Static backend: where the new version runs, e.g. ["127.0.0.1:9003"] or
+    /// ["v2.internal:9003"] (host names are resolved at the deploy).
     #[serde(default)]
     #[schema(value_type = Vec<String>)]
-    pub canary: Vec<SocketAddr>,
+    pub canary: Vec<UpstreamAddress>,
     /// Process backend: extra environment for the new version's instances.
     #[serde(default)]
     pub env: BTreeMap<String, String>,

@@ -1,10 +1,9 @@
 //! The traffic split of a service, by hand.
 
-use std::net::SocketAddr;
-
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::{Extension, Json};
+use rampart_config::UpstreamAddress;
 use rampart_engine::TrafficChange;
 use serde::Deserialize;
 use serde_json::Value;
@@ -20,9 +19,10 @@ use crate::state::AppState;
 pub struct TrafficBody {
     /// Percent of requests to the canary set, 0 to 100 (fractions allowed).
     pub canary_weight: Option<f64>,
-    /// Replaces the canary set with these upstreams, e.g. ["127.0.0.1:9003"].
+    /// Replaces the canary set with these upstreams, e.g. ["127.0.0.1:9003"] or
+    /// ["canary.internal:9003"] (host names are resolved now).
     #[schema(value_type = Option<Vec<String>>)]
-    pub canary: Option<Vec<SocketAddr>>,
+    pub canary: Option<Vec<UpstreamAddress>>,
     /// Version label of the given canary set.
     pub version: Option<String>,
     /// Requests in flight above this get 503 with `Retry-After`; 0 lifts the limit.

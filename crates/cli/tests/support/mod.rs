@@ -354,12 +354,26 @@ impl RampartServer {
 
     /// POST a JSON body with the admin token; the status code and the parsed body.
     pub fn post_json(&self, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+        self.send_json(reqwest::Method::POST, path, body)
+    }
+
+    /// PUT a JSON body with the admin token; the status code and the parsed body.
+    pub fn put_json(&self, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+        self.send_json(reqwest::Method::PUT, path, body)
+    }
+
+    fn send_json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> (u16, serde_json::Value) {
         let response = client()
-            .post(format!("{}{path}", self.api))
+            .request(method.clone(), format!("{}{path}", self.api))
             .bearer_auth(&self.admin_token)
             .json(body)
             .send()
-            .unwrap_or_else(|e| panic!("POST {path}: {e}"));
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
         let status = response.status().as_u16();
         let text = response.text().unwrap_or_default();
         let value = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));

@@ -75,16 +75,23 @@ impl Engine {
                     "canary_weight is {weight}; use a percentage from 0 to 100"
                 )));
             }
-            if let Some(addrs) = &change.canary {
-                self.check_canary_addresses(addrs)?;
-                let unique: HashSet<_> = addrs.iter().collect();
-                if unique.len() != addrs.len() {
-                    return Err(EngineError::InvalidRequest(
-                        "canary lists an address twice".into(),
-                    ));
+            let resolved = match &change.canary {
+                Some(given) => {
+                    let unique: HashSet<_> = given.iter().collect();
+                    if unique.len() != given.len() {
+                        return Err(EngineError::InvalidRequest(
+                            "canary lists an address twice".into(),
+                        ));
+                    }
+                    let addrs = (self.inner.shared.resolver)(given.clone())
+                        .await
+                        .map_err(|e| EngineError::InvalidRequest(format!("`canary`: {e}")))?;
+                    self.check_canary_addresses(&addrs)?;
+                    Some(addrs)
                 }
-            }
-            let canary = match &change.canary {
+                None => None,
+            };
+            let canary = match &resolved {
                 Some(addrs) if addrs.is_empty() => None,
                 Some(addrs) => Some(UpstreamSet::new(
                     change.version.clone().unwrap_or_else(|| "canary".into()),
@@ -165,7 +172,9 @@ impl Engine {
                             ))
                         })?
                 } else {
-                    request.canary.clone()
+                    (self.inner.shared.resolver)(request.canary.clone())
+                        .await
+                        .map_err(|e| EngineError::InvalidRequest(format!("`canary`: {e}")))?
                 };
                 if addrs.is_empty() {
                     return Err(EngineError::InvalidRequest(format!(

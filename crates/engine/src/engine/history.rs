@@ -107,7 +107,7 @@ impl Engine {
         let request = DeployRequest {
             version: target.version,
             canary: if svc.is_static() {
-                target.addresses
+                target.addresses.into_iter().map(Into::into).collect()
             } else {
                 Vec::new()
             },

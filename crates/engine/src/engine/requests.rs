@@ -1,17 +1,18 @@
 //! What callers hand the engine: a deployment, an operator's action, a traffic change.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 
+use rampart_config::UpstreamAddress;
 use serde::{Deserialize, Serialize};
 
 /// A request to deploy a version.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct DeployRequest {
     pub version: String,
-    /// Static backend: where the new version runs.
+    /// Static backend: where the new version runs, as IP addresses or host names
+    /// (resolved at the deploy).
     #[serde(default)]
-    pub canary: Vec<SocketAddr>,
+    pub canary: Vec<UpstreamAddress>,
     /// Process backend: extra environment for the new version's instances.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
@@ -52,9 +53,9 @@ pub struct TrafficChange {
     /// Percent of requests to the canary set.
     #[serde(default)]
     pub canary_weight: Option<f64>,
-    /// Replaces the canary set with these upstreams.
+    /// Replaces the canary set with these upstreams (host names resolved now).
     #[serde(default)]
-    pub canary: Option<Vec<SocketAddr>>,
+    pub canary: Option<Vec<UpstreamAddress>>,
     /// Version label of the given canary set (default `canary`).
     #[serde(default)]
     pub version: Option<String>,
