@@ -4,7 +4,8 @@
 // writes screenshots and figures.json to RAMPART_SCREENSHOTS.
 //
 // Env: RAMPART_API, RAMPART_ADMIN_TOKEN, RAMPART_SCREENSHOTS, RAMPART_CHROMIUM,
-// RAMPART_SHOP (the service to roll out), RAMPART_STATIC_SERVICES (comma list).
+// RAMPART_SHOP (the service to roll out), RAMPART_STATIC_SERVICES (comma list),
+// RAMPART_GATED (a service whose step needs approval by release-manager).
 
 import { chromium } from 'playwright-core';
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -17,6 +18,7 @@ const ADMIN = need('RAMPART_ADMIN_TOKEN');
 const SHOTS = need('RAMPART_SCREENSHOTS');
 const SHOP = process.env.RAMPART_SHOP ?? 'shop';
 const STATICS = (process.env.RAMPART_STATIC_SERVICES ?? '').split(',').filter(Boolean);
+const GATED = process.env.RAMPART_GATED; // a service whose one step needs approval by release-manager
 const CHROMIUM = process.env.RAMPART_CHROMIUM ?? '/usr/bin/chromium';
 const figures = {};
 const step = (text) => console.log(`[e2e] ${text}`);
@@ -365,6 +367,35 @@ async function run(browser) {
   });
   assert(refused.status === 403, `the API refuses a viewer's rollback (${refused.status})`);
   await viewer.context.close();
+
+  // --- An approval gate: approved from the dashboard by the person it names, a viewer
+  // whose token is under the approval's name; resume and promote are not offered.
+  if (GATED) {
+    const approver = await api('POST', '/api/v1/tokens', { name: 'release-manager.e2e', role: 'viewer' });
+    const gated = await api('POST', `/api/v1/services/${GATED}/deployments`, { version: 'v2', reason: 'gated' });
+    const manager = await newPage(browser, null);
+    await login(manager.page, approver.secret);
+    await manager.page.goto(`${API}/rollouts/${gated.id}`);
+    await manager.page.waitForSelector('[data-testid=action-approve]', { timeout: 60_000 });
+    const offered = await manager.page.$$eval('[data-testid=rollout-actions] button', (b) =>
+      b.map((x) => x.getAttribute('data-testid')),
+    );
+    assert(offered.join() === 'action-approve', `only approve is offered to the approver: ${offered}`);
+    await shot(manager.page, 'rollout-approval');
+    await manager.page.click('[data-testid=action-approve]');
+    await manager.page.click('dialog[open] [data-testid=confirm]');
+    await manager.page.waitForFunction(
+      () => document.querySelector('[data-testid=rollout-state]')?.textContent === 'succeeded',
+      null,
+      { timeout: 60_000 },
+    );
+    const detail = await api('GET', `/api/v1/deployments/${gated.id}`);
+    const approvals = detail.record.rollout.approvals;
+    assert(approvals.length === 1 && approvals[0].by === 'release-manager.e2e', `approved by the approver: ${JSON.stringify(approvals)}`);
+    figures.approved_from_dashboard = true;
+    assert(manager.problems.length === 0, `approver page logged errors: ${manager.problems.join(' | ')}`);
+    await manager.context.close();
+  }
 
   for (const [who, problems] of [['admin', admin.problems]]) {
     assert(problems.length === 0, `${who} page logged errors: ${problems.join(' | ')}`);

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { actionsFor, rollbackPlan, stepRows } from '../src/lib/rollout';
+import { actionsFor, mayApprove, rollbackPlan, stepRows } from '../src/lib/rollout';
+import type { Role, WhoAmI } from '../src/lib/types';
 import { evidenceSeries, metricLabel } from '../src/lib/evidence';
 import { align, hostCharts } from '../src/lib/telemetry';
 import { parseRoute, href } from '../src/lib/routes';
@@ -48,9 +49,28 @@ describe('actions', () => {
   it('a viewer gets none, whatever the state', () => {
     for (const state of ['progressing', 'paused', 'validating']) expect(actionsFor(state, false)).toEqual([]);
   });
+  it('at an approval gate approve replaces resume and promote, which would be refused', () => {
+    expect(actionsFor('paused', true, 'approval', true)).toEqual(['approve', 'abort', 'rollback']);
+    expect(actionsFor('paused', true, 'approval', false)).toEqual(['abort', 'rollback']);
+    expect(actionsFor('paused', false, 'approval', true)).toEqual(['approve']);
+    expect(actionsFor('paused', false, 'approval', false)).toEqual([]);
+  });
+  it('offers approve to the tokens the API lets approve', () => {
+    const who = (name: string, role: Role): WhoAmI => ({ name, role, can_operate: role !== 'viewer', can_admin: role === 'admin' });
+    expect(mayApprove(who('release-manager', 'viewer'), 'release-manager')).toBe(true);
+    expect(mayApprove(who('release-manager.alice', 'viewer'), 'release-manager')).toBe(true);
+    expect(mayApprove(who('release-managers', 'admin'), 'release-manager')).toBe(false);
+    expect(mayApprove(who('ci', 'operator'), 'release-manager')).toBe(false);
+    expect(mayApprove(who('ci', 'operator'), 'operator')).toBe(true);
+    expect(mayApprove(who('bob', 'viewer'), 'operator')).toBe(false);
+    expect(mayApprove(who('root', 'admin'), 'operator')).toBe(true);
+    expect(mayApprove(null, 'operator')).toBe(false);
+    expect(mayApprove(who('root', 'admin'), null)).toBe(false);
+  });
   it('an operator gets what the state allows', () => {
     expect(actionsFor('progressing', true)).toEqual(['promote', 'pause', 'abort', 'rollback']);
     expect(actionsFor('paused', true)).toContain('resume');
+    expect(actionsFor('paused', true, 'operator')).toEqual(['resume', 'promote', 'abort', 'rollback']);
     expect(actionsFor('succeeded', true)).toEqual([]);
     expect(actionsFor('awaiting_promotion', true)).toEqual(['promote', 'abort', 'rollback']);
     expect(actionsFor('post_promotion', true)).toEqual(['abort', 'rollback']);

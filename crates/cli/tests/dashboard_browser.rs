@@ -15,10 +15,37 @@ use std::process::Command;
 
 use std::net::{SocketAddr, TcpListener};
 
-use support::{LoadGen, RampartServer, short_rollout_service};
+use support::{LoadGen, RampartServer, sample_app_service, short_rollout_service};
 
 const SHOP: &str = "shop";
 const STATIC_SERVICES: usize = 20;
+const GATED: &str = "gated";
+
+/// One instance, one step that waits for approval by release-manager; a judge that
+/// passes the step as soon as it has a few requests.
+fn gated_service(listen: SocketAddr) -> String {
+    sample_app_service(
+        GATED,
+        listen,
+        1,
+        r#"[service.strategy]
+steps = [{ weight = 50, hold = "1s", approve = "release-manager" }]
+scale_down_delay = "1s"
+progress_deadline = "2m"
+
+[service.analysis]
+judge = "threshold"
+interval = "1s"
+min_requests = 1
+max_error_rate = 100
+max_latency_regression = 100000
+warmup = "1s"
+
+[service.router]
+drain_grace = "1s"
+"#,
+    )
+}
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -84,10 +111,13 @@ fn the_dashboard_works_in_a_real_browser() {
         return;
     }
 
-    let mut addrs = distinct_addrs(STATIC_SERVICES + 1);
+    let mut addrs = distinct_addrs(STATIC_SERVICES + 2);
     let listen = addrs.pop().expect("an address");
+    let gated_listen = addrs.pop().expect("an address");
     let (statics, static_names) = static_services(&addrs);
     let mut services = short_rollout_service(SHOP, listen, ["4s", "4s"], "2m");
+    services.push('\n');
+    services.push_str(&gated_service(gated_listen));
     services.push('\n');
     services.push_str(&statics);
     // The emergency rollback of v3 opens an incident, for the incident views.
@@ -97,6 +127,7 @@ fn the_dashboard_works_in_a_real_browser() {
     let server = RampartServer::start_serving(&services);
     // Steady traffic so that the judge has evidence on every step.
     let load = LoadGen::start(format!("http://{listen}/version"), 80);
+    let gated_load = LoadGen::start(format!("http://{gated_listen}/version"), 20);
 
     let screenshots = repo_root().join("target/dashboard-screenshots");
     let output = Command::new("node")
@@ -108,9 +139,11 @@ fn the_dashboard_works_in_a_real_browser() {
         .env("RAMPART_CHROMIUM", &chromium)
         .env("RAMPART_SHOP", SHOP)
         .env("RAMPART_STATIC_SERVICES", static_names.join(","))
+        .env("RAMPART_GATED", GATED)
         .output()
         .expect("run node");
     drop(load);
+    drop(gated_load);
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -139,6 +172,7 @@ fn the_dashboard_works_in_a_real_browser() {
         "incident",
         "overview-viewer",
         "overview-phone-dark",
+        "rollout-approval",
     ] {
         let shot = screenshots.join(format!("{view}.png"));
         assert!(shot.exists(), "screenshot {} saved", shot.display());

@@ -1,7 +1,7 @@
 // What the rollout view shows about steps and which actions apply, from the API's
 // deployment detail and service status.
 
-import type { DeploymentDetail, ServiceStatus } from './types';
+import type { DeploymentDetail, Role, ServiceStatus, WhoAmI } from './types';
 
 export type StepState = 'done' | 'current' | 'pending' | 'skipped';
 
@@ -52,10 +52,24 @@ function reachedStep(detail: DeploymentDetail, index: number): boolean {
   );
 }
 
-export type Action = 'promote' | 'pause' | 'resume' | 'abort' | 'rollback';
+export type Action = 'approve' | 'promote' | 'pause' | 'resume' | 'abort' | 'rollback';
 
-/** The operator actions that apply to a rollout in `state` (none for a viewer). */
-export function actionsFor(state: string, canOperate: boolean): Action[] {
+/**
+ * The actions that apply to a rollout in `state` (none for a viewer). `cause` is why a
+ * paused rollout waits: at an approval gate resume and promote are refused until the
+ * step is approved, so approve takes their place, for whoever may approve (a viewer
+ * too, when the approval names its token).
+ */
+export function actionsFor(
+  state: string,
+  canOperate: boolean,
+  cause?: unknown,
+  canApprove = false,
+): Action[] {
+  if (state === 'paused' && cause === 'approval') {
+    const operate: Action[] = canOperate ? ['abort', 'rollback'] : [];
+    return canApprove ? ['approve', ...operate] : operate;
+  }
   if (!canOperate) return [];
   switch (state) {
     case 'progressing':
@@ -92,4 +106,18 @@ export function rollbackPlan(
     return { from: status.stable_version, to: status.rollback_target, during: false };
   }
   return null;
+}
+
+const ROLES: Role[] = ['viewer', 'operator', 'admin'];
+
+/**
+ * Whether `who` may give the approval `needed`, by the API's rule: the token's name is
+ * `needed` or under it (`release-manager.alice`), or `needed` is a role the token holds
+ * or exceeds. The API decides; this only chooses whether to offer the button.
+ */
+export function mayApprove(who: WhoAmI | null, needed: string | null | undefined): boolean {
+  if (!who || !needed) return false;
+  if (who.name === needed || who.name.startsWith(`${needed}.`)) return true;
+  const neededRank = ROLES.indexOf(needed as Role);
+  return neededRank >= 0 && ROLES.indexOf(who.role) >= neededRank;
 }

@@ -128,6 +128,8 @@ export interface ServiceStatus {
 export interface RolloutStep {
   weight: number;
   hold_ms: number;
+  /** Who must approve the step before the rollout leaves it: a token name or role. */
+  approve?: string | null;
 }
 
 export interface DeploymentEvent {
