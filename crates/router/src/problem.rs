@@ -25,6 +25,8 @@ pub(crate) enum Problem {
     ClientTimeout,
     /// The client's request body failed (the client went away mid-upload).
     ClientFailed,
+    /// A CONNECT request: the router forwards requests, it does not open tunnels.
+    ConnectNotSupported,
 }
 
 impl Problem {
@@ -36,6 +38,7 @@ impl Problem {
             Problem::LoopDetected => StatusCode::LOOP_DETECTED,
             Problem::ClientTimeout => StatusCode::REQUEST_TIMEOUT,
             Problem::ClientFailed => StatusCode::BAD_REQUEST,
+            Problem::ConnectNotSupported => StatusCode::NOT_IMPLEMENTED,
         }
     }
 
@@ -49,6 +52,7 @@ impl Problem {
             Problem::LoopDetected => "loop_detected",
             Problem::ClientTimeout => "client_timeout",
             Problem::ClientFailed => "client_failed",
+            Problem::ConnectNotSupported => "connect_not_supported",
         }
     }
 
@@ -74,6 +78,13 @@ impl Problem {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if self == Problem::ConnectNotSupported {
+            // Whatever the client sent after the CONNECT was meant for a tunnel, and
+            // must never be read as a request.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         response
     }

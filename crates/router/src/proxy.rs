@@ -210,6 +210,14 @@ pub(crate) async fn handle(
             "this request was already forwarded by this rampart: an upstream of the service points back at one of rampart's own listeners; fix the instance addresses".into(),
         ));
     }
+    if request.method() == Method::CONNECT {
+        // Forwarded, a CONNECT an upstream accepted would turn the pooled upstream
+        // connection into a tunnel that later requests were written into.
+        return Ok(Problem::ConnectNotSupported.response(
+            &state.name,
+            "CONNECT opens a tunnel, which this router does not: it forwards requests to the service's instances; use a forward proxy for tunnels".into(),
+        ));
+    }
     let Some(permit) = state.limit.try_acquire() else {
         return Ok(Problem::Overloaded.response(
             &state.name,
@@ -497,8 +505,8 @@ pub(crate) async fn send(
     upstream: &Arc<Upstream>,
 ) -> Result<Response<Received>, Failed> {
     // An upstream gets origin-form (`/path?query`); HTTP/2 clients and proxies send
-    // absolute-form. CONNECT keeps its authority-form.
-    if parts.uri.authority().is_some() && parts.method != Method::CONNECT {
+    // absolute-form. (CONNECT, with its authority-form, is refused in `handle`.)
+    if parts.uri.authority().is_some() {
         let path = parts
             .uri
             .path_and_query()

@@ -450,6 +450,11 @@ conformance! {
         => [BAD], closed: true, upstream: NOTHING;
     empty_line_before_request: b"\r\nGET /a HTTP/1.1\r\nHost: a\r\n\r\n"
         => [(200, Some("GET /a 0"))], closed: false, upstream: [("GET /a", "", None)];
+    // CONNECT is not forwarded (an upstream that accepted it would turn the pooled
+    // connection into a tunnel), and what follows it, meant for the tunnel, is never
+    // read as a request. (hyper's forwarding sent it on and closed the client.)
+    connect_is_not_tunnelled: b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n"
+        => [(501, None)], closed: true, upstream: NOTHING;
 }
 
 /// A chunk shorter than its size line says: the body fails, and what follows is never
