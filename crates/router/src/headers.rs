@@ -23,6 +23,24 @@ pub(crate) fn is_upgrade(headers: &HeaderMap) -> bool {
     headers.contains_key(header::UPGRADE) && connection_has_token(headers, "upgrade")
 }
 
+/// The first transfer coding of the request other than `chunked`, if any. hyper
+/// takes only a list that ends in chunked and decodes just that framing.
+pub(crate) fn transfer_coding_besides_chunked(headers: &HeaderMap) -> Option<String> {
+    for value in headers.get_all(header::TRANSFER_ENCODING) {
+        let Ok(text) = value.to_str() else {
+            return Some(String::from_utf8_lossy(value.as_bytes()).into_owned());
+        };
+        let other = text
+            .split(',')
+            .map(str::trim)
+            .find(|coding| !coding.is_empty() && !coding.eq_ignore_ascii_case("chunked"));
+        if let Some(coding) = other {
+            return Some(coding.to_string());
+        }
+    }
+    None
+}
+
 fn connection_has_token(headers: &HeaderMap, token: &str) -> bool {
     headers
         .get_all(header::CONNECTION)
@@ -191,6 +209,28 @@ pub(crate) fn add_forwarding(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finds_a_transfer_coding_besides_chunked() {
+        let mut h = HeaderMap::new();
+        assert_eq!(transfer_coding_besides_chunked(&h), None);
+        h.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("Chunked"),
+        );
+        assert_eq!(transfer_coding_besides_chunked(&h), None);
+        h.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("gzip , chunked"),
+        );
+        assert_eq!(transfer_coding_besides_chunked(&h).as_deref(), Some("gzip"));
+        h.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+        h.append(header::TRANSFER_ENCODING, HeaderValue::from_static("br"));
+        assert_eq!(transfer_coding_besides_chunked(&h).as_deref(), Some("br"));
+    }
 
     #[test]
     fn strips_hop_by_hop_and_connection_named_headers() {

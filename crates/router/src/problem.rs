@@ -27,6 +27,8 @@ pub(crate) enum Problem {
     ClientFailed,
     /// A CONNECT request: the router forwards requests, it does not open tunnels.
     ConnectNotSupported,
+    /// A transfer coding other than chunked (`Transfer-Encoding: gzip, chunked`).
+    TransferCodingNotSupported,
 }
 
 impl Problem {
@@ -38,7 +40,9 @@ impl Problem {
             Problem::LoopDetected => StatusCode::LOOP_DETECTED,
             Problem::ClientTimeout => StatusCode::REQUEST_TIMEOUT,
             Problem::ClientFailed => StatusCode::BAD_REQUEST,
-            Problem::ConnectNotSupported => StatusCode::NOT_IMPLEMENTED,
+            Problem::ConnectNotSupported | Problem::TransferCodingNotSupported => {
+                StatusCode::NOT_IMPLEMENTED
+            }
         }
     }
 
@@ -53,6 +57,7 @@ impl Problem {
             Problem::ClientTimeout => "client_timeout",
             Problem::ClientFailed => "client_failed",
             Problem::ConnectNotSupported => "connect_not_supported",
+            Problem::TransferCodingNotSupported => "transfer_coding_not_supported",
         }
     }
 
@@ -79,9 +84,12 @@ impl Problem {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
-        if self == Problem::ConnectNotSupported {
-            // Whatever the client sent after the CONNECT was meant for a tunnel, and
-            // must never be read as a request.
+        if matches!(
+            self,
+            Problem::ConnectNotSupported | Problem::TransferCodingNotSupported
+        ) {
+            // What the client sent after the head (data for a tunnel, a body in a
+            // coding the router cannot frame) must never be read as a request.
             response
                 .headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));

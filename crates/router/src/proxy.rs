@@ -218,6 +218,17 @@ pub(crate) async fn handle(
             "CONNECT opens a tunnel, which this router does not: it forwards requests to the service's instances; use a forward proxy for tunnels".into(),
         ));
     }
+    if let Some(coding) = (!request.body().is_end_stream())
+        .then(|| headers::transfer_coding_besides_chunked(request.headers()))
+        .flatten()
+    {
+        // hyper decodes the chunked framing and would drop the other coding, so the
+        // upstream would take gzip bytes for the body itself. nginx answers 501 too.
+        return Ok(Problem::TransferCodingNotSupported.response(
+            &state.name,
+            format!("the transfer coding `{coding}` is not supported (only chunked is); send the body with `Content-Encoding: {coding}` instead"),
+        ));
+    }
     let Some(permit) = state.limit.try_acquire() else {
         return Ok(Problem::Overloaded.response(
             &state.name,
