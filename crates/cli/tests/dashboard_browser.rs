@@ -15,7 +15,9 @@ use std::process::Command;
 
 use std::net::{SocketAddr, TcpListener};
 
-use support::{LoadGen, RampartServer, sample_app_service, short_rollout_service};
+use support::{
+    JUDGE_NEVER_OBJECTS, LoadGen, RampartServer, sample_app_service, short_rollout_service,
+};
 
 const SHOP: &str = "shop";
 const STATIC_SERVICES: usize = 20;
@@ -28,22 +30,17 @@ fn gated_service(listen: SocketAddr) -> String {
         GATED,
         listen,
         1,
-        r#"[service.strategy]
-steps = [{ weight = 50, hold = "1s", approve = "release-manager" }]
+        &format!(
+            r#"[service.strategy]
+steps = [{{ weight = 50, hold = "1s", approve = "release-manager" }}]
 scale_down_delay = "1s"
 progress_deadline = "2m"
 
-[service.analysis]
-judge = "threshold"
-interval = "1s"
-min_requests = 1
-max_error_rate = 100
-max_latency_regression = 100000
-warmup = "1s"
-
+{JUDGE_NEVER_OBJECTS}
 [service.router]
 drain_grace = "1s"
-"#,
+"#
+        ),
     )
 }
 

@@ -195,14 +195,7 @@ timeout = "2s"
         1,
         &format!(
             r#"{strategy}
-[service.analysis]
-judge = "threshold"
-interval = "1s"
-max_error_rate = 100
-max_latency_regression = 100000
-min_requests = 1
-warmup = "1s"
-
+{JUDGE_NEVER_OBJECTS}
 [[service.analysis.metric]]
 name = "error_ratio"
 provider = "prom"
@@ -350,22 +343,23 @@ fn a_prometheus_that_is_down_pauses_the_rollout_until_it_is_back() {
     assert_eq!(report.failed, 0, "{:?}", report.failures);
 }
 
+/// A blue-green service with `windows`, and testers' load on its preview listener
+/// (what the pre-promotion analysis judges); `None` without Prometheus.
+fn blue_green_setup(windows: &str) -> Option<(Setup, LoadGen)> {
+    let binary = prometheus_binary()?;
+    let (listen, preview) = (free_addr(), free_addr());
+    let setup = setup_with(binary, listen, &blue_green(preview, windows));
+    let testers = LoadGen::start(format!("http://{preview}/"), 30);
+    Some((setup, testers))
+}
+
 #[test]
 fn a_prometheus_metric_judges_a_blue_green_preview_and_the_traffic_after_the_switch() {
-    let Some(binary) = prometheus_binary() else {
+    let Some((s, testers)) =
+        blue_green_setup("pre_promotion_analysis = \"4s\"\npost_promotion_analysis = \"4s\"")
+    else {
         return;
     };
-    let (listen, preview) = (free_addr(), free_addr());
-    let s = setup_with(
-        binary,
-        listen,
-        &blue_green(
-            preview,
-            "pre_promotion_analysis = \"4s\"\npost_promotion_analysis = \"4s\"",
-        ),
-    );
-    // Testers on the preview listener: what the pre-promotion analysis judges.
-    let testers = LoadGen::start(format!("http://{preview}/"), 30);
     let id = s.server.deploy(SERVICE, "v2", json!({}));
     let done = s.server.wait_terminal(&id, Duration::from_secs(90));
     let history = support::history(&done);
@@ -386,16 +380,9 @@ fn a_prometheus_metric_judges_a_blue_green_preview_and_the_traffic_after_the_swi
 
 #[test]
 fn a_prometheus_metric_rolls_back_a_bad_blue_green_preview_before_any_user_sees_it() {
-    let Some(binary) = prometheus_binary() else {
+    let Some((s, testers)) = blue_green_setup("pre_promotion_analysis = \"30s\"") else {
         return;
     };
-    let (listen, preview) = (free_addr(), free_addr());
-    let s = setup_with(
-        binary,
-        listen,
-        &blue_green(preview, "pre_promotion_analysis = \"30s\""),
-    );
-    let testers = LoadGen::start(format!("http://{preview}/"), 30);
     // 30 % of the preview's requests fail; the router's judge lets it be.
     let id = s
         .server

@@ -31,6 +31,43 @@ fn on_localhost(port: u16, version: &str) -> Vec<SampleApp> {
         .collect()
 }
 
+/// Service `web` on the static backend with `upstreams` (its `stable`, `canary` and
+/// other backend keys), one step of 50 %. These tests are about addresses, not
+/// judging: a judge that never objects.
+fn named_service(listen: SocketAddr, upstreams: &str) -> String {
+    format!(
+        r#"[[service]]
+name = "web"
+listen = "{listen}"
+
+[service.backend]
+kind = "static"
+{upstreams}
+
+[service.strategy]
+steps = [{{ weight = 50, hold = "1s" }}]
+scale_down_delay = "1s"
+
+{JUDGE_NEVER_OBJECTS}
+[service.router]
+drain_grace = "1s"
+"#
+    )
+}
+
+/// Waits for rollout `id` of v2 to succeed, and checks it ran on what the canary's
+/// name resolved to (`127.0.0.1:canary_port`) and that `url` serves v2.
+fn promoted_from(server: &RampartServer, id: &str, canary_port: u16, url: &str) {
+    let done = server.wait_terminal(id, Duration::from_secs(60));
+    assert_eq!(done["summary"]["state"], "succeeded", "{}", history(&done));
+    let addresses = done["record"]["addresses"].to_string();
+    assert!(
+        addresses.contains(&format!("127.0.0.1:{canary_port}")),
+        "{addresses}"
+    );
+    assert_serves(url, "v2", "the promoted canary named localhost:PORT");
+}
+
 #[test]
 fn upstreams_named_by_host_name_serve_and_deploy() {
     let stable_port = free_addr().port();
@@ -38,33 +75,11 @@ fn upstreams_named_by_host_name_serve_and_deploy() {
     let _stable = on_localhost(stable_port, "v1");
     let _canary = on_localhost(canary_port, "v2");
     let listen = free_addr();
-    let server = RampartServer::start_serving(&format!(
-        r#"[[service]]
-name = "web"
-listen = "{listen}"
-
-[service.backend]
-kind = "static"
-stable = ["localhost:{stable_port}"]
-canary = ["localhost:{canary_port}"]
-resolve_every = "1s"
-
-[service.strategy]
-steps = [{{ weight = 50, hold = "1s" }}]
-scale_down_delay = "1s"
-
-# This test is about addresses, not judging: a judge that never objects.
-[service.analysis]
-judge = "threshold"
-interval = "1s"
-min_requests = 1
-max_error_rate = 100
-max_latency_regression = 100000
-warmup = "1s"
-
-[service.router]
-drain_grace = "1s"
-"#
+    let server = RampartServer::start_serving(&named_service(
+        listen,
+        &format!(
+            "stable = [\"localhost:{stable_port}\"]\ncanary = [\"localhost:{canary_port}\"]\nresolve_every = \"1s\""
+        ),
     ));
     let url = format!("http://{listen}/version");
     // Resolved at start; the re-resolution every second finds the same set and
@@ -79,14 +94,7 @@ drain_grace = "1s"
     // The configured canary name is resolved at the deploy.
     let load = LoadGen::start(url.clone(), 50);
     let id = server.deploy("web", "v2", json!({}));
-    let done = server.wait_terminal(&id, Duration::from_secs(60));
-    assert_eq!(done["summary"]["state"], "succeeded", "{}", history(&done));
-    let addresses = done["record"]["addresses"].to_string();
-    assert!(
-        addresses.contains(&format!("127.0.0.1:{canary_port}")),
-        "{addresses}"
-    );
-    assert_serves(&url, "v2", "the promoted canary named localhost:PORT");
+    promoted_from(&server, &id, canary_port, &url);
     let report = load.stop();
     assert_eq!(report.failed, 0, "{:?}", report.failures);
 }
@@ -123,30 +131,9 @@ fn a_canary_named_by_host_name_in_the_deploy_and_traffic_apis() {
     let _canary = on_localhost(canary_port, "v2");
     let listen = free_addr();
     // No configured canary: the deploy names it.
-    let server = RampartServer::start_serving(&format!(
-        r#"[[service]]
-name = "web"
-listen = "{listen}"
-
-[service.backend]
-kind = "static"
-stable = ["localhost:{stable_port}"]
-
-[service.strategy]
-steps = [{{ weight = 50, hold = "1s" }}]
-scale_down_delay = "1s"
-
-[service.analysis]
-judge = "threshold"
-interval = "1s"
-min_requests = 1
-max_error_rate = 100
-max_latency_regression = 100000
-warmup = "1s"
-
-[service.router]
-drain_grace = "1s"
-"#
+    let server = RampartServer::start_serving(&named_service(
+        listen,
+        &format!("stable = [\"localhost:{stable_port}\"]"),
     ));
     let url = format!("http://{listen}/version");
 
@@ -195,14 +182,7 @@ drain_grace = "1s"
     );
     assert_eq!(status, 201, "{body}");
     let id = body["id"].as_str().expect("deployment id").to_string();
-    let done = server.wait_terminal(&id, Duration::from_secs(60));
-    assert_eq!(done["summary"]["state"], "succeeded", "{}", history(&done));
-    let addresses = done["record"]["addresses"].to_string();
-    assert!(
-        addresses.contains(&format!("127.0.0.1:{canary_port}")),
-        "{addresses}"
-    );
-    assert_serves(&url, "v2", "the promoted canary named in the deploy");
+    promoted_from(&server, &id, canary_port, &url);
     let report = load.stop();
     assert_eq!(report.failed, 0, "{:?}", report.failures);
 }

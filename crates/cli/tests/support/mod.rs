@@ -733,6 +733,17 @@ pub fn run_cli_timeout(args: &[&str], cwd: &Path, timeout: Duration) -> std::pro
 /// and would be judged as such: 50 ms slack.
 pub const LATENCY_SLACK: &str = "latency_tolerance_ms = 50.0";
 
+/// `[service.analysis]` for tests about something other than judging: a judge that
+/// never objects, judging every second from the first request.
+pub const JUDGE_NEVER_OBJECTS: &str = r#"[service.analysis]
+judge = "threshold"
+interval = "1s"
+min_requests = 1
+max_error_rate = 100
+max_latency_regression = 100000
+warmup = "1s"
+"#;
+
 /// The reasons of every transition of a deployment, for assertion messages.
 pub fn history(detail: &serde_json::Value) -> String {
     detail["record"]["rollout"]["history"]
