@@ -58,6 +58,24 @@ impl Engine {
         }
         let mut table = None;
         if changes_split {
+            // Names are looked up first, so the checks and the table below are as
+            // close to the swap as they can be.
+            let resolved = match &change.canary {
+                Some(given) => {
+                    let unique: HashSet<_> = given.iter().collect();
+                    if unique.len() != given.len() {
+                        return Err(EngineError::InvalidRequest(
+                            "canary lists an address twice".into(),
+                        ));
+                    }
+                    let addrs = (self.inner.shared.resolver)(given.clone())
+                        .await
+                        .map_err(|e| EngineError::InvalidRequest(format!("`canary`: {e}")))?;
+                    self.check_canary_addresses(&addrs)?;
+                    Some(addrs)
+                }
+                None => None,
+            };
             if let Some(active) = &svc.lock().active {
                 // Pausing only holds the rollout at its step; the split stays its own
                 // until it ends, so only ending it is advice that works.
@@ -75,22 +93,6 @@ impl Engine {
                     "canary_weight is {weight}; use a percentage from 0 to 100"
                 )));
             }
-            let resolved = match &change.canary {
-                Some(given) => {
-                    let unique: HashSet<_> = given.iter().collect();
-                    if unique.len() != given.len() {
-                        return Err(EngineError::InvalidRequest(
-                            "canary lists an address twice".into(),
-                        ));
-                    }
-                    let addrs = (self.inner.shared.resolver)(given.clone())
-                        .await
-                        .map_err(|e| EngineError::InvalidRequest(format!("`canary`: {e}")))?;
-                    self.check_canary_addresses(&addrs)?;
-                    Some(addrs)
-                }
-                None => None,
-            };
             let canary = match &resolved {
                 Some(addrs) if addrs.is_empty() => None,
                 Some(addrs) => Some(UpstreamSet::new(
