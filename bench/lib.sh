@@ -14,16 +14,8 @@ if [ -z "${RAMPART_BIN:-}" ]; then
     RAMPART_BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/rampart
 fi
 BIN=$RAMPART_BIN
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+# shellcheck source=bench/lib/work.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/work.sh"
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 now_ms() { date +%s%3N; }
 api() { curl -sf -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' "$@"; }

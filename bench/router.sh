@@ -63,22 +63,13 @@ fi
 # 1 024 client connections plus the proxies' upstream connections.
 ulimit -n "$(ulimit -Hn)"
 
-WORK=$(mktemp -d)
 OUT=${OUT:-$TARGET_DIR/bench-router/$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT"
 RESULTS=$OUT/results.tsv
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  cp "$WORK"/*.log "$OUT"/ 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
+# The proxies' logs stay with the results.
+keep_from_work() { cp "$WORK"/*.log "$OUT"/ 2>/dev/null || true; }
+# shellcheck source=bench/lib/work.sh
+. "$ROOT/bench/lib/work.sh"
 
 wait_for() {
   for _ in $(seq 1 100); do
