@@ -200,10 +200,11 @@ impl Liveness {
     }
 }
 
-/// Travels with a request whose body the client is sending (in the request's
-/// extensions) until the body has been read to its end. A connection that closes
+/// Travels with a request whose body the client is sending (handed to
+/// `proxy::handle`, then to the body it forwards) until the body has been read to its
+/// end. A connection that closes
 /// before then may still be receiving it, so it gets a lingering close.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct UnreadBody(Liveness);
 
 impl UnreadBody {

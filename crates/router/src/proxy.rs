@@ -199,6 +199,8 @@ pub(crate) async fn handle(
     client: SocketAddr,
     client_ip: Arc<headers::ClientIp>,
     mut request: Request<Incoming>,
+    // Told when the request body has been read to its end (`None` without a body).
+    unread: Option<UnreadBody>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let state = &local.state;
     let started = Instant::now();
@@ -308,7 +310,6 @@ pub(crate) async fn handle(
         planned.set_parts(clone_parts(&parts));
         planned.spawn(Arc::clone(&local), Arc::clone(&table));
     }
-    let unread = parts.extensions.remove::<UnreadBody>();
     let first = send(
         &local,
         parts,

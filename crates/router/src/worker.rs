@@ -285,12 +285,10 @@ where
     let liveness = Liveness::new();
     let tracked = liveness.clone();
     let client_ip = crate::headers::ClientIp::for_connection(peer.ip());
-    let service = service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+    let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
         let active = tracked.request_started();
-        if !hyper::body::Body::is_end_stream(request.body()) {
-            let unread = tracked.body_started();
-            request.extensions_mut().insert(unread);
-        }
+        let unread =
+            (!hyper::body::Body::is_end_stream(request.body())).then(|| tracked.body_started());
         let http1 = request.version() < hyper::Version::HTTP_2;
         let state = Arc::clone(&local.state);
         // Boxed once here: hyper moves the service's future twice more before it polls it.
@@ -299,6 +297,7 @@ where
             peer,
             Arc::clone(&client_ip),
             request,
+            unread,
         ));
         async move {
             let mut response = response.await?;
