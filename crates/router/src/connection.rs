@@ -231,12 +231,19 @@ impl Drop for ActiveRequest {
 pub(crate) struct TrackedIo<S: ClientSocket> {
     inner: S,
     liveness: Liveness,
+    /// A read found the end of the client's stream: it sends nothing more, so its
+    /// socket closes plainly, without a look for bytes still arriving.
+    client_closed: bool,
 }
 
 impl<S: ClientSocket> TrackedIo<S> {
     pub(crate) fn new(inner: S, liveness: Liveness) -> Self {
         liveness.touch();
-        Self { inner, liveness }
+        Self {
+            inner,
+            liveness,
+            client_closed: false,
+        }
     }
 }
 
@@ -244,7 +251,7 @@ impl<S: ClientSocket> Drop for TrackedIo<S> {
     fn drop(&mut self) {
         // A slow or idle client that was cut gets no more of the router's time.
         let inner = &self.liveness.0;
-        if !inner.cut.load(Ordering::Relaxed) {
+        if !self.client_closed && !inner.cut.load(Ordering::Relaxed) {
             crate::linger::on_close(self.inner.tcp(), inner.body_unread.load(Ordering::Relaxed));
         }
     }
@@ -258,9 +265,12 @@ impl<S: ClientSocket + AsyncRead + Unpin> AsyncRead for TrackedIo<S> {
     ) -> Poll<std::io::Result<()>> {
         let this = self.get_mut();
         let before = buf.filled().len();
+        let room = buf.remaining() > 0;
         let result = Pin::new(&mut this.inner).poll_read(cx, buf);
         if buf.filled().len() > before {
             this.liveness.bytes_read();
+        } else if room && matches!(result, Poll::Ready(Ok(()))) {
+            this.client_closed = true;
         }
         result
     }
