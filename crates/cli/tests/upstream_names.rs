@@ -31,6 +31,15 @@ fn on_localhost(port: u16, version: &str) -> Vec<SampleApp> {
         .collect()
 }
 
+/// v1 and v2 on a localhost port each: the ports, and the apps (serving while held).
+fn v1_and_v2_on_localhost() -> (u16, u16, Vec<SampleApp>) {
+    let stable_port = free_addr().port();
+    let canary_port = free_addr().port();
+    let mut apps = on_localhost(stable_port, "v1");
+    apps.extend(on_localhost(canary_port, "v2"));
+    (stable_port, canary_port, apps)
+}
+
 /// Service `web` on the static backend with `upstreams` (its `stable`, `canary` and
 /// other backend keys), one step of 50 %. These tests are about addresses, not
 /// judging: a judge that never objects.
@@ -70,10 +79,7 @@ fn promoted_from(server: &RampartServer, id: &str, canary_port: u16, url: &str) 
 
 #[test]
 fn upstreams_named_by_host_name_serve_and_deploy() {
-    let stable_port = free_addr().port();
-    let canary_port = free_addr().port();
-    let _stable = on_localhost(stable_port, "v1");
-    let _canary = on_localhost(canary_port, "v2");
+    let (stable_port, canary_port, _apps) = v1_and_v2_on_localhost();
     let listen = free_addr();
     let server = RampartServer::start_serving(&named_service(
         listen,
@@ -125,10 +131,7 @@ fn a_name_that_does_not_resolve_at_start_is_a_clear_error() {
 
 #[test]
 fn a_canary_named_by_host_name_in_the_deploy_and_traffic_apis() {
-    let stable_port = free_addr().port();
-    let canary_port = free_addr().port();
-    let _stable = on_localhost(stable_port, "v1");
-    let _canary = on_localhost(canary_port, "v2");
+    let (stable_port, canary_port, _apps) = v1_and_v2_on_localhost();
     let listen = free_addr();
     // No configured canary: the deploy names it.
     let server = RampartServer::start_serving(&named_service(
