@@ -14,7 +14,8 @@
 #
 # Settings (environment): SMALL [2000], LARGE [22000], SKIP_BUILD=1 (use the built
 # examples; CARGO_TARGET_DIR as usual), TARGETS ["rampart rampart_nometrics nginx"],
-# MODE [keepalive] or close (a new connection per request: `Connection: close`).
+# MODE [keepalive], keepalive-header (each request says `Connection: keep-alive`) or
+# close (a new connection per request: `Connection: close`).
 set -euo pipefail
 
 SMALL=${SMALL:-2000}
@@ -23,8 +24,10 @@ TARGETS=${TARGETS:-"rampart rampart_nometrics nginx"}
 MODE=${MODE:-keepalive}
 case $MODE in
   keepalive) HEADER=() ;;
+  # As browsers and most client libraries send it.
+  keepalive-header) HEADER=(-H "Connection: keep-alive") ;;
   close) HEADER=(-H "Connection: close") ;;
-  *) echo "MODE is keepalive or close, not $MODE" >&2; exit 1 ;;
+  *) echo "MODE is keepalive, keepalive-header or close, not $MODE" >&2; exit 1 ;;
 esac
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=bench/lib/nginx-proxy.sh
